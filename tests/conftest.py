@@ -1,0 +1,43 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+DEMO_DATA = ROOT / "tfhub_transfer" / "demo_data" / "reviews.tsv"
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory) -> Path:
+    """A 2-layer, H=32 random BERT pair written by the package's own writer."""
+    from tfhub_transfer.encoders.tiny import write_tiny_bert
+
+    return write_tiny_bert(tmp_path_factory.mktemp("encoders") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def default_encoder() -> Path:
+    """The converted built-in encoder (converted into the user cache once)."""
+    from tfhub_transfer.encoders.default import ensure_default_encoder
+    from tfhub_transfer.errors import EncoderError
+
+    try:
+        return ensure_default_encoder(verbose=False)
+    except EncoderError as err:
+        pytest.skip(f"default encoder unavailable: {err}")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real datasets not found at {SHARED_DATA} (the ../shared checkout is absent)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def demo_data() -> Path:
+    return DEMO_DATA

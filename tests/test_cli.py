@@ -1,0 +1,49 @@
+"""The `tfhub-transfer` command line calls the same code as the Python API."""
+
+import pytest
+
+from tfhub_transfer.cli import main
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_encoder, tmp_path_factory, demo_data):
+    out = tmp_path_factory.mktemp("cli")
+    code = main(["train", "--train", str(demo_data), "--encoder", str(tiny_encoder), "--epochs", "3",
+                 "--lr", "3e-3", "--out", str(out), "--name", "cli", "--quiet"])
+    assert code == 0
+    return out
+
+
+def test_train_then_predict_and_evaluate(trained, demo_data, capsys):
+    model = trained / "cli" / "1"
+    assert (model / "saved_model.pb").exists()
+    capsys.readouterr()
+    assert main(["predict", "--model", str(model), "I found the food wonderful.", "The plot was awful."]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and lines[0].split("\t")[0] in ("positive", "negative")
+    assert main(["evaluate", "--model", str(model), "--data", str(demo_data)]) == 0
+    out = capsys.readouterr().out
+    assert '"accuracy"' in out and '"examples": 400' in out
+
+
+def test_export_from_run_writes_next_version(trained, capsys):
+    run = str(trained / "cli" / "run")
+    assert main(["export", "--run", run, "--out", str(trained), "--name", "cli"]) == 0
+    assert (trained / "cli" / "2" / "saved_model.pb").exists()
+
+
+def test_bad_input_exits_2_with_message(tmp_path, tiny_encoder, capsys):
+    data = tmp_path / "d.tsv"
+    data.write_text("sentence\tlabel\nhi\t1\n")
+    code = main(["train", "--train", str(data), "--encoder", str(tiny_encoder), "--out", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "no column 'text'" in err and "Traceback" not in err
+
+
+def test_encoders_list_and_info(tiny_encoder, capsys):
+    assert main(["encoders", "list", "--filter", "small_bert"]) == 0
+    assert capsys.readouterr().out.count("small_bert/") >= 24
+    assert main(["encoders", "info", str(tiny_encoder), "--variables"]) == 0
+    out = capsys.readouterr().out
+    assert "transformer/layer_1" in out and "vocab size" in out

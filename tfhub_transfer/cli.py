@@ -1,0 +1,172 @@
+"""`tfhub-transfer`: the command line. Each subcommand calls the same function as the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from tfhub_transfer.errors import TransferError  # noqa: E402
+
+
+def _add_data_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--text-column", default="text", help="column holding the text (default: text)")
+    p.add_argument("--label-column", default="label", help="column holding the label (default: label)")
+
+
+def _add_train_parser(sub) -> None:
+    p = sub.add_parser("train", help="fine-tune an encoder classifier and export it")
+    p.add_argument("--train", required=True, help="training file (.csv, .tsv, .jsonl)")
+    p.add_argument("--valid", help="validation file; default: hold out --validation-fraction")
+    _add_data_flags(p)
+    p.add_argument("--encoder", default="default", help="default, a catalogue name, a path or a hub handle")
+    p.add_argument("--preprocessor", help="the matching preprocessor, for a bare encoder SavedModel")
+    p.add_argument("--mode", default="finetune", help="transfer mode: freeze | finetune")
+    p.add_argument("--pooling", choices=["cls", "first", "mean", "max"], help="default: the encoder's own")
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, help="peak learning rate (default 1e-3 freeze, 5e-5 finetune)")
+    p.add_argument("--warmup-fraction", type=float, default=0.1)
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--seq-length", type=int, default=128, help="longest packed input, in word pieces")
+    p.add_argument("--validation-fraction", type=float, default=0.1)
+    p.add_argument("--max-train-examples", type=int, help="train on a random subset of this size")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--name", default="classifier", help="model name: exports go to OUT/NAME/VERSION")
+    p.add_argument("--out", default="saved_models", help="export root (default: saved_models)")
+    p.add_argument("--no-export", action="store_true", help="train and report only")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _cmd_train(args) -> int:
+    from tfhub_transfer.training import TrainConfig, train
+
+    config = TrainConfig(
+        train=args.train, valid=args.valid, text_column=args.text_column,
+        label_column=args.label_column, encoder=args.encoder, preprocessor=args.preprocessor,
+        mode=args.mode, pooling=args.pooling, dropout=args.dropout, epochs=args.epochs,
+        batch_size=args.batch_size, learning_rate=args.lr, warmup_fraction=args.warmup_fraction,
+        weight_decay=args.weight_decay, seq_length=args.seq_length,
+        validation_fraction=args.validation_fraction, max_train_examples=args.max_train_examples,
+        seed=args.seed, name=args.name, output_dir=args.out, export=not args.no_export,
+        verbose=0 if args.quiet else 1,
+    )
+    result = train(config)
+    print(f"validation accuracy {result.metrics['accuracy']:.4f}  macro-F1 {result.metrics['macro_f1']:.4f}")
+    if result.export_path:
+        print(f"exported to {result.export_path}")
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from tfhub_transfer.evaluation import evaluate_exported
+
+    report = evaluate_exported(args.model, args.data, args.text_column, args.label_column)
+    print(json.dumps({k: v for k, v in report.items() if k != "confusion_matrix"}, indent=2))
+    print("confusion matrix (rows true, columns predicted):", report["confusion_matrix"])
+    return 0
+
+
+def _read_predict_inputs(args) -> list[str]:
+    if args.file:
+        from tfhub_transfer.data import read_table
+
+        if Path(args.file).suffix.lower() in (".csv", ".tsv", ".jsonl", ".json"):
+            return read_table(args.file, args.text_column, None).texts
+        return [line for line in Path(args.file).read_text("utf-8").splitlines() if line.strip()]
+    if not args.texts:
+        raise TransferError("give texts to classify as arguments or with --file")
+    return args.texts
+
+
+def _cmd_predict(args) -> int:
+    from tfhub_transfer.export import ExportedClassifier
+
+    texts = _read_predict_inputs(args)
+    out = ExportedClassifier(args.model).predict(texts)
+    for text, label, probs in zip(texts, out["labels"], out["probabilities"]):
+        print(f"{label}\t{probs.max():.3f}\t{text}")
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from tfhub_transfer.export import export_classifier
+    from tfhub_transfer.training import load_run
+
+    model, labels = load_run(args.run)
+    path = export_classifier(model, labels, args.out, args.name, args.version)
+    print(f"exported to {path}")
+    return 0
+
+
+def _cmd_encoders(args) -> int:
+    from tfhub_transfer.encoders import commands
+
+    return commands.run(args)
+
+
+def _cmd_demo(args) -> int:
+    from tfhub_transfer.demo import run_demo
+
+    run_demo(args.out, epochs=args.epochs, encoder=args.encoder)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tfhub-transfer", description="Transfer learning on text with TF Hub encoders."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_train_parser(sub)
+
+    p = sub.add_parser("evaluate", help="score an exported model on a labelled file")
+    p.add_argument("--model", required=True, help="saved_models/NAME/VERSION")
+    p.add_argument("--data", required=True)
+    _add_data_flags(p)
+
+    p = sub.add_parser("predict", help="classify strings with an exported model")
+    p.add_argument("--model", required=True, help="saved_models/NAME/VERSION")
+    p.add_argument("texts", nargs="*", help="texts to classify")
+    p.add_argument("--file", help="a text file (one per line) or a .csv/.tsv/.jsonl with --text-column")
+    p.add_argument("--text-column", default="text")
+
+    p = sub.add_parser("export", help="re-export a training run as a raw-string SavedModel")
+    p.add_argument("--run", required=True, help="the run directory train wrote (OUT/NAME/run)")
+    p.add_argument("--out", default="saved_models")
+    p.add_argument("--name", default="classifier")
+    p.add_argument("--version", type=int, help="default: one above the highest existing")
+
+    p = sub.add_parser("encoders", help="list, inspect, convert or build encoders")
+    from tfhub_transfer.encoders.commands import add_subcommands
+
+    add_subcommands(p)
+
+    p = sub.add_parser("demo", help="build the default encoder, fine-tune on the demo data, export, predict")
+    p.add_argument("--out", default="saved_models")
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--encoder", default="default")
+    return parser
+
+
+COMMANDS = {
+    "train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
+    "export": _cmd_export, "encoders": _cmd_encoders, "demo": _cmd_demo,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (TransferError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""The BERT architecture as a small dataclass, readable from a Hugging Face config.json."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+
+@dataclasses.dataclass(frozen=True)
+class BertConfig:
+    """Hyperparameters of a post-layer-norm BERT encoder (Devlin et al., 2019)."""
+
+    vocab_size: int
+    hidden_size: int = 768
+    num_layers: int = 12
+    num_heads: int = 12
+    intermediate_size: int = 3072
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    hidden_dropout: float = 0.1
+    attention_dropout: float = 0.1
+    layer_norm_epsilon: float = 1e-12
+    initializer_range: float = 0.02
+
+    def __post_init__(self) -> None:
+        if self.hidden_size % self.num_heads:
+            raise ValueError(
+                f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}"
+            )
+
+    @property
+    def head_size(self) -> int:
+        return self.hidden_size // self.num_heads
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> BertConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    @classmethod
+    def from_hf_config(cls, path: str | Path) -> BertConfig:
+        """Reads a Hugging Face BERT `config.json`."""
+        values = json.loads(Path(path).read_text(encoding="utf-8"))
+        act = values.get("hidden_act", "gelu")
+        if act != "gelu":
+            raise ValueError(f"{path}: hidden_act {act!r} is not supported (only exact 'gelu').")
+        if values.get("position_embedding_type", "absolute") != "absolute":
+            raise ValueError(f"{path}: only absolute position embeddings are supported.")
+        return cls(
+            vocab_size=values["vocab_size"],
+            hidden_size=values["hidden_size"],
+            num_layers=values["num_hidden_layers"],
+            num_heads=values["num_attention_heads"],
+            intermediate_size=values["intermediate_size"],
+            max_position_embeddings=values.get("max_position_embeddings", 512),
+            type_vocab_size=values.get("type_vocab_size", 2),
+            hidden_dropout=values.get("hidden_dropout_prob", 0.1),
+            attention_dropout=values.get("attention_probs_dropout_prob", 0.1),
+            layer_norm_epsilon=values.get("layer_norm_eps", 1e-12),
+            initializer_range=values.get("initializer_range", 0.02),
+        )

@@ -1,0 +1,143 @@
+"""Turns what a user names as an encoder into an encoder + preprocessor pair it can load.
+
+Accepted: `default` (the built-in all-MiniLM-L6-v2), a name from the catalogue of
+published TF Hub encoders, a local directory written by this package (holding
+`encoder/` and `preprocessor/`), a local SavedModel directory plus an explicit
+preprocessor, or any tfhub.dev / Kaggle handle. Remote handles go through
+tensorflow_hub's cache (`TFHUB_CACHE_DIR`); with no network, an uncached handle
+fails at once with a message naming that cache and the local-path alternative.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import socket
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from urllib.parse import urlparse
+
+from tfhub_transfer.encoders.default import DEFAULT_NAME, ensure_default_encoder
+from tfhub_transfer.encoders.hub_writer import (
+    ENCODER_DIR,
+    METADATA_FILE,
+    PREPROCESSOR_DIR,
+)
+from tfhub_transfer.errors import EncoderError
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderSpec:
+    """Where an encoder and its matching preprocessor live, and how to pool it."""
+
+    name: str
+    encoder: str
+    preprocessor: str
+    pooling: str = "cls"
+    has_embedding_output: bool = False
+    metadata: tuple = ()
+
+    @property
+    def info(self) -> dict:
+        return dict(self.metadata)
+
+
+@lru_cache(maxsize=1)
+def catalogue() -> dict[str, dict]:
+    """Published TF Hub BERT-family encoders, by short name."""
+    text = resources.files("tfhub_transfer.encoders").joinpath("catalogue.json").read_text("utf-8")
+    return json.loads(text)["encoders"]
+
+
+def is_remote(handle: str) -> bool:
+    return urlparse(handle).scheme in ("http", "https", "gs") or handle.startswith(
+        ("kaggle.com/", "www.kaggle.com/")
+    )
+
+
+def hub_cache_dir() -> Path:
+    """The directory tensorflow_hub caches downloads in (honours TFHUB_CACHE_DIR)."""
+    from tensorflow_hub import resolver
+
+    return Path(resolver.tfhub_cache_dir(use_temp=True))
+
+
+def cached_path(handle: str) -> Path:
+    """Where tensorflow_hub keeps (or would keep) a downloaded handle."""
+    return hub_cache_dir() / hashlib.sha1(handle.encode("utf8")).hexdigest()
+
+
+def _network_reaches(handle: str, timeout: float = 3.0) -> bool:
+    host = urlparse(handle if "://" in handle else f"https://{handle}").hostname or "tfhub.dev"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def check_handle_available(handle: str) -> None:
+    """Raises EncoderError at once if `handle` cannot be loaded here."""
+    if not is_remote(handle):
+        if not (Path(handle) / "saved_model.pb").exists():
+            raise EncoderError(
+                f"{handle} is not a SavedModel directory (no saved_model.pb there). Pass a TF Hub "
+                f"handle, a catalogue name (`tfhub-transfer encoders list`) or a local SavedModel."
+            )
+        return
+    cached = cached_path(handle)
+    if (cached / "saved_model.pb").exists():
+        return
+    if not _network_reaches(handle):
+        raise EncoderError(
+            f"cannot load {handle}: it is not in the TF Hub cache ({cached}) and its host cannot "
+            f"be reached. Download it on a machine with network access and copy it into "
+            f"$TFHUB_CACHE_DIR (now {hub_cache_dir()}), or unpack it anywhere and pass the local "
+            f"directory instead of the handle."
+        )
+
+
+def _read_metadata(directory: Path) -> dict:
+    meta_file = directory / METADATA_FILE
+    if meta_file.exists():
+        return json.loads(meta_file.read_text(encoding="utf-8"))
+    return {}
+
+
+def _local_pair(directory: Path, name: str) -> EncoderSpec:
+    meta = _read_metadata(directory)
+    return EncoderSpec(
+        name=name,
+        encoder=str(directory / ENCODER_DIR),
+        preprocessor=str(directory / PREPROCESSOR_DIR),
+        pooling=meta.get("pooling", "cls"),
+        has_embedding_output=meta.get("has_embedding_output", False),
+        metadata=tuple(sorted((k, json.dumps(v)) for k, v in meta.items())),
+    )
+
+
+def resolve_encoder(name: str = "default", preprocessor: str | None = None) -> EncoderSpec:
+    """Returns the EncoderSpec for a name, path or handle (see the module docstring)."""
+    if name in ("default", DEFAULT_NAME):
+        return _local_pair(ensure_default_encoder(), DEFAULT_NAME)
+    path = Path(name)
+    if (path / ENCODER_DIR / "saved_model.pb").exists():
+        spec = _local_pair(path, path.name)
+        return dataclasses.replace(spec, preprocessor=preprocessor) if preprocessor else spec
+    if name in catalogue():
+        entry = catalogue()[name]
+        return EncoderSpec(name, entry["encoder"], preprocessor or entry["preprocessor"])
+    if (path / "saved_model.pb").exists() or is_remote(name):
+        if not preprocessor:
+            raise EncoderError(
+                f"{name} is a bare encoder: also pass its matching preprocessor "
+                f"(--preprocessor HANDLE_OR_PATH), e.g. a bert_en_uncased_preprocess handle."
+            )
+        return EncoderSpec(path.name or name, name, preprocessor)
+    raise EncoderError(
+        f"unknown encoder {name!r}: not 'default', not a catalogue name "
+        f"(see `tfhub-transfer encoders list`), not a directory with encoder/ and preprocessor/, "
+        f"and not a SavedModel or tfhub.dev/Kaggle handle."
+    )

@@ -1,0 +1,74 @@
+"""Loads an encoder SavedModel as a `hub.KerasLayer` and checks it against its preprocessor."""
+
+from __future__ import annotations
+
+import re
+
+import tensorflow_hub as hub
+
+from tfhub_transfer.encoders.handles import EncoderSpec, check_handle_available
+from tfhub_transfer.errors import EncoderError
+
+
+def _variable_rows(layer: hub.KerasLayer, pattern: str) -> int | None:
+    for weight in layer.weights:
+        if re.search(pattern, weight.name):
+            return int(weight.shape[0])
+    return None
+
+
+def vocab_size_of(layer: hub.KerasLayer) -> int | None:
+    return _variable_rows(layer, r"word_embeddings(/embeddings)?:0$")
+
+
+def max_positions_of(layer: hub.KerasLayer) -> int | None:
+    return _variable_rows(layer, r"position_embedding(s)?(/embeddings)?:0$")
+
+
+def load_encoder_layer(spec: EncoderSpec, trainable: bool, name: str = "encoder") -> hub.KerasLayer:
+    """`hub.KerasLayer(spec.encoder, trainable=...)`, with a clear error when it cannot load."""
+    check_handle_available(spec.encoder)
+    try:
+        return hub.KerasLayer(spec.encoder, trainable=trainable, name=name)
+    except (OSError, ValueError) as err:
+        raise EncoderError(f"cannot load encoder {spec.encoder}: {err}") from None
+
+
+def check_compatible(layer: hub.KerasLayer, spec: EncoderSpec, vocab_size: int, seq_length: int) -> None:
+    """Raises if the preprocessor's vocabulary or `seq_length` do not fit the encoder."""
+    rows = vocab_size_of(layer)
+    if rows is not None and rows != vocab_size:
+        raise EncoderError(
+            f"encoder {spec.encoder} has {rows} word embeddings but preprocessor "
+            f"{spec.preprocessor} has a {vocab_size}-token vocabulary: they do not belong "
+            f"together. Use the preprocessor published with this encoder."
+        )
+    positions = max_positions_of(layer)
+    if positions is not None and seq_length > positions:
+        raise EncoderError(
+            f"seq_length {seq_length} is above encoder {spec.name}'s {positions} position "
+            f"embeddings; pass --seq-length {positions} or less."
+        )
+
+
+def describe_encoder(spec: EncoderSpec, show_variables: bool = False) -> str:
+    """A human-readable summary: handles, sizes, parameter count (and variables)."""
+    import numpy as np
+
+    layer = load_encoder_layer(spec, trainable=False)
+    weights = layer.weights
+    lines = [
+        f"name:         {spec.name}",
+        f"encoder:      {spec.encoder}",
+        f"preprocessor: {spec.preprocessor}",
+        f"pooling:      {spec.pooling}",
+        f"vocab size:   {vocab_size_of(layer)}",
+        f"max positions:{max_positions_of(layer)}",
+        f"variables:    {len(weights)}, parameters: {sum(int(np.prod(w.shape)) for w in weights):,}",
+    ]
+    for key, value in spec.info.items():
+        if key not in ("config",):
+            lines.append(f"{key + ':':14}{value}")
+    if show_variables:
+        lines += [f"  {w.name} {list(w.shape)}" for w in weights]
+    return "\n".join(lines)

@@ -1,0 +1,118 @@
+"""The preprocessing SavedModel of the TF Hub text API, built on tensorflow-text.
+
+The saved object follows the interface of published BERT preprocessors:
+- calling it maps a batch of strings to `input_word_ids`, `input_mask`,
+  `input_type_ids` at the default sequence length;
+- `.tokenize(strings)` returns word pieces as a RaggedTensor [batch, words, pieces];
+- `.tokenize.get_special_tokens_dict()` returns the special ids and the vocab size;
+- `.bert_pack_inputs(segments, seq_length=...)` trims and packs 1 or 2 segments.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+import tensorflow_text as text
+
+
+def pack_segments(
+    segments: list[tf.RaggedTensor], seq_length, special_ids: dict[str, int]
+) -> dict[str, tf.Tensor]:
+    """Trims segments round-robin, adds [CLS]/[SEP] and pads to `seq_length`."""
+    flat = [s.merge_dims(-2, -1) if s.shape.rank > 2 else s for s in segments]
+    flat = [tf.cast(s, tf.int32) for s in flat]
+    budget = tf.cast(seq_length, tf.int32) - len(flat) - 1
+    trimmed = text.RoundRobinTrimmer(max_seq_length=budget).trim(flat)
+    word_ids, type_ids = text.combine_segments(
+        trimmed,
+        start_of_sequence_id=special_ids["start_of_sequence_id"],
+        end_of_segment_id=special_ids["end_of_segment_id"],
+    )
+    input_word_ids, input_mask = text.pad_model_inputs(
+        word_ids, max_seq_length=seq_length, pad_value=special_ids["padding_id"]
+    )
+    input_type_ids, _ = text.pad_model_inputs(type_ids, max_seq_length=seq_length, pad_value=0)
+    return {
+        "input_word_ids": tf.cast(input_word_ids, tf.int32),
+        "input_mask": tf.cast(input_mask, tf.int32),
+        "input_type_ids": tf.cast(input_type_ids, tf.int32),
+    }
+
+
+def _string_batch() -> tf.TensorSpec:
+    return tf.TensorSpec([None], tf.string)
+
+
+class _SpecialTokens(tf.train.Checkpoint):
+    def __init__(self, special_ids: dict[str, int]):
+        super().__init__()
+        ids = dict(special_ids)
+        self.__call__ = tf.function(
+            lambda: {k: tf.constant(v, tf.int32) for k, v in ids.items()}, input_signature=[]
+        )
+
+
+class _Tokenize(tf.train.Checkpoint):
+    def __init__(self, tokenizer: text.BertTokenizer, special_ids: dict[str, int]):
+        super().__init__()
+        self._tokenizer = tokenizer
+
+        @tf.function(input_signature=[_string_batch()])
+        def tokenize(strings):
+            return tf.cast(tokenizer.tokenize(strings), tf.int32)
+
+        self.__call__ = tokenize
+        self.get_special_tokens_dict = _SpecialTokens(special_ids)
+
+
+class _PackInputs(tf.train.Checkpoint):
+    def __init__(self, special_ids: dict[str, int], default_seq_length: int):
+        super().__init__()
+        ids = dict(special_ids)
+
+        @tf.function(autograph=False)
+        def pack(inputs, seq_length=default_seq_length):
+            return pack_segments(list(inputs), seq_length, ids)
+
+        self.__call__ = pack
+        for ragged_rank in (1, 2):
+            for num_segments in (1, 2):
+                pack.get_concrete_function(
+                    [tf.RaggedTensorSpec([None] * (ragged_rank + 1), tf.int32)] * num_segments,
+                    seq_length=tf.TensorSpec([], tf.int32),
+                )
+
+
+class BertPreprocessorModule(tf.train.Checkpoint):
+    """The root object written as a preprocessing SavedModel."""
+
+    def __init__(
+        self,
+        vocab_path: str,
+        special_ids: dict[str, int],
+        lower_case: bool,
+        default_seq_length: int = 128,
+    ):
+        super().__init__()
+        initializer = tf.lookup.TextFileInitializer(
+            vocab_path,
+            key_dtype=tf.string,
+            key_index=tf.lookup.TextFileIndex.WHOLE_LINE,
+            value_dtype=tf.int64,
+            value_index=tf.lookup.TextFileIndex.LINE_NUMBER,
+        )
+        self._vocab_table = tf.lookup.StaticHashTable(initializer, default_value=-1)
+        tokenizer = text.BertTokenizer(
+            self._vocab_table, token_out_type=tf.int64, lower_case=lower_case
+        )
+        self.tokenize = _Tokenize(tokenizer, special_ids)
+        self.bert_pack_inputs = _PackInputs(special_ids, default_seq_length)
+        self.vocab_file = tf.saved_model.Asset(vocab_path)
+        self.do_lower_case = tf.Variable(lower_case, trainable=False)
+
+        @tf.function(input_signature=[_string_batch()])
+        def preprocess(strings):
+            # Instance-level __call__ attributes are not found by Python's call syntax.
+            tokens = self.tokenize.__call__(strings)
+            return self.bert_pack_inputs.__call__([tokens], seq_length=default_seq_length)
+
+        self.__call__ = preprocess

@@ -1,0 +1,114 @@
+"""Strings to encoder inputs, in the tf.data pipeline rather than in the training graph.
+
+The preprocessing SavedModel (TF Hub text API) tokenises; batches are padded only
+to their own longest row (dynamic padding), never beyond `seq_length`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_hub as hub
+import tensorflow_text  # noqa: F401  (registers the ops the preprocessing SavedModel uses)
+
+from tfhub_transfer.encoders.handles import EncoderSpec, check_handle_available
+from tfhub_transfer.errors import EncoderError
+
+AUTOTUNE = tf.data.AUTOTUNE
+TOKENIZE_BATCH = 512
+
+
+class TextPreprocessor:
+    """Wraps a preprocessing SavedModel: tokenize, pack, and build tf.data pipelines."""
+
+    def __init__(self, handle: str):
+        check_handle_available(handle)
+        self.handle = handle
+        self.module = hub.load(handle)
+        for name in ("tokenize", "bert_pack_inputs"):
+            if not hasattr(self.module, name):
+                raise EncoderError(
+                    f"{handle} is not a TF Hub text preprocessor: it has no `{name}` subobject."
+                )
+        special = self.module.tokenize.get_special_tokens_dict()
+        self.special_ids = {k: int(v.numpy()) for k, v in special.items()}
+
+    @property
+    def vocab_size(self) -> int:
+        return self.special_ids["vocab_size"]
+
+    def tokenize(self, strings: tf.Tensor) -> tf.RaggedTensor:
+        """A batch of strings to word-piece ids, [batch, (tokens)]."""
+        tokens = self.module.tokenize(strings)
+        if tokens.shape.rank == 3:
+            tokens = tokens.merge_dims(-2, -1)
+        return tf.cast(tokens, tf.int32)
+
+    def pack(self, segments: Sequence[tf.RaggedTensor], seq_length: int) -> dict[str, tf.Tensor]:
+        """Packs 1 or 2 tokenised segments, padded to the longest row (at most `seq_length`)."""
+        total = tf.add_n([s.row_lengths() for s in segments])
+        longest = tf.cast(tf.reduce_max(tf.concat([total, [0]], 0)), tf.int32)
+        length = tf.minimum(longest + len(segments) + 1, seq_length)
+        return self.module.bert_pack_inputs(list(segments), seq_length=length)
+
+    def encode(self, strings, seq_length: int = 128) -> dict[str, tf.Tensor]:
+        """Raw strings (one segment) to encoder inputs."""
+        return self.pack([self.tokenize(tf.convert_to_tensor(strings))], seq_length)
+
+
+def load_preprocessor(spec: EncoderSpec) -> TextPreprocessor:
+    return TextPreprocessor(spec.preprocessor)
+
+
+def _tokenized(dataset: tf.data.Dataset, preprocessor: TextPreprocessor, seq_length: int):
+    """(text, label) elements to (token ids truncated to fit seq_length, label) elements."""
+    budget = seq_length - 2
+
+    def tokenize(texts, labels):
+        tokens = preprocessor.tokenize(texts)[:, :budget]
+        return tokens, labels
+
+    return dataset.batch(TOKENIZE_BATCH).map(tokenize, num_parallel_calls=AUTOTUNE).unbatch()
+
+
+def make_dataset(
+    texts: Sequence[str] | tf.data.Dataset,
+    labels: np.ndarray | None,
+    preprocessor: TextPreprocessor,
+    batch_size: int = 32,
+    seq_length: int = 128,
+    shuffle: bool = False,
+    seed: int = 0,
+    cache: bool = True,
+) -> tf.data.Dataset:
+    """Builds batches of (encoder inputs, labels) from texts and label ids.
+
+    `texts` may be a sequence of strings (with `labels` an array, or None for
+    prediction) or a tf.data.Dataset of (string, label) pairs. Tokenisation runs
+    once (cached); shuffling runs every epoch; each batch is padded to its own
+    longest row.
+    """
+    if isinstance(texts, tf.data.Dataset):
+        dataset = texts
+    else:
+        dummy = np.zeros(len(texts), np.int32) if labels is None else labels
+        dataset = tf.data.Dataset.from_tensor_slices((list(texts), dummy))
+    dataset = _tokenized(dataset, preprocessor, seq_length)
+    if cache:
+        dataset = dataset.cache()
+    if shuffle:
+        dataset = dataset.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
+
+    def pack(tokens, batch_labels):
+        return preprocessor.pack([tokens], seq_length), batch_labels
+
+    dataset = dataset.ragged_batch(batch_size).map(pack, num_parallel_calls=AUTOTUNE)
+    if not isinstance(texts, tf.data.Dataset):
+        # Unbatching loses the size; restoring it gives Keras real progress bars.
+        batches = -(-len(texts) // batch_size)
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
+    if labels is None and not isinstance(texts, tf.data.Dataset):
+        dataset = dataset.map(lambda inputs, _: inputs)
+    return dataset.prefetch(AUTOTUNE)
