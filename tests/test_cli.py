@@ -47,3 +47,22 @@ def test_encoders_list_and_info(tiny_encoder, capsys):
     assert main(["encoders", "info", str(tiny_encoder), "--variables"]) == 0
     out = capsys.readouterr().out
     assert "transformer/layer_1" in out and "vocab size" in out
+
+
+def test_compare_writes_table_csv_and_png(tiny_encoder, demo_data, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    code = main(["compare", "--train", str(demo_data), "--encoder", str(tiny_encoder), "--epochs", "1",
+                 "--modes", "freeze,partial:1,finetune", "--max-train-examples", "64", "--lr", "3e-3",
+                 "--out", str(out), "--quiet"])
+    assert code == 0
+    table = (out / "compare.md").read_text()
+    assert all(f"| {m} |" in table for m in ("freeze", "partial:1", "finetune"))
+    rows = (out / "compare.csv").read_text().strip().splitlines()
+    assert rows[0].startswith("mode,valid_accuracy") and len(rows) == 4
+    assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_compare_rejects_unknown_mode_before_training(demo_data, tmp_path, capsys):
+    code = main(["compare", "--train", str(demo_data), "--modes", "freeze,thaw", "--out", str(tmp_path)])
+    assert code == 2
+    assert "unknown transfer mode 'thaw'" in capsys.readouterr().err

@@ -30,3 +30,42 @@ class RestoreBestWeights(tf_keras.callbacks.Callback):
         if self._best_weights is not None:
             for weight, value in zip(self.model.trainable_weights, self._best_weights):
                 weight.assign(value)
+
+
+class GradualUnfreezing(tf_keras.callbacks.Callback):
+    """ULMFiT's gradual unfreezing: thaw one more layer group, top-down, per epoch or every N steps.
+
+    Stage 0 trains the head only; stage s also trains the top s encoder groups. The
+    model's train function is rebuilt when the stage changes (no recompile, and it
+    works under any distribution strategy because `make_train_function` handles it).
+    """
+
+    def __init__(self, every_steps: int | None = None, groups_per_stage: int = 1):
+        super().__init__()
+        self.every_steps = every_steps
+        self.groups_per_stage = groups_per_stage
+        self.stage = 0
+        self.history: list[tuple[int, tuple[str, ...]]] = []
+        self._steps = 0
+
+    def _apply(self, stage: int) -> None:
+        from tfhub_transfer.transfer_modes import unfreezing_stages
+
+        stages = unfreezing_stages(self.model.layer_groups)
+        self.stage = min(stage, (len(stages) - 1))
+        frozen = stages[min(self.stage * self.groups_per_stage, len(stages) - 1)]
+        self.model.set_frozen_groups(frozen)
+        self.history.append((self._steps, tuple(frozen)))
+
+    def on_train_begin(self, logs=None):
+        self._steps = 0
+        self._apply(0)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.every_steps is None and epoch > 0:
+            self._apply(epoch)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps += 1
+        if self.every_steps and self._steps % self.every_steps == 0:
+            self._apply(self._steps // self.every_steps)

@@ -18,14 +18,21 @@ def _add_data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-column", default="label", help="column holding the label (default: label)")
 
 
-def _add_train_parser(sub) -> None:
-    p = sub.add_parser("train", help="fine-tune an encoder classifier and export it")
+def _add_training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train", required=True, help="training file (.csv, .tsv, .jsonl)")
     p.add_argument("--valid", help="validation file; default: hold out --validation-fraction")
     _add_data_flags(p)
     p.add_argument("--encoder", default="default", help="default, a catalogue name, a path or a hub handle")
     p.add_argument("--preprocessor", help="the matching preprocessor, for a bare encoder SavedModel")
-    p.add_argument("--mode", default="finetune", help="transfer mode: freeze | finetune")
+    p.add_argument("--mode", default="finetune",
+                   help="transfer mode: freeze | finetune | partial:K | gradual[:STEPS] | "
+                        "discriminative[:DECAY] | slow_embeddings:FACTOR | reinit")
+    p.add_argument("--embedding-lr-multiplier", type=float,
+                   help="scale the embeddings' learning rate (e.g. 0.01 for slow embeddings)")
+    p.add_argument("--optimizer", default="adamw", choices=["adamw", "adam", "sgd"])
+    p.add_argument("--schedule", default="linear",
+                   choices=["linear", "slanted_triangular", "one_cycle", "constant"],
+                   help="learning-rate schedule (linear = warmup then linear decay)")
     p.add_argument("--pooling", choices=["cls", "first", "mean", "max"], help="default: the encoder's own")
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument("--epochs", type=int, default=3)
@@ -37,25 +44,56 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--validation-fraction", type=float, default=0.1)
     p.add_argument("--max-train-examples", type=int, help="train on a random subset of this size")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--name", default="classifier", help="model name: exports go to OUT/NAME/VERSION")
-    p.add_argument("--out", default="saved_models", help="export root (default: saved_models)")
-    p.add_argument("--no-export", action="store_true", help="train and report only")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _cmd_train(args) -> int:
-    from tfhub_transfer.training import TrainConfig, train
+def _add_train_parser(sub) -> None:
+    p = sub.add_parser("train", help="fine-tune an encoder classifier and export it")
+    _add_training_flags(p)
+    p.add_argument("--name", default="classifier", help="model name: exports go to OUT/NAME/VERSION")
+    p.add_argument("--out", default="saved_models", help="export root (default: saved_models)")
+    p.add_argument("--no-export", action="store_true", help="train and report only")
 
-    config = TrainConfig(
+
+def _add_compare_parser(sub) -> None:
+    p = sub.add_parser("compare", help="run several transfer modes on the same data and seed")
+    _add_training_flags(p)
+    p.add_argument("--modes", default="freeze,partial:3,gradual,discriminative,finetune,reinit",
+                   help="comma-separated transfer modes")
+    p.add_argument("--out", default="saved_models/compare", help="writes compare.md, .csv, .png here")
+
+
+def _train_config(args, **overrides):
+    from tfhub_transfer.training import TrainConfig
+
+    values = dict(
         train=args.train, valid=args.valid, text_column=args.text_column,
         label_column=args.label_column, encoder=args.encoder, preprocessor=args.preprocessor,
-        mode=args.mode, pooling=args.pooling, dropout=args.dropout, epochs=args.epochs,
-        batch_size=args.batch_size, learning_rate=args.lr, warmup_fraction=args.warmup_fraction,
+        mode=args.mode, embedding_lr_multiplier=args.embedding_lr_multiplier, pooling=args.pooling,
+        dropout=args.dropout, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+        optimizer=args.optimizer, schedule=args.schedule, warmup_fraction=args.warmup_fraction,
         weight_decay=args.weight_decay, seq_length=args.seq_length,
         validation_fraction=args.validation_fraction, max_train_examples=args.max_train_examples,
-        seed=args.seed, name=args.name, output_dir=args.out, export=not args.no_export,
-        verbose=0 if args.quiet else 1,
+        seed=args.seed, verbose=0 if args.quiet else 1,
     )
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def _cmd_compare(args) -> int:
+    from tfhub_transfer.comparison import compare_modes, results_markdown
+
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    results = compare_modes(_train_config(args, export=False), modes, args.out)
+    print(results_markdown(results))
+    print(f"wrote {args.out}/compare.md, compare.csv, compare.png")
+    return 0
+
+
+def _cmd_train(args) -> int:
+    from tfhub_transfer.training import train
+
+    config = _train_config(args, name=args.name, output_dir=args.out, export=not args.no_export)
     result = train(config)
     print(f"validation accuracy {result.metrics['accuracy']:.4f}  macro-F1 {result.metrics['macro_f1']:.4f}")
     if result.export_path:
@@ -123,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train_parser(sub)
+    _add_compare_parser(sub)
 
     p = sub.add_parser("evaluate", help="score an exported model on a labelled file")
     p.add_argument("--model", required=True, help="saved_models/NAME/VERSION")
@@ -154,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {
-    "train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
+    "train": _cmd_train, "compare": _cmd_compare, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
     "export": _cmd_export, "encoders": _cmd_encoders, "demo": _cmd_demo,
 }
 

@@ -7,6 +7,7 @@ leaves a half-written version and the previous one keeps serving.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  (the exported graph uses its ops)
 
 from tfhub_transfer.encoders.hub_writer import atomic_directory
-from tfhub_transfer.model import TransferModel
+from tfhub_transfer.transfer_model import TransferModel
 
 EXTRA_DIR = "assets.extra"
 MODEL_INFO = "tfhub_transfer_model.json"
@@ -29,13 +30,17 @@ class _ClassifierServing(tf.Module):
         preprocessor = model.preprocessor
         # Track what the serving function captures; not the model itself, so the
         # optimizer's slots stay out of the export.
-        self.preprocessing = preprocessor.module
+        if preprocessor is not None:
+            self.preprocessing = preprocessor.module
         self.model_variables = list(model.variables)
+
+        def to_inputs(text):
+            return text if preprocessor is None else preprocessor.encode(text, seq_length)
         self.label_names = tf.constant(list(label_names))
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
         def serve(text):
-            inputs = preprocessor.encode(text, seq_length)
+            inputs = to_inputs(text)
             probabilities = tf.nn.softmax(tf.cast(model(inputs, training=False), tf.float32))
             label_ids = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
             return {
@@ -65,16 +70,13 @@ def export_classifier(
     model_dir = Path(out_dir) / name
     version = version or next_version(model_dir)
     target = model_dir / str(version)
-    module = _ClassifierServing(model, label_names, model.config.seq_length)
-    record = {
-        "task": "single_label",
-        "labels": list(label_names),
-        "encoder": model.spec.name,
-        "encoder_handle": model.spec.encoder,
-        "preprocessor_handle": model.spec.preprocessor,
-        "seq_length": model.config.seq_length,
-        **(info or {}),
-    }
+    seq_length = getattr(model.config, "seq_length", None)
+    module = _ClassifierServing(model, label_names, seq_length)
+    record = {"task": "single_label", "labels": list(label_names), "model": model.name,
+              "config": dataclasses.asdict(model.config), **(info or {})}
+    if model.spec is not None:
+        record.update(encoder=model.spec.name, encoder_handle=model.spec.encoder,
+                      preprocessor_handle=model.spec.preprocessor)
     with atomic_directory(target) as tmp:
         tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
         extra = tmp / EXTRA_DIR

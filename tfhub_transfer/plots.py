@@ -45,3 +45,14 @@ def training_curves_png(history: dict[str, list[float]]) -> bytes:
         ax.set_title(metric)
         ax.legend()
     return _png(fig)
+
+
+def validation_curves_png(curves: dict[str, list[float]], metric: str = "validation accuracy") -> bytes:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, values in curves.items():
+        ax.plot(range(1, len(values) + 1), values, "-o", label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} by transfer mode")
+    ax.legend()
+    return _png(fig)

@@ -112,3 +112,18 @@ def make_dataset(
     if labels is None and not isinstance(texts, tf.data.Dataset):
         dataset = dataset.map(lambda inputs, _: inputs)
     return dataset.prefetch(AUTOTUNE)
+
+
+def make_string_dataset(
+    texts: Sequence[str], labels: np.ndarray | None, batch_size: int = 32, shuffle: bool = False,
+    seed: int = 0,
+) -> tf.data.Dataset:
+    """Batches of raw strings (and labels), for models whose first layer handles text."""
+    dummy = np.zeros(len(texts), np.int32) if labels is None else labels
+    dataset = tf.data.Dataset.from_tensor_slices((list(texts), dummy))
+    if shuffle:
+        dataset = dataset.shuffle(max(len(texts), 1), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size)
+    if labels is None:
+        dataset = dataset.map(lambda text, _: text)
+    return dataset.prefetch(AUTOTUNE)

@@ -12,17 +12,28 @@ import pandas as pd
 import tensorflow as tf
 import tf_keras
 
-from tfhub_transfer.callbacks import RestoreBestWeights
+from tfhub_transfer.callbacks import GradualUnfreezing, RestoreBestWeights
 from tfhub_transfer.data import LabelledSplits, load_labelled
+from tfhub_transfer.errors import ConfigError
 from tfhub_transfer.export import export_classifier
 from tfhub_transfer.metrics import MacroF1, classification_report
-from tfhub_transfer.model import ClassifierConfig, TransferModel, build_classifier_from_config
-from tfhub_transfer.optimizers import make_adamw
+from tfhub_transfer.model import ClassifierConfig, build_classifier_from_config
+from tfhub_transfer.optimizers import optimizer_factory
 from tfhub_transfer.plots import confusion_matrix_png, training_curves_png
-from tfhub_transfer.preprocessing import make_dataset
+from tfhub_transfer.preprocessing import make_dataset, make_string_dataset
+from tfhub_transfer.rnn_classifier import RnnClassifierConfig, build_rnn_classifier
+from tfhub_transfer.schedules import make_schedule
+from tfhub_transfer.text_embedding_classifier import (
+    TextEmbeddingClassifierConfig,
+    build_text_embedding_classifier,
+)
+from tfhub_transfer.transfer_model import TransferModel
+from tfhub_transfer.transfer_modes import TransferMode
 
 RUN_DIR = "run"
-DEFAULT_LEARNING_RATES = {"freeze": 1e-3, "finetune": 5e-5}
+FROZEN_ENCODER_LEARNING_RATE = 1e-3
+ENCODER_LEARNING_RATE = 5e-5
+ARCHITECTURES = ("auto", "encoder", "rnn", "text_embedding")
 
 
 @dataclasses.dataclass
@@ -33,14 +44,25 @@ class TrainConfig:
     valid: str | Path | pd.DataFrame | None = None
     text_column: str = "text"
     label_column: str = "label"
+    architecture: str = "auto"  # encoder | rnn | text_embedding; auto picks from the fields below
     encoder: str = "default"
     preprocessor: str | None = None
-    mode: str = "finetune"
+    mode: str = "finetune"  # transfer mode spec, see tfhub_transfer.transfer_modes
+    word_vectors: str | None = None  # word2vec/GloVe file -> an RNN classifier
+    embedding_mode: str = "init"  # init | freeze | slow | random (RNN only)
+    slow_factor: float = 0.01  # the embeddings' LR factor for embedding_mode=slow
+    rnn: str = "bilstm"
+    rnn_units: int = 64
+    max_tokens: int = 20_000
+    text_embedding: str | None = None  # a TF Hub text-embedding module (strings -> vectors)
+    embedding_lr_multiplier: float | None = None
     pooling: str | None = None
     dropout: float = 0.1
     epochs: int = 3
     batch_size: int = 32
-    learning_rate: float | None = None  # None: 1e-3 for `freeze`, 5e-5 for `finetune`
+    learning_rate: float | None = None  # None: 1e-3 for `freeze`, 5e-5 when the encoder trains
+    optimizer: str = "adamw"  # adamw | adam | sgd
+    schedule: str = "linear"  # linear (warmup + decay) | slanted_triangular | one_cycle | constant
     warmup_fraction: float = 0.1
     weight_decay: float = 0.01
     seq_length: int = 128
@@ -58,14 +80,44 @@ class TrainConfig:
             encoder=self.encoder,
             preprocessor=self.preprocessor,
             mode=self.mode,
+            embedding_lr_multiplier=self.embedding_lr_multiplier,
             pooling=self.pooling,
             dropout=self.dropout,
             seq_length=self.seq_length,
             seed=self.seed,
         )
 
+    def resolved_architecture(self) -> str:
+        if self.architecture not in ARCHITECTURES:
+            raise ConfigError(f"architecture must be one of {ARCHITECTURES}, not {self.architecture!r}")
+        if self.architecture != "auto":
+            return self.architecture
+        if self.text_embedding:
+            return "text_embedding"
+        return "rnn" if self.word_vectors else "encoder"
+
+    def model_config(self, num_classes: int):
+        """The builder config for the chosen architecture."""
+        architecture = self.resolved_architecture()
+        if architecture == "rnn":
+            return RnnClassifierConfig(
+                num_classes, self.word_vectors, self.embedding_mode, self.rnn, self.rnn_units,
+                self.max_tokens, self.seq_length, self.slow_factor, dropout=self.dropout, seed=self.seed,
+            )
+        if architecture == "text_embedding":
+            mode = self.mode if self.mode in ("freeze", "finetune") else "finetune"
+            return TextEmbeddingClassifierConfig(
+                num_classes, self.text_embedding or "", mode, self.dropout, seed=self.seed
+            )
+        return self.classifier_config(num_classes)
+
     def resolved_learning_rate(self) -> float:
-        return self.learning_rate or DEFAULT_LEARNING_RATES.get(self.mode, 5e-5)
+        if self.learning_rate:
+            return self.learning_rate
+        if self.resolved_architecture() != "encoder":
+            return FROZEN_ENCODER_LEARNING_RATE
+        frozen = TransferMode.parse(self.mode).kind == "freeze"
+        return FROZEN_ENCODER_LEARNING_RATE if frozen else ENCODER_LEARNING_RATE
 
 
 @dataclasses.dataclass
@@ -78,12 +130,27 @@ class TrainResult:
     run_dir: Path
 
 
-def compile_classifier(model: TransferModel, optimizer, num_classes: int) -> None:
-    model.compile(
-        optimizer=optimizer,
-        loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy"), MacroF1(num_classes)],
+def classifier_compile_args(num_classes: int) -> dict:
+    return {
+        "loss": tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        "metrics": [tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy"), MacroF1(num_classes)],
+    }
+
+
+def compile_classifier(
+    model: TransferModel, learning_rate, num_classes: int, optimizer: str = "adamw",
+    weight_decay: float = 0.01,
+) -> None:
+    """Compiles with per-group optimizers (see TransferModel.compile_transfer)."""
+    model.compile_transfer(
+        optimizer_factory(optimizer, weight_decay), learning_rate, **classifier_compile_args(num_classes)
     )
+
+
+def transfer_callbacks(model: TransferModel) -> list:
+    if model.mode.kind == "gradual":
+        return [GradualUnfreezing(model.mode.unfreeze_every_steps)]
+    return []
 
 
 def predict_ids(model: TransferModel, dataset: tf.data.Dataset) -> np.ndarray:
@@ -97,24 +164,17 @@ def fit_classifier(
     config: TrainConfig,
 ) -> tuple[dict, dict]:
     """Compiles and fits `model` on `splits`; returns (history, validation report)."""
-    pre = model.preprocessor
-    train_ds = make_dataset(
-        splits.train.texts, splits.train_ids, pre, config.batch_size, config.seq_length,
-        shuffle=True, seed=config.seed,
-    )
-    valid_ds = make_dataset(
-        splits.valid.texts, splits.valid_ids, pre, config.batch_size, config.seq_length
-    )
+    train_ds, valid_ds = training_datasets(model, splits, config)
     steps = math.ceil(len(splits.train) / config.batch_size) * config.epochs
-    optimizer = make_adamw(
-        config.resolved_learning_rate(), steps, config.warmup_fraction, config.weight_decay
+    schedule = make_schedule(
+        config.schedule, config.resolved_learning_rate(), steps, config.warmup_fraction
     )
-    compile_classifier(model, optimizer, len(splits.labels))
+    compile_classifier(model, schedule, len(splits.labels), config.optimizer, config.weight_decay)
     history = model.fit(
         train_ds,
         validation_data=valid_ds,
         epochs=config.epochs,
-        callbacks=[RestoreBestWeights("val_accuracy", "max")],
+        callbacks=[*transfer_callbacks(model), RestoreBestWeights("val_accuracy", "max")],
         verbose=config.verbose,
     )
     report = classification_report(
@@ -123,14 +183,49 @@ def fit_classifier(
     return {k: [float(v) for v in vals] for k, vals in history.history.items()}, report
 
 
+def training_datasets(model: TransferModel, splits: LabelledSplits, config: TrainConfig):
+    """(train, validation) datasets in the form the model takes: encoder inputs or raw strings."""
+    if model.preprocessor is None:
+        return (
+            make_string_dataset(splits.train.texts, splits.train_ids, config.batch_size, True, config.seed),
+            make_string_dataset(splits.valid.texts, splits.valid_ids, config.batch_size),
+        )
+    pre = model.preprocessor
+    return (
+        make_dataset(splits.train.texts, splits.train_ids, pre, config.batch_size, config.seq_length,
+                     shuffle=True, seed=config.seed),
+        make_dataset(splits.valid.texts, splits.valid_ids, pre, config.batch_size, config.seq_length),
+    )
+
+
+def build_model(config: TrainConfig, splits: LabelledSplits) -> TransferModel:
+    model_config = config.model_config(len(splits.labels))
+    if isinstance(model_config, RnnClassifierConfig):
+        model = build_rnn_classifier(model_config, splits.train.texts)
+        if config.verbose and model.coverage is not None:
+            print(model.coverage, flush=True)
+        return model
+    if isinstance(model_config, TextEmbeddingClassifierConfig):
+        return build_text_embedding_classifier(model_config)
+    return build_classifier_from_config(model_config)
+
+
+_KINDS = {ClassifierConfig: "encoder", RnnClassifierConfig: "rnn",
+          TextEmbeddingClassifierConfig: "text_embedding"}
+
+
 def save_run(run_dir: Path, config: TrainConfig, model: TransferModel, labels: list[str]) -> None:
     """Keeps what `tfhub-transfer export` needs to rebuild the model: config, labels, weights."""
     run_dir.mkdir(parents=True, exist_ok=True)
     record = {
+        "kind": _KINDS[type(model.config)],
         "classifier": dataclasses.asdict(model.config),
         "labels": labels,
         "train": {k: str(v) for k, v in dataclasses.asdict(config).items() if k not in ("train", "valid")},
     }
+    if record["kind"] == "rnn":
+        record["vocabulary"] = model.vocabulary
+        record["embedding_dim"] = int(model.get_layer("embeddings").output_dim)
     (run_dir / "run.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
     model.save_weights(str(run_dir / "weights"))
 
@@ -139,7 +234,14 @@ def load_run(run_dir: str | Path) -> tuple[TransferModel, list[str]]:
     """Rebuilds the model a `train` run saved, with its trained weights."""
     run_dir = Path(run_dir)
     record = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    model = build_classifier_from_config(ClassifierConfig(**record["classifier"]))
+    kind = record.get("kind", "encoder")
+    if kind == "rnn":
+        model = build_rnn_classifier(RnnClassifierConfig(**record["classifier"]),
+                                     vocabulary=record["vocabulary"], restore_dim=record["embedding_dim"])
+    elif kind == "text_embedding":
+        model = build_text_embedding_classifier(TextEmbeddingClassifierConfig(**record["classifier"]))
+    else:
+        model = build_classifier_from_config(ClassifierConfig(**record["classifier"]))
     model.load_weights(str(run_dir / "weights")).expect_partial()
     return model, record["labels"]
 
@@ -152,11 +254,12 @@ def train(config: TrainConfig) -> TrainResult:
         config.validation_fraction, config.max_train_examples, config.seed,
     )
     labels = list(splits.labels.names)
-    model = build_classifier_from_config(config.classifier_config(len(labels)))
+    model = build_model(config, splits)
     if config.verbose:
+        what = model.spec.name if model.spec is not None else model.name
         print(
-            f"Training {config.mode} on {len(splits.train)} examples, validating on "
-            f"{len(splits.valid)}; encoder {model.spec.name}; classes {labels}", flush=True
+            f"Training {what} ({config.resolved_architecture()}) on {len(splits.train)} examples, "
+            f"validating on {len(splits.valid)}; classes {labels}", flush=True
         )
     history, report = fit_classifier(model, splits, config)
     run_dir = Path(config.output_dir) / config.name / RUN_DIR

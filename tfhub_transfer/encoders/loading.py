@@ -69,6 +69,12 @@ def describe_encoder(spec: EncoderSpec, show_variables: bool = False) -> str:
     for key, value in spec.info.items():
         if key not in ("config",):
             lines.append(f"{key + ':':14}{value}")
+    from tfhub_transfer.layer_groups import layer_groups
+
+    try:
+        lines += ["layer groups (bottom to top):", layer_groups(weights, spec.name).describe()]
+    except EncoderError as err:
+        lines.append(f"layer groups: none ({err})")
     if show_variables:
         lines += [f"  {w.name} {list(w.shape)}" for w in weights]
     return "\n".join(lines)

@@ -41,6 +41,7 @@ def write_tiny_bert(
     num_layers: int = 2,
     num_heads: int = 2,
     seed: int = 0,
+    dropout: float = 0.1,
 ) -> Path:
     """Writes a random BERT (default 2 layers, H=32) with its preprocessor to `out_dir`."""
     if texts is None:
@@ -49,6 +50,7 @@ def write_tiny_bert(
     config = BertConfig(
         vocab_size=len(vocab), hidden_size=hidden_size, num_layers=num_layers,
         num_heads=num_heads, intermediate_size=4 * hidden_size, max_position_embeddings=512,
+        hidden_dropout=dropout, attention_dropout=dropout,
     )
     tf_keras.utils.set_random_seed(seed)
     encoder, head = build_bert(config)

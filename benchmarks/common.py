@@ -1,0 +1,59 @@
+"""Shared helpers for the benchmark scripts: timing callbacks, machine description, SST-2 loading."""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import time
+from pathlib import Path
+
+import tf_keras
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def machine() -> str:
+    import tensorflow as tf
+
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"TensorFlow {tf.__version__}")
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class TrainTimer(tf_keras.callbacks.Callback):
+    """Seconds spent in the training part of each epoch (validation excluded)."""
+
+    def __init__(self):
+        super().__init__()
+        self.epoch_seconds: list[float] = []
+        self._start = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_test_begin(self, logs=None):
+        if self._start is not None:
+            self.epoch_seconds.append(time.perf_counter() - self._start)
+            self._start = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.on_test_begin()
+
+
+def require_shared(name: str) -> Path:
+    path = SHARED / name
+    if not path.is_dir():
+        raise SystemExit(f"benchmark needs {path} (the ../shared/data checkout)")
+    return path

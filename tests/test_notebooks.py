@@ -1,0 +1,67 @@
+"""The notebooks run top to bottom (small settings, tiny encoder) and produce sensible values."""
+
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def execute(name: str, env: dict[str, str], tmp_path: Path) -> nbformat.NotebookNode:
+    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        NotebookClient(notebook, timeout=600, kernel_name="python3",
+                       resources={"metadata": {"path": str(tmp_path)}}).execute()
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return notebook
+
+
+def last_output(notebook, marker: str) -> str:
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and marker in cell.source:
+            outputs = [o for o in cell.outputs if o.output_type == "execute_result"]
+            return outputs[-1]["data"]["text/plain"]
+    raise AssertionError(f"no cell with {marker!r}")
+
+
+@pytest.mark.slow
+def test_quickstart_notebook(tiny_encoder, tmp_path):
+    env = {"TFHUB_TRANSFER_NOTEBOOK_ENCODER": str(tiny_encoder),
+           "TFHUB_TRANSFER_NOTEBOOK_EPOCHS": "3",
+           "TFHUB_TRANSFER_NOTEBOOK_LR": "3e-3",
+           "TFHUB_TRANSFER_NOTEBOOK_OUT": str(tmp_path / "saved_models"),
+           "TF_CPP_MIN_LOG_LEVEL": "3",
+           "PYTHONPATH": str(NOTEBOOKS.parent)}
+    notebook = execute("quickstart.ipynb", env, tmp_path)
+    predicted = last_output(notebook, "predicted = ")
+    assert "positive" in predicted or "negative" in predicted
+    assert (tmp_path / "saved_models" / "quickstart" / "1" / "saved_model.pb").exists()
+    assert float(last_output(notebook, "validation_accuracy = ")) > 0.7
+    assert 0.0 <= float(last_output(notebook, "frozen_accuracy")) <= 1.0
+
+
+@pytest.mark.slow
+def test_transfer_modes_notebook(tiny_encoder, tmp_path):
+    env = {"TFHUB_TRANSFER_NOTEBOOK_ENCODER": str(tiny_encoder),
+           "TFHUB_TRANSFER_NOTEBOOK_EPOCHS": "2",
+           "TFHUB_TRANSFER_NOTEBOOK_LR": "3e-3",
+           "TFHUB_TRANSFER_NOTEBOOK_OUT": str(tmp_path / "out"),
+           "TF_CPP_MIN_LOG_LEVEL": "3",
+           "PYTHONPATH": str(NOTEBOOKS.parent)}
+    notebook = execute("transfer_modes.ipynb", env, tmp_path)
+    table = (tmp_path / "out" / "compare_small" / "compare.md").read_text()
+    for mode in ("freeze", "partial:1", "gradual", "discriminative:0.5", "finetune", "reinit"):
+        assert f"| {mode} |" in table
+    assert (tmp_path / "out" / "compare_small" / "compare.png").read_bytes()[:4] == b"\x89PNG"
+    multipliers = last_output(notebook, "multipliers = ")
+    assert "'pooler': 0.8" in multipliers and "'layer_0'" in multipliers
