@@ -66,3 +66,19 @@ def test_compare_rejects_unknown_mode_before_training(demo_data, tmp_path, capsy
     code = main(["compare", "--train", str(demo_data), "--modes", "freeze,thaw", "--out", str(tmp_path)])
     assert code == 2
     assert "unknown transfer mode 'thaw'" in capsys.readouterr().err
+
+
+def test_train_rnn_from_word_vectors_file(demo_data, tmp_path, capsys):
+    vectors = tmp_path / "v.txt"
+    words = ["the", "film", "wonderful", "awful", "was", "i"]
+    vectors.write_text("".join(f"{w} " + " ".join(str((i + j) % 5 / 5) for j in range(4)) + "\n"
+                               for i, w in enumerate(words)))
+    code = main(["train", "--train", str(demo_data), "--word-vectors", str(vectors), "--embedding-mode",
+                 "freeze", "--rnn", "gru", "--rnn-units", "8", "--epochs", "1", "--out", str(tmp_path),
+                 "--name", "rnn", "--quiet"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "vectors cover" in out and "exported to" in out
+    module = tmp_path / "embed"
+    assert main(["encoders", "text-embedding", str(vectors), str(module)]) == 0
+    assert (module / "saved_model.pb").exists()

@@ -65,3 +65,41 @@ def test_transfer_modes_notebook(tiny_encoder, tmp_path):
     assert (tmp_path / "out" / "compare_small" / "compare.png").read_bytes()[:4] == b"\x89PNG"
     multipliers = last_output(notebook, "multipliers = ")
     assert "'pooler': 0.8" in multipliers and "'layer_0'" in multipliers
+
+
+@pytest.mark.slow
+def test_word_vectors_notebook(tmp_path, demo_data):
+    import re
+
+    import numpy as np
+
+    from tfhub_transfer.data import read_table
+    from tfhub_transfer.word_vectors import WordVectors, write_word2vec_text
+
+    words = sorted({w for t in read_table(demo_data).texts for w in re.findall(r"[a-z]+", t.lower())})
+    rng = np.random.default_rng(0)
+    write_word2vec_text(WordVectors(words, rng.normal(size=(len(words), 8)).astype(np.float32)),
+                        tmp_path / "vectors.txt")
+    env = {"TFHUB_TRANSFER_NOTEBOOK_VECTORS": str(tmp_path / "vectors.txt"),
+           "TFHUB_TRANSFER_NOTEBOOK_EPOCHS": "4",
+           "TFHUB_TRANSFER_NOTEBOOK_OUT": str(tmp_path / "out"),
+           "TF_CPP_MIN_LOG_LEVEL": "3",
+           "PYTHONPATH": str(NOTEBOOKS.parent)}
+    notebook = execute("word_vectors.ipynb", env, tmp_path)
+    accuracies = eval(last_output(notebook, "accuracies = "))  # a dict repr written by the notebook
+    assert set(accuracies) == {"random", "init", "freeze", "slow"}
+    assert accuracies["init"] > 0.75
+    assert "positive" in last_output(notebook, "served = ")
+
+
+@pytest.mark.slow
+def test_continued_pretraining_notebook(tiny_encoder, tmp_path):
+    env = {"TFHUB_TRANSFER_NOTEBOOK_ENCODER": str(tiny_encoder),
+           "TFHUB_TRANSFER_NOTEBOOK_EPOCHS": "3",
+           "TFHUB_TRANSFER_NOTEBOOK_LR": "5e-3",
+           "TFHUB_TRANSFER_NOTEBOOK_OUT": str(tmp_path / "out"),
+           "TF_CPP_MIN_LOG_LEVEL": "3",
+           "PYTHONPATH": str(NOTEBOOKS.parent)}
+    notebook = execute("continued_pretraining.ipynb", env, tmp_path)
+    assert float(last_output(notebook, "loss_drop = ")) > 0.3
+    assert "reviews-adapted/1/encoder" in last_output(notebook, "adapted_encoder = ")

@@ -29,6 +29,17 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
                         "discriminative[:DECAY] | slow_embeddings:FACTOR | reinit")
     p.add_argument("--embedding-lr-multiplier", type=float,
                    help="scale the embeddings' learning rate (e.g. 0.01 for slow embeddings)")
+    p.add_argument("--architecture", default="auto", choices=["auto", "encoder", "rnn", "text_embedding"],
+                   help="auto: rnn with --word-vectors, text_embedding with --text-embedding, else encoder")
+    p.add_argument("--word-vectors", help="word2vec (text or .bin) / GloVe file for an RNN classifier")
+    p.add_argument("--embedding-mode", default="init", choices=["init", "freeze", "slow", "random"],
+                   help="how the RNN's embedding uses the vectors (random = no vectors)")
+    p.add_argument("--slow-factor", type=float, default=0.01,
+                   help="embedding LR factor for --embedding-mode slow")
+    p.add_argument("--rnn", default="bilstm", choices=["bilstm", "lstm", "gru", "bigru"])
+    p.add_argument("--rnn-units", type=int, default=64)
+    p.add_argument("--max-tokens", type=int, default=20_000, help="RNN vocabulary size")
+    p.add_argument("--text-embedding", help="a TF Hub text-embedding module (strings -> vectors)")
     p.add_argument("--optimizer", default="adamw", choices=["adamw", "adam", "sgd"])
     p.add_argument("--schedule", default="linear",
                    choices=["linear", "slanted_triangular", "one_cycle", "constant"],
@@ -63,12 +74,51 @@ def _add_compare_parser(sub) -> None:
     p.add_argument("--out", default="saved_models/compare", help="writes compare.md, .csv, .png here")
 
 
+def _add_pretrain_parser(sub) -> None:
+    p = sub.add_parser("pretrain", help="continue masked-LM pretraining on unlabelled text")
+    p.add_argument("--corpus", nargs="+", required=True,
+                   help="text files (one passage per line) or .csv/.tsv/.jsonl with --text-column")
+    p.add_argument("--text-column", help="column to read from labelled files (labels are ignored)")
+    p.add_argument("--encoder", default="default")
+    p.add_argument("--preprocessor")
+    p.add_argument("--out", required=True, help="e.g. saved_models/encoders/NAME (versions inside)")
+    p.add_argument("--seq-length", type=int, default=128)
+    p.add_argument("--whole-word-masking", action="store_true")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--holdout-fraction", type=float, default=0.05)
+    p.add_argument("--max-lines", type=int, help="read at most this many corpus lines")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+
+
+def _cmd_pretrain(args) -> int:
+    from tfhub_transfer.pretraining import PretrainConfig, pretrain
+
+    result = pretrain(PretrainConfig(
+        corpus=args.corpus, out=args.out, encoder=args.encoder, preprocessor=args.preprocessor,
+        text_column=args.text_column, seq_length=args.seq_length,
+        whole_word_masking=args.whole_word_masking, epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=args.lr, holdout_fraction=args.holdout_fraction, max_lines=args.max_lines,
+        seed=args.seed, verbose=0 if args.quiet else 1,
+    ))
+    for name, values in (("before", result.before), ("after", result.after)):
+        print(f"held-out {name}: masked accuracy {values['masked_accuracy']:.4f}, "
+              f"perplexity {values['perplexity']:.2f}")
+    print(f"wrote {result.path} (train --encoder {Path(args.out)} fine-tunes from it)")
+    return 0
+
+
 def _train_config(args, **overrides):
     from tfhub_transfer.training import TrainConfig
 
     values = dict(
         train=args.train, valid=args.valid, text_column=args.text_column,
-        label_column=args.label_column, encoder=args.encoder, preprocessor=args.preprocessor,
+        label_column=args.label_column, architecture=args.architecture, encoder=args.encoder,
+        preprocessor=args.preprocessor, word_vectors=args.word_vectors,
+        embedding_mode=args.embedding_mode, slow_factor=args.slow_factor, rnn=args.rnn,
+        rnn_units=args.rnn_units, max_tokens=args.max_tokens, text_embedding=args.text_embedding,
         mode=args.mode, embedding_lr_multiplier=args.embedding_lr_multiplier, pooling=args.pooling,
         dropout=args.dropout, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
         optimizer=args.optimizer, schedule=args.schedule, warmup_fraction=args.warmup_fraction,
@@ -95,6 +145,8 @@ def _cmd_train(args) -> int:
 
     config = _train_config(args, name=args.name, output_dir=args.out, export=not args.no_export)
     result = train(config)
+    if getattr(result.model, "coverage", None) is not None:
+        print(result.model.coverage)
     print(f"validation accuracy {result.metrics['accuracy']:.4f}  macro-F1 {result.metrics['macro_f1']:.4f}")
     if result.export_path:
         print(f"exported to {result.export_path}")
@@ -162,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train_parser(sub)
     _add_compare_parser(sub)
+    _add_pretrain_parser(sub)
 
     p = sub.add_parser("evaluate", help="score an exported model on a labelled file")
     p.add_argument("--model", required=True, help="saved_models/NAME/VERSION")
@@ -193,7 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {
-    "train": _cmd_train, "compare": _cmd_compare, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
+    "train": _cmd_train, "compare": _cmd_compare, "pretrain": _cmd_pretrain,
+    "evaluate": _cmd_evaluate, "predict": _cmd_predict,
     "export": _cmd_export, "encoders": _cmd_encoders, "demo": _cmd_demo,
 }
 

@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import tensorflow as tf
+import tensorflow_hub as hub
 import tensorflow_text  # noqa: F401  (the exported graph uses its ops)
+import tf_keras
 
 from tfhub_transfer.encoders.hub_writer import atomic_directory
 from tfhub_transfer.transfer_model import TransferModel
@@ -33,6 +35,11 @@ class _ClassifierServing(tf.Module):
         if preprocessor is not None:
             self.preprocessing = preprocessor.module
         self.model_variables = list(model.variables)
+        # Lookup tables are resources, not variables: track the layers and Hub modules holding them.
+        self.text_layers = [layer for layer in model.layers
+                            if isinstance(layer, tf_keras.layers.TextVectorization)]
+        self.hub_modules = [layer.resolved_object for layer in model.layers
+                            if isinstance(layer, hub.KerasLayer)]
 
         def to_inputs(text):
             return text if preprocessor is None else preprocessor.encode(text, seq_length)

@@ -214,6 +214,11 @@ _KINDS = {ClassifierConfig: "encoder", RnnClassifierConfig: "rnn",
           TextEmbeddingClassifierConfig: "text_embedding"}
 
 
+def _numeric_variables(model: TransferModel) -> list[tf.Variable]:
+    """Model variables in a stable order, without lookup-table handles (rebuilt from the vocabulary)."""
+    return [w for w in model.weights if isinstance(w, tf.Variable)]
+
+
 def save_run(run_dir: Path, config: TrainConfig, model: TransferModel, labels: list[str]) -> None:
     """Keeps what `tfhub-transfer export` needs to rebuild the model: config, labels, weights."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -227,7 +232,8 @@ def save_run(run_dir: Path, config: TrainConfig, model: TransferModel, labels: l
         record["vocabulary"] = model.vocabulary
         record["embedding_dim"] = int(model.get_layer("embeddings").output_dim)
     (run_dir / "run.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
-    model.save_weights(str(run_dir / "weights"))
+    # By position, not by object graph: a rebuilt model's graph can differ in bookkeeping.
+    np.savez(run_dir / "weights.npz", *[v.numpy() for v in _numeric_variables(model)])
 
 
 def load_run(run_dir: str | Path) -> tuple[TransferModel, list[str]]:
@@ -242,7 +248,9 @@ def load_run(run_dir: str | Path) -> tuple[TransferModel, list[str]]:
         model = build_text_embedding_classifier(TextEmbeddingClassifierConfig(**record["classifier"]))
     else:
         model = build_classifier_from_config(ClassifierConfig(**record["classifier"]))
-    model.load_weights(str(run_dir / "weights")).expect_partial()
+    with np.load(run_dir / "weights.npz") as saved:
+        for i, variable in enumerate(_numeric_variables(model)):
+            variable.assign(saved[f"arr_{i}"])
     return model, record["labels"]
 
 

@@ -155,10 +155,116 @@ def transfer_modes() -> nbformat.NotebookNode:
     return _notebook(cells)
 
 
+def word_vectors() -> nbformat.NotebookNode:
+    cells = [
+        new_markdown_cell(
+            "# Word-vector transfer into an RNN classifier\n\n"
+            "Before contextual encoders, transfer meant putting pretrained word vectors (word2vec, "
+            "GloVe) into the embedding layer of an RNN. Three ways: **init** (initial values, "
+            "trained further), **freeze** (fixed), **slow** (trained at a much smaller learning "
+            "rate through a second optimizer). **random** is the no-transfer baseline.\n\n"
+            "In Colab, download GloVe or word2vec vectors and set `VECTORS` to the file; "
+            "`benchmarks/train_word2vec.py` trains word2vec on WikiText-103 for this repository."
+        ),
+        new_code_cell(COLAB_SETUP),
+        new_code_cell(SETTINGS + "\nVECTORS = os.environ.get('TFHUB_TRANSFER_NOTEBOOK_VECTORS', "
+                      "'benchmarks/out/word2vec/wikitext103.txt')"),
+        new_code_cell(
+            "from pathlib import Path\n\n"
+            "from tfhub_transfer.demo import DEMO_DATA\n"
+            "from tfhub_transfer.word_vectors import read_word_vectors\n\n"
+            "if not Path(VECTORS).exists():\n"
+            "    raise SystemExit(f'set VECTORS to a word2vec/GloVe file; {VECTORS} is missing')\n"
+            "vectors = read_word_vectors(VECTORS)  # streams the file; keep=... filters words\n"
+            "print(len(vectors.words), 'words x', vectors.dim, 'dims')"
+        ),
+        new_code_cell(
+            "from tfhub_transfer import TrainConfig, train\n\n"
+            "rows = []\n"
+            "for mode in ['random', 'init', 'freeze', 'slow']:\n"
+            "    result = train(TrainConfig(train=DEMO_DATA, architecture='rnn', word_vectors=VECTORS,\n"
+            "                               embedding_mode=mode, slow_factor=0.01, rnn='bilstm',\n"
+            "                               rnn_units=32, epochs=EPOCHS, batch_size=16, seq_length=32,\n"
+            "                               learning_rate=1e-2, validation_fraction=0.25, name=f'rnn_{mode}',\n"
+            "                               output_dir=OUT, verbose=0))\n"
+            "    if result.model.coverage is not None:\n"
+            "        coverage = str(result.model.coverage)\n"
+            "    rows.append((mode, result.metrics['accuracy']))\n"
+            "print(coverage)\n"
+            "accuracies = dict(rows)\n"
+            "accuracies"
+        ),
+        new_markdown_cell(
+            "## TF Hub text-embedding modules\n\n"
+            "A text-embedding module maps a batch of strings to vectors (like nnlm or Wiki-words "
+            "on TF Hub). `write_text_embedding_module` builds one from word vectors (mean of the "
+            "words' vectors), and `hub.KerasLayer(handle, input_shape=[], dtype=tf.string, "
+            "trainable=...)` loads it — the same path as a published module."
+        ),
+        new_code_cell(
+            "from tfhub_transfer.encoders.text_embedding import write_text_embedding_module\n"
+            "from tfhub_transfer import ExportedClassifier\n\n"
+            "module = write_text_embedding_module(vectors, Path(OUT) / 'text_embedding')\n"
+            "result = train(TrainConfig(train=DEMO_DATA, text_embedding=str(module), mode='finetune',\n"
+            "                           epochs=EPOCHS, batch_size=16, learning_rate=1e-2,\n"
+            "                           validation_fraction=0.25, name='nnlm_like', output_dir=OUT,\n"
+            "                           verbose=0))\n"
+            "served = ExportedClassifier(result.export_path).predict(['The food was superb.'])\n"
+            "served['labels']"
+        ),
+    ]
+    return _notebook(cells)
+
+
+def continued_pretraining() -> nbformat.NotebookNode:
+    cells = [
+        new_markdown_cell(
+            "# Continued masked-LM pretraining on your own text\n\n"
+            "Pretrained encoders learn from unlabelled text by predicting masked tokens (BERT: 15 % "
+            "of tokens chosen; of those 80 % become [MASK], 10 % a random token, 10 % stay). "
+            "Continuing that on in-domain text before fine-tuning (domain-adaptive or within-task "
+            "pretraining, Sun et al. 2019) often helps when labelled data is small.\n\n"
+            "`pretrain` tokenises with the encoder's own preprocessor, packs lines into full "
+            "sequences, masks anew every epoch, trains the encoder's `mlm` subobject and writes a "
+            "new TF Hub-format encoder that `train` loads by path.\n\n"
+            "Note: the built-in default encoder (all-MiniLM-L6-v2) ships without an MLM head; "
+            "its head starts from a fresh initialisation."
+        ),
+        new_code_cell(COLAB_SETUP),
+        new_code_cell(SETTINGS),
+        new_code_cell(
+            "from tfhub_transfer.demo import DEMO_DATA\n"
+            "from tfhub_transfer.pretraining import PretrainConfig, pretrain\n\n"
+            "# The demo reviews' text column, labels ignored: within-task pretraining.\n"
+            "result = pretrain(PretrainConfig(corpus=[DEMO_DATA], text_column='text', encoder=ENCODER,\n"
+            "                                 out=OUT + '/encoders/reviews-adapted', seq_length=32,\n"
+            "                                 epochs=EPOCHS, batch_size=16, learning_rate=LEARNING_RATE,\n"
+            "                                 whole_word_masking=True, verbose=0))\n"
+            "print('before', result.before)\nprint('after ', result.after)\n"
+            "loss_drop = result.before['loss'] - result.after['loss']\n"
+            "loss_drop"
+        ),
+        new_markdown_cell("## Fine-tune from the adapted encoder\n\nThe output directory holds "
+                          "versions (`1/`, `2/`, ...); passing the directory uses the newest."),
+        new_code_cell(
+            "from tfhub_transfer import TrainConfig, train\n\n"
+            "adapted = train(TrainConfig(train=DEMO_DATA, encoder=OUT + '/encoders/reviews-adapted',\n"
+            "                            epochs=EPOCHS, batch_size=16, seq_length=64,\n"
+            "                            learning_rate=LEARNING_RATE, validation_fraction=0.25,\n"
+            "                            name='from_adapted', output_dir=OUT, verbose=0))\n"
+            "adapted_encoder = adapted.model.spec.encoder\n"
+            "adapted_encoder"
+        ),
+    ]
+    return _notebook(cells)
+
+
 def main() -> None:
     NOTEBOOKS.mkdir(exist_ok=True)
     nbformat.write(quickstart(), NOTEBOOKS / "quickstart.ipynb")
     nbformat.write(transfer_modes(), NOTEBOOKS / "transfer_modes.ipynb")
+    nbformat.write(word_vectors(), NOTEBOOKS / "word_vectors.ipynb")
+    nbformat.write(continued_pretraining(), NOTEBOOKS / "continued_pretraining.ipynb")
 
 
 if __name__ == "__main__":

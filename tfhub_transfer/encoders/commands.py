@@ -21,6 +21,10 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     sub.add_parser("build-default", help="convert the built-in default encoder into the cache now")
     p = sub.add_parser("tiny", help="write a tiny random BERT (for tests and trials)")
     p.add_argument("out_dir")
+    p = sub.add_parser("text-embedding", help="word vectors -> a TF Hub text-embedding SavedModel")
+    p.add_argument("vectors", help="word2vec text/.bin or GloVe file")
+    p.add_argument("out_dir")
+    p.add_argument("--max-words", type=int, help="keep only the first N words of the file")
 
 
 def _list(args) -> int:
@@ -66,7 +70,18 @@ def _tiny(args) -> int:
     return 0
 
 
+def _text_embedding(args) -> int:
+    from tfhub_transfer.encoders.text_embedding import write_text_embedding_module
+    from tfhub_transfer.word_vectors import read_word_vectors
+
+    vectors = read_word_vectors(args.vectors)
+    if args.max_words:
+        vectors.words, vectors.vectors = vectors.words[: args.max_words], vectors.vectors[: args.max_words]
+    print(write_text_embedding_module(vectors, args.out_dir))
+    return 0
+
+
 def run(args) -> int:
     handlers = {"list": _list, "info": _info, "convert": _convert,
-                "build-default": _build_default, "tiny": _tiny}
+                "build-default": _build_default, "tiny": _tiny, "text-embedding": _text_embedding}
     return handlers[args.encoders_command](args)

@@ -99,7 +99,8 @@ def check_handle_available(handle: str) -> None:
         )
 
 
-def _read_metadata(directory: Path) -> dict:
+def read_metadata(directory: Path) -> dict:
+    """The tfhub_transfer.json written beside a pair, or {}."""
     meta_file = directory / METADATA_FILE
     if meta_file.exists():
         return json.loads(meta_file.read_text(encoding="utf-8"))
@@ -107,7 +108,7 @@ def _read_metadata(directory: Path) -> dict:
 
 
 def _local_pair(directory: Path, name: str) -> EncoderSpec:
-    meta = _read_metadata(directory)
+    meta = read_metadata(directory)
     return EncoderSpec(
         name=name,
         encoder=str(directory / ENCODER_DIR),
@@ -118,13 +119,19 @@ def _local_pair(directory: Path, name: str) -> EncoderSpec:
     )
 
 
+def latest_version(path: Path) -> Path:
+    """`path`, or its highest numbered version subdirectory holding an encoder pair."""
+    versions = [p for p in path.glob("*") if p.name.isdigit() and (p / ENCODER_DIR).is_dir()]
+    return max(versions, key=lambda p: int(p.name)) if versions else path
+
+
 def resolve_encoder(name: str = "default", preprocessor: str | None = None) -> EncoderSpec:
     """Returns the EncoderSpec for a name, path or handle (see the module docstring)."""
     if name in ("default", DEFAULT_NAME):
         return _local_pair(ensure_default_encoder(), DEFAULT_NAME)
-    path = Path(name)
+    path = latest_version(Path(name))
     if (path / ENCODER_DIR / "saved_model.pb").exists():
-        spec = _local_pair(path, path.name)
+        spec = _local_pair(path, Path(name).name)
         return dataclasses.replace(spec, preprocessor=preprocessor) if preprocessor else spec
     if name in catalogue():
         entry = catalogue()[name]
