@@ -29,6 +29,7 @@ class TextTable:
     labels: list | None
     source: str
     locations: list[str]  # "line 12" or "row 'idx'", one per row
+    texts_b: list[str] | None = None  # the second text of sentence pairs
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -42,7 +43,13 @@ class TextTable:
             None if self.labels is None else [self.labels[i] for i in indices],
             self.source,
             [self.locations[i] for i in indices],
+            None if self.texts_b is None else [self.texts_b[i] for i in indices],
         )
+
+    @property
+    def inputs(self) -> tuple[list[str], ...]:
+        """(texts,) or (texts, texts_b) for pairs."""
+        return (self.texts,) if self.texts_b is None else (self.texts, self.texts_b)
 
 
 def _decode_utf8(path: Path) -> str:
@@ -124,14 +131,20 @@ def _is_missing_label(value) -> bool:
     return isinstance(value, str) and value.strip() in MISSING_LABELS
 
 
-def _check_rows(table: TextTable, column: str, label_column: str | None) -> None:
-    empty = [i for i, t in enumerate(table.texts) if not isinstance(t, str) or not t.strip()]
+def _check_texts(table: TextTable, texts: list, column: str) -> None:
+    empty = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
     if empty:
         shown = ", ".join(table.locations[i] for i in empty[:5])
         raise DataError(
             f"{table.source}: column {column!r} is empty or whitespace in {len(empty)} row(s) "
             f"({shown}{', ...' if len(empty) > 5 else ''}). Remove those rows or fill them in."
         )
+
+
+def _check_rows(table: TextTable, column: str, label_column: str | None, column_b: str | None) -> None:
+    _check_texts(table, table.texts, column)
+    if table.texts_b is not None:
+        _check_texts(table, table.texts_b, column_b)
     if table.labels is None:
         return
     missing = [i for i, y in enumerate(table.labels) if _is_missing_label(y)]
@@ -143,23 +156,28 @@ def _check_rows(table: TextTable, column: str, label_column: str | None) -> None
         )
 
 
+def _as_texts(values) -> list[str]:
+    return [t if isinstance(t, str) else ("" if t is None else str(t)) for t in values]
+
+
 def read_table(
     source: str | Path | pd.DataFrame,
     text_column: str = "text",
     label_column: str | None = "label",
+    text_b_column: str | None = None,
 ) -> TextTable:
-    """Reads text (and labels, unless `label_column` is None) from a file or a DataFrame."""
+    """Reads text (a second text for pairs, and labels unless None) from a file or a DataFrame."""
     if isinstance(source, pd.DataFrame):
         frame, name = source, "DataFrame"
         frame = frame.set_axis([f"row {i!r}" for i in frame.index])
     else:
         frame, name = read_frame(source), str(source)
-    columns = [text_column] + ([label_column] if label_column else [])
+    columns = [text_column] + [c for c in (text_b_column, label_column) if c]
     _require_columns(frame, columns, name)
-    texts = [t if isinstance(t, str) else ("" if t is None else str(t)) for t in frame[text_column]]
     labels = list(frame[label_column]) if label_column else None
-    table = TextTable(texts, labels, name, [str(i) for i in frame.index])
-    _check_rows(table, text_column, label_column)
+    texts_b = _as_texts(frame[text_b_column]) if text_b_column else None
+    table = TextTable(_as_texts(frame[text_column]), labels, name, [str(i) for i in frame.index], texts_b)
+    _check_rows(table, text_column, label_column, text_b_column)
     return table
 
 
@@ -209,15 +227,70 @@ def _sort_key(name: str):
         return (1, 0.0, name)
 
 
+@dataclasses.dataclass(frozen=True)
+class MultiLabelVocabulary:
+    """Label names for multi-label data, where a row's label is a separated list of names."""
+
+    names: tuple[str, ...]
+    separator: str = ","
+
+    def split(self, value) -> list[str]:
+        return [part.strip() for part in str(value).split(self.separator) if part.strip()]
+
+    @classmethod
+    def from_labels(cls, labels: Sequence, separator: str = ",", source: str = "training data"):
+        names = sorted({name for y in labels for name in cls((), separator).split(y)}, key=_sort_key)
+        if len(names) < 2:
+            raise DataError(f"{source} has {len(names)} distinct label(s) {names}: need at least 2.")
+        return cls(tuple(names), separator)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def encode(self, table: TextTable) -> np.ndarray:
+        index = {name: i for i, name in enumerate(self.names)}
+        out = np.zeros((len(table), len(self.names)), np.float32)
+        for row, value in enumerate(table.labels):
+            for name in self.split(value):
+                if name not in index:
+                    raise DataError(
+                        f"{table.source}: label {name!r} at {table.locations[row]} never occurs in the "
+                        f"training data ({len(self.names)} labels)."
+                    )
+                out[row, index[name]] = 1.0
+        return out
+
+
+def encode_scores(table: TextTable) -> np.ndarray:
+    """Regression targets as float32, naming the first row that is not a number."""
+    values = []
+    for row, value in enumerate(table.labels):
+        try:
+            values.append(float(value))
+        except (TypeError, ValueError):
+            raise DataError(
+                f"{table.source}: the target at {table.locations[row]} is {value!r}, not a number"
+            ) from None
+    return np.asarray(values, np.float32)
+
+
+TASKS = ("single_label", "multi_label", "regression")
+
+
 @dataclasses.dataclass
 class LabelledSplits:
-    """Training and validation text with integer label ids."""
+    """Training and validation text with encoded targets.
+
+    `train_ids` / `valid_ids` hold class ids (single_label), multi-hot rows
+    (multi_label) or floats (regression); `labels` is None for regression.
+    """
 
     train: TextTable
     valid: TextTable
     train_ids: np.ndarray
     valid_ids: np.ndarray
-    labels: LabelVocabulary
+    labels: LabelVocabulary | MultiLabelVocabulary | None
+    task: str = "single_label"
 
 
 def split_validation(table: TextTable, fraction: float, seed: int) -> tuple[TextTable, TextTable]:
@@ -239,19 +312,34 @@ def load_labelled(
     validation_fraction: float = 0.1,
     max_train_examples: int | None = None,
     seed: int = 0,
+    task: str = "single_label",
+    text_b_column: str | None = None,
+    label_separator: str = ",",
 ) -> LabelledSplits:
-    """Reads, checks and encodes training (and validation) data for a classifier."""
-    train_table = read_table(train, text_column, label_column)
+    """Reads, checks and encodes training (and validation) data for a task.
+
+    `task` is `single_label`, `multi_label` (labels are `label_separator`-separated
+    names) or `regression` (numeric targets); `text_b_column` makes sentence pairs.
+    """
+    if task not in TASKS:
+        raise DataError(f"task must be one of {TASKS}, not {task!r}")
+    train_table = read_table(train, text_column, label_column, text_b_column)
     if valid is None:
         train_table, valid_table = split_validation(train_table, validation_fraction, seed)
     else:
-        valid_table = read_table(valid, text_column, label_column)
+        valid_table = read_table(valid, text_column, label_column, text_b_column)
     if max_train_examples and len(train_table) > max_train_examples:
         keep = np.random.default_rng(seed).permutation(len(train_table))[:max_train_examples]
         train_table = train_table.subset(sorted(keep.tolist()))
-    labels = LabelVocabulary.from_labels(train_table.labels, train_table.source)
+    if task == "regression":
+        return LabelledSplits(train_table, valid_table, encode_scores(train_table),
+                              encode_scores(valid_table), None, task)
+    if task == "multi_label":
+        labels = MultiLabelVocabulary.from_labels(train_table.labels, label_separator, train_table.source)
+    else:
+        labels = LabelVocabulary.from_labels(train_table.labels, train_table.source)
     return LabelledSplits(
-        train_table, valid_table, labels.encode(train_table), labels.encode(valid_table), labels
+        train_table, valid_table, labels.encode(train_table), labels.encode(valid_table), labels, task
     )
 
 

@@ -12,6 +12,7 @@ from tfhub_transfer.encoders.loading import check_compatible, load_encoder_layer
 from tfhub_transfer.errors import EncoderError
 from tfhub_transfer.heads import ClassificationHead
 from tfhub_transfer.layer_groups import layer_groups
+from tfhub_transfer.layer_mix import LayerMix, StackLayers
 from tfhub_transfer.pooling import SequencePooling
 from tfhub_transfer.preprocessing import TextPreprocessor
 from tfhub_transfer.reinit import reinitialize
@@ -30,10 +31,13 @@ class ClassifierConfig:
     preprocessor: str | None = None
     mode: str = "finetune"  # a TransferMode spec: freeze, finetune, partial:3, gradual, ...
     embedding_lr_multiplier: float | None = None
-    pooling: str | None = None  # None: the encoder's own recommendation
+    pooling: str | None = None  # None: the encoder's own recommendation (mean with a layer mix)
     dropout: float = 0.1
     seq_length: int = 128
     seed: int | None = None
+    task: str = "single_label"  # single_label | multi_label | regression
+    layer_mix: str | None = None  # None: the encoder's last layer / pooled output; see layer_mix.py
+    pair: bool = False  # two text inputs (text_a, text_b)
 
 
 def encoder_inputs() -> dict[str, tf_keras.Input]:
@@ -73,7 +77,7 @@ def build_classifier(
 
 
 def build_classifier_from_config(config: ClassifierConfig) -> TransferModel:
-    if config.num_classes < 2:
+    if config.num_classes < 2 and config.task != "regression":
         raise ValueError(f"num_classes must be at least 2, not {config.num_classes}")
     mode = TransferMode.parse(config.mode, config.embedding_lr_multiplier)
     spec = resolve_encoder(config.encoder, config.preprocessor)
@@ -81,15 +85,24 @@ def build_classifier_from_config(config: ClassifierConfig) -> TransferModel:
     layer = load_encoder_layer(spec, trainable=mode.encoder_trainable)
     check_compatible(layer, spec, preprocessor.vocab_size, config.seq_length)
     inputs = encoder_inputs()
-    outputs = layer(inputs)
-    features = SequencePooling(config.pooling or spec.pooling, name="pooling")(
-        outputs, inputs["input_mask"]
-    )
-    logits = ClassificationHead(config.num_classes, config.dropout, config.seed, name="head")(features)
+    features = encoder_features(layer(inputs), inputs["input_mask"], config, spec)
+    outputs = config.num_classes if config.task != "regression" else 1
+    logits = ClassificationHead(outputs, config.dropout, config.seed, name="head")(features)
     model = TransferModel(inputs=inputs, outputs=logits, name="classifier")
     model.spec, model.preprocessor, model.config, model.mode = spec, preprocessor, config, mode
     apply_transfer_mode(model, layer, mode, config.seed or 0)
     return model
+
+
+def encoder_features(outputs: dict, input_mask, config: ClassifierConfig, spec) -> tf.Tensor:
+    """Pooled features: the encoder's own outputs, or a layer mix then pooling."""
+    if config.layer_mix is None:
+        return SequencePooling(config.pooling or spec.pooling, name="pooling")(outputs, input_mask)
+    stacked = StackLayers(need_embeddings=config.layer_mix == "embeddings", name="stack_layers")(outputs)
+    mixed = LayerMix(config.layer_mix, int(stacked.shape[1]), spec.has_embedding_output,
+                     name="layer_mix")(stacked)
+    pooling = config.pooling if config.pooling not in (None, "cls") else "mean"
+    return SequencePooling(pooling, name="pooling")(mixed, input_mask)
 
 
 def apply_transfer_mode(model: TransferModel, layer, mode: TransferMode, seed: int = 0) -> None:

@@ -22,7 +22,10 @@ class SequencePooling(tf_keras.layers.Layer):
             raise ValueError(f"pooling must be one of {POOLINGS}, not {mode!r}")
         self.mode = mode
 
-    def call(self, encoder_outputs: dict, input_mask: tf.Tensor) -> tf.Tensor:
+    def call(self, encoder_outputs, input_mask: tf.Tensor) -> tf.Tensor:
+        """`encoder_outputs`: a Hub encoder's output dict, or one [batch, seq, hidden] tensor."""
+        if not isinstance(encoder_outputs, dict):
+            encoder_outputs = {"sequence_output": encoder_outputs}
         if self.mode == "cls":
             return encoder_outputs["pooled_output"]
         sequence = encoder_outputs["sequence_output"]

@@ -53,9 +53,12 @@ class TextPreprocessor:
         length = tf.minimum(longest + len(segments) + 1, seq_length)
         return self.module.bert_pack_inputs(list(segments), seq_length=length)
 
-    def encode(self, strings, seq_length: int = 128) -> dict[str, tf.Tensor]:
-        """Raw strings (one segment) to encoder inputs."""
-        return self.pack([self.tokenize(tf.convert_to_tensor(strings))], seq_length)
+    def encode(self, strings, seq_length: int = 128, strings_b=None) -> dict[str, tf.Tensor]:
+        """Raw strings (and a second segment for pairs) to encoder inputs."""
+        segments = [self.tokenize(tf.convert_to_tensor(strings))]
+        if strings_b is not None:
+            segments.append(self.tokenize(tf.convert_to_tensor(strings_b)))
+        return self.pack(segments, seq_length)
 
 
 def load_preprocessor(spec: EncoderSpec) -> TextPreprocessor:
@@ -63,12 +66,11 @@ def load_preprocessor(spec: EncoderSpec) -> TextPreprocessor:
 
 
 def _tokenized(dataset: tf.data.Dataset, preprocessor: TextPreprocessor, seq_length: int):
-    """(text, label) elements to (token ids truncated to fit seq_length, label) elements."""
-    budget = seq_length - 2
+    """((texts...), label) elements to ((token ids...), label), each segment cut to fit seq_length."""
 
-    def tokenize(texts, labels):
-        tokens = preprocessor.tokenize(texts)[:, :budget]
-        return tokens, labels
+    def tokenize(segments, labels):
+        budget = seq_length - len(segments) - 1
+        return tuple(preprocessor.tokenize(s)[:, :budget] for s in segments), labels
 
     return dataset.batch(TOKENIZE_BATCH).map(tokenize, num_parallel_calls=AUTOTUNE).unbatch()
 
@@ -82,19 +84,21 @@ def make_dataset(
     shuffle: bool = False,
     seed: int = 0,
     cache: bool = True,
+    texts_b: Sequence[str] | None = None,
 ) -> tf.data.Dataset:
-    """Builds batches of (encoder inputs, labels) from texts and label ids.
+    """Builds batches of (encoder inputs, targets) from texts (or text pairs) and targets.
 
-    `texts` may be a sequence of strings (with `labels` an array, or None for
-    prediction) or a tf.data.Dataset of (string, label) pairs. Tokenisation runs
-    once (cached); shuffling runs every epoch; each batch is padded to its own
-    longest row.
+    `texts` may be a sequence of strings (with `labels` an array of class ids,
+    multi-hot rows or floats, or None for prediction; `texts_b` for sentence pairs)
+    or a tf.data.Dataset of (string, label) elements. Tokenisation runs once
+    (cached); shuffling runs every epoch; each batch is padded to its own longest row.
     """
     if isinstance(texts, tf.data.Dataset):
-        dataset = texts
+        dataset = texts.map(lambda text, label: ((text,), label))
     else:
         dummy = np.zeros(len(texts), np.int32) if labels is None else labels
-        dataset = tf.data.Dataset.from_tensor_slices((list(texts), dummy))
+        segments = (list(texts),) if texts_b is None else (list(texts), list(texts_b))
+        dataset = tf.data.Dataset.from_tensor_slices((segments, dummy))
     dataset = _tokenized(dataset, preprocessor, seq_length)
     if cache:
         dataset = dataset.cache()
@@ -102,7 +106,7 @@ def make_dataset(
         dataset = dataset.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
 
     def pack(tokens, batch_labels):
-        return preprocessor.pack([tokens], seq_length), batch_labels
+        return preprocessor.pack(list(tokens), seq_length), batch_labels
 
     dataset = dataset.ragged_batch(batch_size).map(pack, num_parallel_calls=AUTOTUNE)
     if not isinstance(texts, tf.data.Dataset):

@@ -16,13 +16,13 @@ from tfhub_transfer.callbacks import GradualUnfreezing, RestoreBestWeights
 from tfhub_transfer.data import LabelledSplits, load_labelled
 from tfhub_transfer.errors import ConfigError
 from tfhub_transfer.export import export_classifier
-from tfhub_transfer.metrics import MacroF1, classification_report
 from tfhub_transfer.model import ClassifierConfig, build_classifier_from_config
 from tfhub_transfer.optimizers import optimizer_factory
 from tfhub_transfer.plots import confusion_matrix_png, training_curves_png
 from tfhub_transfer.preprocessing import make_dataset, make_string_dataset
 from tfhub_transfer.rnn_classifier import RnnClassifierConfig, build_rnn_classifier
 from tfhub_transfer.schedules import make_schedule
+from tfhub_transfer.tasks import TASK_SPECS, compile_args, validation_report
 from tfhub_transfer.text_embedding_classifier import (
     TextEmbeddingClassifierConfig,
     build_text_embedding_classifier,
@@ -44,6 +44,10 @@ class TrainConfig:
     valid: str | Path | pd.DataFrame | None = None
     text_column: str = "text"
     label_column: str = "label"
+    task: str = "single_label"  # single_label | multi_label | regression
+    text_b_column: str | None = None  # sentence pairs: the second text's column
+    label_separator: str = ","  # multi_label: separates a row's label names
+    layer_mix: str | None = None  # feature-based layer mix, see tfhub_transfer.layer_mix
     architecture: str = "auto"  # encoder | rnn | text_embedding; auto picks from the fields below
     encoder: str = "default"
     preprocessor: str | None = None
@@ -85,6 +89,9 @@ class TrainConfig:
             dropout=self.dropout,
             seq_length=self.seq_length,
             seed=self.seed,
+            task=self.task,
+            layer_mix=self.layer_mix,
+            pair=self.text_b_column is not None,
         )
 
     def resolved_architecture(self) -> str:
@@ -130,20 +137,17 @@ class TrainResult:
     run_dir: Path
 
 
-def classifier_compile_args(num_classes: int) -> dict:
-    return {
-        "loss": tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        "metrics": [tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy"), MacroF1(num_classes)],
-    }
+def classifier_compile_args(num_classes: int, task: str = "single_label") -> dict:
+    return compile_args(task, num_classes)
 
 
 def compile_classifier(
     model: TransferModel, learning_rate, num_classes: int, optimizer: str = "adamw",
-    weight_decay: float = 0.01,
+    weight_decay: float = 0.01, task: str = "single_label",
 ) -> None:
-    """Compiles with per-group optimizers (see TransferModel.compile_transfer)."""
+    """Compiles with per-group optimizers (see TransferModel.compile_transfer) and the task's loss."""
     model.compile_transfer(
-        optimizer_factory(optimizer, weight_decay), learning_rate, **classifier_compile_args(num_classes)
+        optimizer_factory(optimizer, weight_decay), learning_rate, **compile_args(task, num_classes)
     )
 
 
@@ -153,9 +157,12 @@ def transfer_callbacks(model: TransferModel) -> list:
     return []
 
 
+def predict_outputs(model: TransferModel, dataset: tf.data.Dataset) -> np.ndarray:
+    return model.predict(dataset.map(lambda x, y: x), verbose=0)
+
+
 def predict_ids(model: TransferModel, dataset: tf.data.Dataset) -> np.ndarray:
-    logits = model.predict(dataset.map(lambda x, y: x), verbose=0)
-    return np.argmax(logits, axis=-1)
+    return np.argmax(predict_outputs(model, dataset), axis=-1)
 
 
 def fit_classifier(
@@ -169,18 +176,22 @@ def fit_classifier(
     schedule = make_schedule(
         config.schedule, config.resolved_learning_rate(), steps, config.warmup_fraction
     )
-    compile_classifier(model, schedule, len(splits.labels), config.optimizer, config.weight_decay)
+    outputs = num_outputs(splits)
+    compile_classifier(model, schedule, outputs, config.optimizer, config.weight_decay, splits.task)
+    task = TASK_SPECS[splits.task]
     history = model.fit(
         train_ds,
         validation_data=valid_ds,
         epochs=config.epochs,
-        callbacks=[*transfer_callbacks(model), RestoreBestWeights("val_accuracy", "max")],
+        callbacks=[*transfer_callbacks(model), RestoreBestWeights(task.monitor, task.monitor_mode)],
         verbose=config.verbose,
     )
-    report = classification_report(
-        splits.valid_ids, predict_ids(model, valid_ds), len(splits.labels)
-    )
+    report = validation_report(splits.task, splits.valid_ids, predict_outputs(model, valid_ds), outputs)
     return {k: [float(v) for v in vals] for k, vals in history.history.items()}, report
+
+
+def num_outputs(splits: LabelledSplits) -> int:
+    return 1 if splits.labels is None else len(splits.labels)
 
 
 def training_datasets(model: TransferModel, splits: LabelledSplits, config: TrainConfig):
@@ -193,13 +204,14 @@ def training_datasets(model: TransferModel, splits: LabelledSplits, config: Trai
     pre = model.preprocessor
     return (
         make_dataset(splits.train.texts, splits.train_ids, pre, config.batch_size, config.seq_length,
-                     shuffle=True, seed=config.seed),
-        make_dataset(splits.valid.texts, splits.valid_ids, pre, config.batch_size, config.seq_length),
+                     shuffle=True, seed=config.seed, texts_b=splits.train.texts_b),
+        make_dataset(splits.valid.texts, splits.valid_ids, pre, config.batch_size, config.seq_length,
+                     texts_b=splits.valid.texts_b),
     )
 
 
 def build_model(config: TrainConfig, splits: LabelledSplits) -> TransferModel:
-    model_config = config.model_config(len(splits.labels))
+    model_config = config.model_config(num_outputs(splits))
     if isinstance(model_config, RnnClassifierConfig):
         model = build_rnn_classifier(model_config, splits.train.texts)
         if config.verbose and model.coverage is not None:
@@ -260,8 +272,9 @@ def train(config: TrainConfig) -> TrainResult:
     splits = load_labelled(
         config.train, config.valid, config.text_column, config.label_column,
         config.validation_fraction, config.max_train_examples, config.seed,
+        config.task, config.text_b_column, config.label_separator,
     )
-    labels = list(splits.labels.names)
+    labels = list(splits.labels.names) if splits.labels is not None else []
     model = build_model(config, splits)
     if config.verbose:
         what = model.spec.name if model.spec is not None else model.name
@@ -275,12 +288,14 @@ def train(config: TrainConfig) -> TrainResult:
     export_path = None
     if config.export:
         extra = {
-            "confusion_matrix.png": confusion_matrix_png(report["confusion_matrix"], labels),
             "training_curves.png": training_curves_png(history),
             "metrics.json": json.dumps({"validation": report, "history": history}, indent=2).encode(),
         }
+        if "confusion_matrix" in report:
+            extra["confusion_matrix.png"] = confusion_matrix_png(report["confusion_matrix"], labels)
+        headline = {k: v for k, v in report.items() if isinstance(v, (int, float))}
         export_path = export_classifier(
             model, labels, config.output_dir, config.name, extra_files=extra,
-            info={"validation": {k: report[k] for k in ("accuracy", "macro_f1", "examples")}},
+            info={"validation": headline}, thresholds=report.get("thresholds"),
         )
     return TrainResult(model, history, report, labels, export_path, run_dir)
