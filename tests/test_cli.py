@@ -82,3 +82,32 @@ def test_train_rnn_from_word_vectors_file(demo_data, tmp_path, capsys):
     module = tmp_path / "embed"
     assert main(["encoders", "text-embedding", str(vectors), str(module)]) == 0
     assert (module / "saved_model.pb").exists()
+
+
+
+def test_study_layers_writes_table(demo_data, tmp_path, capsys, monkeypatch):
+    from tfhub_transfer.encoders.tiny import write_tiny_bert
+
+    monkeypatch.setenv("TFHUB_TRANSFER_CACHE", str(tmp_path / "cache"))
+    encoder = write_tiny_bert(tmp_path / "tiny4", num_layers=4)
+    out = tmp_path / "study"
+    code = main(["study-layers", "--train", str(demo_data), "--encoder", str(encoder), "--epochs", "1",
+                 "--lr", "3e-3", "--max-train-examples", "80", "--out", str(out), "--quiet"])
+    assert code == 0
+    table = (out / "study.md").read_text()
+    for row in ("fine-tune (all layers)", "frozen: embeddings", "frozen: concat_last4", "frozen: scalar_mix"):
+        assert row in table
+    assert len((out / "study.csv").read_text().strip().splitlines()) == 8
+    assert (out / "study.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_train_token_task_from_conll(tiny_encoder, tmp_path, capsys):
+    conll = tmp_path / "ner.txt"
+    rows = ["The film was great .", "I loved the food ."] * 20
+    conll.write_text("".join("".join(f"{w} {'B-ITEM' if w in ('film', 'food') else 'O'}\n" for w in r.split())
+                             + "\n" for r in rows))
+    code = main(["train", "--task", "tokens", "--train", str(conll), "--encoder", str(tiny_encoder),
+                 "--epochs", "2", "--lr", "5e-3", "--out", str(tmp_path), "--name", "ner", "--quiet"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "entity F1" in out and (tmp_path / "ner" / "1" / "saved_model.pb").exists()

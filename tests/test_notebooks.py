@@ -103,3 +103,24 @@ def test_continued_pretraining_notebook(tiny_encoder, tmp_path):
     notebook = execute("continued_pretraining.ipynb", env, tmp_path)
     assert float(last_output(notebook, "loss_drop = ")) > 0.3
     assert "reviews-adapted/1/encoder" in last_output(notebook, "adapted_encoder = ")
+
+
+@pytest.mark.slow
+def test_feature_based_notebook(tmp_path):
+    from tfhub_transfer.encoders.tiny import write_tiny_bert
+
+    encoder = write_tiny_bert(tmp_path / "tiny4", num_layers=4)
+    env = {"TFHUB_TRANSFER_NOTEBOOK_ENCODER": str(encoder),
+           "TFHUB_TRANSFER_NOTEBOOK_EPOCHS": "3",
+           "TFHUB_TRANSFER_NOTEBOOK_LR": "3e-3",
+           "TFHUB_TRANSFER_NOTEBOOK_OUT": str(tmp_path / "out"),
+           "TFHUB_TRANSFER_CACHE": str(tmp_path / "cache"),
+           "TF_CPP_MIN_LOG_LEVEL": "3",
+           "PYTHONPATH": str(NOTEBOOKS.parent)}
+    notebook = execute("feature_based.ipynb", env, tmp_path)
+    scores = eval(last_output(notebook, "scores = {r.setting"))  # the dict the notebook shows
+    assert set(scores) == {"finetune", "embeddings", "last", "second_to_last", "sum_last4", "concat_last4",
+                           "scalar_mix"}
+    assert scores["finetune"] > 0.7
+    assert float(last_output(notebook, "pearson = ")) > 0.5
+    assert (tmp_path / "cache" / "features").is_dir()

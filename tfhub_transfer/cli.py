@@ -19,9 +19,21 @@ def _add_data_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _add_training_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--train", required=True, help="training file (.csv, .tsv, .jsonl)")
+    p.add_argument("--train", required=True, help="training file (.csv, .tsv, .jsonl; CoNLL for tokens)")
     p.add_argument("--valid", help="validation file; default: hold out --validation-fraction")
     _add_data_flags(p)
+    p.add_argument("--task", default="single_label",
+                   choices=["single_label", "multi_label", "regression", "tokens"],
+                   help="tokens = token classification (NER) on CoNLL column files")
+    p.add_argument("--text-b-column", help="second text column: sentence-pair input")
+    p.add_argument("--label-separator", default=",", help="multi_label: separator of label names")
+    p.add_argument("--layer-mix", choices=["embeddings", "last", "second_to_last", "sum_last4",
+                                           "concat_last4", "scalar_mix"],
+                   help="feature-based layer mix (BERT section 5.3); default: the encoder's outputs")
+    p.add_argument("--feature-cache", action="store_true",
+                   help="freeze mode: encode the data once and train the mix + head from the cache")
+    p.add_argument("--tagger-head", default="dense", choices=["dense", "bilstm"], help="tokens task head")
+    p.add_argument("--max-sentences", type=int, help="tokens task: use at most this many sentences")
     p.add_argument("--encoder", default="default", help="default, a catalogue name, a path or a hub handle")
     p.add_argument("--preprocessor", help="the matching preprocessor, for a bare encoder SavedModel")
     p.add_argument("--mode", default="finetune",
@@ -115,7 +127,9 @@ def _train_config(args, **overrides):
 
     values = dict(
         train=args.train, valid=args.valid, text_column=args.text_column,
-        label_column=args.label_column, architecture=args.architecture, encoder=args.encoder,
+        label_column=args.label_column, task=args.task, text_b_column=args.text_b_column,
+        label_separator=args.label_separator, layer_mix=args.layer_mix,
+        feature_cache=args.feature_cache, architecture=args.architecture, encoder=args.encoder,
         preprocessor=args.preprocessor, word_vectors=args.word_vectors,
         embedding_mode=args.embedding_mode, slow_factor=args.slow_factor, rnn=args.rnn,
         rnn_units=args.rnn_units, max_tokens=args.max_tokens, text_embedding=args.text_embedding,
@@ -128,6 +142,39 @@ def _train_config(args, **overrides):
     )
     values.update(overrides)
     return TrainConfig(**values)
+
+
+def _add_study_parser(sub) -> None:
+    p = sub.add_parser("study-layers", help="every layer mix (frozen) and fine-tuning on one dataset")
+    _add_training_flags(p)
+    p.add_argument("--mixes", default="embeddings,last,second_to_last,sum_last4,concat_last4,scalar_mix")
+    p.add_argument("--no-finetune", action="store_true", help="skip the fine-tuned reference row")
+    p.add_argument("--out", default="saved_models/study", help="writes study.md, .csv, .png here")
+
+
+def _tagger_config(args, **overrides):
+    from tfhub_transfer.token_classification import TaggerTrainConfig
+
+    values = dict(
+        train=args.train, valid=args.valid, encoder=args.encoder, preprocessor=args.preprocessor,
+        mode=args.mode, layer_mix=args.layer_mix, head=args.tagger_head, epochs=args.epochs,
+        batch_size=args.batch_size, learning_rate=args.lr, seq_length=args.seq_length,
+        max_train_sentences=args.max_sentences, seed=args.seed, verbose=0 if args.quiet else 1,
+    )
+    values.update(overrides)
+    return TaggerTrainConfig(**values)
+
+
+def _cmd_study(args) -> int:
+    from tfhub_transfer.layer_study import study_layers, study_markdown
+
+    mixes = [m.strip() for m in args.mixes.split(",") if m.strip()]
+    base = (_tagger_config(args) if args.task == "tokens"
+            else _train_config(args, export=False, output_dir=args.out))
+    results = study_layers(base, args.out, mixes, finetune=not args.no_finetune)
+    print(study_markdown(results))
+    print(f"wrote {args.out}/study.md, study.csv, study.png")
+    return 0
 
 
 def _cmd_compare(args) -> int:
@@ -143,11 +190,23 @@ def _cmd_compare(args) -> int:
 def _cmd_train(args) -> int:
     from tfhub_transfer.training import train
 
+    if args.task == "tokens":
+        from tfhub_transfer.token_classification import train_tagger
+
+        tagged = train_tagger(_tagger_config(args, name=args.name, output_dir=args.out,
+                                             export=not args.no_export))
+        scores = tagged.metrics
+        print(f"validation entity F1 {scores['f1']:.4f} (precision {scores['precision']:.4f}, "
+              f"recall {scores['recall']:.4f})")
+        if tagged.export_path:
+            print(f"exported to {tagged.export_path}")
+        return 0
     config = _train_config(args, name=args.name, output_dir=args.out, export=not args.no_export)
     result = train(config)
     if getattr(result.model, "coverage", None) is not None:
         print(result.model.coverage)
-    print(f"validation accuracy {result.metrics['accuracy']:.4f}  macro-F1 {result.metrics['macro_f1']:.4f}")
+    shown = {k: round(v, 4) for k, v in result.metrics.items() if isinstance(v, float)}
+    print(f"validation {shown}")
     if result.export_path:
         print(f"exported to {result.export_path}")
     return 0
@@ -215,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_parser(sub)
     _add_compare_parser(sub)
     _add_pretrain_parser(sub)
+    _add_study_parser(sub)
 
     p = sub.add_parser("evaluate", help="score an exported model on a labelled file")
     p.add_argument("--model", required=True, help="saved_models/NAME/VERSION")
@@ -246,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {
-    "train": _cmd_train, "compare": _cmd_compare, "pretrain": _cmd_pretrain,
+    "train": _cmd_train, "compare": _cmd_compare, "pretrain": _cmd_pretrain, "study-layers": _cmd_study,
     "evaluate": _cmd_evaluate, "predict": _cmd_predict,
     "export": _cmd_export, "encoders": _cmd_encoders, "demo": _cmd_demo,
 }

@@ -48,6 +48,8 @@ class TrainConfig:
     text_b_column: str | None = None  # sentence pairs: the second text's column
     label_separator: str = ","  # multi_label: separates a row's label names
     layer_mix: str | None = None  # feature-based layer mix, see tfhub_transfer.layer_mix
+    feature_cache: bool = False  # freeze mode: encode once, train the mix + head from the cache
+    shuffle: bool = True
     architecture: str = "auto"  # encoder | rnn | text_embedding; auto picks from the fields below
     encoder: str = "default"
     preprocessor: str | None = None
@@ -85,12 +87,12 @@ class TrainConfig:
             preprocessor=self.preprocessor,
             mode=self.mode,
             embedding_lr_multiplier=self.embedding_lr_multiplier,
-            pooling=self.pooling,
+            pooling=self.pooling or ("mean" if self.feature_cache else None),
             dropout=self.dropout,
             seq_length=self.seq_length,
             seed=self.seed,
             task=self.task,
-            layer_mix=self.layer_mix,
+            layer_mix=self.layer_mix or ("last" if self.feature_cache else None),
             pair=self.text_b_column is not None,
         )
 
@@ -171,6 +173,10 @@ def fit_classifier(
     config: TrainConfig,
 ) -> tuple[dict, dict]:
     """Compiles and fits `model` on `splits`; returns (history, validation report)."""
+    if config.feature_cache:
+        from tfhub_transfer.cached_training import fit_from_cache
+
+        return fit_from_cache(model, splits, config)
     train_ds, valid_ds = training_datasets(model, splits, config)
     steps = math.ceil(len(splits.train) / config.batch_size) * config.epochs
     schedule = make_schedule(
@@ -198,13 +204,14 @@ def training_datasets(model: TransferModel, splits: LabelledSplits, config: Trai
     """(train, validation) datasets in the form the model takes: encoder inputs or raw strings."""
     if model.preprocessor is None:
         return (
-            make_string_dataset(splits.train.texts, splits.train_ids, config.batch_size, True, config.seed),
+            make_string_dataset(splits.train.texts, splits.train_ids, config.batch_size, config.shuffle,
+                                config.seed),
             make_string_dataset(splits.valid.texts, splits.valid_ids, config.batch_size),
         )
     pre = model.preprocessor
     return (
         make_dataset(splits.train.texts, splits.train_ids, pre, config.batch_size, config.seq_length,
-                     shuffle=True, seed=config.seed, texts_b=splits.train.texts_b),
+                     shuffle=config.shuffle, seed=config.seed, texts_b=splits.train.texts_b),
         make_dataset(splits.valid.texts, splits.valid_ids, pre, config.batch_size, config.seq_length,
                      texts_b=splits.valid.texts_b),
     )

@@ -259,12 +259,63 @@ def continued_pretraining() -> nbformat.NotebookNode:
     return _notebook(cells)
 
 
+def feature_based() -> nbformat.NotebookNode:
+    cells = [
+        new_markdown_cell(
+            "# Feature-based transfer: layer mixes, the feature cache, and other heads\n\n"
+            "The BERT paper (section 5.3) also used the encoder *without* fine-tuning: features from "
+            "the embeddings, the last or second-to-last layer, the sum or concatenation of the last "
+            "four, fed to a small head. ELMo learned a weighted sum of all layers (`scalar_mix`).\n\n"
+            "With a frozen encoder the features never change, so `feature_cache=True` encodes the data "
+            "once and trains every later epoch from the cache."
+        ),
+        new_code_cell(COLAB_SETUP),
+        new_code_cell(SETTINGS),
+        new_code_cell(
+            "from tfhub_transfer import TrainConfig\n"
+            "from tfhub_transfer.demo import DEMO_DATA\n"
+            "from tfhub_transfer.layer_study import study_layers, study_markdown\n\n"
+            "base = TrainConfig(train=DEMO_DATA, encoder=ENCODER, epochs=EPOCHS, batch_size=16,\n"
+            "                   seq_length=64, learning_rate=LEARNING_RATE, validation_fraction=0.25,\n"
+            "                   output_dir=OUT, verbose=0)\n"
+            "results = study_layers(base, OUT + '/study', finetune=True)\n"
+            "scores = {r.setting: round(r.score, 3) for r in results}\n"
+            "scores"
+        ),
+        new_code_cell("from IPython.display import Image, Markdown, display\n\n"
+                      "display(Markdown(study_markdown(results)))\n"
+                      "display(Image(filename=OUT + '/study/study.png'))"),
+        new_markdown_cell(
+            "## Other heads\n\n"
+            "`task='multi_label'` (sigmoid, per-label thresholds tuned on validation), "
+            "`task='regression'` (Pearson / Spearman), `text_b_column=` for sentence pairs, and "
+            "`train_tagger` for token classification (CoNLL files, entity-level F1). Each exports a "
+            "SavedModel that takes raw strings."
+        ),
+        new_code_cell(
+            "import pandas as pd\n"
+            "from tfhub_transfer import ExportedClassifier, read_table, train\n\n"
+            "table = read_table(DEMO_DATA)\n"
+            "scores = [1.0 if label == 'positive' else 0.0 for label in table.labels]\n"
+            "frame = pd.DataFrame({'text': table.texts, 'label': scores})\n"
+            "result = train(TrainConfig(train=frame, encoder=ENCODER, task='regression', epochs=EPOCHS,\n"
+            "                           batch_size=16, seq_length=64, learning_rate=LEARNING_RATE,\n"
+            "                           validation_fraction=0.25, name='regression', output_dir=OUT,\n"
+            "                           verbose=0))\n"
+            "pearson = result.metrics['pearson']\n"
+            "pearson"
+        ),
+    ]
+    return _notebook(cells)
+
+
 def main() -> None:
     NOTEBOOKS.mkdir(exist_ok=True)
     nbformat.write(quickstart(), NOTEBOOKS / "quickstart.ipynb")
     nbformat.write(transfer_modes(), NOTEBOOKS / "transfer_modes.ipynb")
     nbformat.write(word_vectors(), NOTEBOOKS / "word_vectors.ipynb")
     nbformat.write(continued_pretraining(), NOTEBOOKS / "continued_pretraining.ipynb")
+    nbformat.write(feature_based(), NOTEBOOKS / "feature_based.ipynb")
 
 
 if __name__ == "__main__":

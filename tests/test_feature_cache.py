@@ -1,0 +1,78 @@
+"""Encode once: the feature cache's key, streaming, and equality with training without it."""
+
+import numpy as np
+import pytest
+import tensorflow_hub as hub
+
+from tfhub_transfer.encoders.handles import resolve_encoder
+from tfhub_transfer.export import ExportedClassifier
+from tfhub_transfer.feature_cache import (
+    FeatureSpec,
+    build_feature_cache,
+    cache_key,
+    cached_dataset,
+    read_manifest,
+)
+from tfhub_transfer.preprocessing import TextPreprocessor
+from tfhub_transfer.training import TrainConfig, train
+
+TEXTS = ["the film was wonderful", "the plot was awful", "I loved the food"]
+
+
+@pytest.fixture
+def cache_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("TFHUB_TRANSFER_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "features"
+
+
+def test_key_changes_with_inputs_encoder_and_feature_choice(tiny_encoder, tmp_path):
+    from tfhub_transfer.encoders.tiny import write_tiny_bert
+
+    spec = resolve_encoder(str(tiny_encoder))
+    base = cache_key(spec, FeatureSpec(), TEXTS)
+    assert cache_key(spec, FeatureSpec(), list(TEXTS)) == base
+    assert cache_key(spec, FeatureSpec(), TEXTS[:2] + ["the plot was awful!"]) != base
+    assert cache_key(spec, FeatureSpec(pooling="first"), TEXTS) != base
+    assert cache_key(spec, FeatureSpec(seq_length=64), TEXTS) != base
+    assert cache_key(spec, FeatureSpec(), TEXTS, texts_b=TEXTS) != base
+    other = resolve_encoder(str(write_tiny_bert(tmp_path / "other", seed=5)))
+    assert cache_key(other, FeatureSpec(), TEXTS) != base  # same architecture, other weights
+    with pytest.raises(ValueError, match="max pooling"):
+        FeatureSpec(pooling="max")
+
+
+def test_cache_holds_per_layer_pooled_features_and_is_reused(tiny_encoder, cache_root):
+    spec = resolve_encoder(str(tiny_encoder))
+    pre = TextPreprocessor(spec.preprocessor)
+    layer = hub.KerasLayer(spec.encoder)
+    texts = TEXTS * 50
+    path = build_feature_cache(layer, pre, spec, FeatureSpec(dtype="float32"), texts, shard_size=64,
+                               verbose=0)
+    manifest = read_manifest(path)
+    assert manifest["examples"] == 150 and manifest["shards"] == 3 and manifest["layers"] == 3
+    inputs = pre.encode(TEXTS[:1])
+    out = layer(inputs)
+    expected = out["sequence_output"].numpy()[0].mean(axis=0)  # mean over real tokens (no padding)
+    features, _ = next(iter(cached_dataset(path, np.zeros(150, np.int32), batch_size=4)))
+    np.testing.assert_allclose(features.numpy()[0, -1], expected, atol=1e-5)
+    stamp = (path / "manifest.json").stat().st_mtime_ns
+    again = build_feature_cache(layer, pre, spec, FeatureSpec(dtype="float32"), texts, verbose=0)
+    assert again == path and (path / "manifest.json").stat().st_mtime_ns == stamp
+
+
+def test_cached_training_matches_uncached_and_exports(tiny_encoder, demo_data, tmp_path, cache_root):
+    common = dict(train=demo_data, encoder=str(tiny_encoder), mode="freeze", layer_mix="scalar_mix",
+                  pooling="mean", dropout=0.0, epochs=2, batch_size=16, learning_rate=1e-2, shuffle=False,
+                  output_dir=tmp_path, verbose=0, validation_fraction=0.25, seed=3)
+    cached = train(TrainConfig(**common, feature_cache=True, name="cached"))
+    plain = train(TrainConfig(**common, feature_cache=False, name="plain"))
+    assert cache_root.exists() and any(cache_root.iterdir())
+    probes = ["The film was wonderful.", "The staff were rude and I regret it.", "I found the plot tedious."]
+    served_cached = ExportedClassifier(cached.export_path).predict(probes)["probabilities"]
+    served_plain = ExportedClassifier(plain.export_path).predict(probes)["probabilities"]
+    np.testing.assert_allclose(served_cached, served_plain, atol=2e-4)
+    assert cached.metrics["accuracy"] == pytest.approx(plain.metrics["accuracy"], abs=0.03)
+    mix_cached = cached.model.get_layer("layer_mix").get_weights()
+    mix_plain = plain.model.get_layer("layer_mix").get_weights()
+    np.testing.assert_allclose(mix_cached[0], mix_plain[0], atol=5e-3)  # float16 cache
+    assert not np.allclose(mix_cached[0], 0.0)
