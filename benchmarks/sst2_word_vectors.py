@@ -19,7 +19,7 @@ from common import TrainTimer, machine, require_shared
 
 from tfhub_transfer.data import load_labelled
 from tfhub_transfer.preprocessing import make_string_dataset
-from tfhub_transfer.rnn_classifier import RnnClassifierConfig, build_rnn_classifier
+from tfhub_transfer.rnn_classifier import RnnClassifierConfig, build_rnn_classifier_from_config
 from tfhub_transfer.training import compile_classifier, predict_ids
 from tfhub_transfer.word_vectors import read_word_vectors
 
@@ -30,7 +30,7 @@ def run(mode: str, splits, vectors, args) -> dict:
     tf_keras.utils.set_random_seed(args.seed)
     config = RnnClassifierConfig(2, args.vectors, mode, "bilstm", 64, 20_000, 48, args.slow_factor,
                                  embedding_dim=vectors.dim, seed=args.seed)
-    model = build_rnn_classifier(config, splits.train.texts, vectors=vectors)
+    model = build_rnn_classifier_from_config(config, splits.train.texts, vectors=vectors)
     train_ds = make_string_dataset(splits.train.texts, splits.train_ids, 32, True, args.seed)
     dev_ds = make_string_dataset(splits.valid.texts, splits.valid_ids, 64)
     compile_classifier(model, args.lr, 2, optimizer="adam")

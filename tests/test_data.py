@@ -97,3 +97,34 @@ def test_shared_sst2_reads_with_quoting_off(shared_data):
     table = read_table(shared_data / "sst2" / "dev.tsv")
     assert len(table) == 872
     assert sorted(set(table.labels)) == ["0", "1"]
+
+
+def test_tfds_names_fail_clearly_when_not_prepared(tmp_path, monkeypatch):
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    with pytest.raises(DataError, match=r"TFDS dataset 'glue/sst2' \(split 'validation'\) is not available"):
+        read_table("tfds:glue/sst2:validation", "sentence", "label")
+
+
+def test_tfds_prepared_dataset_reads(tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+
+    class TinyReviews(tfds.core.GeneratorBasedBuilder):
+        VERSION = tfds.core.Version("1.0.0")
+
+        def _info(self):
+            return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+                "sentence": tfds.features.Text(), "label": tfds.features.ClassLabel(names=["neg", "pos"])}))
+
+        def _split_generators(self, dl_manager):
+            return {"train": self._generate_examples()}
+
+        def _generate_examples(self):
+            for i, (text, label) in enumerate([("good film", 1), ("bad film", 0), ("great", 1)]):
+                yield i, {"sentence": text, "label": label}
+
+    TinyReviews(data_dir=str(tmp_path)).download_and_prepare()
+    from tfhub_transfer.data import load_tfds
+
+    table, names = load_tfds("tiny_reviews", "train", data_dir=str(tmp_path))
+    assert sorted(table.texts) == ["bad film", "good film", "great"] and names == ["neg", "pos"]
+    assert sorted(table.labels) == ["neg", "pos", "pos"]

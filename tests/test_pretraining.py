@@ -156,3 +156,35 @@ def test_builders_fine_tune_from_the_adapted_encoder(pretrained, demo_data, tmp_
                                output_dir=tmp_path, name="adapted", verbose=0, export=False))
     assert result.model.spec.encoder == str(pretrained.path / "encoder")
     assert result.metrics["examples"] == 40
+
+
+def test_pretraining_under_mirrored_strategy(topic_encoder, topic_corpus, tmp_path):
+    """2 logical CPU devices: the encoder loads inside the strategy scope and the result is written."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    script = textwrap.dedent("""
+        import json, sys
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from tfhub_transfer.pretraining import PretrainConfig, pretrain
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        result = pretrain(PretrainConfig(corpus=[sys.argv[1]], out=sys.argv[3], encoder=sys.argv[2],
+                                         seq_length=16, epochs=2, batch_size=16, learning_rate=5e-3,
+                                         verbose=0), strategy=strategy)
+        json.dump({"replicas": strategy.num_replicas_in_sync, "before": result.before["loss"],
+                   "after": result.after["loss"], "path": str(result.path)}, sys.stdout)
+    """)
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=str(root), TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run([sys.executable, "-c", script, str(topic_corpus[0]), str(topic_encoder),
+                           str(tmp_path / "mirrored")], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["replicas"] == 2 and report["after"] < report["before"] - 0.5
+    layer = hub.KerasLayer(str(Path(report["path"]) / "encoder"), trainable=True)
+    assert layer.trainable_weights

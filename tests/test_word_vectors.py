@@ -11,7 +11,11 @@ from tfhub_transfer.encoders.text_embedding import write_text_embedding_module
 from tfhub_transfer.errors import ConfigError, DataError
 from tfhub_transfer.export import ExportedClassifier
 from tfhub_transfer.preprocessing import make_string_dataset
-from tfhub_transfer.rnn_classifier import RnnClassifierConfig, build_rnn_classifier, embedding_values
+from tfhub_transfer.rnn_classifier import (
+    RnnClassifierConfig,
+    build_rnn_classifier_from_config,
+    embedding_values,
+)
 from tfhub_transfer.training import TrainConfig, compile_classifier, train
 from tfhub_transfer.word_vectors import (
     WordVectors,
@@ -95,7 +99,7 @@ def test_embedding_matrix_coverage_and_oov_scale():
 
 def test_init_mode_copies_vectors_into_the_embedding(vectors_file, demo_data):
     texts = read_table(demo_data).texts
-    model = build_rnn_classifier(RnnClassifierConfig(2, str(vectors_file)), texts)
+    model = build_rnn_classifier_from_config(RnnClassifierConfig(2, str(vectors_file)), texts)
     vectors = read_word_vectors(vectors_file)
     index = vectors.index()
     table = embedding_values(model)
@@ -104,13 +108,13 @@ def test_init_mode_copies_vectors_into_the_embedding(vectors_file, demo_data):
             np.testing.assert_array_equal(table[row], vectors.vectors[index[word]])
     assert 0.9 < model.coverage.type_share < 1.0
     with pytest.raises(ConfigError, match="needs word vectors"):
-        build_rnn_classifier(RnnClassifierConfig(2, None, "freeze"), texts)
+        build_rnn_classifier_from_config(RnnClassifierConfig(2, None, "freeze"), texts)
 
 
 def one_step(mode, vectors_file, texts, labels, slow_factor=0.01):
     tf_keras.utils.set_random_seed(0)
     config = RnnClassifierConfig(2, str(vectors_file), mode, slow_factor=slow_factor, dropout=0.0)
-    model = build_rnn_classifier(config, texts)
+    model = build_rnn_classifier_from_config(config, texts)
     before = embedding_values(model).copy()
     compile_classifier(model, 100.0, 2, optimizer="sgd")
     model.fit(make_string_dataset(texts, labels, batch_size=len(texts)), epochs=1, verbose=0)
@@ -164,3 +168,13 @@ def test_hub_text_embedding_module_loads_and_trains(vectors_file, demo_data, tmp
     assert not np.array_equal(trained[:-1], vectors.vectors)
     served = ExportedClassifier(result.export_path).predict(["The food was superb."])
     assert served["labels"] == ["positive"]
+
+
+def test_one_call_builder_with_a_vectors_file(vectors_file, demo_data):
+    from tfhub_transfer.rnn_classifier import build_rnn_classifier
+
+    texts = read_table(demo_data).texts
+    model = build_rnn_classifier(texts, 2, vectors=str(vectors_file), embedding_mode="freeze", rnn="gru",
+                                 units=8)
+    assert not model.get_layer("embeddings").trainable
+    assert model(tf.constant(["a wonderful film"])).shape == (1, 2)

@@ -166,7 +166,15 @@ def read_table(
     label_column: str | None = "label",
     text_b_column: str | None = None,
 ) -> TextTable:
-    """Reads text (a second text for pairs, and labels unless None) from a file or a DataFrame."""
+    """Reads text (a second text for pairs, and labels unless None) from a file, a DataFrame or TFDS.
+
+    A TFDS dataset is named `tfds:NAME[:SPLIT]` (e.g. `tfds:glue/sst2:validation`; default
+    split `train`), with `text_column` / `label_column` naming its features.
+    """
+    if isinstance(source, str) and source.startswith("tfds:"):
+        name, _, split = source[len("tfds:"):].partition(":")
+        table, names = load_tfds(name, split or "train", text_column, label_column)
+        return table
     if isinstance(source, pd.DataFrame):
         frame, name = source, "DataFrame"
         frame = frame.set_axis([f"row {i!r}" for i in frame.index])
@@ -344,7 +352,7 @@ def load_labelled(
 
 
 def load_tfds(
-    name: str, split: str, text_key: str = "sentence", label_key: str = "label",
+    name: str, split: str, text_key: str = "sentence", label_key: str | None = "label",
     data_dir: str | None = None,
 ) -> tuple[TextTable, list[str] | None]:
     """Reads a prepared TFDS dataset (e.g. `glue/sst2`) into a TextTable.
@@ -363,10 +371,17 @@ def load_tfds(
             f"TFDS dataset {name!r} (split {split!r}) is not available: {err}. Prepare it with "
             f"`tfds build {name}` on a machine with network access, then pass --tfds-data-dir."
         ) from None
+    missing = [k for k in (text_key, label_key) if k and k not in info.features]
+    if missing:
+        raise DataError(f"TFDS dataset {name!r} has no feature {missing[0]!r}; it has "
+                        f"{list(info.features)}. Pass --text-column / --label-column.")
     texts, labels = [], []
     for example in tfds.as_numpy(dataset):
         texts.append(example[text_key].decode("utf-8"))
-        labels.append(int(example[label_key]))
+        labels.append(int(example[label_key]) if label_key else None)
+    if not label_key:
+        return TextTable(texts, None, f"tfds:{name}[{split}]",
+                         [f"example {i}" for i in range(len(texts))]), None
     feature = info.features[label_key]
     names = list(feature.names) if hasattr(feature, "names") else None
     if names:

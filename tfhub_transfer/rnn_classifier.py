@@ -71,6 +71,28 @@ def token_counts(vectorizer: tf_keras.layers.TextVectorization, texts: Sequence[
 
 
 def build_rnn_classifier(
+    train_texts: Sequence[str],
+    num_classes: int,
+    vectors: str | WordVectors | None = None,
+    embedding_mode: str = "init",
+    rnn: str = "bilstm",
+    **options,
+) -> TransferModel:
+    """An RNN text classifier on pretrained word vectors, in one call.
+
+    `vectors` is a word2vec/GloVe file or a WordVectors; `embedding_mode` is `init`,
+    `freeze`, `slow` or `random`; other RnnClassifierConfig fields (units, max_tokens,
+    sequence_length, slow_factor, dropout, seed, ...) go in `options`.
+    """
+    loaded = vectors if isinstance(vectors, WordVectors) else None
+    path = None if loaded is not None or vectors is None else str(vectors)
+    if loaded is not None and embedding_mode != "random":
+        path = loaded.source or "<in memory>"
+    config = RnnClassifierConfig(num_classes, path, embedding_mode, rnn, **options)
+    return build_rnn_classifier_from_config(config, train_texts, vectors=loaded)
+
+
+def build_rnn_classifier_from_config(
     config: RnnClassifierConfig,
     train_texts: Sequence[str] | None = None,
     vocabulary: Sequence[str] | None = None,

@@ -20,7 +20,7 @@ from tfhub_transfer.model import ClassifierConfig, build_classifier_from_config
 from tfhub_transfer.optimizers import optimizer_factory
 from tfhub_transfer.plots import confusion_matrix_png, training_curves_png
 from tfhub_transfer.preprocessing import make_dataset, make_string_dataset
-from tfhub_transfer.rnn_classifier import RnnClassifierConfig, build_rnn_classifier
+from tfhub_transfer.rnn_classifier import RnnClassifierConfig, build_rnn_classifier_from_config
 from tfhub_transfer.schedules import make_schedule
 from tfhub_transfer.tasks import TASK_SPECS, compile_args, validation_report
 from tfhub_transfer.text_embedding_classifier import (
@@ -220,7 +220,7 @@ def training_datasets(model: TransferModel, splits: LabelledSplits, config: Trai
 def build_model(config: TrainConfig, splits: LabelledSplits) -> TransferModel:
     model_config = config.model_config(num_outputs(splits))
     if isinstance(model_config, RnnClassifierConfig):
-        model = build_rnn_classifier(model_config, splits.train.texts)
+        model = build_rnn_classifier_from_config(model_config, splits.train.texts)
         if config.verbose and model.coverage is not None:
             print(model.coverage, flush=True)
         return model
@@ -261,7 +261,7 @@ def load_run(run_dir: str | Path) -> tuple[TransferModel, list[str]]:
     record = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     kind = record.get("kind", "encoder")
     if kind == "rnn":
-        model = build_rnn_classifier(RnnClassifierConfig(**record["classifier"]),
+        model = build_rnn_classifier_from_config(RnnClassifierConfig(**record["classifier"]),
                                      vocabulary=record["vocabulary"], restore_dim=record["embedding_dim"])
     elif kind == "text_embedding":
         model = build_text_embedding_classifier(TextEmbeddingClassifierConfig(**record["classifier"]))

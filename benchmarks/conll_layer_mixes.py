@@ -1,0 +1,42 @@
+"""CoNLL-2003 NER with the default encoder: dev entity F1 per layer mix (frozen) and fine-tuned.
+
+    python benchmarks/conll_layer_mixes.py --train-sentences 2000 --epochs 3
+
+Subsampled for 2 CPU cores: the first N training sentences (document order), the full
+dev set (3,250 sentences). Frozen rows train a BiLSTM head (128 units per direction)
+on the chosen mix of the encoder's per-token outputs; the fine-tuned row trains the
+whole encoder with a dense head. Compared with BERT-base's Table 7 in RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from common import machine, require_shared
+
+from tfhub_transfer.layer_study import study_layers
+from tfhub_transfer.token_classification import TaggerTrainConfig
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--train-sentences", type=int, default=2000)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--out", default="benchmarks/out/conll_layer_mixes")
+    args = parser.parse_args()
+    conll = require_shared("conll2003")
+    base = TaggerTrainConfig(train=conll / "train.txt", valid=conll / "valid.txt", encoder="default",
+                             head="bilstm", epochs=args.epochs, batch_size=32, learning_rate=1e-3,
+                             seq_length=128, max_train_sentences=args.train_sentences, verbose=2,
+                             export=False)
+    results = study_layers(base, args.out, finetune=True, finetune_learning_rate=5e-5)
+    report = {"machine": machine(), "args": vars(args),
+              "results": [r.__dict__ for r in results]}
+    print((Path(args.out) / "study.md").read_text())
+    (Path(args.out) / "report.json").write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
