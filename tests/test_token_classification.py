@@ -127,3 +127,24 @@ def test_frozen_bilstm_head_with_layer_mix(item_corpus, tiny_encoder, tmp_path):
     encoder = result.model.get_layer("encoder")
     assert not encoder.trainable_weights
     assert result.metrics["f1"] > 0.5
+
+
+def test_token_feature_cache_trains_the_same_head(item_corpus, tiny_encoder, tmp_path, monkeypatch):
+    from tfhub_transfer.token_classification import make_tagging_dataset
+
+    monkeypatch.setenv("TFHUB_TRANSFER_CACHE", str(tmp_path / "cache"))
+    train_path, valid_path = item_corpus
+    config = TaggerTrainConfig(train=train_path, valid=valid_path, encoder=str(tiny_encoder), mode="freeze",
+                               layer_mix="scalar_mix", head="bilstm", epochs=4, learning_rate=1e-2,
+                               seq_length=48, output_dir=tmp_path, name="c", verbose=0, feature_cache=True)
+    result = train_tagger(config)
+    assert (tmp_path / "cache" / "features").is_dir()
+    assert result.metrics["f1"] > 0.5
+    # The full model (encoder + copied mix and head) gives what the cached head learned.
+    sentences = read_conll(valid_path)
+    index = {n: i for i, n in enumerate(result.tag_names)}
+    dataset = make_tagging_dataset(sentences, index, result.model.preprocessor, 16, 48)
+    from tfhub_transfer.token_classification import predict_tags
+
+    full = predict_tags(result.model, dataset, result.tag_names, sentences)
+    assert entity_f1(sentences.tags, full)["f1"] == pytest.approx(result.metrics["f1"], abs=0.02)

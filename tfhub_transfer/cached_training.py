@@ -65,3 +65,25 @@ def fit_from_cache(model: TransferModel, splits: LabelledSplits, config) -> tupl
     copy_head_weights(head, model)
     report = validation_report(splits.task, splits.valid_ids, predict_outputs(head, valid_ds), outputs)
     return {k: [float(v) for v in vals] for k, vals in history.history.items()}, report
+
+
+def build_cached_tagger_head(model: TransferModel, layers: int, hidden: int) -> TransferModel:
+    """Per-word per-layer features -> LayerMix -> the tagger's head, with the tagger's layer names."""
+    from tfhub_transfer.token_classification import tagging_head
+
+    config = model.config
+    features = tf_keras.Input(shape=(None, layers, hidden), name="word_features")
+    mask = tf_keras.Input(shape=(None,), dtype="bool", name="word_mask")
+    by_layer = tf_keras.layers.Permute((2, 1, 3))(features)  # [batch, layers, words, hidden]
+    mix = config.layer_mix or "last"
+    words = LayerMix(mix, layers, model.spec.has_embedding_output, name="layer_mix")(by_layer)
+    head = TransferModel(inputs=[features, mask], outputs=tagging_head(words, mask, config),
+                         name="cached_tagger_head")
+    head.config = config
+    return head
+
+
+def copy_tagger_weights(head: TransferModel, model: TransferModel) -> None:
+    for layer in head.layers:
+        if layer.weights and layer.name in {lay.name for lay in model.layers}:
+            model.get_layer(layer.name).set_weights(layer.get_weights())

@@ -159,7 +159,8 @@ def _tagger_config(args, **overrides):
         train=args.train, valid=args.valid, encoder=args.encoder, preprocessor=args.preprocessor,
         mode=args.mode, layer_mix=args.layer_mix, head=args.tagger_head, epochs=args.epochs,
         batch_size=args.batch_size, learning_rate=args.lr, seq_length=args.seq_length,
-        max_train_sentences=args.max_sentences, seed=args.seed, verbose=0 if args.quiet else 1,
+        max_train_sentences=args.max_sentences, feature_cache=args.feature_cache, seed=args.seed,
+        verbose=0 if args.quiet else 1,
     )
     values.update(overrides)
     return TaggerTrainConfig(**values)

@@ -159,3 +159,87 @@ def cached_dataset(path: str | Path, targets: np.ndarray, batch_size: int = 32, 
 
 def clear_feature_cache(root: str | Path | None = None) -> None:
     shutil.rmtree(Path(root) if root else cache_dir() / "features", ignore_errors=True)
+
+
+# -- token level (taggers) -------------------------------------------------------------------------
+def token_cache_key(spec: EncoderSpec, seq_length: int, sentences: Sequence[Sequence[str]]) -> str:
+    joined = ["\u2028".join(words) for words in sentences]
+    return "tokens-" + cache_key(spec, FeatureSpec("first", seq_length), joined)
+
+
+def build_token_feature_cache(
+    encoder_layer, preprocessor: TextPreprocessor, spec: EncoderSpec, seq_length: int,
+    sentences: Sequence[Sequence[str]], root: str | Path | None = None, shard_size: int = 1024,
+    batch_size: int = 32, verbose: int = 1,
+) -> Path:
+    """Per-layer features of each word's first piece: shards of [words, layers, hidden] + lengths."""
+    from tfhub_transfer.token_classification import align_words
+
+    root = Path(root) if root else cache_dir() / "features"
+    target = root / token_cache_key(spec, seq_length, sentences)
+    if (target / MANIFEST).exists():
+        return target
+
+    @tf.function
+    def encode(words):
+        inputs, keep = align_words(preprocessor, words, seq_length)
+        positions = inputs.pop("word_positions")
+        stacked = stack_layers(encoder_layer(inputs, training=False), need_embeddings=False)
+        gathered = tf.gather(stacked, positions, axis=2, batch_dims=1)  # [batch, layers, words, hidden]
+        kept = tf.reduce_sum(tf.cast(keep, tf.int32), axis=1)
+        return tf.transpose(gathered, [0, 2, 1, 3]), kept
+
+    progress = tf_keras.utils.Progbar(len(sentences), verbose=verbose, unit_name="sentence")
+    rows, lengths, shard, done = [], [], 0, 0
+    with atomic_directory(target) as tmp:
+        def flush(index):
+            np.save(tmp / f"shard_{index:05d}.npy", np.concatenate(rows))
+            np.save(tmp / f"lengths_{index:05d}.npy", np.asarray(lengths, np.int32))
+
+        for start in range(0, len(sentences), batch_size):
+            batch = tf.ragged.constant([list(s) for s in sentences[start : start + batch_size]])
+            features, kept = encode(batch)
+            for row, count in zip(features.numpy().astype(np.float16), kept.numpy()):
+                rows.append(row[:count])
+                lengths.append(int(count))
+            done += len(kept)
+            progress.update(done)
+            if len(lengths) >= shard_size:
+                flush(shard)
+                rows, lengths, shard = [], [], shard + 1
+        if lengths:
+            flush(shard)
+            shard += 1
+        first = np.load(tmp / "shard_00000.npy", mmap_mode="r")
+        manifest = {"sentences": done, "shards": shard, "layers": int(first.shape[1]),
+                    "hidden": int(first.shape[2]), "level": "tokens", "encoder": spec.encoder}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return target
+
+
+def cached_token_dataset(path: str | Path, tags: Sequence[Sequence[int]], batch_size: int = 32,
+                         shuffle: bool = False, seed: int = 0) -> tf.data.Dataset:
+    """Batches of ((features [b, words, layers, hidden], word mask), tag ids, weights) from the shards."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    shards = sorted(path.glob("shard_*.npy"))
+
+    def generate():
+        sentence = 0
+        for shard in shards:
+            features = np.load(shard).astype(np.float32)
+            lengths = np.load(shard.with_name(shard.name.replace("shard_", "lengths_")))
+            offsets = np.concatenate([[0], np.cumsum(lengths)])
+            for i, count in enumerate(lengths):
+                kept_tags = np.asarray(tags[sentence][:count], np.int32)
+                yield (features[offsets[i] : offsets[i + 1]], np.ones(count, bool)), kept_tags, \
+                    np.ones(count, np.float32)
+                sentence += 1
+
+    shape = (None, manifest["layers"], manifest["hidden"])
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=(
+        (tf.TensorSpec(shape, tf.float32), tf.TensorSpec([None], tf.bool)),
+        tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.float32)))
+    if shuffle:
+        dataset = dataset.shuffle(4096, seed=seed, reshuffle_each_iteration=True)
+    return dataset.padded_batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -42,7 +42,7 @@ def _run_tokens(base, mix: str | None, finetune_lr: float | None):
         config = dataclasses.replace(base, mode="finetune", layer_mix=None, head="dense", export=False,
                                      learning_rate=finetune_lr or base.learning_rate)
     else:
-        config = dataclasses.replace(base, mode="freeze", layer_mix=mix, export=False)
+        config = dataclasses.replace(base, mode="freeze", layer_mix=mix, export=False, feature_cache=True)
     return train_tagger(config).metrics["f1"], "entity_f1"
 
 

@@ -151,6 +151,22 @@ class GatherWords(tf_keras.layers.Layer):
         return tf.gather(features, positions, batch_dims=1)
 
 
+class WordMask(tf_keras.layers.Layer):
+    """Real words have a first-piece position >= 1 ([CLS] is 0); padding words have 0."""
+
+    def call(self, positions):
+        return tf.not_equal(positions, 0)
+
+
+def tagging_head(words: tf.Tensor, mask: tf.Tensor, config: TaggerConfig) -> tf.Tensor:
+    """Dropout, an optional masked BiLSTM, and per-word tag logits (shared by both tagger models)."""
+    words = tf_keras.layers.Dropout(config.dropout, seed=config.seed)(words)
+    if config.head == "bilstm":
+        words = tf_keras.layers.Bidirectional(tf_keras.layers.LSTM(128, return_sequences=True),
+                                              name="bilstm")(words, mask=mask)
+    return tf_keras.layers.Dense(config.num_tags, name="tags")(words)
+
+
 def build_tagger(config: TaggerConfig) -> TransferModel:
     """Encoder (optionally a layer mix) -> first-piece features per word -> dense or BiLSTM -> tag logits."""
     mode = TransferMode.parse(config.mode)
@@ -168,11 +184,7 @@ def build_tagger(config: TaggerConfig) -> TransferModel:
     else:
         features = outputs["sequence_output"]
     words = GatherWords(name="first_pieces")(features, inputs["word_positions"])
-    words = tf_keras.layers.Dropout(config.dropout, seed=config.seed)(words)
-    if config.head == "bilstm":
-        words = tf_keras.layers.Bidirectional(tf_keras.layers.LSTM(128, return_sequences=True),
-                                              name="bilstm")(words)
-    logits = tf_keras.layers.Dense(config.num_tags, name="tags")(words)
+    logits = tagging_head(words, WordMask()(inputs["word_positions"]), config)
     model = TransferModel(inputs=inputs, outputs=logits, name="tagger")
     model.spec, model.preprocessor, model.config, model.mode = spec, preprocessor, config, mode
     apply_transfer_mode(model, layer, mode, config.seed)
@@ -233,6 +245,7 @@ class TaggerTrainConfig:
     seq_length: int = 128
     max_train_sentences: int | None = None
     max_valid_sentences: int | None = None
+    feature_cache: bool = False  # freeze mode: encode once, train mix + head from the cache
     seed: int = 0
     name: str = "tagger"
     output_dir: str | Path = "saved_models"
@@ -273,9 +286,12 @@ def train_tagger(config: TaggerTrainConfig) -> TaggerResult:
     unseen = sorted({t for row in valid_sents.tags for t in row} - set(index))
     if unseen:
         raise DataError(f"{valid_sents.source}: tags {unseen} never occur in {train_sents.source}")
+    layer_mix = config.layer_mix or ("last" if config.feature_cache else None)
     model = build_tagger(TaggerConfig(len(names), config.encoder, config.preprocessor, config.mode,
-                                      config.layer_mix, config.head, seq_length=config.seq_length,
+                                      layer_mix, config.head, seq_length=config.seq_length,
                                       seed=config.seed))
+    if config.feature_cache:
+        return _train_tagger_from_cache(model, config, train_sents, valid_sents, names, index)
     pre = model.preprocessor
     train_ds = make_tagging_dataset(train_sents, index, pre, config.batch_size, config.seq_length, True,
                                     config.seed)
@@ -295,5 +311,39 @@ def train_tagger(config: TaggerTrainConfig) -> TaggerResult:
     if config.export:
         export_path = export_tagger(model, names, config.output_dir, config.name,
                                     info={"validation": metrics})
+    return TaggerResult(model, names, metrics,
+                        {k: [float(x) for x in v] for k, v in history.history.items()}, export_path)
+
+
+def _train_tagger_from_cache(model, config: TaggerTrainConfig, train_sents, valid_sents, names, index):
+    from tfhub_transfer.cached_training import build_cached_tagger_head, copy_tagger_weights
+    from tfhub_transfer.export import export_tagger
+    from tfhub_transfer.feature_cache import build_token_feature_cache, cached_token_dataset, read_manifest
+    from tfhub_transfer.optimizers import optimizer_factory
+    from tfhub_transfer.schedules import make_schedule
+
+    if model.mode.kind != "freeze":
+        raise DataError("the feature cache needs transfer mode `freeze` (the encoder must not change)")
+    encoder = model.get_layer("encoder")
+    paths = [build_token_feature_cache(encoder, model.preprocessor, model.spec, config.seq_length,
+                                       sents.words, verbose=config.verbose)
+             for sents in (train_sents, valid_sents)]
+    manifest = read_manifest(paths[0])
+    head = build_cached_tagger_head(model, manifest["layers"], manifest["hidden"])
+    tag_ids = [[[index[t] for t in row] for row in sents.tags] for sents in (train_sents, valid_sents)]
+    train_ds = cached_token_dataset(paths[0], tag_ids[0], config.batch_size, True, config.seed)
+    valid_ds = cached_token_dataset(paths[1], tag_ids[1], config.batch_size)
+    steps = -(-len(train_sents) // config.batch_size) * config.epochs
+    head.compile_transfer(
+        optimizer_factory("adamw"), make_schedule("linear", config.learning_rate or 1e-3, steps),
+        loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        weighted_metrics=[tf_keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
+    )
+    history = head.fit(train_ds, validation_data=valid_ds, epochs=config.epochs, verbose=config.verbose)
+    copy_tagger_weights(head, model)
+    predicted = predict_tags(head, valid_ds, names, valid_sents)
+    metrics = {**entity_f1(valid_sents.tags, predicted), "sentences": len(valid_sents)}
+    export_path = (export_tagger(model, names, config.output_dir, config.name, info={"validation": metrics})
+                   if config.export else None)
     return TaggerResult(model, names, metrics,
                         {k: [float(x) for x in v] for k, v in history.history.items()}, export_path)
