@@ -38,6 +38,16 @@ def steady_rate(timer: TrainTimer, examples: int) -> float:
     return examples * len(seconds) / sum(seconds)
 
 
+def fit_and_score(model, train_ds, dev_ds, splits, args) -> dict:
+    """Fits (timing the training part of each epoch) and scores on dev."""
+    timer = TrainTimer()
+    model.fit(train_ds, validation_data=dev_ds, epochs=args.epochs, callbacks=[timer], verbose=2)
+    logits = model.predict(dev_ds.map(lambda x, y: x), verbose=0)
+    return {"dev_accuracy": float(np.mean(logits.argmax(-1) == splits.valid_ids)),
+            "train_examples_per_s": steady_rate(timer, len(splits.train)),
+            "epoch_seconds": timer.epoch_seconds}
+
+
 def run_ours(splits, mode: str, lr: float, args) -> dict:
     tf_keras.utils.set_random_seed(args.seed)
     model = build_classifier("default", 2, mode=mode, seq_length=128, seed=args.seed)
@@ -47,12 +57,7 @@ def run_ours(splits, mode: str, lr: float, args) -> dict:
     dev_ds = make_dataset(splits.valid.texts, splits.valid_ids, pre, 64, 128)
     steps = math.ceil(len(splits.train) / args.batch_size) * args.epochs
     compile_classifier(model, WarmupLinearDecay(lr, steps, steps // 10), 2)
-    timer = TrainTimer()
-    model.fit(train_ds, validation_data=dev_ds, epochs=args.epochs, callbacks=[timer], verbose=2)
-    logits = model.predict(dev_ds.map(lambda x, y: x), verbose=0)
-    return {"dev_accuracy": float(np.mean(logits.argmax(-1) == splits.valid_ids)),
-            "train_examples_per_s": steady_rate(timer, len(splits.train)),
-            "epoch_seconds": timer.epoch_seconds}
+    return fit_and_score(model, train_ds, dev_ds, splits, args)
 
 
 def run_tutorial_shape(splits, lr: float, args) -> dict:
@@ -69,12 +74,7 @@ def run_tutorial_shape(splits, lr: float, args) -> dict:
     dev_ds = tf.data.Dataset.from_tensor_slices((splits.valid.texts, splits.valid_ids)).batch(64)
     steps = math.ceil(len(splits.train) / args.batch_size) * args.epochs
     model.compile(optimizer=make_adamw(lr, steps), **classifier_compile_args(2))
-    timer = TrainTimer()
-    model.fit(train_ds, validation_data=dev_ds, epochs=args.epochs, callbacks=[timer], verbose=2)
-    logits = model.predict(dev_ds.map(lambda x, y: x), verbose=0)
-    return {"dev_accuracy": float(np.mean(logits.argmax(-1) == splits.valid_ids)),
-            "train_examples_per_s": steady_rate(timer, len(splits.train)),
-            "epoch_seconds": timer.epoch_seconds}
+    return fit_and_score(model, train_ds, dev_ds, splits, args)
 
 
 def main() -> None:

@@ -10,6 +10,17 @@ from nbclient import NotebookClient
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 
+def notebook_env(out: Path, encoder: Path | None = None, epochs: int = 3, lr: str = "3e-3",
+                 **extra: str) -> dict[str, str]:
+    """The small settings the notebooks read from the environment."""
+    env = {"TFHUB_TRANSFER_NOTEBOOK_EPOCHS": str(epochs), "TFHUB_TRANSFER_NOTEBOOK_LR": lr,
+           "TFHUB_TRANSFER_NOTEBOOK_OUT": str(out), "TF_CPP_MIN_LOG_LEVEL": "3",
+           "PYTHONPATH": str(NOTEBOOKS.parent), **extra}
+    if encoder is not None:
+        env["TFHUB_TRANSFER_NOTEBOOK_ENCODER"] = str(encoder)
+    return env
+
+
 def execute(name: str, env: dict[str, str], tmp_path: Path) -> nbformat.NotebookNode:
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
     old = {k: os.environ.get(k) for k in env}
@@ -36,12 +47,7 @@ def last_output(notebook, marker: str) -> str:
 
 @pytest.mark.slow
 def test_quickstart_notebook(tiny_encoder, tmp_path):
-    env = {"TFHUB_TRANSFER_NOTEBOOK_ENCODER": str(tiny_encoder),
-           "TFHUB_TRANSFER_NOTEBOOK_EPOCHS": "3",
-           "TFHUB_TRANSFER_NOTEBOOK_LR": "3e-3",
-           "TFHUB_TRANSFER_NOTEBOOK_OUT": str(tmp_path / "saved_models"),
-           "TF_CPP_MIN_LOG_LEVEL": "3",
-           "PYTHONPATH": str(NOTEBOOKS.parent)}
+    env = notebook_env(tmp_path / "saved_models", encoder=tiny_encoder, epochs=3, lr="3e-3")
     notebook = execute("quickstart.ipynb", env, tmp_path)
     predicted = last_output(notebook, "predicted = ")
     assert "positive" in predicted or "negative" in predicted
@@ -52,12 +58,7 @@ def test_quickstart_notebook(tiny_encoder, tmp_path):
 
 @pytest.mark.slow
 def test_transfer_modes_notebook(tiny_encoder, tmp_path):
-    env = {"TFHUB_TRANSFER_NOTEBOOK_ENCODER": str(tiny_encoder),
-           "TFHUB_TRANSFER_NOTEBOOK_EPOCHS": "2",
-           "TFHUB_TRANSFER_NOTEBOOK_LR": "3e-3",
-           "TFHUB_TRANSFER_NOTEBOOK_OUT": str(tmp_path / "out"),
-           "TF_CPP_MIN_LOG_LEVEL": "3",
-           "PYTHONPATH": str(NOTEBOOKS.parent)}
+    env = notebook_env(tmp_path / "out", encoder=tiny_encoder, epochs=2, lr="3e-3")
     notebook = execute("transfer_modes.ipynb", env, tmp_path)
     table = (tmp_path / "out" / "compare_small" / "compare.md").read_text()
     for mode in ("freeze", "partial:1", "gradual", "discriminative:0.5", "finetune", "reinit"):
@@ -80,11 +81,8 @@ def test_word_vectors_notebook(tmp_path, demo_data):
     rng = np.random.default_rng(0)
     write_word2vec_text(WordVectors(words, rng.normal(size=(len(words), 8)).astype(np.float32)),
                         tmp_path / "vectors.txt")
-    env = {"TFHUB_TRANSFER_NOTEBOOK_VECTORS": str(tmp_path / "vectors.txt"),
-           "TFHUB_TRANSFER_NOTEBOOK_EPOCHS": "4",
-           "TFHUB_TRANSFER_NOTEBOOK_OUT": str(tmp_path / "out"),
-           "TF_CPP_MIN_LOG_LEVEL": "3",
-           "PYTHONPATH": str(NOTEBOOKS.parent)}
+    env = notebook_env(tmp_path / "out", epochs=4,
+                       TFHUB_TRANSFER_NOTEBOOK_VECTORS=str(tmp_path / "vectors.txt"))
     notebook = execute("word_vectors.ipynb", env, tmp_path)
     accuracies = eval(last_output(notebook, "accuracies = "))  # a dict repr written by the notebook
     assert set(accuracies) == {"random", "init", "freeze", "slow"}
@@ -94,12 +92,7 @@ def test_word_vectors_notebook(tmp_path, demo_data):
 
 @pytest.mark.slow
 def test_continued_pretraining_notebook(tiny_encoder, tmp_path):
-    env = {"TFHUB_TRANSFER_NOTEBOOK_ENCODER": str(tiny_encoder),
-           "TFHUB_TRANSFER_NOTEBOOK_EPOCHS": "3",
-           "TFHUB_TRANSFER_NOTEBOOK_LR": "5e-3",
-           "TFHUB_TRANSFER_NOTEBOOK_OUT": str(tmp_path / "out"),
-           "TF_CPP_MIN_LOG_LEVEL": "3",
-           "PYTHONPATH": str(NOTEBOOKS.parent)}
+    env = notebook_env(tmp_path / "out", encoder=tiny_encoder, epochs=3, lr="5e-3")
     notebook = execute("continued_pretraining.ipynb", env, tmp_path)
     assert float(last_output(notebook, "loss_drop = ")) > 0.3
     assert "reviews-adapted/1/encoder" in last_output(notebook, "adapted_encoder = ")
@@ -110,13 +103,8 @@ def test_feature_based_notebook(tmp_path):
     from tfhub_transfer.encoders.tiny import write_tiny_bert
 
     encoder = write_tiny_bert(tmp_path / "tiny4", num_layers=4)
-    env = {"TFHUB_TRANSFER_NOTEBOOK_ENCODER": str(encoder),
-           "TFHUB_TRANSFER_NOTEBOOK_EPOCHS": "3",
-           "TFHUB_TRANSFER_NOTEBOOK_LR": "3e-3",
-           "TFHUB_TRANSFER_NOTEBOOK_OUT": str(tmp_path / "out"),
-           "TFHUB_TRANSFER_CACHE": str(tmp_path / "cache"),
-           "TF_CPP_MIN_LOG_LEVEL": "3",
-           "PYTHONPATH": str(NOTEBOOKS.parent)}
+    env = notebook_env(tmp_path / "out", encoder=encoder, epochs=3, lr="3e-3",
+                       TFHUB_TRANSFER_CACHE=str(tmp_path / "cache"))
     notebook = execute("feature_based.ipynb", env, tmp_path)
     scores = eval(last_output(notebook, "scores = {r.setting"))  # the dict the notebook shows
     assert set(scores) == {"finetune", "embeddings", "last", "second_to_last", "sum_last4", "concat_last4",
