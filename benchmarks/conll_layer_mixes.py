@@ -23,15 +23,19 @@ from tfhub_transfer.token_classification import TaggerTrainConfig
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--train-sentences", type=int, default=2000)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=3, help="epochs of the fine-tuned row")
+    parser.add_argument("--frozen-epochs", type=int, default=3,
+                        help="epochs of the frozen rows (cheap: they train from the feature cache)")
+    parser.add_argument("--skip-finetune", action="store_true")
     parser.add_argument("--out", default="benchmarks/out/conll_layer_mixes")
     args = parser.parse_args()
     conll = require_shared("conll2003")
     base = TaggerTrainConfig(train=conll / "train.txt", valid=conll / "valid.txt", encoder="default",
-                             head="bilstm", epochs=args.epochs, batch_size=32, learning_rate=1e-3,
+                             head="bilstm", epochs=args.frozen_epochs, batch_size=32, learning_rate=1e-3,
                              seq_length=128, max_train_sentences=args.train_sentences, verbose=2,
                              export=False)
-    results = study_layers(base, args.out, finetune=True, finetune_learning_rate=5e-5)
+    results = study_layers(base, args.out, finetune=not args.skip_finetune, finetune_learning_rate=5e-5,
+                           finetune_epochs=args.epochs)
     report = {"machine": machine(), "args": vars(args),
               "results": [r.__dict__ for r in results]}
     print((Path(args.out) / "study.md").read_text())

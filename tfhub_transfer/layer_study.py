@@ -22,12 +22,13 @@ class MixResult:
     metric: str
 
 
-def _run_sentence(base, mix: str | None, finetune_lr: float | None):
+def _run_sentence(base, mix: str | None, finetune_lr: float | None, finetune_epochs: int | None):
     from tfhub_transfer.training import train
 
     if mix is None:
         config = dataclasses.replace(base, mode="finetune", layer_mix=None, feature_cache=False,
-                                     export=False, learning_rate=finetune_lr or base.learning_rate)
+                                     export=False, learning_rate=finetune_lr or base.learning_rate,
+                                     epochs=finetune_epochs or base.epochs)
     else:
         config = dataclasses.replace(base, mode="freeze", layer_mix=mix, feature_cache=True, export=False)
     result = train(config)
@@ -35,31 +36,34 @@ def _run_sentence(base, mix: str | None, finetune_lr: float | None):
     return result.metrics[headline], headline
 
 
-def _run_tokens(base, mix: str | None, finetune_lr: float | None):
+def _run_tokens(base, mix: str | None, finetune_lr: float | None, finetune_epochs: int | None):
     from tfhub_transfer.token_classification import train_tagger
 
     if mix is None:
         config = dataclasses.replace(base, mode="finetune", layer_mix=None, head="dense", export=False,
-                                     learning_rate=finetune_lr or base.learning_rate)
+                                     learning_rate=finetune_lr or base.learning_rate,
+                                     epochs=finetune_epochs or base.epochs)
     else:
         config = dataclasses.replace(base, mode="freeze", layer_mix=mix, export=False, feature_cache=True)
     return train_tagger(config).metrics["f1"], "entity_f1"
 
 
 def study_layers(base, out_dir: str | Path, mixes=LAYER_MIXES, finetune: bool = True,
-                 finetune_learning_rate: float | None = None) -> list[MixResult]:
+                 finetune_learning_rate: float | None = None,
+                 finetune_epochs: int | None = None) -> list[MixResult]:
     """Runs each mix with a frozen encoder (and, if asked, full fine-tuning); writes study.{md,csv,png}.
 
     `base` is a `TrainConfig` (sentence tasks; trained from the feature cache) or a
     `TaggerTrainConfig` (token tasks, e.g. CoNLL-2003 NER). Frozen runs use
-    `base.learning_rate`; the fine-tuned row uses `finetune_learning_rate` if given.
+    `base.learning_rate` and `base.epochs`; the fine-tuned row uses `finetune_learning_rate`
+    and `finetune_epochs` when given.
     """
     from tfhub_transfer.token_classification import TaggerTrainConfig
 
     run = _run_tokens if isinstance(base, TaggerTrainConfig) else _run_sentence
     results = []
     for mix in ([None] if finetune else []) + list(mixes):
-        score, metric = run(base, mix, finetune_learning_rate)
+        score, metric = run(base, mix, finetune_learning_rate, finetune_epochs)
         results.append(MixResult("finetune" if mix is None else mix, score, metric))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
