@@ -97,7 +97,7 @@ def build_feature_cache(
     dataset = make_dataset(texts, None, preprocessor, batch_size, feature.seq_length, cache=False,
                            texts_b=texts_b)
 
-    @tf.function
+    @tf.function(reduce_retracing=True)  # batches differ in length (dynamic padding)
     def encode(inputs):
         return pooled_layers(encoder_layer(inputs, training=False), inputs["input_mask"], feature.pooling)
 
@@ -180,7 +180,7 @@ def build_token_feature_cache(
     if (target / MANIFEST).exists():
         return target
 
-    @tf.function
+    @tf.function(reduce_retracing=True)  # batches differ in length (dynamic padding)
     def encode(words):
         inputs, keep = align_words(preprocessor, words, seq_length)
         positions = inputs.pop("word_positions")
