@@ -189,7 +189,7 @@ def read_table(
     return table
 
 
-def _label_key(value) -> str:
+def label_key(value) -> str:
     """Labels compare as strings: 1, "1" and 1.0 from different files are the same class."""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
@@ -204,7 +204,7 @@ class LabelVocabulary:
 
     @classmethod
     def from_labels(cls, labels: Sequence, source: str = "training data") -> LabelVocabulary:
-        keys = sorted({_label_key(y) for y in labels}, key=_sort_key)
+        keys = sorted({label_key(y) for y in labels}, key=_sort_key)
         if len(keys) < 2:
             raise DataError(
                 f"{source} has {len(keys)} distinct label(s) {keys}: a classifier needs at least 2."
@@ -216,7 +216,7 @@ class LabelVocabulary:
 
     def encode(self, table: TextTable) -> np.ndarray:
         index = {name: i for i, name in enumerate(self.names)}
-        keys = [_label_key(y) for y in table.labels]
+        keys = [label_key(y) for y in table.labels]
         unseen = [i for i, k in enumerate(keys) if k not in index]
         if unseen:
             bad = sorted({keys[i] for i in unseen})

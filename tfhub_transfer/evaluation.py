@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfhub_transfer.data import read_table
+from tfhub_transfer.data import label_key, read_table
 from tfhub_transfer.errors import DataError
 from tfhub_transfer.export import ExportedClassifier
 from tfhub_transfer.metrics import classification_report
@@ -22,9 +22,7 @@ def evaluate_exported(
     if not names:
         raise DataError(f"{model_path} has no label list in its assets.extra; re-export it.")
     index = {name: i for i, name in enumerate(names)}
-    from tfhub_transfer.data import _label_key
-
-    keys = [_label_key(y) for y in table.labels]
+    keys = [label_key(y) for y in table.labels]
     unknown = sorted({k for k in keys if k not in index})
     if unknown:
         raise DataError(f"{table.source}: labels {unknown} are not among the model's {names}.")

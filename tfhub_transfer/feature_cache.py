@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -155,10 +154,6 @@ def cached_dataset(path: str | Path, targets: np.ndarray, batch_size: int = 32, 
     batches = -(-len(targets) // batch_size)
     return dataset.batch(batch_size).apply(
         tf.data.experimental.assert_cardinality(batches)).prefetch(tf.data.AUTOTUNE)
-
-
-def clear_feature_cache(root: str | Path | None = None) -> None:
-    shutil.rmtree(Path(root) if root else cache_dir() / "features", ignore_errors=True)
 
 
 # -- token level (taggers) -------------------------------------------------------------------------

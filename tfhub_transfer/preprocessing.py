@@ -13,7 +13,7 @@ import tensorflow as tf
 import tensorflow_hub as hub
 import tensorflow_text  # noqa: F401  (registers the ops the preprocessing SavedModel uses)
 
-from tfhub_transfer.encoders.handles import EncoderSpec, check_handle_available
+from tfhub_transfer.encoders.handles import check_handle_available
 from tfhub_transfer.errors import EncoderError
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -59,10 +59,6 @@ class TextPreprocessor:
         if strings_b is not None:
             segments.append(self.tokenize(tf.convert_to_tensor(strings_b)))
         return self.pack(segments, seq_length)
-
-
-def load_preprocessor(spec: EncoderSpec) -> TextPreprocessor:
-    return TextPreprocessor(spec.preprocessor)
 
 
 def _tokenized(dataset: tf.data.Dataset, preprocessor: TextPreprocessor, seq_length: int):
