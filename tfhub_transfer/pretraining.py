@@ -11,6 +11,7 @@ TF Hub format (a versioned directory that every builder loads by path).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -202,7 +203,7 @@ def pretrain(config: PretrainConfig, strategy: tf.distribute.Strategy | None = N
     train_seqs = [sequences[i] for i in order[n_held:]] or held
     special = preprocessor.special_ids
     heldout = fixed_heldout(held, special, masking, config.batch_size, config.seed)
-    scope = strategy.scope() if strategy else _null_scope()
+    scope = strategy.scope() if strategy else contextlib.nullcontext()
     with scope:
         loaded, layer = _load_mlm(spec)
         model = MaskedLMModel(layer)
@@ -229,10 +230,3 @@ def pretrain(config: PretrainConfig, strategy: tf.distribute.Strategy | None = N
     path = write_pretrained(loaded, spec, config.out, record)
     return PretrainResult(before, after, path, {k: [float(x) for x in v] for k, v in history.history.items()})
 
-
-class _null_scope:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
