@@ -41,3 +41,21 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def demo_data() -> Path:
     return DEMO_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_no_dropout(tmp_path_factory) -> Path:
+    """The tiny fixture without dropout: runs that must match bit for bit (resume, replicas)."""
+    from tfhub_transfer.encoders.tiny import write_tiny_bert
+
+    return write_tiny_bert(tmp_path_factory.mktemp("encoders") / "tiny_no_dropout", dropout=0.0)
+
+
+def run_python(script: str, *args, env: dict | None = None, timeout: int = 600):
+    """Runs `script` in a fresh interpreter (TensorFlow device setup needs a new process)."""
+    import subprocess
+    import sys
+
+    full_env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
+    return subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True,
+                          text=True, env=full_env, timeout=timeout)

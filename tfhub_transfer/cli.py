@@ -68,6 +68,36 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-train-examples", type=int, help="train on a random subset of this size")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_speed_flags(p)
+
+
+def _add_distribution_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--distribution", default="auto",
+                   choices=["auto", "one_device", "mirrored", "multi_worker", "tpu"],
+                   help="tf.distribute strategy; auto: TPU if one answers, several GPUs -> mirrored, "
+                        "else one device; multi_worker reads TF_CONFIG. --batch-size is per replica")
+
+
+def _add_speed_flags(p: argparse.ArgumentParser) -> None:
+    _add_distribution_flag(p)
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                   help="encoder compute dtype; bfloat16 writes (once) and uses a mixed_bfloat16 copy "
+                        "of an encoder this package wrote (not possible for published Hub encoders)")
+    p.add_argument("--no-bucket", action="store_true",
+                   help="do not group similar lengths into batches (each batch is still padded only "
+                        "to its own longest row)")
+    p.add_argument("--steps-per-execution", type=int, default=1,
+                   help="training steps per tf.function call (fewer Python round trips)")
+    p.add_argument("--jit-compile", action="store_true",
+                   help="XLA-compile the train step (can help on GPU/TPU; slower on CPU)")
+    resume = p.add_mutually_exclusive_group()
+    resume.add_argument("--resume", dest="resume", action="store_true", default=None,
+                        help="continue from the backup in the output directory (it must exist); "
+                             "without either flag a backup there is resumed automatically")
+    resume.add_argument("--no-resume", dest="resume", action="store_false",
+                        help="discard any backup in the output directory and start over")
+    p.add_argument("--backup-every", type=int, default=200,
+                   help="back up the training state every N steps (0: never)")
 
 
 def _add_train_parser(sub) -> None:
@@ -103,6 +133,7 @@ def _add_pretrain_parser(sub) -> None:
     p.add_argument("--max-lines", type=int, help="read at most this many corpus lines")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
+    _add_distribution_flag(p)
 
 
 def _cmd_pretrain(args) -> int:
@@ -113,7 +144,7 @@ def _cmd_pretrain(args) -> int:
         text_column=args.text_column, seq_length=args.seq_length,
         whole_word_masking=args.whole_word_masking, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.lr, holdout_fraction=args.holdout_fraction, max_lines=args.max_lines,
-        seed=args.seed, verbose=0 if args.quiet else 1,
+        seed=args.seed, verbose=0 if args.quiet else 1, distribution=args.distribution,
     ))
     for name, values in (("before", result.before), ("after", result.after)):
         print(f"held-out {name}: masked accuracy {values['masked_accuracy']:.4f}, "
@@ -138,7 +169,9 @@ def _train_config(args, **overrides):
         optimizer=args.optimizer, schedule=args.schedule, warmup_fraction=args.warmup_fraction,
         weight_decay=args.weight_decay, seq_length=args.seq_length,
         validation_fraction=args.validation_fraction, max_train_examples=args.max_train_examples,
-        seed=args.seed, verbose=0 if args.quiet else 1,
+        seed=args.seed, verbose=0 if args.quiet else 1, distribution=args.distribution,
+        dtype=args.dtype, bucket=not args.no_bucket, steps_per_execution=args.steps_per_execution,
+        jit_compile=args.jit_compile, resume=args.resume, backup_every_steps=args.backup_every,
     )
     values.update(overrides)
     return TrainConfig(**values)
@@ -160,7 +193,7 @@ def _tagger_config(args, **overrides):
         mode=args.mode, layer_mix=args.layer_mix, head=args.tagger_head, epochs=args.epochs,
         batch_size=args.batch_size, learning_rate=args.lr, seq_length=args.seq_length,
         max_train_sentences=args.max_sentences, feature_cache=args.feature_cache, seed=args.seed,
-        verbose=0 if args.quiet else 1,
+        verbose=0 if args.quiet else 1, distribution=args.distribution, dtype=args.dtype,
     )
     values.update(overrides)
     return TaggerTrainConfig(**values)

@@ -15,3 +15,7 @@ class EncoderError(TransferError, ValueError):
 
 class ConfigError(TransferError, ValueError):
     """Options that do not fit together."""
+
+
+class TrainingDiverged(TransferError, RuntimeError):
+    """The loss or the weights stopped being finite during training."""

@@ -6,6 +6,7 @@ to their own longest row (dynamic padding), never beyond `seq_length`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -18,6 +19,9 @@ from tfhub_transfer.errors import EncoderError
 
 AUTOTUNE = tf.data.AUTOTUNE
 TOKENIZE_BATCH = 512
+SHUFFLE_BUFFER = 10_000
+# Length bucketing sorts this many batches' worth of examples by length, then batches them.
+BUCKET_CHUNK_BATCHES = 16
 
 
 class TextPreprocessor:
@@ -71,6 +75,24 @@ def _tokenized(dataset: tf.data.Dataset, preprocessor: TextPreprocessor, seq_len
     return dataset.batch(TOKENIZE_BATCH).map(tokenize, num_parallel_calls=AUTOTUNE).unbatch()
 
 
+def _tokenized_segments(texts, labels, preprocessor, seq_length, texts_b=None) -> tf.data.Dataset:
+    """((token ids...), label) per example, tokenised once (parallel map) then cached in memory."""
+    if isinstance(texts, tf.data.Dataset):
+        dataset = texts.map(lambda text, label: ((text,), label))
+    else:
+        dummy = np.zeros(len(texts), np.int32) if labels is None else labels
+        segments = (list(texts),) if texts_b is None else (list(texts), list(texts_b))
+        dataset = tf.data.Dataset.from_tensor_slices((segments, dummy))
+    return _tokenized(dataset, preprocessor, seq_length)
+
+
+def _packer(preprocessor: TextPreprocessor, seq_length: int):
+    def pack(tokens, batch_labels):
+        return preprocessor.pack(list(tokens), seq_length), batch_labels
+
+    return pack
+
+
 def make_dataset(
     texts: Sequence[str] | tf.data.Dataset,
     labels: np.ndarray | None,
@@ -88,23 +110,15 @@ def make_dataset(
     multi-hot rows or floats, or None for prediction; `texts_b` for sentence pairs)
     or a tf.data.Dataset of (string, label) elements. Tokenisation runs once
     (cached); shuffling runs every epoch; each batch is padded to its own longest row.
+    For training runs that must resume exactly, use `make_training_dataset`.
     """
-    if isinstance(texts, tf.data.Dataset):
-        dataset = texts.map(lambda text, label: ((text,), label))
-    else:
-        dummy = np.zeros(len(texts), np.int32) if labels is None else labels
-        segments = (list(texts),) if texts_b is None else (list(texts), list(texts_b))
-        dataset = tf.data.Dataset.from_tensor_slices((segments, dummy))
-    dataset = _tokenized(dataset, preprocessor, seq_length)
+    dataset = _tokenized_segments(texts, labels, preprocessor, seq_length, texts_b)
     if cache:
         dataset = dataset.cache()
     if shuffle:
-        dataset = dataset.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
-
-    def pack(tokens, batch_labels):
-        return preprocessor.pack(list(tokens), seq_length), batch_labels
-
-    dataset = dataset.ragged_batch(batch_size).map(pack, num_parallel_calls=AUTOTUNE)
+        dataset = dataset.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.ragged_batch(batch_size).map(_packer(preprocessor, seq_length),
+                                                   num_parallel_calls=AUTOTUNE)
     if not isinstance(texts, tf.data.Dataset):
         # Unbatching loses the size; restoring it gives Keras real progress bars.
         batches = -(-len(texts) // batch_size)
@@ -112,6 +126,68 @@ def make_dataset(
     if labels is None and not isinstance(texts, tf.data.Dataset):
         dataset = dataset.map(lambda inputs, _: inputs)
     return dataset.prefetch(AUTOTUNE)
+
+
+def make_training_dataset(
+    texts: Sequence[str],
+    labels: np.ndarray,
+    preprocessor: TextPreprocessor | None,
+    batch_size: int,
+    seq_length: int,
+    epochs: int,
+    seed: int = 0,
+    shuffle: bool = True,
+    bucket: bool = True,
+    start_epoch: int = 0,
+    start_step: int = 0,
+    texts_b: Sequence[str] | None = None,
+) -> tuple[tf.data.Dataset, int]:
+    """All training batches of epochs `start_epoch..epochs-1` as one stream; returns it with steps/epoch.
+
+    Epoch e's order depends only on (`seed`, e), and the stream starts `start_step`
+    batches into `start_epoch`, so a resumed run sees exactly the batches the
+    interrupted one would have. With `bucket`, each chunk of 16 batches' worth of
+    examples is sorted by length before batching (less padding), and the chunk's
+    batches are then shuffled. Pass `steps_per_epoch` to `fit` with this dataset.
+    With `preprocessor=None` the batches hold raw strings (models that tokenise inside).
+    """
+    if preprocessor is None:
+        cached = tf.data.Dataset.from_tensor_slices((list(texts), labels))
+    else:
+        cached = _tokenized_segments(texts, labels, preprocessor, seq_length, texts_b).cache()
+    steps_per_epoch = -(-len(texts) // batch_size)
+
+    def epoch_batches(epoch: int) -> tf.data.Dataset:
+        dataset, epoch_seed = cached, seed * 100_003 + epoch
+        if shuffle:
+            dataset = dataset.shuffle(min(SHUFFLE_BUFFER, max(len(texts), 1)), seed=epoch_seed,
+                                      reshuffle_each_iteration=False)
+        if preprocessor is None:
+            return dataset.batch(batch_size)
+        if bucket:
+            return _length_bucketed(dataset, batch_size, epoch_seed)
+        return dataset.ragged_batch(batch_size)
+
+    # Python-level epochs: tf.data takes shuffle seeds as Python ints, not tensors.
+    per_epoch = [epoch_batches(epoch) for epoch in range(start_epoch, max(epochs, start_epoch + 1))]
+    dataset = functools.reduce(lambda a, b: a.concatenate(b), per_epoch).skip(start_step)
+    if preprocessor is not None:
+        dataset = dataset.map(_packer(preprocessor, seq_length), num_parallel_calls=AUTOTUNE)
+    return dataset.prefetch(AUTOTUNE), steps_per_epoch
+
+
+def _length_bucketed(dataset: tf.data.Dataset, batch_size: int, seed) -> tf.data.Dataset:
+    """Batches of similar lengths: sort each chunk of examples by length, batch, shuffle the batches."""
+
+    def sorted_batches(tokens, labels):
+        lengths = tf.add_n([t.row_lengths() for t in tokens])
+        order = tf.argsort(lengths, stable=True)
+        chunk = (tuple(tf.gather(t, order) for t in tokens), tf.gather(labels, order))
+        return tf.data.Dataset.from_tensor_slices(chunk).ragged_batch(batch_size)
+
+    chunks = dataset.ragged_batch(batch_size * BUCKET_CHUNK_BATCHES)
+    return chunks.flat_map(sorted_batches).shuffle(BUCKET_CHUNK_BATCHES, seed=seed,
+                                                   reshuffle_each_iteration=False)
 
 
 def make_string_dataset(

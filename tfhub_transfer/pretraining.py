@@ -11,11 +11,11 @@ TF Hub format (a versioned directory that every builder loads by path).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
 import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,6 +25,7 @@ import tensorflow_hub as hub
 import tf_keras
 
 from tfhub_transfer.data import read_table
+from tfhub_transfer.distribution import global_batch_size, is_chief, make_distribution
 from tfhub_transfer.encoders.handles import EncoderSpec, read_metadata, resolve_encoder
 from tfhub_transfer.encoders.hub_writer import ENCODER_DIR, METADATA_FILE, PREPROCESSOR_DIR, atomic_directory
 from tfhub_transfer.errors import DataError, EncoderError
@@ -54,6 +55,7 @@ class PretrainConfig:
     max_lines: int | None = None
     seed: int = 0
     verbose: int = 1
+    distribution: str = "auto"  # see tfhub_transfer.distribution; batch_size is per replica
 
 
 @dataclasses.dataclass
@@ -187,7 +189,12 @@ def write_pretrained(loaded, spec: EncoderSpec, out_root: str | Path, record: di
 
 
 def pretrain(config: PretrainConfig, strategy: tf.distribute.Strategy | None = None) -> PretrainResult:
-    """Continues MLM pretraining of `config.encoder` on `config.corpus`; see the module docstring."""
+    """Continues MLM pretraining of `config.encoder` on `config.corpus`; see the module docstring.
+
+    Runs under `strategy`, else the one `config.distribution` names (created first).
+    """
+    strategy = make_distribution(strategy or config.distribution)
+    batch = global_batch_size(config.batch_size, strategy)
     tf_keras.utils.set_random_seed(config.seed)
     spec = resolve_encoder(config.encoder, config.preprocessor)
     if spec.preprocessor.startswith(("http://", "https://")) or not Path(spec.preprocessor).is_dir():
@@ -202,12 +209,11 @@ def pretrain(config: PretrainConfig, strategy: tf.distribute.Strategy | None = N
     held = [sequences[i] for i in order[:n_held]]
     train_seqs = [sequences[i] for i in order[n_held:]] or held
     special = preprocessor.special_ids
-    heldout = fixed_heldout(held, special, masking, config.batch_size, config.seed)
-    scope = strategy.scope() if strategy else contextlib.nullcontext()
-    with scope:
+    heldout = fixed_heldout(held, special, masking, batch, config.seed)
+    with strategy.scope():
         loaded, layer = _load_mlm(spec)
         model = MaskedLMModel(layer)
-        steps = math.ceil(len(train_seqs) / config.batch_size) * config.epochs
+        steps = math.ceil(len(train_seqs) / batch) * config.epochs
         optimizer = tf_keras.optimizers.AdamW(
             WarmupLinearDecay(config.learning_rate, steps, int(steps * config.warmup_fraction)),
             weight_decay=config.weight_decay, epsilon=1e-6)
@@ -218,7 +224,7 @@ def pretrain(config: PretrainConfig, strategy: tf.distribute.Strategy | None = N
     if config.verbose:
         print(f"{len(lines)} lines -> {len(sequences)} packed sequences of <= {config.seq_length} tokens "
               f"({n_held} held out). Before: {before}", flush=True)
-    train_ds = mlm_dataset(train_seqs, special, masking, config.batch_size, True, None)
+    train_ds = mlm_dataset(train_seqs, special, masking, batch, True, None)
     history = model.fit(train_ds, epochs=config.epochs, verbose=config.verbose)
     after = evaluate_mlm(model, heldout)
     if config.verbose:
@@ -227,6 +233,11 @@ def pretrain(config: PretrainConfig, strategy: tf.distribute.Strategy | None = N
         "from": spec.encoder, "corpus": [str(p) for p in config.corpus], "lines": len(lines),
         "sequences": len(sequences), "epochs": config.epochs, "whole_word_masking": config.whole_word_masking,
         "heldout_before": before, "heldout_after": after}}
-    path = write_pretrained(loaded, spec, config.out, record)
+    if is_chief(strategy):
+        path = write_pretrained(loaded, spec, config.out, record)
+    else:  # other workers take part in the save (collectives) into a scratch dir
+        with tempfile.TemporaryDirectory() as scratch:
+            path = write_pretrained(loaded, spec, scratch, record)
+        path = Path(config.out)
     return PretrainResult(before, after, path, {k: [float(x) for x in v] for k, v in history.history.items()})
 

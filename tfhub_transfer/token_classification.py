@@ -251,6 +251,8 @@ class TaggerTrainConfig:
     output_dir: str | Path = "saved_models"
     export: bool = True
     verbose: int = 1
+    distribution: str = "auto"  # see tfhub_transfer.distribution; batch_size is per replica
+    dtype: str = "float32"  # encoder compute dtype (bfloat16: encoders this package wrote)
 
 
 @dataclasses.dataclass
@@ -269,10 +271,14 @@ def tag_vocabulary(sentences: TaggedSentences) -> list[str]:
 
 def train_tagger(config: TaggerTrainConfig) -> TaggerResult:
     """Fine-tunes (or trains a head on a frozen) encoder for CoNLL-style tagging; entity F1 on validation."""
+    from tfhub_transfer.distribution import global_batch_size, make_distribution
+    from tfhub_transfer.encoders.dtypes import encoder_with_dtype
     from tfhub_transfer.export import export_tagger
     from tfhub_transfer.optimizers import optimizer_factory
     from tfhub_transfer.schedules import make_schedule
 
+    strategy = make_distribution(config.distribution)
+    batch = global_batch_size(config.batch_size, strategy)
     tf_keras.utils.set_random_seed(config.seed)
     train_sents = read_conll(config.train, max_sentences=config.max_train_sentences)
     if config.valid:
@@ -287,23 +293,25 @@ def train_tagger(config: TaggerTrainConfig) -> TaggerResult:
     if unseen:
         raise DataError(f"{valid_sents.source}: tags {unseen} never occur in {train_sents.source}")
     layer_mix = config.layer_mix or ("last" if config.feature_cache else None)
-    model = build_tagger(TaggerConfig(len(names), config.encoder, config.preprocessor, config.mode,
-                                      layer_mix, config.head, seq_length=config.seq_length,
-                                      seed=config.seed))
+    encoder = encoder_with_dtype(config.encoder, config.dtype, config.preprocessor)
+    with strategy.scope():
+        model = build_tagger(TaggerConfig(len(names), encoder, config.preprocessor, config.mode,
+                                          layer_mix, config.head, seq_length=config.seq_length,
+                                          seed=config.seed))
     if config.feature_cache:
         return _train_tagger_from_cache(model, config, train_sents, valid_sents, names, index)
     pre = model.preprocessor
-    train_ds = make_tagging_dataset(train_sents, index, pre, config.batch_size, config.seq_length, True,
-                                    config.seed)
-    valid_ds = make_tagging_dataset(valid_sents, index, pre, config.batch_size, config.seq_length)
-    steps = -(-len(train_sents) // config.batch_size) * config.epochs
+    train_ds = make_tagging_dataset(train_sents, index, pre, batch, config.seq_length, True, config.seed)
+    valid_ds = make_tagging_dataset(valid_sents, index, pre, batch, config.seq_length)
+    steps = -(-len(train_sents) // batch) * config.epochs
     frozen = model.mode.kind == "freeze"
     rate = config.learning_rate or (1e-3 if frozen else 5e-5)
-    model.compile_transfer(
-        optimizer_factory("adamw"), make_schedule("linear", rate, steps),
-        loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        weighted_metrics=[tf_keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
-    )
+    with strategy.scope():
+        model.compile_transfer(
+            optimizer_factory("adamw"), make_schedule("linear", rate, steps),
+            loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            weighted_metrics=[tf_keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
+        )
     history = model.fit(train_ds, validation_data=valid_ds, epochs=config.epochs, verbose=config.verbose)
     predicted = predict_tags(model, valid_ds, names, valid_sents)
     metrics = {**entity_f1(valid_sents.tags, predicted), "sentences": len(valid_sents)}

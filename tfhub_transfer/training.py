@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +16,25 @@ import tf_keras
 
 from tfhub_transfer.callbacks import GradualUnfreezing, RestoreBestWeights
 from tfhub_transfer.data import LabelledSplits, load_labelled
+from tfhub_transfer.distribution import (
+    describe,
+    global_batch_size,
+    is_chief,
+    is_multi_worker,
+    make_distribution,
+)
+from tfhub_transfer.encoders.dtypes import encoder_with_dtype
 from tfhub_transfer.errors import ConfigError
 from tfhub_transfer.export import export_classifier
+from tfhub_transfer.fault_tolerance import BACKUP_DIR, ResumableBackup, ResumePoint, prepare_backup
 from tfhub_transfer.model import ClassifierConfig, build_classifier_from_config
 from tfhub_transfer.optimizers import optimizer_factory
 from tfhub_transfer.plots import confusion_matrix_png, training_curves_png
-from tfhub_transfer.preprocessing import make_dataset, make_string_dataset
+from tfhub_transfer.preprocessing import (
+    make_dataset,
+    make_string_dataset,
+    make_training_dataset,
+)
 from tfhub_transfer.rnn_classifier import RnnClassifierConfig, build_rnn_classifier_from_config
 from tfhub_transfer.schedules import make_schedule
 from tfhub_transfer.tasks import TASK_SPECS, compile_args, validation_report
@@ -72,6 +87,14 @@ class TrainConfig:
     warmup_fraction: float = 0.1
     weight_decay: float = 0.01
     seq_length: int = 128
+    dtype: str = "float32"  # encoder compute dtype: float32 | bfloat16 (encoders this package writes)
+    distribution: str = "auto"  # auto | one_device | mirrored | multi_worker | tpu
+    bucket: bool = True  # group similar lengths into batches (less padding)
+    steps_per_execution: int = 1
+    jit_compile: bool = False  # XLA; slower on CPU for hub.KerasLayer encoders, so off by default
+    resume: bool | None = None  # None: resume from a backup in the output dir if there is one
+    backup_every_steps: int = 200
+    callbacks: list = dataclasses.field(default_factory=list)  # extra Keras callbacks for `fit`
     validation_fraction: float = 0.1
     max_train_examples: int | None = None
     seed: int = 0
@@ -79,6 +102,10 @@ class TrainConfig:
     output_dir: str | Path = "saved_models"
     export: bool = True
     verbose: int = 1
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) / self.name / RUN_DIR
 
     def classifier_config(self, num_classes: int) -> ClassifierConfig:
         return ClassifierConfig(
@@ -145,12 +172,16 @@ def classifier_compile_args(num_classes: int, task: str = "single_label") -> dic
 
 def compile_classifier(
     model: TransferModel, learning_rate, num_classes: int, optimizer: str = "adamw",
-    weight_decay: float = 0.01, task: str = "single_label",
+    weight_decay: float = 0.01, task: str = "single_label", steps_per_execution: int = 1,
+    jit_compile: bool = False,
 ) -> None:
     """Compiles with per-group optimizers (see TransferModel.compile_transfer) and the task's loss."""
-    model.compile_transfer(
-        optimizer_factory(optimizer, weight_decay), learning_rate, **compile_args(task, num_classes)
-    )
+    with model.distribute_strategy.scope():
+        model.compile_transfer(
+            optimizer_factory(optimizer, weight_decay), learning_rate,
+            steps_per_execution=steps_per_execution, jit_compile=jit_compile,
+            **compile_args(task, num_classes),
+        )
 
 
 def transfer_callbacks(model: TransferModel) -> list:
@@ -160,7 +191,16 @@ def transfer_callbacks(model: TransferModel) -> list:
 
 
 def predict_outputs(model: TransferModel, dataset: tf.data.Dataset) -> np.ndarray:
-    return model.predict(dataset.map(lambda x, y: x), verbose=0)
+    """The model's outputs on every batch of `dataset`, in order, on this process.
+
+    Under a multi-worker strategy `predict` would shard the data across workers, so
+    each worker runs the (replicated) model on all of it instead.
+    """
+    inputs = dataset.map(lambda x, y: x)
+    if not is_multi_worker(model.distribute_strategy):
+        return model.predict(inputs, verbose=0)
+    call = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    return np.concatenate([call(x).numpy() for x in inputs])
 
 
 def predict_ids(model: TransferModel, dataset: tf.data.Dataset) -> np.ndarray:
@@ -172,26 +212,41 @@ def fit_classifier(
     splits: LabelledSplits,
     config: TrainConfig,
 ) -> tuple[dict, dict]:
-    """Compiles and fits `model` on `splits`; returns (history, validation report)."""
+    """Compiles and fits `model` on `splits` under the model's distribution strategy.
+
+    `config.batch_size` is per replica. Backups go to `config.run_dir/backup` and an
+    earlier interrupted run there is resumed (see `config.resume`). Returns
+    (history, validation report).
+    """
     if config.feature_cache:
         from tfhub_transfer.cached_training import fit_from_cache
 
         return fit_from_cache(model, splits, config)
-    train_ds, valid_ds = training_datasets(model, splits, config)
-    steps = math.ceil(len(splits.train) / config.batch_size) * config.epochs
-    schedule = make_schedule(
-        config.schedule, config.resolved_learning_rate(), steps, config.warmup_fraction
-    )
+    strategy = model.distribute_strategy
+    batch = global_batch_size(config.batch_size, strategy)
+    backup_dir = config.run_dir / BACKUP_DIR
+    steps_per_epoch = math.ceil(len(splits.train) / batch)
+    start = prepare_backup(backup_dir, steps_per_epoch, config.resume)
+    train_ds = training_dataset(model, splits, config, batch, start)
+    valid_ds = validation_dataset(model, splits, batch, config.seq_length)
+    rate = config.resolved_learning_rate()
+    schedule = make_schedule(config.schedule, rate, steps_per_epoch * config.epochs,
+                             config.warmup_fraction)
     outputs = num_outputs(splits)
-    compile_classifier(model, schedule, outputs, config.optimizer, config.weight_decay, splits.task)
+    compile_classifier(model, schedule, outputs, config.optimizer, config.weight_decay, splits.task,
+                       config.steps_per_execution, config.jit_compile)
     task = TASK_SPECS[splits.task]
+    best = RestoreBestWeights(task.monitor, task.monitor_mode, backup_dir / "best_weights.npz",
+                              write=is_chief(strategy))
+    callbacks = [*transfer_callbacks(model), best, *config.callbacks]
+    if config.backup_every_steps:
+        callbacks.insert(0, ResumableBackup(backup_dir, config.backup_every_steps, rate))
     history = model.fit(
-        train_ds,
-        validation_data=valid_ds,
-        epochs=config.epochs,
-        callbacks=[*transfer_callbacks(model), RestoreBestWeights(task.monitor, task.monitor_mode)],
-        verbose=config.verbose,
+        train_ds, validation_data=valid_ds, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
+        callbacks=callbacks, verbose=config.verbose,
     )
+    if is_chief(strategy):
+        shutil.rmtree(backup_dir, ignore_errors=True)
     report = validation_report(splits.task, splits.valid_ids, predict_outputs(model, valid_ds), outputs)
     return {k: [float(v) for v in vals] for k, vals in history.history.items()}, report
 
@@ -200,25 +255,31 @@ def num_outputs(splits: LabelledSplits) -> int:
     return 1 if splits.labels is None else len(splits.labels)
 
 
-def training_datasets(model: TransferModel, splits: LabelledSplits, config: TrainConfig):
-    """(train, validation) datasets in the form the model takes: encoder inputs or raw strings."""
-    if model.preprocessor is None:
-        return (
-            make_string_dataset(splits.train.texts, splits.train_ids, config.batch_size, config.shuffle,
-                                config.seed),
-            make_string_dataset(splits.valid.texts, splits.valid_ids, config.batch_size),
-        )
-    pre = model.preprocessor
-    return (
-        make_dataset(splits.train.texts, splits.train_ids, pre, config.batch_size, config.seq_length,
-                     shuffle=config.shuffle, seed=config.seed, texts_b=splits.train.texts_b),
-        make_dataset(splits.valid.texts, splits.valid_ids, pre, config.batch_size, config.seq_length,
-                     texts_b=splits.valid.texts_b),
+def training_dataset(model: TransferModel, splits: LabelledSplits, config: TrainConfig,
+                     batch: int, start: ResumePoint) -> tf.data.Dataset:
+    """The training stream from `start` on, in the form the model takes (encoder inputs or strings)."""
+    dataset, _ = make_training_dataset(
+        splits.train.texts, splits.train_ids, model.preprocessor, batch, config.seq_length,
+        config.epochs, seed=config.seed, shuffle=config.shuffle, bucket=config.bucket,
+        start_epoch=start.epoch, start_step=start.step, texts_b=splits.train.texts_b,
     )
+    return dataset
+
+
+def validation_dataset(model: TransferModel, splits: LabelledSplits, batch: int,
+                       seq_length: int) -> tf.data.Dataset:
+    if model.preprocessor is None:
+        return make_string_dataset(splits.valid.texts, splits.valid_ids, batch)
+    return make_dataset(splits.valid.texts, splits.valid_ids, model.preprocessor, batch, seq_length,
+                        texts_b=splits.valid.texts_b)
 
 
 def build_model(config: TrainConfig, splits: LabelledSplits) -> TransferModel:
+    """Builds the model `config` describes (call it inside the distribution strategy's scope)."""
     model_config = config.model_config(num_outputs(splits))
+    if isinstance(model_config, ClassifierConfig) and config.dtype != "float32":
+        encoder = encoder_with_dtype(config.encoder, config.dtype, config.preprocessor)
+        model_config = dataclasses.replace(model_config, encoder=encoder)
     if isinstance(model_config, RnnClassifierConfig):
         model = build_rnn_classifier_from_config(model_config, splits.train.texts)
         if config.verbose and model.coverage is not None:
@@ -245,7 +306,8 @@ def save_run(run_dir: Path, config: TrainConfig, model: TransferModel, labels: l
         "kind": _KINDS[type(model.config)],
         "classifier": dataclasses.asdict(model.config),
         "labels": labels,
-        "train": {k: str(v) for k, v in dataclasses.asdict(config).items() if k not in ("train", "valid")},
+        "train": {f.name: str(getattr(config, f.name)) for f in dataclasses.fields(config)
+                  if f.name not in ("train", "valid", "callbacks")},
     }
     if record["kind"] == "rnn":
         record["vocabulary"] = model.vocabulary
@@ -273,8 +335,14 @@ def load_run(run_dir: str | Path) -> tuple[TransferModel, list[str]]:
     return model, record["labels"]
 
 
-def train(config: TrainConfig) -> TrainResult:
-    """Reads the data, builds the classifier, fits it, reports and (by default) exports it."""
+def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> TrainResult:
+    """Reads the data, builds the classifier, fits it, reports and (by default) exports it.
+
+    The distribution strategy is `strategy` if given, else made from
+    `config.distribution` before anything else touches TensorFlow. Under a
+    multi-worker strategy every worker trains; only the chief writes files.
+    """
+    strategy = make_distribution(strategy or config.distribution)
     tf_keras.utils.set_random_seed(config.seed)
     splits = load_labelled(
         config.train, config.valid, config.text_column, config.label_column,
@@ -282,27 +350,42 @@ def train(config: TrainConfig) -> TrainResult:
         config.task, config.text_b_column, config.label_separator,
     )
     labels = list(splits.labels.names) if splits.labels is not None else []
-    model = build_model(config, splits)
+    with strategy.scope():
+        model = build_model(config, splits)
     if config.verbose:
         what = model.spec.name if model.spec is not None else model.name
         print(
             f"Training {what} ({config.resolved_architecture()}) on {len(splits.train)} examples, "
-            f"validating on {len(splits.valid)}; classes {labels}", flush=True
+            f"validating on {len(splits.valid)}; classes {labels}; {describe(strategy)}, global "
+            f"batch {global_batch_size(config.batch_size, strategy)}", flush=True
         )
     history, report = fit_classifier(model, splits, config)
-    run_dir = Path(config.output_dir) / config.name / RUN_DIR
-    save_run(run_dir, config, model, labels)
+    chief = is_chief(strategy)
+    if chief:
+        save_run(config.run_dir, config, model, labels)
     export_path = None
     if config.export:
-        extra = {
-            "training_curves.png": training_curves_png(history),
-            "metrics.json": json.dumps({"validation": report, "history": history}, indent=2).encode(),
-        }
-        if "confusion_matrix" in report:
-            extra["confusion_matrix.png"] = confusion_matrix_png(report["confusion_matrix"], labels)
-        headline = {k: v for k, v in report.items() if isinstance(v, (int, float))}
-        export_path = export_classifier(
-            model, labels, config.output_dir, config.name, extra_files=extra,
+        export_path = _export_run(model, config, labels, history, report, chief)
+    return TrainResult(model, history, report, labels, export_path, config.run_dir)
+
+
+def _export_run(model: TransferModel, config: TrainConfig, labels: list[str], history: dict,
+                report: dict, chief: bool) -> Path | None:
+    """Exports on the chief; other workers take part in the save (collectives) into a temp dir."""
+    extra = {
+        "training_curves.png": training_curves_png(history),
+        "metrics.json": json.dumps({"validation": report, "history": history}, indent=2).encode(),
+    }
+    if "confusion_matrix" in report:
+        extra["confusion_matrix.png"] = confusion_matrix_png(report["confusion_matrix"], labels)
+    headline = {k: v for k, v in report.items() if isinstance(v, (int, float))}
+    scratch = None if chief else tempfile.mkdtemp(prefix="tfhub_transfer_worker_export_")
+    try:
+        path = export_classifier(
+            model, labels, scratch or config.output_dir, config.name, extra_files=extra,
             info={"validation": headline}, thresholds=report.get("thresholds"),
         )
-    return TrainResult(model, history, report, labels, export_path, run_dir)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return path if chief else None

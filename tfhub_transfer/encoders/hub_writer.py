@@ -38,6 +38,11 @@ def _trace_with_training(fn, spec) -> None:
         fn.get_concrete_function(spec, training)
 
 
+def as_float32(outputs):
+    """Float outputs as float32: encoders computing in bfloat16 still hand float32 to the model."""
+    return tf.nest.map_structure(lambda t: tf.cast(t, tf.float32) if t.dtype.is_floating else t, outputs)
+
+
 class _MlmModule(tf.train.Checkpoint):
     def __init__(self, encoder: BertEncoder, head: MaskedLMHead):
         super().__init__()
@@ -52,7 +57,7 @@ class _MlmModule(tf.train.Checkpoint):
             encoder_inputs = {k: v for k, v in inputs.items() if k != "masked_lm_positions"}
             outputs = dict(encoder(encoder_inputs, training=training))
             outputs["mlm_logits"] = head(outputs["sequence_output"], inputs["masked_lm_positions"])
-            return outputs
+            return as_float32(outputs)
 
         spec = dict(encoder_input_spec())
         spec["masked_lm_positions"] = tf.TensorSpec([None, None], tf.int32, "masked_lm_positions")
@@ -73,7 +78,7 @@ class EncoderModule(tf.train.Checkpoint):
 
         @tf.function
         def call(inputs, training=False):
-            return encoder(inputs, training=training)
+            return as_float32(encoder(inputs, training=training))
 
         _trace_with_training(call, encoder_input_spec())
         self.__call__ = call

@@ -1,0 +1,145 @@
+"""Distribution strategies end to end: replicas agree with one device; two workers agree."""
+
+import json
+import socket
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import ROOT, run_python
+from tfhub_transfer.distribution import global_batch_size, make_distribution
+from tfhub_transfer.errors import ConfigError
+
+TEXTS = [f"the film was {w} and {v}" for w in ("wonderful", "great", "lovely", "superb")
+         for v in ("fun", "moving", "sharp", "warm")] + \
+        [f"the plot was {w} and {v}" for w in ("awful", "dull", "boring", "weak")
+         for v in ("slow", "flat", "long", "empty")]
+LABELS = ["pos"] * 16 + ["neg"] * 16
+
+REPLICAS_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import pandas as pd
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from tfhub_transfer.training import TrainConfig, train
+
+    encoder, out, data = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    frame = pd.DataFrame(data)
+    weights, replicas = {}, {}
+    for distribution, per_replica in (("one_device", 16), ("mirrored", 8)):
+        result = train(TrainConfig(
+            train=frame, valid=frame, encoder=encoder, dropout=0.0, epochs=1, batch_size=per_replica,
+            learning_rate=1e-3, warmup_fraction=0.0, distribution=distribution, output_dir=out,
+            name=distribution, export=False, verbose=0))
+        weights[distribution] = [w.numpy() for w in result.model.weights]
+        replicas[distribution] = result.model.distribute_strategy.num_replicas_in_sync
+    from tfhub_transfer.model import build_classifier
+    start = [w.numpy() for w in build_classifier(encoder, pooling="mean").weights]
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(weights["one_device"], weights["mirrored"]))
+    moved = max(float(np.abs(a - b).max()) for a, b in zip(weights["one_device"], start)
+                if a.shape == b.shape)
+    json.dump({"diff": diff, "moved": moved, "replicas": replicas}, sys.stdout)
+""")
+
+
+def test_mirrored_on_two_cpus_matches_one_device_for_the_same_global_batch(
+        tiny_encoder_no_dropout, tmp_path):
+    data = json.dumps({"text": TEXTS * 4, "label": LABELS * 4})
+    done = run_python(REPLICAS_SCRIPT, tiny_encoder_no_dropout, tmp_path, data)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["replicas"] == {"one_device": 1, "mirrored": 2}
+    assert result["moved"] > 1e-3  # training really changed the weights ...
+    assert result["diff"] < 1e-5  # ... and identically with 2 replicas x 8 as with 1 x 16
+
+
+WORKER_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import pandas as pd
+    from tfhub_transfer.training import TrainConfig, train
+
+    encoder, out, data, dump = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
+    frame = pd.DataFrame(data)
+    result = train(TrainConfig(
+        train=frame, valid=frame, encoder=encoder, dropout=0.0, epochs=2, batch_size=4,
+        learning_rate=1e-3, distribution="multi_worker", output_dir=out, name="mw", verbose=0))
+    np.savez(dump, *[w.numpy() for w in result.model.weights])
+    probs = result.model.predict(result.model.preprocessor.encode(["the film was great"]), verbose=0)
+    json.dump({"export": str(result.export_path) if result.export_path else None,
+               "replicas": result.model.distribute_strategy.num_replicas_in_sync,
+               "logits": probs.tolist()}, sys.stdout)
+""")
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_multi_worker_processes_end_with_identical_weights_and_one_export(
+        tiny_encoder_no_dropout, tmp_path):
+    import os
+
+    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    data = json.dumps({"text": TEXTS * 2, "label": LABELS * 2})
+    procs = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3",
+                   TF_CONFIG=json.dumps(tf_config))
+        procs.append(subprocess.Popen(
+            [sys.executable, "-c", WORKER_SCRIPT, str(tiny_encoder_no_dropout), str(tmp_path / "out"),
+             data, str(tmp_path / f"w{index}.npz")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+    outputs = []
+    try:
+        for proc in procs:
+            stdout, stderr = proc.communicate(timeout=420)
+            assert proc.returncode == 0, stderr[-3000:]
+            outputs.append(json.loads(stdout.strip().splitlines()[-1]))
+    finally:
+        for proc in procs:
+            proc.kill()
+    assert [o["replicas"] for o in outputs] == [2, 2]
+    with np.load(tmp_path / "w0.npz") as a, np.load(tmp_path / "w1.npz") as b:
+        assert len(a.files) > 10
+        for key in a.files:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    chief, worker = outputs
+    assert worker["export"] is None and chief["export"] is not None
+    assert sorted(p.name for p in (tmp_path / "out" / "mw").iterdir()) == ["1", "run"]
+    serving = tf.saved_model.load(chief["export"]).signatures["serving_default"]
+    served = serving(text=tf.constant(["the film was great"]))["probabilities"].numpy()
+    expected = tf.nn.softmax(np.array(chief["logits"])).numpy()
+    np.testing.assert_allclose(served, expected, atol=1e-5)
+
+
+def test_distribution_names_and_global_batch():
+    strategy = make_distribution("one_device")
+    assert strategy.num_replicas_in_sync == 1
+    assert make_distribution("auto").num_replicas_in_sync == 1  # this CPU machine: no TPU, no GPUs
+    assert global_batch_size(16, strategy) == 16
+    assert make_distribution(strategy) is strategy
+    with pytest.raises(ConfigError, match="must be one of"):
+        make_distribution("gpus")
+
+
+def test_multi_worker_without_tf_config_says_what_to_set(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ConfigError, match="TF_CONFIG"):
+        make_distribution("multi_worker")
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(ConfigError, match="TF_CONFIG is not valid"):
+        make_distribution("multi_worker")
