@@ -9,8 +9,8 @@ import textwrap
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import ROOT, run_python
+
 from tfhub_transfer.distribution import global_batch_size, make_distribution
 from tfhub_transfer.errors import ConfigError
 

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 import tf_keras
-
 from conftest import run_python
+
 from tfhub_transfer.errors import TrainingDiverged
 from tfhub_transfer.fault_tolerance import read_resume_point
 from tfhub_transfer.training import TrainConfig, train
