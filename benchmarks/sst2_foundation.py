@@ -60,7 +60,7 @@ def run_ours(splits, mode: str, lr: float, args) -> dict:
     return fit_and_score(model, train_ds, dev_ds, splits, args)
 
 
-def run_tutorial_shape(splits, lr: float, args) -> dict:
+def run_tutorial_shape(splits, lr: float, args, return_model: bool = False):
     tf_keras.utils.set_random_seed(args.seed)
     spec = resolve_encoder("default")
     text = tf_keras.Input(shape=(), dtype=tf.string, name="text")
@@ -74,7 +74,8 @@ def run_tutorial_shape(splits, lr: float, args) -> dict:
     dev_ds = tf.data.Dataset.from_tensor_slices((splits.valid.texts, splits.valid_ids)).batch(64)
     steps = math.ceil(len(splits.train) / args.batch_size) * args.epochs
     model.compile(optimizer=make_adamw(lr, steps), **classifier_compile_args(2))
-    return fit_and_score(model, train_ds, dev_ds, splits, args)
+    scores = fit_and_score(model, train_ds, dev_ds, splits, args)
+    return (scores, model) if return_model else scores
 
 
 def main() -> None:

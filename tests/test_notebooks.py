@@ -112,3 +112,15 @@ def test_feature_based_notebook(tmp_path):
     assert scores["finetune"] > 0.7
     assert float(last_output(notebook, "pearson = ")) > 0.5
     assert (tmp_path / "cache" / "features").is_dir()
+
+
+@pytest.mark.slow
+def test_distributed_training_notebook(tiny_encoder, tmp_path):
+    env = notebook_env(tmp_path / "out", encoder=tiny_encoder, epochs=3, lr="3e-3")
+    notebook = execute("distributed_training.ipynb", env, tmp_path)
+    assert last_output(notebook, "replicas = ") == "2"  # two logical CPU devices, mirrored
+    assert float(last_output(notebook, "mirrored_accuracy = ")) > 0.7
+    assert float(last_output(notebook, "bf16_accuracy = ")) > 0.7
+    assert "positive" in last_output(notebook, "served = ")
+    assert (tmp_path / "out" / "distributed" / "1" / "saved_model.pb").exists()
+    assert not (tmp_path / "out" / "distributed" / "run" / "backup").exists()

@@ -102,7 +102,31 @@ def _tpu() -> tf.distribute.Strategy:
             f"--distribution tpu: no TPU answered ({err}). On Colab pick a TPU runtime; on a Cloud "
             "TPU VM set TPU_NAME=local; elsewhere use --distribution auto."
         ) from None
+    # Hub handles then stay in their uncompressed GCS form, which a TPU worker reads directly.
+    os.environ.setdefault("TFHUB_MODEL_LOAD_FORMAT", "UNCOMPRESSED")
     return tf.distribute.TPUStrategy(resolver)
+
+
+def host_io_options(strategy: tf.distribute.Strategy | None = None) -> dict:
+    """`load_options` / `options` that make a TPU worker read and write files through the host.
+
+    The published recipe for Hub models on TPU: under TPUStrategy, SavedModels are
+    loaded and saved with `experimental_io_device="/job:localhost"` (local files are
+    on the host, not the TPU worker); elsewhere no options are needed.
+    """
+    if not isinstance(strategy or tf.distribute.get_strategy(), tf.distribute.TPUStrategy):
+        return {}
+    return {"io_device": "/job:localhost"}
+
+
+def save_options(strategy: tf.distribute.Strategy | None = None) -> tf.saved_model.SaveOptions | None:
+    io = host_io_options(strategy)
+    return tf.saved_model.SaveOptions(experimental_io_device=io["io_device"]) if io else None
+
+
+def load_options() -> tf.saved_model.LoadOptions | None:
+    io = host_io_options()
+    return tf.saved_model.LoadOptions(experimental_io_device=io["io_device"]) if io else None
 
 
 def global_batch_size(per_replica: int, strategy: tf.distribute.Strategy) -> int:
@@ -112,12 +136,7 @@ def global_batch_size(per_replica: int, strategy: tf.distribute.Strategy) -> int
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
     """True where files should be written: everywhere but non-chief multi-worker tasks."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return True
-    task_type, task_id = resolver.task_type, resolver.task_id
-    return task_type in (None, "chief") or (task_type == "worker" and task_id == 0
-                                            and "chief" not in resolver.cluster_spec().as_dict())
+    return bool(strategy.extended.should_checkpoint)
 
 
 def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:

@@ -17,6 +17,7 @@ import tensorflow_hub as hub
 import tensorflow_text  # noqa: F401  (the exported graph uses its ops)
 import tf_keras
 
+from tfhub_transfer.distribution import save_options
 from tfhub_transfer.encoders.hub_writer import atomic_directory
 from tfhub_transfer.transfer_model import TransferModel
 
@@ -119,7 +120,8 @@ def export_classifier(
         record.update(encoder=model.spec.name, encoder_handle=model.spec.encoder,
                       preprocessor_handle=model.spec.preprocessor)
     with atomic_directory(target) as tmp:
-        tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
+        tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve},
+                            options=save_options(model.distribute_strategy))
         extra = tmp / EXTRA_DIR
         extra.mkdir(exist_ok=True)
         (extra / MODEL_INFO).write_text(json.dumps(record, indent=2), encoding="utf-8")
@@ -202,7 +204,8 @@ def export_tagger(model: TransferModel, tag_names: Sequence[str], out_dir: str |
     record = {"task": "tokens", "labels": list(tag_names), "model": model.name,
               "config": dataclasses.asdict(model.config), **(info or {})}
     with atomic_directory(target) as tmp:
-        tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
+        tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve},
+                            options=save_options(model.distribute_strategy))
         (tmp / EXTRA_DIR).mkdir(exist_ok=True)
         (tmp / EXTRA_DIR / MODEL_INFO).write_text(json.dumps(record, indent=2), encoding="utf-8")
     return target

@@ -55,10 +55,14 @@ def read_resume_point(backup_dir: str | Path, steps_per_epoch: int) -> ResumePoi
     return ResumePoint(epoch, batch + 1)
 
 
-def prepare_backup(backup_dir: str | Path, steps_per_epoch: int, resume: bool | None) -> ResumePoint:
-    """Applies the resume choice: None = resume if a backup exists, True = must, False = start over."""
+def prepare_backup(backup_dir: str | Path, steps_per_epoch: int, resume: bool | None,
+                   chief: bool = True) -> ResumePoint:
+    """Applies the resume choice: None = resume if a backup exists, True = must, False = start over.
+
+    Only the chief (`chief=True`) deletes old backups; other workers just read.
+    """
     backup_dir = Path(backup_dir)
-    if resume is False and backup_dir.exists():
+    if resume is False and chief and backup_dir.exists():
         shutil.rmtree(backup_dir)
     point = read_resume_point(backup_dir, steps_per_epoch)
     if point is None:
@@ -67,7 +71,7 @@ def prepare_backup(backup_dir: str | Path, steps_per_epoch: int, resume: bool | 
                 f"--resume: there is no backup to resume from in {backup_dir}; it is written "
                 "during training and removed when a run finishes. Run without --resume to start."
             )
-        if backup_dir.exists():
+        if chief and backup_dir.exists():
             shutil.rmtree(backup_dir)  # leftovers from a run that never saved a checkpoint
         return ResumePoint()
     # Printed even when quiet: silently continuing an old run would surprise.

@@ -50,8 +50,14 @@ class TextPreprocessor:
             tokens = tokens.merge_dims(-2, -1)
         return tf.cast(tokens, tf.int32)
 
-    def pack(self, segments: Sequence[tf.RaggedTensor], seq_length: int) -> dict[str, tf.Tensor]:
-        """Packs 1 or 2 tokenised segments, padded to the longest row (at most `seq_length`)."""
+    def pack(self, segments: Sequence[tf.RaggedTensor], seq_length: int,
+             static_length: bool = False) -> dict[str, tf.Tensor]:
+        """Packs 1 or 2 tokenised segments, padded to the longest row (at most `seq_length`).
+
+        With `static_length` every row is padded to `seq_length` (one shape, for TPUs).
+        """
+        if static_length:
+            return self.module.bert_pack_inputs(list(segments), seq_length=seq_length)
         total = tf.add_n([s.row_lengths() for s in segments])
         longest = tf.cast(tf.reduce_max(tf.concat([total, [0]], 0)), tf.int32)
         length = tf.minimum(longest + len(segments) + 1, seq_length)
@@ -86,9 +92,9 @@ def _tokenized_segments(texts, labels, preprocessor, seq_length, texts_b=None) -
     return _tokenized(dataset, preprocessor, seq_length)
 
 
-def _packer(preprocessor: TextPreprocessor, seq_length: int):
+def _packer(preprocessor: TextPreprocessor, seq_length: int, static_length: bool = False):
     def pack(tokens, batch_labels):
-        return preprocessor.pack(list(tokens), seq_length), batch_labels
+        return preprocessor.pack(list(tokens), seq_length, static_length), batch_labels
 
     return pack
 
@@ -141,6 +147,8 @@ def make_training_dataset(
     start_epoch: int = 0,
     start_step: int = 0,
     texts_b: Sequence[str] | None = None,
+    drop_remainder: bool = False,
+    static_length: bool = False,
 ) -> tuple[tf.data.Dataset, int]:
     """All training batches of epochs `start_epoch..epochs-1` as one stream; returns it with steps/epoch.
 
@@ -150,12 +158,18 @@ def make_training_dataset(
     examples is sorted by length before batching (less padding), and the chunk's
     batches are then shuffled. Pass `steps_per_epoch` to `fit` with this dataset.
     With `preprocessor=None` the batches hold raw strings (models that tokenise inside).
+
+    Several replicas need `drop_remainder`: a short last batch splits unevenly, and
+    replicas whose sparse (embedding) gradients differ in shape cannot be gathered.
+    TPUs need `static_length` too: every batch padded to `seq_length`, one compiled shape.
     """
     if preprocessor is None:
         cached = tf.data.Dataset.from_tensor_slices((list(texts), labels))
     else:
         cached = _tokenized_segments(texts, labels, preprocessor, seq_length, texts_b).cache()
-    steps_per_epoch = -(-len(texts) // batch_size)
+    steps_per_epoch = len(texts) // batch_size if drop_remainder else -(-len(texts) // batch_size)
+    if steps_per_epoch == 0:
+        raise ValueError(f"{len(texts)} training examples do not fill one batch of {batch_size}")
 
     def epoch_batches(epoch: int) -> tf.data.Dataset:
         dataset, epoch_seed = cached, seed * 100_003 + epoch
@@ -163,27 +177,29 @@ def make_training_dataset(
             dataset = dataset.shuffle(min(SHUFFLE_BUFFER, max(len(texts), 1)), seed=epoch_seed,
                                       reshuffle_each_iteration=False)
         if preprocessor is None:
-            return dataset.batch(batch_size)
+            return dataset.batch(batch_size, drop_remainder=drop_remainder)
         if bucket:
-            return _length_bucketed(dataset, batch_size, epoch_seed)
-        return dataset.ragged_batch(batch_size)
+            return _length_bucketed(dataset, batch_size, epoch_seed, drop_remainder)
+        return dataset.ragged_batch(batch_size, drop_remainder=drop_remainder)
 
     # Python-level epochs: tf.data takes shuffle seeds as Python ints, not tensors.
     per_epoch = [epoch_batches(epoch) for epoch in range(start_epoch, max(epochs, start_epoch + 1))]
     dataset = functools.reduce(lambda a, b: a.concatenate(b), per_epoch).skip(start_step)
     if preprocessor is not None:
-        dataset = dataset.map(_packer(preprocessor, seq_length), num_parallel_calls=AUTOTUNE)
+        dataset = dataset.map(_packer(preprocessor, seq_length, static_length),
+                              num_parallel_calls=AUTOTUNE)
     return dataset.prefetch(AUTOTUNE), steps_per_epoch
 
 
-def _length_bucketed(dataset: tf.data.Dataset, batch_size: int, seed) -> tf.data.Dataset:
+def _length_bucketed(dataset: tf.data.Dataset, batch_size: int, seed: int,
+                     drop_remainder: bool = False) -> tf.data.Dataset:
     """Batches of similar lengths: sort each chunk of examples by length, batch, shuffle the batches."""
 
     def sorted_batches(tokens, labels):
         lengths = tf.add_n([t.row_lengths() for t in tokens])
         order = tf.argsort(lengths, stable=True)
         chunk = (tuple(tf.gather(t, order) for t in tokens), tf.gather(labels, order))
-        return tf.data.Dataset.from_tensor_slices(chunk).ragged_batch(batch_size)
+        return tf.data.Dataset.from_tensor_slices(chunk).ragged_batch(batch_size, drop_remainder)
 
     chunks = dataset.ragged_batch(batch_size * BUCKET_CHUNK_BATCHES)
     return chunks.flat_map(sorted_batches).shuffle(BUCKET_CHUNK_BATCHES, seed=seed,

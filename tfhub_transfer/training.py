@@ -225,9 +225,14 @@ def fit_classifier(
     strategy = model.distribute_strategy
     batch = global_batch_size(config.batch_size, strategy)
     backup_dir = config.run_dir / BACKUP_DIR
-    steps_per_epoch = math.ceil(len(splits.train) / batch)
-    start = prepare_backup(backup_dir, steps_per_epoch, config.resume)
-    train_ds = training_dataset(model, splits, config, batch, start)
+    whole_batches = strategy.num_replicas_in_sync > 1
+    if whole_batches and len(splits.train) < batch:
+        raise ConfigError(f"{len(splits.train)} training examples do not fill one global batch of "
+                          f"{batch} ({config.batch_size} per replica x {strategy.num_replicas_in_sync} "
+                          "replicas); lower --batch-size")
+    steps_per_epoch = len(splits.train) // batch if whole_batches else math.ceil(len(splits.train) / batch)
+    start = prepare_backup(backup_dir, steps_per_epoch, config.resume, is_chief(strategy))
+    train_ds = training_dataset(model, splits, config, batch, start, whole_batches)
     valid_ds = validation_dataset(model, splits, batch, config.seq_length)
     rate = config.resolved_learning_rate()
     schedule = make_schedule(config.schedule, rate, steps_per_epoch * config.epochs,
@@ -256,12 +261,18 @@ def num_outputs(splits: LabelledSplits) -> int:
 
 
 def training_dataset(model: TransferModel, splits: LabelledSplits, config: TrainConfig,
-                     batch: int, start: ResumePoint) -> tf.data.Dataset:
-    """The training stream from `start` on, in the form the model takes (encoder inputs or strings)."""
+                     batch: int, start: ResumePoint, whole_batches: bool = False) -> tf.data.Dataset:
+    """The training stream from `start` on, in the form the model takes (encoder inputs or strings).
+
+    With several replicas only whole global batches are used (a short last batch would
+    split unevenly); on a TPU every batch is also padded to `seq_length` (static shapes).
+    """
+    on_tpu = isinstance(model.distribute_strategy, tf.distribute.TPUStrategy)
     dataset, _ = make_training_dataset(
         splits.train.texts, splits.train_ids, model.preprocessor, batch, config.seq_length,
-        config.epochs, seed=config.seed, shuffle=config.shuffle, bucket=config.bucket,
+        config.epochs, seed=config.seed, shuffle=config.shuffle, bucket=config.bucket and not on_tpu,
         start_epoch=start.epoch, start_step=start.step, texts_b=splits.train.texts_b,
+        drop_remainder=whole_batches or on_tpu, static_length=on_tpu,
     )
     return dataset
 

@@ -19,6 +19,12 @@ from tfhub_transfer.layer_groups import LayerGroups
 from tfhub_transfer.schedules import ScaledSchedule
 
 
+def _dense(gradient):
+    """Embedding lookups give sparse gradients whose row count is batch x length. Replicas padded
+    to different lengths cannot all-gather those, so they are summed as dense tensors instead."""
+    return tf.convert_to_tensor(gradient) if isinstance(gradient, tf.IndexedSlices) else gradient
+
+
 class TransferModel(tf_keras.Model):
     """A functional model that also remembers its encoder, preprocessor and transfer mode."""
 
@@ -110,6 +116,8 @@ class TransferModel(tf_keras.Model):
             y_pred = self(x, training=True)
             loss = self.compute_loss(x, y, y_pred, sample_weight)
         gradients = tape.gradient(loss, variables)
+        if self.distribute_strategy.num_replicas_in_sync > 1:
+            gradients = [_dense(g) for g in gradients]
         # Variables the output does not depend on (e.g. the pooler under mean pooling) get None.
         pairs = [(g, v) for g, v in zip(gradients, variables) if g is not None]
         if self._group_optimizers:

@@ -6,6 +6,7 @@ import re
 
 import tensorflow_hub as hub
 
+from tfhub_transfer.distribution import load_options
 from tfhub_transfer.encoders.handles import EncoderSpec, check_handle_available
 from tfhub_transfer.errors import EncoderError
 
@@ -29,7 +30,7 @@ def load_encoder_layer(spec: EncoderSpec, trainable: bool, name: str = "encoder"
     """`hub.KerasLayer(spec.encoder, trainable=...)`, with a clear error when it cannot load."""
     check_handle_available(spec.encoder)
     try:
-        return hub.KerasLayer(spec.encoder, trainable=trainable, name=name)
+        return hub.KerasLayer(spec.encoder, trainable=trainable, name=name, load_options=load_options())
     except (OSError, ValueError) as err:
         raise EncoderError(f"cannot load encoder {spec.encoder}: {err}") from None
 

@@ -1,0 +1,89 @@
+"""How close a fine-tuning step gets to this machine's dense matmul rate, and peak memory.
+
+    python benchmarks/train_step_flops.py --batch 32 --seq 128
+
+Measured in one run: (1) the dense matmul rate of this CPU, float32 and bfloat16, on
+[4096 x 1024] @ [1024 x 4096] (the best of several repeats); (2) full fine-tuning
+steps of the default encoder classifier on a fixed [batch, seq] input with no padding,
+float32 and with the mixed_bfloat16 encoder copy. Train-step FLOPs are counted
+analytically (matmuls only): forward = tokens x layers x (8H^2 + 4HI + 4SH) and a
+training step = 3 x forward (backward is two matmuls per forward matmul).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from common import machine, peak_rss_mb
+
+from tfhub_transfer.encoders.dtypes import encoder_with_dtype
+from tfhub_transfer.encoders.handles import read_metadata, resolve_encoder
+from tfhub_transfer.model import build_classifier
+from tfhub_transfer.training import compile_classifier
+
+
+def matmul_rate(dtype: tf.DType, m: int = 4096, k: int = 1024, n: int = 4096, repeats: int = 20) -> float:
+    a = tf.random.normal([m, k], dtype=tf.float32)
+    b = tf.random.normal([k, n], dtype=tf.float32)
+    a, b = tf.cast(a, dtype), tf.cast(b, dtype)
+    step = tf.function(lambda: tf.reduce_sum(tf.cast(tf.matmul(a, b), tf.float32)))
+    step()
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        step().numpy()
+        best = min(best, time.perf_counter() - started)
+    return 2 * m * k * n / best
+
+
+def train_step_flops(config: dict, batch: int, seq: int) -> float:
+    hidden, inter, layers = config["hidden_size"], config["intermediate_size"], config["num_layers"]
+    forward = batch * seq * layers * (8 * hidden**2 + 4 * hidden * inter + 4 * seq * hidden)
+    return 3.0 * forward
+
+
+def time_train_steps(encoder: str, batch: int, seq: int, steps: int) -> float:
+    model = build_classifier(encoder, 2, mode="finetune", seq_length=seq, seed=0)
+    compile_classifier(model, 5e-5, 2)
+    inputs = {"input_word_ids": tf.fill([batch, seq], 2000), "input_mask": tf.ones([batch, seq], tf.int32),
+              "input_type_ids": tf.zeros([batch, seq], tf.int32)}
+    labels = np.zeros(batch, np.int32)
+    for _ in range(3):
+        model.train_on_batch(inputs, labels)
+    started = time.perf_counter()
+    for _ in range(steps):
+        model.train_on_batch(inputs, labels)
+    return (time.perf_counter() - started) / steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--seq", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--out", default="benchmarks/out/train_step_flops.json")
+    args = parser.parse_args()
+    spec = resolve_encoder("default")
+    config = read_metadata(Path(spec.encoder).parent)["config"]
+    flops = train_step_flops(config, args.batch, args.seq)
+    results = {"machine": machine(), "args": vars(args), "train_step_gflop": flops / 1e9}
+    for name, dtype, encoder in (("float32", tf.float32, "default"),
+                                 ("bfloat16", tf.bfloat16, encoder_with_dtype("default", "bfloat16"))):
+        peak = matmul_rate(dtype)
+        seconds = time_train_steps(encoder, args.batch, args.seq, args.steps)
+        results[name] = {"matmul_gflops": peak / 1e9, "train_step_seconds": seconds,
+                         "train_step_gflops": flops / seconds / 1e9,
+                         "fraction_of_matmul_rate": flops / seconds / peak}
+    results["peak_rss_mb"] = peak_rss_mb()
+    print(json.dumps(results, indent=2))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Length bucketing, steps_per_execution and bfloat16 encoder copies."""
+
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_hub as hub
+
+from tfhub_transfer.encoders.dtypes import encoder_with_dtype
+from tfhub_transfer.errors import EncoderError
+from tfhub_transfer.preprocessing import TextPreprocessor, make_training_dataset
+from tfhub_transfer.training import TrainConfig, train
+
+WORDS = "the film was good bad dull great plot story actors".split()
+TEXTS = [" ".join(WORDS[(i + j) % len(WORDS)] for j in range(1 + (i * 7) % 23)) for i in range(200)]
+LABELS = np.arange(200, dtype=np.int32)
+
+
+@pytest.fixture(scope="module")
+def preprocessor(tiny_encoder):
+    return TextPreprocessor(str(tiny_encoder / "preprocessor"))
+
+
+def stream(preprocessor, **kwargs):
+    dataset, steps = make_training_dataset(TEXTS, LABELS, preprocessor, 16, 64, **kwargs)
+    return [(x["input_word_ids"].numpy(), y.numpy()) for x, y in dataset], steps
+
+
+def test_each_epoch_sees_every_example_once_in_a_seeded_order(preprocessor):
+    batches, steps = stream(preprocessor, epochs=2, seed=3)
+    assert steps == 13 and len(batches) == 26
+    epochs = [np.concatenate([y for _, y in batches[:13]]), np.concatenate([y for _, y in batches[13:]])]
+    for ids in epochs:
+        assert sorted(ids.tolist()) == list(range(200))
+    assert not np.array_equal(epochs[0], epochs[1])
+    again, _ = stream(preprocessor, epochs=2, seed=3)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(batches, again))
+
+
+def test_bucketing_pads_less_than_plain_dynamic_padding(preprocessor):
+    bucketed, _ = stream(preprocessor, epochs=1, bucket=True)
+    plain, _ = stream(preprocessor, epochs=1, bucket=False)
+    cells = [sum(x.size for x, _ in run) for run in (bucketed, plain)]
+    assert cells[0] < 0.8 * cells[1]
+    real = sum(int((x > 0).sum()) for x, _ in plain)
+    assert real == sum(int((x > 0).sum()) for x, _ in bucketed)  # same tokens, less padding
+
+
+def test_a_resumed_stream_is_the_tail_of_the_full_stream(preprocessor):
+    full, _ = stream(preprocessor, epochs=3, seed=1)
+    tail, _ = stream(preprocessor, epochs=3, seed=1, start_epoch=1, start_step=5)
+    assert len(tail) == len(full) - 13 - 5
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(tail, full[18:]))
+
+
+def test_steps_per_execution_gives_the_same_weights(tiny_encoder_no_dropout, tmp_path, demo_data):
+    weights = []
+    for steps in (1, 4):
+        result = train(TrainConfig(train=demo_data, encoder=str(tiny_encoder_no_dropout), dropout=0.0,
+                                   epochs=1, batch_size=8, learning_rate=3e-3, steps_per_execution=steps,
+                                   output_dir=tmp_path, name=f"spe{steps}", export=False, verbose=0))
+        weights.append([w.numpy() for w in result.model.weights])
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_bfloat16_copy_is_written_once_and_matches_float32(tiny_encoder, preprocessor, tmp_path):
+    source = tmp_path / "tiny"
+    shutil.copytree(tiny_encoder, source)
+    copy = encoder_with_dtype(str(source), "bfloat16")
+    assert copy == str(tmp_path / "tiny-bfloat16")
+    stamp = (tmp_path / "tiny-bfloat16" / "encoder" / "saved_model.pb").stat().st_mtime_ns
+    assert encoder_with_dtype(str(source), "bfloat16") == copy
+    assert (tmp_path / "tiny-bfloat16" / "encoder" / "saved_model.pb").stat().st_mtime_ns == stamp
+    inputs = preprocessor.encode(TEXTS[:8], 64)
+    full = hub.KerasLayer(str(source / "encoder"))(inputs)["sequence_output"]
+    half = hub.KerasLayer(copy + "/encoder")(inputs)["sequence_output"]
+    assert half.dtype == tf.float32
+    cosine = tf.reduce_sum(tf.math.l2_normalize(full, -1) * tf.math.l2_normalize(half, -1), -1)
+    assert float(tf.reduce_min(cosine)) > 0.99
+    assert float(tf.reduce_max(tf.abs(full - half))) > 0  # it really computes in bfloat16
+
+
+def test_bfloat16_on_a_published_style_encoder_explains_hub_466(tiny_encoder, tmp_path):
+    bare = tmp_path / "bare_encoder"
+    shutil.copytree(tiny_encoder / "encoder", bare)
+    with pytest.raises(EncoderError, match="tensorflow/hub#466"):
+        encoder_with_dtype(str(bare), "bfloat16", preprocessor=str(tiny_encoder / "preprocessor"))
