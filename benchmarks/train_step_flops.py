@@ -5,9 +5,10 @@
 Measured in one run: (1) the dense matmul rate of this CPU, float32 and bfloat16, on
 [4096 x 1024] @ [1024 x 4096] (the best of several repeats); (2) full fine-tuning
 steps of the default encoder classifier on a fixed [batch, seq] input with no padding,
-float32 and with the mixed_bfloat16 encoder copy. Train-step FLOPs are counted
-analytically (matmuls only): forward = tokens x layers x (8H^2 + 4HI + 4SH) and a
-training step = 3 x forward (backward is two matmuls per forward matmul).
+float32, with the mixed_bfloat16 encoder copy, and with the float32 encoder under a global
+mixed_bfloat16 Keras policy (which cannot reach into the SavedModel, tensorflow/hub#466).
+Train-step FLOPs are counted analytically (matmuls only): forward = tokens x layers x
+(8H^2 + 4HI + 4SH) and a training step = 3 x forward (backward: two matmuls per forward one).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+import tf_keras
 from common import machine, peak_rss_mb
 
 from tfhub_transfer.encoders.dtypes import encoder_with_dtype
@@ -72,10 +74,14 @@ def main() -> None:
     config = read_metadata(Path(spec.encoder).parent)["config"]
     flops = train_step_flops(config, args.batch, args.seq)
     results = {"machine": machine(), "args": vars(args), "train_step_gflop": flops / 1e9}
-    for name, dtype, encoder in (("float32", tf.float32, "default"),
-                                 ("bfloat16", tf.bfloat16, encoder_with_dtype("default", "bfloat16"))):
+    runs = (("float32", tf.float32, "default", "float32"),
+            ("bfloat16", tf.bfloat16, encoder_with_dtype("default", "bfloat16"), "float32"),
+            ("float32_savedmodel_under_mixed_policy", tf.bfloat16, "default", "mixed_bfloat16"))
+    for name, dtype, encoder, policy in runs:
         peak = matmul_rate(dtype)
+        tf_keras.mixed_precision.set_global_policy(policy)
         seconds = time_train_steps(encoder, args.batch, args.seq, args.steps)
+        tf_keras.mixed_precision.set_global_policy("float32")
         results[name] = {"matmul_gflops": peak / 1e9, "train_step_seconds": seconds,
                          "train_step_gflops": flops / seconds / 1e9,
                          "fraction_of_matmul_rate": flops / seconds / peak}

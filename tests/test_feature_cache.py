@@ -63,7 +63,7 @@ def test_cache_holds_per_layer_pooled_features_and_is_reused(tiny_encoder, cache
 def test_cached_training_matches_uncached_and_exports(tiny_encoder, demo_data, tmp_path, cache_root):
     common = dict(train=demo_data, encoder=str(tiny_encoder), mode="freeze", layer_mix="scalar_mix",
                   pooling="mean", dropout=0.0, epochs=2, batch_size=16, learning_rate=1e-2, shuffle=False,
-                  output_dir=tmp_path, verbose=0, validation_fraction=0.25, seed=3)
+                  bucket=False, output_dir=tmp_path, verbose=0, validation_fraction=0.25, seed=3)
     cached = train(TrainConfig(**common, feature_cache=True, name="cached"))
     plain = train(TrainConfig(**common, feature_cache=False, name="plain"))
     assert cache_root.exists() and any(cache_root.iterdir())

@@ -63,8 +63,12 @@ def test_sentence_pairs_use_the_second_segment(reviews, tiny_encoder, tmp_path):
                  epochs=5)
     assert result.metrics["accuracy"] > 0.75
     served = ExportedClassifier(result.export_path).predict(
-        ["The plot was awful."], texts_b=["I found the food wonderful, and I loved every minute."])
-    assert served["labels"] == ["positive"]
+        ["The plot was awful."] * 2,
+        texts_b=["I found the food wonderful, and I loved every minute.",
+                 "The staff were rude and I regret it."])
+    positive = result.label_names.index("positive")
+    # Same first segment, so only the second one can move the prediction: and it decides it.
+    assert served["probabilities"][0, positive] > served["probabilities"][1, positive] + 0.2
 
 
 @pytest.fixture(scope="module")
