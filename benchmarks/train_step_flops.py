@@ -50,22 +50,25 @@ def train_step_flops(config: dict, batch: int, seq: int) -> float:
 
 
 def time_train_steps(encoder: str, batch: int, seq: int, steps: int) -> float:
+    """Median seconds per step after 5 warm-up steps (the first steps trace and allocate)."""
     model = build_classifier(encoder, 2, mode="finetune", seq_length=seq, seed=0)
     compile_classifier(model, 5e-5, 2)
     inputs = {"input_word_ids": tf.fill([batch, seq], 2000), "input_mask": tf.ones([batch, seq], tf.int32),
               "input_type_ids": tf.zeros([batch, seq], tf.int32)}
     labels = np.zeros(batch, np.int32)
-    for _ in range(3):
+    for _ in range(5):
         model.train_on_batch(inputs, labels)
-    started = time.perf_counter()
+    seconds = []
     for _ in range(steps):
+        started = time.perf_counter()
         model.train_on_batch(inputs, labels)
-    return (time.perf_counter() - started) / steps
+        seconds.append(time.perf_counter() - started)
+    return float(np.median(seconds))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=32, help="per step (one device)")
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--out", default="benchmarks/out/train_step_flops.json")
