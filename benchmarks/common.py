@@ -57,3 +57,28 @@ def require_shared(name: str) -> Path:
     if not path.is_dir():
         raise SystemExit(f"benchmark needs {path} (the ../shared/data checkout)")
     return path
+
+
+def add_sst2_arguments(parser, out: str) -> None:
+    """The flags every SST-2 subset benchmark takes."""
+    parser.add_argument("--train-examples", type=int, default=4000)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=out)
+
+
+def load_sst2_subset(args):
+    """(the SST-2 folder, LabelledSplits of `args.train_examples` training sentences and all of dev)."""
+    from tfhub_transfer.data import load_labelled
+
+    sst2 = require_shared("sst2")
+    splits = load_labelled(sst2 / "train.tsv", sst2 / "dev.tsv",
+                           max_train_examples=args.train_examples, seed=args.seed)
+    return sst2, splits
+
+
+def steady_rate(timer: TrainTimer, examples: int) -> float:
+    """Training examples/s over epochs 2..N (epoch 1 includes tracing)."""
+    seconds = timer.epoch_seconds[1:] or timer.epoch_seconds
+    return examples * len(seconds) / sum(seconds)

@@ -20,9 +20,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_hub as hub
 import tf_keras
-from common import TrainTimer, machine, require_shared
+from common import TrainTimer, add_sst2_arguments, load_sst2_subset, machine, steady_rate
 
-from tfhub_transfer.data import load_labelled
 from tfhub_transfer.encoders.handles import resolve_encoder
 from tfhub_transfer.heads import ClassificationHead
 from tfhub_transfer.model import build_classifier
@@ -31,11 +30,6 @@ from tfhub_transfer.pooling import SequencePooling
 from tfhub_transfer.preprocessing import make_dataset
 from tfhub_transfer.schedules import WarmupLinearDecay
 from tfhub_transfer.training import classifier_compile_args, compile_classifier
-
-
-def steady_rate(timer: TrainTimer, examples: int) -> float:
-    seconds = timer.epoch_seconds[1:] or timer.epoch_seconds
-    return examples * len(seconds) / sum(seconds)
 
 
 def fit_and_score(model, train_ds, dev_ds, splits, args) -> dict:
@@ -80,15 +74,9 @@ def run_tutorial_shape(splits, lr: float, args, return_model: bool = False):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--train-examples", type=int, default=4000)
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="benchmarks/out/sst2_foundation.json")
+    add_sst2_arguments(parser, "benchmarks/out/sst2_foundation.json")
     args = parser.parse_args()
-    sst2 = require_shared("sst2")
-    splits = load_labelled(sst2 / "train.tsv", sst2 / "dev.tsv",
-                           max_train_examples=args.train_examples, seed=args.seed)
+    _, splits = load_sst2_subset(args)
     results = {"machine": machine(), "args": vars(args), "runs": {}}
     started = time.time()
     results["runs"]["ours_freeze"] = run_ours(splits, "freeze", 1e-3, args)

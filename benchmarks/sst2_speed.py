@@ -20,17 +20,11 @@ import time
 from pathlib import Path
 
 import tensorflow as tf
-from common import TrainTimer, machine, peak_rss_mb, require_shared
+from common import TrainTimer, add_sst2_arguments, load_sst2_subset, machine, peak_rss_mb, steady_rate
 from sst2_foundation import run_tutorial_shape
 
-from tfhub_transfer.data import load_labelled
 from tfhub_transfer.export import export_classifier
 from tfhub_transfer.training import TrainConfig, train
-
-
-def steady_rate(timer: TrainTimer, examples: int) -> float:
-    seconds = timer.epoch_seconds[1:] or timer.epoch_seconds
-    return examples * len(seconds) / sum(seconds)
 
 
 def run_ours(sst2: Path, args, bucket: bool, dtype: str) -> tuple[dict, object]:
@@ -59,16 +53,10 @@ def serving_rate(signature, texts: list[str], batch: int = 64, passes: int = 3) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--train-examples", type=int, default=4000)
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=0)
+    add_sst2_arguments(parser, "benchmarks/out/sst2_speed.json")
     parser.add_argument("--scratch", default="benchmarks/out/speed_models")
-    parser.add_argument("--out", default="benchmarks/out/sst2_speed.json")
     args = parser.parse_args()
-    sst2 = require_shared("sst2")
-    splits = load_labelled(sst2 / "train.tsv", sst2 / "dev.tsv",
-                           max_train_examples=args.train_examples, seed=args.seed)
+    sst2, splits = load_sst2_subset(args)
     results = {"machine": machine(), "args": vars(args), "train": {}, "serving": {}}
     started = time.time()
     tutorial, tutorial_model = run_tutorial_shape(splits, 5e-5, args, return_model=True)
