@@ -226,11 +226,7 @@ def fit_classifier(
     batch = global_batch_size(config.batch_size, strategy)
     backup_dir = config.run_dir / BACKUP_DIR
     whole_batches = strategy.num_replicas_in_sync > 1
-    if whole_batches and len(splits.train) < batch:
-        raise ConfigError(f"{len(splits.train)} training examples do not fill one global batch of "
-                          f"{batch} ({config.batch_size} per replica x {strategy.num_replicas_in_sync} "
-                          "replicas); lower --batch-size")
-    steps_per_epoch = len(splits.train) // batch if whole_batches else math.ceil(len(splits.train) / batch)
+    steps_per_epoch = _steps_per_epoch(len(splits.train), batch, whole_batches)
     start = prepare_backup(backup_dir, steps_per_epoch, config.resume, is_chief(strategy))
     train_ds = training_dataset(model, splits, config, batch, start, whole_batches)
     valid_ds = validation_dataset(model, splits, batch, config.seq_length)
@@ -254,6 +250,16 @@ def fit_classifier(
         shutil.rmtree(backup_dir, ignore_errors=True)
     report = validation_report(splits.task, splits.valid_ids, predict_outputs(model, valid_ds), outputs)
     return {k: [float(v) for v in vals] for k, vals in history.history.items()}, report
+
+
+def _steps_per_epoch(examples: int, batch: int, whole_batches: bool) -> int:
+    """Batches per epoch; with several replicas only whole global batches (see `training_dataset`)."""
+    if not whole_batches:
+        return math.ceil(examples / batch)
+    if examples < batch:
+        raise ConfigError(f"{examples} training examples do not fill one global batch of {batch} "
+                          "(per-replica batch x replicas); lower --batch-size")
+    return examples // batch
 
 
 def num_outputs(splits: LabelledSplits) -> int:
