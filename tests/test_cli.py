@@ -112,3 +112,10 @@ def test_train_token_task_from_conll(tiny_encoder, tmp_path, capsys):
     assert code == 0
     out = capsys.readouterr().out
     assert "entity F1" in out and (tmp_path / "ner" / "1" / "saved_model.pb").exists()
+
+
+def test_resume_for_token_task_is_refused_clearly(tmp_path, capsys):
+    code = main(["train", "--task", "tokens", "--train", str(tmp_path / "ner.txt"), "--resume",
+                 "--out", str(tmp_path)])
+    assert code == 2
+    assert "--resume is not available for --task tokens" in capsys.readouterr().err

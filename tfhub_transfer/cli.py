@@ -227,6 +227,9 @@ def _cmd_train(args) -> int:
     if args.task == "tokens":
         from tfhub_transfer.token_classification import train_tagger
 
+        if args.resume:
+            raise TransferError("--resume is not available for --task tokens yet: tagger runs keep no "
+                                "backups; run the command again without --resume")
         tagged = train_tagger(_tagger_config(args, name=args.name, output_dir=args.out,
                                              export=not args.no_export))
         scores = tagged.metrics
