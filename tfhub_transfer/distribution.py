@@ -107,26 +107,22 @@ def _tpu() -> tf.distribute.Strategy:
     return tf.distribute.TPUStrategy(resolver)
 
 
-def host_io_options(strategy: tf.distribute.Strategy | None = None) -> dict:
-    """`load_options` / `options` that make a TPU worker read and write files through the host.
-
-    The published recipe for Hub models on TPU: under TPUStrategy, SavedModels are
-    loaded and saved with `experimental_io_device="/job:localhost"` (local files are
-    on the host, not the TPU worker); elsewhere no options are needed.
-    """
-    if not isinstance(strategy or tf.distribute.get_strategy(), tf.distribute.TPUStrategy):
-        return {}
-    return {"io_device": "/job:localhost"}
+def _host_io_device(strategy: tf.distribute.Strategy | None = None) -> str | None:
+    """The published recipe for Hub models on TPU: under TPUStrategy, local SavedModels are
+    read and written through the host (`/job:localhost`), not the TPU worker; elsewhere None."""
+    if isinstance(strategy or tf.distribute.get_strategy(), tf.distribute.TPUStrategy):
+        return "/job:localhost"
+    return None
 
 
 def save_options(strategy: tf.distribute.Strategy | None = None) -> tf.saved_model.SaveOptions | None:
-    io = host_io_options(strategy)
-    return tf.saved_model.SaveOptions(experimental_io_device=io["io_device"]) if io else None
+    device = _host_io_device(strategy)
+    return tf.saved_model.SaveOptions(experimental_io_device=device) if device else None
 
 
 def load_options() -> tf.saved_model.LoadOptions | None:
-    io = host_io_options()
-    return tf.saved_model.LoadOptions(experimental_io_device=io["io_device"]) if io else None
+    device = _host_io_device()
+    return tf.saved_model.LoadOptions(experimental_io_device=device) if device else None
 
 
 def global_batch_size(per_replica: int, strategy: tf.distribute.Strategy) -> int:

@@ -32,10 +32,6 @@ class ResumePoint:
     epoch: int = 0
     step: int = 0
 
-    @property
-    def is_start(self) -> bool:
-        return self.epoch == 0 and self.step == 0
-
 
 def read_resume_point(backup_dir: str | Path, steps_per_epoch: int) -> ResumePoint | None:
     """The point after the newest backup in `backup_dir`, or None when there is none.
