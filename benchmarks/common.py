@@ -70,7 +70,7 @@ def add_sst2_arguments(parser, out: str) -> None:
 
 def load_sst2_subset(args):
     """(the SST-2 folder, LabelledSplits of `args.train_examples` training sentences and all of dev)."""
-    from tfhub_transfer.data import load_labelled
+    from tfhub_transfer.data.tables import load_labelled
 
     sst2 = require_shared("sst2")
     splits = load_labelled(sst2 / "train.tsv", sst2 / "dev.tsv",

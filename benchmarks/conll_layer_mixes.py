@@ -16,8 +16,8 @@ from pathlib import Path
 
 from common import machine, require_shared
 
-from tfhub_transfer.layer_study import study_layers
-from tfhub_transfer.token_classification import TaggerTrainConfig
+from tfhub_transfer.config import TrainConfig
+from tfhub_transfer.jobs.study import study_layers
 
 
 def main() -> None:
@@ -30,10 +30,12 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/out/conll_layer_mixes")
     args = parser.parse_args()
     conll = require_shared("conll2003")
-    base = TaggerTrainConfig(train=conll / "train.txt", valid=conll / "valid.txt", encoder="default",
-                             head="bilstm", epochs=args.frozen_epochs, batch_size=32, learning_rate=1e-3,
-                             seq_length=128, max_train_sentences=args.train_sentences, verbose=2,
-                             export=False)
+    # The tagger used to score its last epoch and save nothing: keep both (no best-epoch
+    # restore; the run directory under --out rather than saved_models/).
+    base = TrainConfig.of(task="tokens", train=conll / "train.txt", valid=conll / "valid.txt", encoder="default",
+                          tagger_head="bilstm", epochs=args.frozen_epochs, batch_size=32, learning_rate=1e-3,
+                          seq_length=128, max_train_examples=args.train_sentences, verbose=2, export=False,
+                          restore_best=False, output_dir=args.out, name="tagger")
     results = study_layers(base, args.out, finetune=not args.skip_finetune, finetune_learning_rate=5e-5,
                            finetune_epochs=args.epochs)
     report = {"machine": machine(), "args": vars(args),

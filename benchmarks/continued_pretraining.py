@@ -21,14 +21,15 @@ from pathlib import Path
 
 from common import machine, require_shared
 
-from tfhub_transfer.pretraining import PretrainConfig, pretrain
-from tfhub_transfer.training import TrainConfig, train
+from tfhub_transfer.config import TrainConfig
+from tfhub_transfer.jobs.pretrain import PretrainConfig, pretrain
+from tfhub_transfer.jobs.train import train
 
 
 def fine_tune(encoder: str, sst2: Path, labelled: int, seed: int, out: Path) -> float:
-    result = train(TrainConfig(train=sst2 / "train.tsv", valid=sst2 / "dev.tsv", encoder=encoder,
-                               epochs=3, batch_size=32, seq_length=64, max_train_examples=labelled,
-                               seed=seed, output_dir=out, name="ft", export=False, verbose=2))
+    result = train(TrainConfig.of(train=sst2 / "train.tsv", valid=sst2 / "dev.tsv", encoder=encoder,
+                                  epochs=3, batch_size=32, seq_length=64, max_train_examples=labelled,
+                                  seed=seed, output_dir=out, name="ft", export=False, verbose=2))
     return result.metrics["accuracy"]
 
 
@@ -49,9 +50,9 @@ def main() -> None:
     }
     encoders = {"original": "default"}
     for name, (files, column, max_lines) in corpora.items():
-        result = pretrain(PretrainConfig(corpus=files, text_column=column, max_lines=max_lines,
-                                         out=out / "encoders" / name, seq_length=args.seq_length,
-                                         epochs=args.epochs, verbose=2))
+        result = pretrain(PretrainConfig.of(corpus=files, text_column=column, max_lines=max_lines,
+                                            out=out / "encoders" / name, seq_length=args.seq_length,
+                                            epochs=args.epochs, verbose=2))
         report["pretraining"][name] = {"before": result.before, "after": result.after,
                                        "path": str(result.path)}
         encoders[f"adapted_{name}"] = str(result.path)

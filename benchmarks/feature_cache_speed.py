@@ -18,13 +18,14 @@ from pathlib import Path
 import tf_keras
 from common import TrainTimer, machine, require_shared
 
-from tfhub_transfer.cached_training import build_cached_head
-from tfhub_transfer.data import load_labelled
-from tfhub_transfer.feature_cache import FeatureSpec, build_feature_cache, cached_dataset, read_manifest
-from tfhub_transfer.model import ClassifierConfig, build_classifier_from_config
-from tfhub_transfer.preprocessing import make_dataset
-from tfhub_transfer.schedules import WarmupLinearDecay
-from tfhub_transfer.training import compile_classifier
+from tfhub_transfer.data.tables import load_labelled
+from tfhub_transfer.models.cached_heads import CachedHead
+from tfhub_transfer.models.text_classifier import ClassifierConfig, TextClassifier
+from tfhub_transfer.preprocessing.text import make_dataset
+from tfhub_transfer.training.feature_cache import FeatureSpec, build_feature_cache, cached_dataset, read_manifest
+
+# Both runs: AdamW at peak 1e-3, 10 % warmup then linear decay over all the steps.
+SCHEDULE = dict(learning_rate=1e-3, schedule="linear", warmup_fraction=0.1, weight_decay=0.01)
 
 
 def main() -> None:
@@ -37,9 +38,9 @@ def main() -> None:
     splits = load_labelled(sst2 / "train.tsv", sst2 / "dev.tsv", max_train_examples=args.train_examples)
     tf_keras.utils.set_random_seed(0)
     steps = math.ceil(len(splits.train) / 32) * args.epochs
-    plain = build_classifier_from_config(ClassifierConfig(2, mode="freeze", pooling="mean", layer_mix="last"))
+    plain = TextClassifier(ClassifierConfig(2, mode="freeze", pooling="mean", layer_mix="last"))
     ds = make_dataset(splits.train.texts, splits.train_ids, plain.preprocessor, 32, 128, shuffle=True)
-    compile_classifier(plain, WarmupLinearDecay(1e-3, steps, steps // 10), 2)
+    plain.compile("adamw", total_steps=steps, **SCHEDULE)
     uncached = TrainTimer()
     plain.fit(ds, epochs=args.epochs, callbacks=[uncached], verbose=2)
 
@@ -49,8 +50,8 @@ def main() -> None:
                                    FeatureSpec("mean", 128), splits.train.texts, root=root, verbose=0)
         build_seconds = time.perf_counter() - started
         manifest = read_manifest(path)
-        head = build_cached_head(plain, manifest["layers"], manifest["hidden"])
-        compile_classifier(head, WarmupLinearDecay(1e-3, steps, steps // 10), 2)
+        head = CachedHead(plain, manifest["layers"], manifest["hidden"])
+        head.compile("adamw", total_steps=steps, **SCHEDULE)
         cached = TrainTimer()
         head.fit(cached_dataset(path, splits.train_ids, 32, shuffle=True), epochs=args.epochs,
                  callbacks=[cached], verbose=2)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from common import machine, require_shared
 
-from tfhub_transfer.training import TrainConfig, train
+from tfhub_transfer.config import TrainConfig
+from tfhub_transfer.jobs.train import train
 
 
 def main() -> None:
@@ -27,18 +28,18 @@ def main() -> None:
     args = parser.parse_args()
     report = {"machine": machine(), "args": vars(args)}
     go = require_shared("goemotions")
-    result = train(TrainConfig(train=go / "train.tsv", valid=go / "dev.tsv", task="multi_label",
-                               max_train_examples=args.goemotions_train, epochs=args.epochs,
-                               learning_rate=1e-4, seq_length=64, export=False, verbose=2,
-                               output_dir="benchmarks/out/models", name="goemotions"))
+    result = train(TrainConfig.of(train=go / "train.tsv", valid=go / "dev.tsv", task="multi_label",
+                                  max_train_examples=args.goemotions_train, epochs=args.epochs,
+                                  learning_rate=1e-4, seq_length=64, export=False, verbose=2,
+                                  output_dir="benchmarks/out/models", name="goemotions"))
     report["goemotions"] = {k: v for k, v in result.metrics.items() if k != "thresholds"}
     print("goemotions", report["goemotions"], flush=True)
     for name in args.pairs.split(","):
         data = require_shared(name)
-        result = train(TrainConfig(train=data / "train.tsv", valid=data / "dev.tsv", text_column="text_a",
-                                   text_b_column="text_b", epochs=args.epochs, learning_rate=5e-5,
-                                   seq_length=128, export=False, verbose=2,
-                                   output_dir="benchmarks/out/models", name=name))
+        result = train(TrainConfig.of(train=data / "train.tsv", valid=data / "dev.tsv", text_column="text_a",
+                                      text_b_column="text_b", epochs=args.epochs, learning_rate=5e-5,
+                                      seq_length=128, export=False, verbose=2,
+                                      output_dir="benchmarks/out/models", name=name))
         report[name] = {k: result.metrics[k] for k in ("accuracy", "macro_f1", "examples")}
         print(name, report[name], flush=True)
     print(json.dumps(report, indent=2))

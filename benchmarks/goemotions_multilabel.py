@@ -18,7 +18,8 @@ from pathlib import Path
 
 from common import machine, require_shared
 
-from tfhub_transfer.training import TrainConfig, train
+from tfhub_transfer.config import TrainConfig
+from tfhub_transfer.jobs.train import train
 
 
 def run(config: TrainConfig) -> dict:
@@ -40,12 +41,12 @@ def main() -> None:
     common = dict(train=go / "train.tsv", valid=go / "dev.tsv", task="multi_label", seq_length=64,
                   export=False, verbose=2, output_dir="benchmarks/out/models", name="goemotions")
     report = {"machine": machine(), "args": vars(args)}
-    report["frozen_scalar_mix_cache"] = run(TrainConfig(
+    report["frozen_scalar_mix_cache"] = run(TrainConfig.of(
         **common, mode="freeze", layer_mix="scalar_mix", pooling="mean", feature_cache=True,
         epochs=args.frozen_epochs, learning_rate=3e-3, batch_size=64))
     print("frozen", report["frozen_scalar_mix_cache"], flush=True)
     if not args.skip_finetune:
-        report["finetune"] = run(TrainConfig(
+        report["finetune"] = run(TrainConfig.of(
             **common, mode="finetune", max_train_examples=args.finetune_examples,
             epochs=args.finetune_epochs, learning_rate=2e-4, batch_size=32))
         print("finetune", report["finetune"], flush=True)

@@ -19,9 +19,9 @@ from pathlib import Path
 import tensorflow as tf
 from common import machine, require_shared
 
-from tfhub_transfer.data import read_table
-from tfhub_transfer.export import export_classifier
-from tfhub_transfer.model import build_classifier
+from tfhub_transfer.data.tables import read_table
+from tfhub_transfer.export.saved_model import export_classifier
+from tfhub_transfer.models.text_classifier import TextClassifier
 
 WARM_UP = 5_000
 
@@ -39,8 +39,8 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/out/serving_soak.json")
     args = parser.parse_args()
     texts = list(read_table(require_shared("sst2") / "train.tsv").texts)
-    path = export_classifier(build_classifier("default", 2, seed=0), ["negative", "positive"],
-                             args.scratch, "soak")
+    path = export_classifier(TextClassifier.from_encoder("default", num_classes=2, seed=0),
+                             ["negative", "positive"], args.scratch, "soak")
     serve = tf.saved_model.load(str(path)).signatures["serving_default"]
     done, position, samples, started = 0, 0, [], time.perf_counter()
     baseline = None

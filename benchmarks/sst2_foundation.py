@@ -22,14 +22,13 @@ import tensorflow_hub as hub
 import tf_keras
 from common import TrainTimer, add_sst2_arguments, load_sst2_subset, machine, steady_rate
 
-from tfhub_transfer.encoders.handles import resolve_encoder
-from tfhub_transfer.heads import ClassificationHead
-from tfhub_transfer.model import build_classifier
-from tfhub_transfer.optimizers import make_adamw
-from tfhub_transfer.pooling import SequencePooling
-from tfhub_transfer.preprocessing import make_dataset
-from tfhub_transfer.schedules import WarmupLinearDecay
-from tfhub_transfer.training import classifier_compile_args, compile_classifier
+from tfhub_transfer.encoders.resolve import resolve_encoder
+from tfhub_transfer.layers.heads import ClassificationHead
+from tfhub_transfer.layers.pooling import SequencePooling
+from tfhub_transfer.models.text_classifier import TextClassifier
+from tfhub_transfer.preprocessing.text import make_dataset
+from tfhub_transfer.training.objectives import compile_args
+from tfhub_transfer.training.optimizers import make_adamw
 
 
 def fit_and_score(model, train_ds, dev_ds, splits, args) -> dict:
@@ -44,13 +43,14 @@ def fit_and_score(model, train_ds, dev_ds, splits, args) -> dict:
 
 def run_ours(splits, mode: str, lr: float, args) -> dict:
     tf_keras.utils.set_random_seed(args.seed)
-    model = build_classifier("default", 2, mode=mode, seq_length=128, seed=args.seed)
+    model = TextClassifier.from_encoder("default", num_classes=2, mode=mode, seq_length=128, seed=args.seed)
     pre = model.preprocessor
     train_ds = make_dataset(splits.train.texts, splits.train_ids, pre, args.batch_size, 128,
                             shuffle=True, seed=args.seed)
     dev_ds = make_dataset(splits.valid.texts, splits.valid_ids, pre, 64, 128)
     steps = math.ceil(len(splits.train) / args.batch_size) * args.epochs
-    compile_classifier(model, WarmupLinearDecay(lr, steps, steps // 10), 2)
+    model.compile("adamw", learning_rate=lr, schedule="linear", warmup_fraction=0.1, weight_decay=0.01,
+                  total_steps=steps)
     return fit_and_score(model, train_ds, dev_ds, splits, args)
 
 
@@ -67,7 +67,7 @@ def run_tutorial_shape(splits, lr: float, args, return_model: bool = False):
                 .shuffle(10_000, seed=args.seed).batch(args.batch_size).prefetch(tf.data.AUTOTUNE))
     dev_ds = tf.data.Dataset.from_tensor_slices((splits.valid.texts, splits.valid_ids)).batch(64)
     steps = math.ceil(len(splits.train) / args.batch_size) * args.epochs
-    model.compile(optimizer=make_adamw(lr, steps), **classifier_compile_args(2))
+    model.compile(optimizer=make_adamw(lr, steps), **compile_args("single_label", 2))
     scores = fit_and_score(model, train_ds, dev_ds, splits, args)
     return (scores, model) if return_model else scores
 

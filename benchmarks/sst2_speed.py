@@ -23,13 +23,14 @@ import tensorflow as tf
 from common import TrainTimer, add_sst2_arguments, load_sst2_subset, machine, peak_rss_mb, steady_rate
 from sst2_foundation import run_tutorial_shape
 
-from tfhub_transfer.export import export_classifier
-from tfhub_transfer.training import TrainConfig, train
+from tfhub_transfer.config import TrainConfig
+from tfhub_transfer.export.saved_model import export_classifier
+from tfhub_transfer.jobs.train import train
 
 
 def run_ours(sst2: Path, args, bucket: bool, dtype: str) -> tuple[dict, object]:
     timer = TrainTimer()
-    result = train(TrainConfig(
+    result = train(TrainConfig.of(
         train=sst2 / "train.tsv", valid=sst2 / "dev.tsv", max_train_examples=args.train_examples,
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=5e-5, seed=args.seed,
         bucket=bucket, dtype=dtype, export=False, output_dir=args.scratch, name=f"speed_{dtype}",

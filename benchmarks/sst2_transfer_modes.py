@@ -3,7 +3,7 @@
     python benchmarks/sst2_transfer_modes.py --subsets 1000,8000 --epochs 2
 
 Every mode sees the same subset, seed, batch size, schedule and epochs
-(`tfhub_transfer.comparison.compare_modes`). Step time is the mean of the
+(`tfhub_transfer.jobs.compare.compare_modes`). Step time is the mean of the
 fastest 90 % of steps (drops tracing); ratios are against `finetune` in the same run.
 """
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 from common import machine, peak_rss_mb, require_shared
 
-from tfhub_transfer.comparison import compare_modes, results_markdown
-from tfhub_transfer.training import TrainConfig
+from tfhub_transfer.config import TrainConfig
+from tfhub_transfer.jobs.compare import compare_modes, results_markdown
 
 MODES = "freeze,partial:3,gradual,discriminative,finetune,reinit"
 
@@ -33,9 +33,9 @@ def main() -> None:
     sst2 = require_shared("sst2")
     report = {"machine": machine(), "args": vars(args), "tables": {}}
     for size in [int(s) for s in args.subsets.split(",")]:
-        base = TrainConfig(train=sst2 / "train.tsv", valid=sst2 / "dev.tsv", encoder="default",
-                           epochs=args.epochs, batch_size=args.batch_size, seq_length=args.seq_length,
-                           max_train_examples=size, verbose=2, export=False)
+        base = TrainConfig.of(train=sst2 / "train.tsv", valid=sst2 / "dev.tsv", encoder="default",
+                              epochs=args.epochs, batch_size=args.batch_size, seq_length=args.seq_length,
+                              max_train_examples=size, verbose=2, export=False)
         results = compare_modes(base, args.modes.split(","), Path(args.out) / f"n{size}")
         table = results_markdown(results)
         print(f"\n### {size} training examples\n\n{table}", flush=True)

@@ -14,14 +14,15 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import tf_keras
 from common import TrainTimer, machine, require_shared
 
-from tfhub_transfer.data import load_labelled
-from tfhub_transfer.preprocessing import make_string_dataset
-from tfhub_transfer.rnn_classifier import RnnClassifierConfig, build_rnn_classifier_from_config
-from tfhub_transfer.training import compile_classifier, predict_ids
-from tfhub_transfer.word_vectors import read_word_vectors
+from tfhub_transfer.data.tables import load_labelled
+from tfhub_transfer.data.vectors import read_word_vectors
+from tfhub_transfer.models.rnn_classifier import RnnClassifier, RnnClassifierConfig
+from tfhub_transfer.preprocessing.text import make_string_dataset
+from tfhub_transfer.training.loop import predict_outputs
 
 MODES = ("random", "init", "freeze", "slow")
 
@@ -30,15 +31,15 @@ def run(mode: str, splits, vectors, args) -> dict:
     tf_keras.utils.set_random_seed(args.seed)
     config = RnnClassifierConfig(2, args.vectors, mode, "bilstm", 64, 20_000, 48, args.slow_factor,
                                  embedding_dim=vectors.dim, seed=args.seed)
-    model = build_rnn_classifier_from_config(config, splits.train.texts, vectors=vectors)
+    model = RnnClassifier(config, train_texts=splits.train.texts, vectors=vectors)
     train_ds = make_string_dataset(splits.train.texts, splits.train_ids, 32, True, args.seed)
     dev_ds = make_string_dataset(splits.valid.texts, splits.valid_ids, 64)
-    compile_classifier(model, args.lr, 2, optimizer="adam")
+    model.compile("adam", learning_rate=args.lr, schedule="constant")
     timer = TrainTimer()
     started = time.perf_counter()
     model.fit(train_ds, validation_data=dev_ds, epochs=args.epochs, callbacks=[timer], verbose=2)
     seconds = time.perf_counter() - started
-    accuracy = float((predict_ids(model, dev_ds) == splits.valid_ids).mean())
+    accuracy = float((np.argmax(predict_outputs(model, dev_ds), -1) == splits.valid_ids).mean())
     return {"dev_accuracy": accuracy, "train_seconds": seconds, "epoch_train_seconds": timer.epoch_seconds,
             "coverage": str(model.coverage) if model.coverage else None}
 

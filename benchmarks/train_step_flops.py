@@ -24,9 +24,8 @@ import tf_keras
 from common import machine, peak_rss_mb
 
 from tfhub_transfer.encoders.dtypes import encoder_with_dtype
-from tfhub_transfer.encoders.handles import read_metadata, resolve_encoder
-from tfhub_transfer.model import build_classifier
-from tfhub_transfer.training import compile_classifier
+from tfhub_transfer.encoders.resolve import read_metadata, resolve_encoder
+from tfhub_transfer.models.text_classifier import TextClassifier
 
 
 def matmul_rate(dtype: tf.DType, m: int = 4096, k: int = 1024, n: int = 4096, repeats: int = 20) -> float:
@@ -51,8 +50,8 @@ def train_step_flops(config: dict, batch: int, seq: int) -> float:
 
 def time_train_steps(encoder: str, batch: int, seq: int, steps: int) -> float:
     """Median seconds per step after 5 warm-up steps (the first steps trace and allocate)."""
-    model = build_classifier(encoder, 2, mode="finetune", seq_length=seq, seed=0)
-    compile_classifier(model, 5e-5, 2)
+    model = TextClassifier.from_encoder(encoder, num_classes=2, mode="finetune", seq_length=seq, seed=0)
+    model.compile("adamw", learning_rate=5e-5, schedule="constant", weight_decay=0.01)
     inputs = {"input_word_ids": tf.fill([batch, seq], 2000), "input_mask": tf.ones([batch, seq], tf.int32),
               "input_type_ids": tf.zeros([batch, seq], tf.int32)}
     labels = np.zeros(batch, np.int32)

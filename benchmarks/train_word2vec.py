@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from common import require_shared
 
-from tfhub_transfer.word_vectors import WordVectors, write_glove, write_word2vec_binary, write_word2vec_text
+from tfhub_transfer.data.vectors import WordVectors, write_glove, write_word2vec_binary, write_word2vec_text
 
 
 def sentences(folder: Path):

@@ -14,7 +14,7 @@ DEMO_DATA = ROOT / "tfhub_transfer" / "demo_data" / "reviews.tsv"
 @pytest.fixture(scope="session")
 def tiny_encoder(tmp_path_factory) -> Path:
     """A 2-layer, H=32 random BERT pair written by the package's own writer."""
-    from tfhub_transfer.encoders.tiny import write_tiny_bert
+    from tfhub_transfer.encoders.build.tiny import write_tiny_bert
 
     return write_tiny_bert(tmp_path_factory.mktemp("encoders") / "tiny")
 
@@ -22,7 +22,7 @@ def tiny_encoder(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def default_encoder() -> Path:
     """The converted built-in encoder (converted into the user cache once)."""
-    from tfhub_transfer.encoders.default import ensure_default_encoder
+    from tfhub_transfer.encoders.build.default import ensure_default_encoder
     from tfhub_transfer.errors import EncoderError
 
     try:
@@ -46,7 +46,7 @@ def demo_data() -> Path:
 @pytest.fixture(scope="session")
 def tiny_encoder_no_dropout(tmp_path_factory) -> Path:
     """The tiny fixture without dropout: runs that must match bit for bit (resume, replicas)."""
-    from tfhub_transfer.encoders.tiny import write_tiny_bert
+    from tfhub_transfer.encoders.build.tiny import write_tiny_bert
 
     return write_tiny_bert(tmp_path_factory.mktemp("encoders") / "tiny_no_dropout", dropout=0.0)
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tfhub_transfer.cli import main
+from tfhub_transfer.cli.main import main
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_train_rnn_from_word_vectors_file(demo_data, tmp_path, capsys):
 
 
 def test_study_layers_writes_table(demo_data, tmp_path, capsys, monkeypatch):
-    from tfhub_transfer.encoders.tiny import write_tiny_bert
+    from tfhub_transfer.encoders.build.tiny import write_tiny_bert
 
     monkeypatch.setenv("TFHUB_TRANSFER_CACHE", str(tmp_path / "cache"))
     encoder = write_tiny_bert(tmp_path / "tiny4", num_layers=4)
@@ -114,8 +114,13 @@ def test_train_token_task_from_conll(tiny_encoder, tmp_path, capsys):
     assert "entity F1" in out and (tmp_path / "ner" / "1" / "saved_model.pb").exists()
 
 
-def test_resume_for_token_task_is_refused_clearly(tmp_path, capsys):
-    code = main(["train", "--task", "tokens", "--train", str(tmp_path / "ner.txt"), "--resume",
-                 "--out", str(tmp_path)])
+def test_token_task_takes_the_train_flags_and_refuses_sentence_ones(tiny_encoder, tmp_path, capsys):
+    conll = tmp_path / "ner.txt"
+    conll.write_text("The O\nfilm B-ITEM\n\n" * 20)
+    code = main(["train", "--task", "tokens", "--train", str(conll), "--text-b-column", "b", "--out", str(tmp_path)])
     assert code == 2
-    assert "--resume is not available for --task tokens" in capsys.readouterr().err
+    assert "--text-b-column does not apply to --task tokens" in capsys.readouterr().err
+    code = main(["train", "--task", "tokens", "--train", str(conll), "--encoder", str(tiny_encoder), "--resume",
+                 "--out", str(tmp_path)])
+    assert code == 2  # taggers keep backups like every task: without one, --resume says so
+    assert "no backup to resume from" in capsys.readouterr().err

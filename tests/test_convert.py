@@ -9,8 +9,8 @@ import tensorflow as tf
 import tensorflow_hub as hub
 import tensorflow_text  # noqa: F401
 
-from tfhub_transfer.encoders.convert import convert_hf_checkpoint
-from tfhub_transfer.encoders.safetensors_reader import read_safetensors
+from tfhub_transfer.encoders.build.convert import convert_hf_checkpoint
+from tfhub_transfer.encoders.build.safetensors_reader import read_safetensors
 from tfhub_transfer.errors import EncoderError
 
 REFERENCE = __import__("pathlib").Path(__file__).parent / "data" / "minilm_reference.json"

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tfhub_transfer.data import LabelVocabulary, load_labelled, read_table
+from tfhub_transfer.data.tables import LabelVocabulary, load_labelled, read_table
 from tfhub_transfer.errors import DataError
 
 
@@ -123,7 +123,7 @@ def test_tfds_prepared_dataset_reads(tmp_path):
                 yield i, {"sentence": text, "label": label}
 
     TinyReviews(data_dir=str(tmp_path)).download_and_prepare()
-    from tfhub_transfer.data import load_tfds
+    from tfhub_transfer.data.tables import load_tfds
 
     table, names = load_tfds("tiny_reviews", "train", data_dir=str(tmp_path))
     assert sorted(table.texts) == ["bad film", "good film", "great"] and names == ["neg", "pos"]

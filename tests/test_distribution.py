@@ -11,8 +11,8 @@ import pytest
 import tensorflow as tf
 from conftest import ROOT, run_python
 
-from tfhub_transfer.distribution import global_batch_size, make_distribution
 from tfhub_transfer.errors import ConfigError
+from tfhub_transfer.training.distribution import global_batch_size, make_distribution
 
 # Lengths vary so that replicas get batches padded to different lengths.
 TEXTS = [f"the film was {w} and {v}" + " really" * i for i, w in enumerate(("wonderful", "great", "lovely",
@@ -30,20 +30,21 @@ REPLICAS_SCRIPT = textwrap.dedent("""
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from tfhub_transfer.training import TrainConfig, train
+    from tfhub_transfer.config import TrainConfig
+    from tfhub_transfer.jobs.train import train
 
     encoder, out, data = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
     frame = pd.DataFrame(data)
     weights, replicas = {}, {}
     for distribution, per_replica, steps in (("one_device", 16, 1), ("mirrored", 8, 2)):
-        result = train(TrainConfig(
-            train=frame, valid=frame, encoder=encoder, dropout=0.0, epochs=1, batch_size=per_replica,
+        result = train(TrainConfig.of(
+train=frame, valid=frame, encoder=encoder, dropout=0.0, epochs=1, batch_size=per_replica,
             learning_rate=1e-3, warmup_fraction=0.0, distribution=distribution, output_dir=out,
             name=distribution, export=False, verbose=0, bucket=False, steps_per_execution=steps))
         weights[distribution] = [w.numpy() for w in result.model.weights]
         replicas[distribution] = result.model.distribute_strategy.num_replicas_in_sync
-    from tfhub_transfer.model import build_classifier
-    start = [w.numpy() for w in build_classifier(encoder, pooling="mean").weights]
+    from tfhub_transfer.models.text_classifier import TextClassifier
+    start = [w.numpy() for w in TextClassifier.from_encoder(encoder, pooling="mean").weights]
     diff = max(float(np.abs(a - b).max()) for a, b in zip(weights["one_device"], weights["mirrored"]))
     moved = max(float(np.abs(a - b).max()) for a, b in zip(weights["one_device"], start)
                 if a.shape == b.shape)
@@ -68,12 +69,13 @@ WORKER_SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np
     import pandas as pd
-    from tfhub_transfer.training import TrainConfig, train
+    from tfhub_transfer.config import TrainConfig
+    from tfhub_transfer.jobs.train import train
 
     encoder, out, data, dump = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
     frame = pd.DataFrame(data)
-    result = train(TrainConfig(
-        train=frame, valid=frame, encoder=encoder, dropout=0.0, epochs=2, batch_size=4,
+    result = train(TrainConfig.of(
+train=frame, valid=frame, encoder=encoder, dropout=0.0, epochs=2, batch_size=4,
         learning_rate=1e-3, distribution="multi_worker", output_dir=out, name="mw", verbose=0))
     np.savez(dump, *[w.numpy() for w in result.model.weights])
     probs = result.model.predict(result.model.preprocessor.encode(["the film was great"]), verbose=0)

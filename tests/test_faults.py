@@ -9,15 +9,16 @@ import tensorflow as tf
 import tf_keras
 from conftest import run_python
 
+from tfhub_transfer.config import TrainConfig
 from tfhub_transfer.errors import TrainingDiverged
-from tfhub_transfer.fault_tolerance import read_resume_point
-from tfhub_transfer.training import TrainConfig, train
+from tfhub_transfer.jobs.train import train
+from tfhub_transfer.training.fault_tolerance import read_resume_point
 
 KILL_SCRIPT = textwrap.dedent("""
     import os, signal, sys
     import tf_keras
-    from tfhub_transfer.cli import build_parser, _train_config
-    from tfhub_transfer.training import train
+    from tfhub_transfer.cli.main import build_parser, _train_config
+    from tfhub_transfer.jobs.train import train
 
     kill_at, argv = int(sys.argv[1]), sys.argv[2:]
 
@@ -30,7 +31,7 @@ KILL_SCRIPT = textwrap.dedent("""
     train(_train_config(args, name=args.name, output_dir=args.out, export=False, callbacks=[KillAt()]))
 """)
 
-CLI = "from tfhub_transfer.cli import main; import sys; sys.exit(main(sys.argv[1:]))"
+CLI = "from tfhub_transfer.cli.main import main; import sys; sys.exit(main(sys.argv[1:]))"
 
 
 def _weights(run_dir):
@@ -68,9 +69,9 @@ def test_kill_9_mid_epoch_then_resume_matches_an_uninterrupted_run(tiny_encoder_
 
 
 def _weights_of_fresh_model(encoder):
-    from tfhub_transfer.model import build_classifier
+    from tfhub_transfer.models.text_classifier import TextClassifier
 
-    return [w.numpy() for w in build_classifier(str(encoder), pooling="mean").weights
+    return [w.numpy() for w in TextClassifier.from_encoder(str(encoder), pooling="mean").weights
             if isinstance(w, tf.Variable)]
 
 
@@ -78,7 +79,7 @@ def test_resume_flag_without_a_backup_is_a_clear_error(tiny_encoder, tmp_path, d
     from tfhub_transfer.errors import ConfigError
 
     with pytest.raises(ConfigError, match="no backup to resume from"):
-        train(TrainConfig(train=demo_data, encoder=str(tiny_encoder), output_dir=tmp_path, resume=True,
+        train(TrainConfig.of(train=demo_data, encoder=str(tiny_encoder), output_dir=tmp_path, resume=True,
                           verbose=0, export=False))
 
 
@@ -97,7 +98,7 @@ class PoisonAfter(tf_keras.callbacks.Callback):
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_backup(
         tiny_encoder, tmp_path, demo_data):
-    config = TrainConfig(train=demo_data, encoder=str(tiny_encoder), epochs=2, batch_size=8,
+    config = TrainConfig.of(train=demo_data, encoder=str(tiny_encoder), epochs=2, batch_size=8,
                          backup_every_steps=2, output_dir=tmp_path, name="nan", verbose=0,
                          callbacks=[PoisonAfter(5)])
     with pytest.raises(TrainingDiverged) as caught:

@@ -4,17 +4,18 @@ import numpy as np
 import pytest
 import tensorflow_hub as hub
 
-from tfhub_transfer.encoders.handles import resolve_encoder
-from tfhub_transfer.export import ExportedClassifier
-from tfhub_transfer.feature_cache import (
+from tfhub_transfer.config import TrainConfig
+from tfhub_transfer.encoders.resolve import resolve_encoder
+from tfhub_transfer.export.saved_model import ExportedClassifier
+from tfhub_transfer.jobs.train import train
+from tfhub_transfer.preprocessing.text import TextPreprocessor
+from tfhub_transfer.training.feature_cache import (
     FeatureSpec,
     build_feature_cache,
     cache_key,
     cached_dataset,
     read_manifest,
 )
-from tfhub_transfer.preprocessing import TextPreprocessor
-from tfhub_transfer.training import TrainConfig, train
 
 TEXTS = ["the film was wonderful", "the plot was awful", "I loved the food"]
 
@@ -26,7 +27,7 @@ def cache_root(tmp_path, monkeypatch):
 
 
 def test_key_changes_with_inputs_encoder_and_feature_choice(tiny_encoder, tmp_path):
-    from tfhub_transfer.encoders.tiny import write_tiny_bert
+    from tfhub_transfer.encoders.build.tiny import write_tiny_bert
 
     spec = resolve_encoder(str(tiny_encoder))
     base = cache_key(spec, FeatureSpec(), TEXTS)
@@ -64,8 +65,8 @@ def test_cached_training_matches_uncached_and_exports(tiny_encoder, demo_data, t
     common = dict(train=demo_data, encoder=str(tiny_encoder), mode="freeze", layer_mix="scalar_mix",
                   pooling="mean", dropout=0.0, epochs=2, batch_size=16, learning_rate=1e-2, shuffle=False,
                   bucket=False, output_dir=tmp_path, verbose=0, validation_fraction=0.25, seed=3)
-    cached = train(TrainConfig(**common, feature_cache=True, name="cached"))
-    plain = train(TrainConfig(**common, feature_cache=False, name="plain"))
+    cached = train(TrainConfig.of(**common, feature_cache=True, name="cached"))
+    plain = train(TrainConfig.of(**common, feature_cache=False, name="plain"))
     assert cache_root.exists() and any(cache_root.iterdir())
     probes = ["The film was wonderful.", "The staff were rude and I regret it.", "I found the plot tedious."]
     served_cached = ExportedClassifier(cached.export_path).predict(probes)["probabilities"]

@@ -4,9 +4,9 @@ import time
 
 import pytest
 
-from tfhub_transfer.encoders.handles import catalogue, resolve_encoder
+from tfhub_transfer.encoders.resolve import catalogue, resolve_encoder
 from tfhub_transfer.errors import EncoderError
-from tfhub_transfer.model import build_classifier
+from tfhub_transfer.models.text_classifier import TextClassifier
 
 
 def test_catalogue_names_resolve_to_encoder_and_preprocessor():
@@ -21,10 +21,10 @@ def test_catalogue_names_resolve_to_encoder_and_preprocessor():
 
 def test_uncached_remote_handle_fails_at_once_naming_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "hubcache"))
-    monkeypatch.setattr("tfhub_transfer.encoders.handles._network_reaches", lambda *a, **k: False)
+    monkeypatch.setattr("tfhub_transfer.encoders.resolve._network_reaches", lambda *a, **k: False)
     start = time.monotonic()
     with pytest.raises(EncoderError) as err:
-        build_classifier("bert_en_uncased_L-12_H-768_A-12", num_classes=2)
+        TextClassifier.from_encoder("bert_en_uncased_L-12_H-768_A-12", num_classes=2)
     assert time.monotonic() - start < 10
     message = str(err.value)
     assert "hubcache" in message and "local directory" in message
@@ -35,7 +35,7 @@ def test_really_unreachable_host_fails_fast(tmp_path, monkeypatch):
     monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "c"))
     start = time.monotonic()
     with pytest.raises(EncoderError, match="cannot be reached|TF Hub cache"):
-        build_classifier("https://tfhub.invalid/some/encoder/1", preprocessor="https://tfhub.invalid/p/1")
+        TextClassifier.from_encoder("https://tfhub.invalid/some/encoder/1", preprocessor="https://tfhub.invalid/p/1")
     assert time.monotonic() - start < 15
 
 
@@ -47,17 +47,17 @@ def test_unknown_name_and_bare_encoder(tiny_encoder, tmp_path):
     spec = resolve_encoder(str(tiny_encoder / "encoder"), preprocessor=str(tiny_encoder / "preprocessor"))
     assert spec.preprocessor.endswith("preprocessor")
     with pytest.raises(EncoderError, match="not a SavedModel directory"):
-        build_classifier(str(tiny_encoder / "encoder"), preprocessor=str(tmp_path))
+        TextClassifier.from_encoder(str(tiny_encoder / "encoder"), preprocessor=str(tmp_path))
 
 
 def test_vocabulary_mismatch_is_reported(tiny_encoder, tmp_path):
-    from tfhub_transfer.encoders.tiny import write_tiny_bert
+    from tfhub_transfer.encoders.build.tiny import write_tiny_bert
 
     other = write_tiny_bert(tmp_path / "other", texts=["completely different words here"])
     with pytest.raises(EncoderError, match="do not belong together"):
-        build_classifier(str(tiny_encoder), preprocessor=str(other / "preprocessor"))
+        TextClassifier.from_encoder(str(tiny_encoder), preprocessor=str(other / "preprocessor"))
 
 
 def test_seq_length_above_position_embeddings(tiny_encoder):
     with pytest.raises(EncoderError, match="seq_length 600 is above.*512 position"):
-        build_classifier(str(tiny_encoder), seq_length=600)
+        TextClassifier.from_encoder(str(tiny_encoder), seq_length=600)

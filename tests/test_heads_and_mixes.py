@@ -5,12 +5,13 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from tfhub_transfer.data import read_table
+from tfhub_transfer.config import TrainConfig
+from tfhub_transfer.data.tables import read_table
 from tfhub_transfer.errors import EncoderError
-from tfhub_transfer.export import ExportedClassifier
-from tfhub_transfer.layer_mix import LAYER_MIXES, LayerMix
-from tfhub_transfer.metrics import multilabel_report, regression_report
-from tfhub_transfer.training import TrainConfig, train
+from tfhub_transfer.export.saved_model import ExportedClassifier
+from tfhub_transfer.jobs.train import train
+from tfhub_transfer.layers.layer_mix import LAYER_MIXES, LayerMix
+from tfhub_transfer.training.metrics import multilabel_report, regression_report
 
 DOMAINS = {"media": ("film", "movie", "soundtrack", "acting", "plot", "ending", "book", "story"),
            "tech": ("phone", "battery", "screen", "camera", "laptop", "keyboard", "headphones"),
@@ -31,7 +32,7 @@ def reviews(demo_data) -> pd.DataFrame:
 def fit(frame, tiny_encoder, tmp_path, **kwargs):
     defaults = dict(train=frame, encoder=str(tiny_encoder), epochs=4, learning_rate=3e-3, batch_size=16,
                     seq_length=32, output_dir=tmp_path, verbose=0, validation_fraction=0.25)
-    return train(TrainConfig(**{**defaults, **kwargs}))
+    return train(TrainConfig.of(**{**defaults, **kwargs}))
 
 
 def test_multi_label_head_learns_and_exports_label_lists(reviews, tiny_encoder, tmp_path):
@@ -73,7 +74,7 @@ def test_sentence_pairs_use_the_second_segment(reviews, tiny_encoder, tmp_path):
 
 @pytest.fixture(scope="module")
 def four_layer_encoder(tmp_path_factory):
-    from tfhub_transfer.encoders.tiny import write_tiny_bert
+    from tfhub_transfer.encoders.build.tiny import write_tiny_bert
 
     return write_tiny_bert(tmp_path_factory.mktemp("four") / "tiny4", num_layers=4)
 
@@ -104,7 +105,7 @@ def test_layer_mix_values():
 
 
 def test_published_encoder_without_embedding_output_gets_a_clear_error():
-    from tfhub_transfer.layer_mix import stack_layers
+    from tfhub_transfer.layers.layer_mix import stack_layers
 
     outputs = {"encoder_outputs": [tf.zeros([1, 2, 3])] * 2, "sequence_output": tf.zeros([1, 2, 3])}
     assert stack_layers(outputs, need_embeddings=False).shape == (1, 2, 2, 3)

@@ -7,9 +7,10 @@ import pytest
 import tensorflow as tf
 import tensorflow_hub as hub
 
-from tfhub_transfer.masking import MaskingConfig, mask_batch
-from tfhub_transfer.preprocessing import TextPreprocessor
-from tfhub_transfer.pretraining import PretrainConfig, pack_words, pretrain, read_corpus_lines
+from tfhub_transfer.data.corpus import read_corpus_lines
+from tfhub_transfer.jobs.pretrain import PretrainConfig, pretrain
+from tfhub_transfer.preprocessing.masking import MaskingConfig, mask_batch, pack_words
+from tfhub_transfer.preprocessing.text import TextPreprocessor
 
 SPECIAL = {"start_of_sequence_id": 2, "end_of_segment_id": 3, "padding_id": 0, "mask_id": 4,
            "unknown_id": 1, "vocab_size": 1000}
@@ -107,7 +108,7 @@ def topic_corpus(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def topic_encoder(topic_corpus, tmp_path_factory):
-    from tfhub_transfer.encoders.tiny import write_tiny_bert
+    from tfhub_transfer.encoders.build.tiny import write_tiny_bert
 
     return write_tiny_bert(tmp_path_factory.mktemp("enc") / "tiny-topics", texts=topic_corpus[1])
 
@@ -115,7 +116,7 @@ def topic_encoder(topic_corpus, tmp_path_factory):
 @pytest.fixture(scope="module")
 def pretrained(topic_encoder, topic_corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("pre") / "encoders" / "tiny-topics"
-    config = PretrainConfig(corpus=[topic_corpus[0]], out=out, encoder=str(topic_encoder), seq_length=16,
+    config = PretrainConfig.of([topic_corpus[0]], out, encoder=str(topic_encoder), seq_length=16,
                             epochs=30, batch_size=16, learning_rate=5e-3, warmup_fraction=0.0,
                             verbose=0, holdout_fraction=0.2)
     return pretrain(config)
@@ -149,10 +150,11 @@ def test_written_encoder_loads_trainable_and_differs(pretrained, topic_encoder):
 
 
 def test_builders_fine_tune_from_the_adapted_encoder(pretrained, demo_data, tmp_path):
-    from tfhub_transfer.training import TrainConfig, train
+    from tfhub_transfer.config import TrainConfig
+    from tfhub_transfer.jobs.train import train
 
     root = pretrained.path.parent  # versioned directory: the newest version is used
-    result = train(TrainConfig(train=demo_data, encoder=str(root), epochs=1, learning_rate=3e-3,
+    result = train(TrainConfig.of(train=demo_data, encoder=str(root), epochs=1, learning_rate=3e-3,
                                output_dir=tmp_path, name="adapted", verbose=0, export=False))
     assert result.model.spec.encoder == str(pretrained.path / "encoder")
     assert result.metrics["examples"] == 40
@@ -171,9 +173,9 @@ def test_pretraining_under_mirrored_strategy(topic_encoder, topic_corpus, tmp_pa
         import tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        from tfhub_transfer.pretraining import PretrainConfig, pretrain
+        from tfhub_transfer.jobs.pretrain import PretrainConfig, pretrain
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-        result = pretrain(PretrainConfig(corpus=[sys.argv[1]], out=sys.argv[3], encoder=sys.argv[2],
+        result = pretrain(PretrainConfig.of([sys.argv[1]], sys.argv[3], encoder=sys.argv[2],
                                          seq_length=16, epochs=2, batch_size=16, learning_rate=5e-3,
                                          verbose=0), strategy=strategy)
         json.dump({"replicas": strategy.num_replicas_in_sync, "before": result.before["loss"],

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tfhub_transfer.schedules import (
+from tfhub_transfer.training.schedules import (
     OneCycle,
     ScaledSchedule,
     SlantedTriangular,

@@ -7,10 +7,11 @@ import pytest
 import tensorflow as tf
 import tensorflow_hub as hub
 
+from tfhub_transfer.config import TrainConfig
 from tfhub_transfer.encoders.dtypes import encoder_with_dtype
 from tfhub_transfer.errors import EncoderError
-from tfhub_transfer.preprocessing import TextPreprocessor, make_training_dataset
-from tfhub_transfer.training import TrainConfig, train
+from tfhub_transfer.jobs.train import train
+from tfhub_transfer.preprocessing.text import TextPreprocessor, make_training_dataset
 
 WORDS = "the film was good bad dull great plot story actors".split()
 TEXTS = [" ".join(WORDS[(i + j) % len(WORDS)] for j in range(1 + (i * 7) % 23)) for i in range(200)]
@@ -57,7 +58,7 @@ def test_a_resumed_stream_is_the_tail_of_the_full_stream(preprocessor):
 def test_steps_per_execution_gives_the_same_weights(tiny_encoder_no_dropout, tmp_path, demo_data):
     weights = []
     for steps in (1, 4):
-        result = train(TrainConfig(train=demo_data, encoder=str(tiny_encoder_no_dropout), dropout=0.0,
+        result = train(TrainConfig.of(train=demo_data, encoder=str(tiny_encoder_no_dropout), dropout=0.0,
                                    epochs=1, batch_size=8, learning_rate=3e-3, steps_per_execution=steps,
                                    output_dir=tmp_path, name=f"spe{steps}", export=False, verbose=0))
         weights.append([w.numpy() for w in result.model.weights])

@@ -6,19 +6,19 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfhub_transfer.data import read_table
+from tfhub_transfer.config import TrainConfig
+from tfhub_transfer.data.conll import read_conll, to_iob2
+from tfhub_transfer.data.tables import read_table
 from tfhub_transfer.errors import DataError
-from tfhub_transfer.export import ExportedClassifier
-from tfhub_transfer.preprocessing import TextPreprocessor
-from tfhub_transfer.token_classification import (
-    TaggerTrainConfig,
-    align_words,
-    entity_f1,
-    entity_spans,
-    read_conll,
-    to_iob2,
-    train_tagger,
-)
+from tfhub_transfer.export.saved_model import ExportedClassifier
+from tfhub_transfer.jobs.train import train
+from tfhub_transfer.preprocessing.text import TextPreprocessor
+from tfhub_transfer.preprocessing.tokens import align_words
+from tfhub_transfer.training.metrics import entity_f1, entity_spans
+
+
+def train_tagger(**fields):
+    return train(TrainConfig.of(task="tokens", **fields))
 
 ITEMS = {"film", "movie", "soundtrack", "acting", "plot", "ending", "phone", "battery", "screen", "camera",
          "laptop", "keyboard", "service", "food", "staff", "book", "story", "headphones", "delivery"}
@@ -95,13 +95,13 @@ def test_alignment_uses_first_pieces_and_cuts_long_sentences(tiny_encoder):
 def tagger(item_corpus, tiny_encoder, tmp_path_factory):
     train_path, valid_path = item_corpus
     out = tmp_path_factory.mktemp("tagger")
-    return train_tagger(TaggerTrainConfig(train=train_path, valid=valid_path, encoder=str(tiny_encoder),
+    return train_tagger(train=train_path, valid=valid_path, encoder=str(tiny_encoder),
                                           epochs=5, learning_rate=3e-3, batch_size=16, seq_length=48,
-                                          output_dir=out, name="items", verbose=0))
+                                          output_dir=out, name="items", verbose=0)
 
 
 def test_tagger_learns_entities(tagger):
-    assert tagger.tag_names == ["O", "B-ITEM", "I-ITEM"]
+    assert tagger.label_names == ["O", "B-ITEM", "I-ITEM"]
     assert tagger.metrics["f1"] > 0.8 and tagger.metrics["entities"] >= 100
 
 
@@ -120,31 +120,24 @@ def test_tagger_export_maps_sentences_to_a_tag_per_word(tagger):
 
 def test_frozen_bilstm_head_with_layer_mix(item_corpus, tiny_encoder, tmp_path):
     train_path, valid_path = item_corpus
-    result = train_tagger(TaggerTrainConfig(train=train_path, valid=valid_path, encoder=str(tiny_encoder),
+    result = train_tagger(train=train_path, valid=valid_path, encoder=str(tiny_encoder),
                                             mode="freeze", layer_mix="scalar_mix",
-                                            head="bilstm", epochs=4, learning_rate=1e-2, seq_length=48,
-                                            output_dir=tmp_path, name="f", verbose=0, export=False))
+                                            tagger_head="bilstm", epochs=4, learning_rate=1e-2, seq_length=48,
+                                            output_dir=tmp_path, name="f", verbose=0, export=False)
     encoder = result.model.get_layer("encoder")
     assert not encoder.trainable_weights
     assert result.metrics["f1"] > 0.5
 
 
 def test_token_feature_cache_trains_the_same_head(item_corpus, tiny_encoder, tmp_path, monkeypatch):
-    from tfhub_transfer.token_classification import make_tagging_dataset
-
     monkeypatch.setenv("TFHUB_TRANSFER_CACHE", str(tmp_path / "cache"))
     train_path, valid_path = item_corpus
-    config = TaggerTrainConfig(train=train_path, valid=valid_path, encoder=str(tiny_encoder), mode="freeze",
-                               layer_mix="scalar_mix", head="bilstm", epochs=4, learning_rate=1e-2,
-                               seq_length=48, output_dir=tmp_path, name="c", verbose=0, feature_cache=True)
-    result = train_tagger(config)
+    result = train_tagger(train=train_path, valid=valid_path, encoder=str(tiny_encoder), mode="freeze",
+                          layer_mix="scalar_mix", tagger_head="bilstm", epochs=4, learning_rate=1e-2,
+                          seq_length=48, output_dir=tmp_path, name="c", verbose=0, feature_cache=True)
     assert (tmp_path / "cache" / "features").is_dir()
     assert result.metrics["f1"] > 0.5
     # The full model (encoder + copied mix and head) gives what the cached head learned.
     sentences = read_conll(valid_path)
-    index = {n: i for i, n in enumerate(result.tag_names)}
-    dataset = make_tagging_dataset(sentences, index, result.model.preprocessor, 16, 48)
-    from tfhub_transfer.token_classification import predict_tags
-
-    full = predict_tags(result.model, dataset, result.tag_names, sentences)
+    full = result.model.predict_tags(sentences, batch_size=16)
     assert entity_f1(sentences.tags, full)["f1"] == pytest.approx(result.metrics["f1"], abs=0.02)

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfhub_transfer.export import ExportedClassifier, export_classifier
-from tfhub_transfer.training import TrainConfig, load_run, train
+from tfhub_transfer.config import TrainConfig
+from tfhub_transfer.export.saved_model import ExportedClassifier, export_classifier
+from tfhub_transfer.jobs.train import load_run, train
 
 PROBES = [
     "The film was wonderful, and I loved every minute.",
@@ -31,8 +32,8 @@ def head_weights(model):
 @pytest.fixture(scope="module")
 def finetuned(tiny_encoder, tmp_path_factory, demo_data):
     out = tmp_path_factory.mktemp("saved_models")
-    config = TrainConfig(
-        train=demo_data, encoder=str(tiny_encoder), epochs=4, learning_rate=3e-3,
+    config = TrainConfig.of(
+train=demo_data, encoder=str(tiny_encoder), epochs=4, learning_rate=3e-3,
         output_dir=out, name="reviews", verbose=0, validation_fraction=0.25,
     )
     return train(config)
@@ -49,10 +50,10 @@ def test_best_epoch_is_restored(finetuned):
 
 
 def test_finetune_changes_encoder_and_freeze_does_not(tiny_encoder, tmp_path, demo_data):
-    from tfhub_transfer.model import build_classifier
+    from tfhub_transfer.models.text_classifier import TextClassifier
 
-    pristine = encoder_weights(build_classifier(str(tiny_encoder)))
-    frozen = train(TrainConfig(train=demo_data, encoder=str(tiny_encoder), mode="freeze", epochs=1,
+    pristine = encoder_weights(TextClassifier.from_encoder(str(tiny_encoder)))
+    frozen = train(TrainConfig.of(train=demo_data, encoder=str(tiny_encoder), mode="freeze", epochs=1,
                                output_dir=tmp_path, name="f", export=False, verbose=0))
     after = encoder_weights(frozen.model)
     assert after.keys() == pristine.keys()
@@ -60,7 +61,7 @@ def test_finetune_changes_encoder_and_freeze_does_not(tiny_encoder, tmp_path, de
         np.testing.assert_array_equal(after[name], pristine[name], err_msg=name)
     assert not frozen.model.get_layer("encoder").trainable_weights
 
-    tuned = train(TrainConfig(train=demo_data, encoder=str(tiny_encoder), mode="finetune", epochs=1,
+    tuned = train(TrainConfig.of(train=demo_data, encoder=str(tiny_encoder), mode="finetune", epochs=1,
                               output_dir=tmp_path, name="t", export=False, verbose=0))
     changed = encoder_weights(tuned.model)
     moved = [n for n in pristine if not np.array_equal(changed[n], pristine[n])]
@@ -138,12 +139,12 @@ def test_unknown_transfer_mode(tiny_encoder, demo_data, tmp_path):
     from tfhub_transfer.errors import ConfigError
 
     with pytest.raises(ConfigError, match="unknown transfer mode 'thaw'"):
-        train(TrainConfig(train=demo_data, encoder=str(tiny_encoder), mode="thaw", output_dir=tmp_path))
+        train(TrainConfig.of(train=demo_data, encoder=str(tiny_encoder), mode="thaw", output_dir=tmp_path))
 
 
 @pytest.mark.integration
 def test_default_encoder_fine_tunes_on_demo_reviews(default_encoder, tmp_path, demo_data):
-    result = train(TrainConfig(train=demo_data, encoder="default", epochs=1, seq_length=64,
+    result = train(TrainConfig.of(train=demo_data, encoder="default", epochs=1, seq_length=64,
                                batch_size=16, output_dir=tmp_path, name="demo", verbose=0,
                                validation_fraction=0.25))
     assert result.metrics["accuracy"] > 0.9

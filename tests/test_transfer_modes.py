@@ -6,11 +6,9 @@ import tensorflow as tf
 import tf_keras
 
 from tfhub_transfer.errors import ConfigError, EncoderError
-from tfhub_transfer.layer_groups import layer_groups
-from tfhub_transfer.model import build_classifier
-from tfhub_transfer.preprocessing import make_dataset
-from tfhub_transfer.training import compile_classifier, transfer_callbacks
-from tfhub_transfer.transfer_modes import TransferMode
+from tfhub_transfer.models.text_classifier import TextClassifier
+from tfhub_transfer.transfer.layer_groups import layer_groups
+from tfhub_transfer.transfer.modes import TransferMode
 
 TEXTS = ["the film was wonderful", "the plot was awful", "I loved the food", "the staff were rude"] * 8
 LABELS = np.array([1, 0, 1, 0] * 8, np.int32)
@@ -19,7 +17,7 @@ LABELS = np.array([1, 0, 1, 0] * 8, np.int32)
 @pytest.fixture(scope="module")
 def still_encoder(tmp_path_factory):
     """A tiny encoder without dropout, so two runs from the same weights see the same gradients."""
-    from tfhub_transfer.encoders.tiny import write_tiny_bert
+    from tfhub_transfer.encoders.build.tiny import write_tiny_bert
 
     return write_tiny_bert(tmp_path_factory.mktemp("still") / "tiny", dropout=0.0)
 
@@ -32,11 +30,11 @@ def changed_groups(before, after):
     return sorted(n for n in before if any(not np.array_equal(a, b) for a, b in zip(before[n], after[n])))
 
 
-def fit(model, epochs=1, batch_size=8, learning_rate=1e-2, optimizer="adamw", callbacks=(), auto=True):
-    ds = make_dataset(TEXTS, LABELS, model.preprocessor, batch_size=batch_size)
-    compile_classifier(model, learning_rate, 2, optimizer=optimizer, weight_decay=0.0)
-    automatic = transfer_callbacks(model) if auto else []
-    model.fit(ds, epochs=epochs, verbose=0, callbacks=[*automatic, *callbacks])
+def fit(model, epochs=1, batch_size=8, learning_rate=1e-2, optimizer="adamw", callbacks=()):
+    """The Keras path: plain compile() (the mode's per-group rates) and fit on raw strings."""
+    model.compile(optimizer, learning_rate=learning_rate, schedule="constant", weight_decay=0.0)
+    model.fit(TEXTS, LABELS, batch_size=batch_size, epochs=epochs, verbose=0, callbacks=list(callbacks),
+              shuffle=False)
 
 
 @pytest.mark.parametrize("spec, kind, detail", [
@@ -64,7 +62,7 @@ def test_bad_mode_specs(spec):
 
 
 def test_layer_groups_from_variable_names(tiny_encoder):
-    model = build_classifier(str(tiny_encoder), mode="partial:1")
+    model = TextClassifier.from_encoder(str(tiny_encoder), mode="partial:1")
     groups = model.layer_groups
     assert groups.order == ["embeddings", "layer_0", "layer_1", "pooler"]
     assert len(groups.variables["layer_0"]) == 16
@@ -84,7 +82,7 @@ def test_published_style_names_group_and_ungroupable_names_fail():
 
 
 def test_partial_freezes_embeddings_and_bottom_layers_bit_identical(tiny_encoder):
-    model = build_classifier(str(tiny_encoder), mode="partial:1", pooling="cls")
+    model = TextClassifier.from_encoder(str(tiny_encoder), mode="partial:1", pooling="cls")
     before = groups_snapshot(model)
     head_before = [w.numpy().copy() for w in model.get_layer("head").weights]
     fit(model, epochs=1)
@@ -93,7 +91,7 @@ def test_partial_freezes_embeddings_and_bottom_layers_bit_identical(tiny_encoder
 
 
 def test_frozen_groups_are_not_differentiated(tiny_encoder):
-    model = build_classifier(str(tiny_encoder), mode="partial:2", pooling="cls")
+    model = TextClassifier.from_encoder(str(tiny_encoder), mode="partial:2", pooling="cls")
     trained = {id(v) for v in model.step_variables()}
     frozen = [v for g in ("embeddings", "layer_0", "layer_1") for v in model.layer_groups.variables[g]]
     assert not trained & {id(v) for v in frozen}
@@ -101,7 +99,7 @@ def test_frozen_groups_are_not_differentiated(tiny_encoder):
 
 
 def test_gradual_unfreezes_top_down_one_group_per_epoch(tiny_encoder):
-    model = build_classifier(str(tiny_encoder), mode="gradual", pooling="cls")
+    model = TextClassifier.from_encoder(str(tiny_encoder), mode="gradual", pooling="cls")
     snapshots = [groups_snapshot(model)]
     keep = tf_keras.callbacks.LambdaCallback(
         on_epoch_end=lambda e, logs: snapshots.append(groups_snapshot(model)))
@@ -111,12 +109,12 @@ def test_gradual_unfreezes_top_down_one_group_per_epoch(tiny_encoder):
 
 
 def test_gradual_every_n_steps(tiny_encoder):
-    from tfhub_transfer.callbacks import GradualUnfreezing
+    from tfhub_transfer.transfer.unfreezing import GradualUnfreezing
 
-    model = build_classifier(str(tiny_encoder), mode="gradual:2", pooling="cls")
+    model = TextClassifier.from_encoder(str(tiny_encoder), mode="gradual:2", pooling="cls")
     unfreezer = GradualUnfreezing(every_steps=2)
     before = groups_snapshot(model)
-    fit(model, epochs=1, batch_size=4, callbacks=[unfreezer], auto=False)  # 8 steps
+    fit(model, epochs=1, batch_size=4, callbacks=[unfreezer])  # 8 steps; fit adds no second unfreezer
     order = ("embeddings", "layer_0", "layer_1", "pooler")
     assert unfreezer.history == [(0, order), (2, order[:3]), (4, order[:2]), (6, order[:1]), (8, ())]
     assert changed_groups(before, groups_snapshot(model)) == ["layer_0", "layer_1", "pooler"]
@@ -124,7 +122,7 @@ def test_gradual_every_n_steps(tiny_encoder):
 
 def one_step_updates(encoder_dir, mode, optimizer, learning_rate=0.1):
     tf_keras.utils.set_random_seed(0)
-    model = build_classifier(str(encoder_dir), mode=mode, pooling="cls", dropout=0.0, seed=0)
+    model = TextClassifier.from_encoder(str(encoder_dir), mode=mode, pooling="cls", dropout=0.0, seed=0)
     before = groups_snapshot(model)
     fit(model, epochs=1, batch_size=32, learning_rate=learning_rate, optimizer=optimizer)
     after = groups_snapshot(model)
@@ -162,8 +160,8 @@ def test_slow_embeddings(still_encoder):
 
 
 def test_reinit_replaces_pretrained_weights_with_fresh_initialisation(tiny_encoder):
-    pretrained = build_classifier(str(tiny_encoder), mode="finetune")
-    fresh = build_classifier(str(tiny_encoder), mode="reinit", seed=1)
+    pretrained = TextClassifier.from_encoder(str(tiny_encoder), mode="finetune")
+    fresh = TextClassifier.from_encoder(str(tiny_encoder), mode="reinit", seed=1)
     old = {w.name: w.numpy() for w in pretrained.get_layer("encoder").weights}
     for weight in fresh.get_layer("encoder").weights:
         value = weight.numpy()

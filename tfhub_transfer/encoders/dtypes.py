@@ -18,7 +18,7 @@ from pathlib import Path
 
 import tf_keras
 
-from tfhub_transfer.encoders.handles import read_metadata, resolve_encoder
+from tfhub_transfer.encoders.resolve import read_metadata, resolve_encoder
 from tfhub_transfer.errors import ConfigError, EncoderError
 
 DTYPES = ("float32", "bfloat16")
@@ -68,9 +68,9 @@ def write_compute_dtype_copy(source: Path, target: Path, dtype: str = "bfloat16"
     """Rebuilds the encoder pair in `source` under mixed_`dtype` and writes it to `target`."""
     import tensorflow as tf
 
-    from tfhub_transfer.encoders.bert import build_bert
-    from tfhub_transfer.encoders.config import BertConfig
-    from tfhub_transfer.encoders.hub_writer import (
+    from tfhub_transfer.encoders.build.bert import build_bert
+    from tfhub_transfer.encoders.build.config import BertConfig
+    from tfhub_transfer.encoders.build.hub_writer import (
         ENCODER_DIR,
         METADATA_FILE,
         PREPROCESSOR_DIR,

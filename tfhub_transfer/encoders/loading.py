@@ -6,8 +6,9 @@ import re
 
 import tensorflow_hub as hub
 
-from tfhub_transfer.distribution import load_options
-from tfhub_transfer.encoders.handles import EncoderSpec, check_handle_available
+from tfhub_transfer.cache import check_handle_available
+from tfhub_transfer.encoders.host_io import load_options
+from tfhub_transfer.encoders.resolve import EncoderSpec
 from tfhub_transfer.errors import EncoderError
 
 
@@ -50,32 +51,3 @@ def check_compatible(layer: hub.KerasLayer, spec: EncoderSpec, vocab_size: int, 
             f"seq_length {seq_length} is above encoder {spec.name}'s {positions} position "
             f"embeddings; pass --seq-length {positions} or less."
         )
-
-
-def describe_encoder(spec: EncoderSpec, show_variables: bool = False) -> str:
-    """A human-readable summary: handles, sizes, parameter count (and variables)."""
-    import numpy as np
-
-    layer = load_encoder_layer(spec, trainable=False)
-    weights = layer.weights
-    lines = [
-        f"name:         {spec.name}",
-        f"encoder:      {spec.encoder}",
-        f"preprocessor: {spec.preprocessor}",
-        f"pooling:      {spec.pooling}",
-        f"vocab size:   {vocab_size_of(layer)}",
-        f"max positions:{max_positions_of(layer)}",
-        f"variables:    {len(weights)}, parameters: {sum(int(np.prod(w.shape)) for w in weights):,}",
-    ]
-    for key, value in spec.info.items():
-        if key not in ("config",):
-            lines.append(f"{key + ':':14}{value}")
-    from tfhub_transfer.layer_groups import layer_groups
-
-    try:
-        lines += ["layer groups (bottom to top):", layer_groups(weights, spec.name).describe()]
-    except EncoderError as err:
-        lines.append(f"layer groups: none ({err})")
-    if show_variables:
-        lines += [f"  {w.name} {list(w.shape)}" for w in weights]
-    return "\n".join(lines)

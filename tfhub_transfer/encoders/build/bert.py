@@ -1,0 +1,190 @@
+"""A post-layer-norm BERT encoder in tf_keras, with the variable names of TF Model Garden.
+
+Variable names follow Model Garden's published Hub encoders (`word_embeddings`,
+`transformer/layer_<i>/...`, `pooler_transform`) so that one grouping rule serves
+the package's own encoders and published ones alike.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+import tf_keras
+
+from tfhub_transfer.encoders.build.config import BertConfig
+
+
+def _init(config: BertConfig) -> tf_keras.initializers.Initializer:
+    """A fresh initializer per layer (Keras warns when one unseeded instance is shared)."""
+    return tf_keras.initializers.TruncatedNormal(stddev=config.initializer_range)
+
+
+def exact_gelu(x: tf.Tensor) -> tf.Tensor:
+    """GELU with erf, as in the original BERT (the tanh approximation differs by ~1e-3)."""
+    return tf_keras.activations.gelu(x, approximate=False)
+
+
+class PositionEmbedding(tf_keras.layers.Layer):
+    """Learned absolute position embeddings, sliced to the input's length."""
+
+    def __init__(self, max_length: int, initializer, **kwargs):
+        super().__init__(**kwargs)
+        self.max_length = max_length
+        self.initializer = initializer
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight(
+            "embeddings", shape=[self.max_length, input_shape[-1]], initializer=self.initializer
+        )
+        super().build(input_shape)
+
+    def call(self, inputs):
+        length = tf.shape(inputs)[1]
+        return tf.cast(self.embeddings[tf.newaxis, :length, :], inputs.dtype)
+
+
+class TransformerBlock(tf_keras.layers.Layer):
+    """Self-attention and feed-forward sublayers, each with residual and post layer norm."""
+
+    def __init__(self, config: BertConfig, **kwargs):
+        super().__init__(**kwargs)
+        eps = config.layer_norm_epsilon
+        self.self_attention = tf_keras.layers.MultiHeadAttention(
+            num_heads=config.num_heads,
+            key_dim=config.head_size,
+            dropout=config.attention_dropout,
+            kernel_initializer=_init(config),
+            name="self_attention",
+        )
+        self.attention_dropout = tf_keras.layers.Dropout(config.hidden_dropout)
+        self.attention_layer_norm = tf_keras.layers.LayerNormalization(
+            epsilon=eps, name="self_attention_layer_norm"
+        )
+        self.intermediate = tf_keras.layers.Dense(
+            config.intermediate_size, activation=exact_gelu, kernel_initializer=_init(config),
+            name="intermediate",
+        )
+        self.output_dense = tf_keras.layers.Dense(
+            config.hidden_size, kernel_initializer=_init(config), name="output"
+        )
+        self.output_dropout = tf_keras.layers.Dropout(config.hidden_dropout)
+        self.output_layer_norm = tf_keras.layers.LayerNormalization(
+            epsilon=eps, name="output_layer_norm"
+        )
+
+    def call(self, x, attention_mask, training=None):
+        attended = self.self_attention(x, x, attention_mask=attention_mask, training=training)
+        x = self.attention_layer_norm(x + self.attention_dropout(attended, training=training))
+        hidden = self.output_dense(self.intermediate(x))
+        return self.output_layer_norm(x + self.output_dropout(hidden, training=training))
+
+
+class BertEncoder(tf_keras.Model):
+    """Maps the three BERT input tensors to the TF Hub encoder outputs.
+
+    Call it with a dict of int32 `input_word_ids`, `input_mask`, `input_type_ids`
+    ([batch, seq], any seq up to `max_position_embeddings`). It returns
+    `sequence_output`, `pooled_output`, `default` (= pooled), `encoder_outputs`
+    (one tensor per transformer layer) and `embedding_output`.
+    """
+
+    def __init__(self, config: BertConfig, **kwargs):
+        kwargs.setdefault("name", "bert_encoder")
+        super().__init__(**kwargs)
+        self.config = config
+        self.word_embeddings = tf_keras.layers.Embedding(
+            config.vocab_size, config.hidden_size, embeddings_initializer=_init(config),
+            name="word_embeddings",
+        )
+        self.position_embedding = PositionEmbedding(
+            config.max_position_embeddings, _init(config), name="position_embedding"
+        )
+        self.type_embeddings = tf_keras.layers.Embedding(
+            config.type_vocab_size, config.hidden_size, embeddings_initializer=_init(config),
+            name="type_embeddings",
+        )
+        self.embedding_layer_norm = tf_keras.layers.LayerNormalization(
+            epsilon=config.layer_norm_epsilon, name="embeddings/layer_norm"
+        )
+        self.embedding_dropout = tf_keras.layers.Dropout(config.hidden_dropout)
+        self.blocks = [
+            TransformerBlock(config, name=f"transformer/layer_{i}") for i in range(config.num_layers)
+        ]
+        self.pooler = tf_keras.layers.Dense(
+            config.hidden_size, activation="tanh", kernel_initializer=_init(config),
+            name="pooler_transform",
+        )
+
+    def get_config(self) -> dict:
+        return {"config": self.config.to_dict(), "name": self.name}
+
+    @classmethod
+    def from_config(cls, config: dict) -> BertEncoder:
+        return cls(BertConfig.from_dict(config["config"]), name=config.get("name"))
+
+    def embed(self, word_ids, type_ids, training=None):
+        words = self.word_embeddings(word_ids)
+        x = words + self.position_embedding(words) + self.type_embeddings(type_ids)
+        return self.embedding_dropout(self.embedding_layer_norm(x), training=training)
+
+    def call(self, inputs, training=None):
+        word_ids = inputs["input_word_ids"]
+        mask = inputs["input_mask"]
+        x = self.embed(word_ids, inputs["input_type_ids"], training=training)
+        embedding_output = x
+        # [batch, 1, seq]: every query position may attend to the real key positions.
+        attention_mask = tf.cast(mask, tf.bool)[:, tf.newaxis, :]
+        layer_outputs = []
+        for block in self.blocks:
+            x = block(x, attention_mask, training=training)
+            layer_outputs.append(x)
+        pooled = self.pooler(x[:, 0, :])
+        return {
+            "sequence_output": x,
+            "pooled_output": pooled,
+            "default": pooled,
+            "encoder_outputs": layer_outputs,
+            "embedding_output": embedding_output,
+        }
+
+    def dummy_inputs(self, batch: int = 2, length: int = 8) -> dict[str, tf.Tensor]:
+        ones = tf.ones([batch, length], tf.int32)
+        return {"input_word_ids": ones, "input_mask": ones, "input_type_ids": 0 * ones}
+
+
+class MaskedLMHead(tf_keras.layers.Layer):
+    """BERT's masked-LM head: dense + GELU + layer norm, output tied to the word embeddings."""
+
+    def __init__(self, config: BertConfig, embedding_table: tf.Variable, **kwargs):
+        kwargs.setdefault("name", "mlm")
+        super().__init__(**kwargs)
+        self.embedding_table = embedding_table
+        self.transform = tf_keras.layers.Dense(
+            config.hidden_size, activation=exact_gelu, kernel_initializer=_init(config),
+            name="transform",
+        )
+        self.layer_norm = tf_keras.layers.LayerNormalization(
+            epsilon=config.layer_norm_epsilon, name="transform_layer_norm"
+        )
+        self.vocab_size = config.vocab_size
+
+    def build(self, input_shape):
+        self.output_bias = self.add_weight(
+            "output_bias", shape=[self.vocab_size], initializer="zeros"
+        )
+        super().build(input_shape)
+
+    def call(self, sequence_output, masked_positions):
+        gathered = tf.gather(sequence_output, masked_positions, batch_dims=1)
+        hidden = self.layer_norm(self.transform(gathered))
+        table = tf.cast(self.embedding_table, hidden.dtype)
+        logits = tf.matmul(hidden, table, transpose_b=True)
+        return logits + tf.cast(self.output_bias, logits.dtype)
+
+
+def build_bert(config: BertConfig) -> tuple[BertEncoder, MaskedLMHead]:
+    """Creates an encoder and its MLM head, with all variables built."""
+    encoder = BertEncoder(config)
+    outputs = encoder(encoder.dummy_inputs())
+    head = MaskedLMHead(config, encoder.word_embeddings.embeddings)
+    head(outputs["sequence_output"], tf.zeros([2, 1], tf.int32))
+    return encoder, head

@@ -1,0 +1,162 @@
+"""Writes an encoder and its preprocessing as SavedModels in the TF Hub BERT format.
+
+The encoder is saved as a plain tracked object with an explicit
+`__call__(inputs, training)` and explicit `variables` / `trainable_variables`
+lists, so `hub.KerasLayer(path, trainable=True)` fine-tunes exactly the encoder's
+variables. The MLM head is a separate subobject `mlm`; keeping its variables out
+of the root lists stops fine-tuning from warning "Gradients do not exist".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import tensorflow as tf
+
+from tfhub_transfer.encoders.build.bert import BertEncoder, MaskedLMHead
+from tfhub_transfer.encoders.build.preprocessor_module import BertPreprocessorModule
+from tfhub_transfer.encoders.build.vocab import read_vocab, special_token_ids
+
+METADATA_FILE = "tfhub_transfer.json"
+ENCODER_DIR = "encoder"
+PREPROCESSOR_DIR = "preprocessor"
+
+
+def encoder_input_spec() -> dict[str, tf.TensorSpec]:
+    return {
+        name: tf.TensorSpec([None, None], tf.int32, name=name)
+        for name in ("input_word_ids", "input_mask", "input_type_ids")
+    }
+
+
+def _trace_with_training(fn, spec) -> None:
+    for training in (True, False):
+        fn.get_concrete_function(spec, training)
+
+
+def as_float32(outputs):
+    """Float outputs as float32: encoders computing in bfloat16 still hand float32 to the model."""
+    return tf.nest.map_structure(lambda t: tf.cast(t, tf.float32) if t.dtype.is_floating else t, outputs)
+
+
+class _MlmModule(tf.train.Checkpoint):
+    def __init__(self, encoder: BertEncoder, head: MaskedLMHead):
+        super().__init__()
+        self._encoder = encoder
+        self._head = head
+        self.variables = _unique(encoder.variables + head.variables)
+        self.trainable_variables = _unique(encoder.trainable_variables + head.trainable_variables)
+        self.regularization_losses = []
+
+        @tf.function
+        def call(inputs, training=False):
+            encoder_inputs = {k: v for k, v in inputs.items() if k != "masked_lm_positions"}
+            outputs = dict(encoder(encoder_inputs, training=training))
+            outputs["mlm_logits"] = head(outputs["sequence_output"], inputs["masked_lm_positions"])
+            return as_float32(outputs)
+
+        spec = dict(encoder_input_spec())
+        spec["masked_lm_positions"] = tf.TensorSpec([None, None], tf.int32, "masked_lm_positions")
+        _trace_with_training(call, spec)
+        self.__call__ = call
+
+
+class EncoderModule(tf.train.Checkpoint):
+    """The root object written as an encoder SavedModel."""
+
+    def __init__(self, encoder: BertEncoder, head: MaskedLMHead):
+        super().__init__()
+        self._encoder = encoder
+        self.variables = list(encoder.variables)
+        self.trainable_variables = list(encoder.trainable_variables)
+        self.regularization_losses = []
+        self.mlm = _MlmModule(encoder, head)
+
+        @tf.function
+        def call(inputs, training=False):
+            return as_float32(encoder(inputs, training=training))
+
+        _trace_with_training(call, encoder_input_spec())
+        self.__call__ = call
+
+
+def _unique(variables: list[tf.Variable]) -> list[tf.Variable]:
+    seen, out = set(), []
+    for v in variables:
+        if id(v) not in seen:
+            seen.add(id(v))
+            out.append(v)
+    return out
+
+
+def atomic_directory(target: Path):
+    """A context manager: yields a temp dir beside `target`, renamed onto it on success."""
+    return _AtomicDirectory(Path(target))
+
+
+class _AtomicDirectory:
+    def __init__(self, target: Path):
+        self.target = target
+
+    def __enter__(self) -> Path:
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.tmp-", dir=self.target.parent))
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return
+        old = None
+        if self.target.exists():
+            old = self.target.with_name(f".{self.target.name}.old-{os.getpid()}")
+            os.rename(self.target, old)
+        os.rename(self.tmp, self.target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def write_encoder(encoder: BertEncoder, head: MaskedLMHead, path: str | Path) -> None:
+    """Saves `encoder` (with its MLM head as the `mlm` subobject) as a Hub SavedModel."""
+    tf.saved_model.save(EncoderModule(encoder, head), str(path))
+
+
+def write_preprocessor(
+    vocab_path: str | Path, lower_case: bool, path: str | Path, default_seq_length: int = 128
+) -> None:
+    """Saves the tensorflow-text preprocessing SavedModel for `vocab_path`."""
+    tokens = read_vocab(vocab_path)
+    module = BertPreprocessorModule(
+        str(vocab_path), special_token_ids(tokens, str(vocab_path)), lower_case, default_seq_length
+    )
+    tf.saved_model.save(module, str(path))
+
+
+def write_encoder_pair(
+    encoder: BertEncoder,
+    head: MaskedLMHead,
+    vocab_path: str | Path,
+    lower_case: bool,
+    out_dir: str | Path,
+    metadata: dict | None = None,
+) -> Path:
+    """Writes `out_dir/encoder`, `out_dir/preprocessor` and a metadata file, atomically."""
+    out_dir = Path(out_dir)
+    info = {
+        "format": "tfhub_transfer/bert-pair/1",
+        "config": encoder.config.to_dict(),
+        "lower_case": lower_case,
+        "has_embedding_output": True,
+        "pooling": "cls",
+        **(metadata or {}),
+    }
+    with atomic_directory(out_dir) as tmp:
+        write_encoder(encoder, head, tmp / ENCODER_DIR)
+        write_preprocessor(vocab_path, lower_case, tmp / PREPROCESSOR_DIR)
+        shutil.copy(vocab_path, tmp / "vocab.txt")
+        (tmp / METADATA_FILE).write_text(json.dumps(info, indent=2), encoding="utf-8")
+    return out_dir

@@ -1,0 +1,212 @@
+"""Exports a trained model as a SavedModel whose `serving_default` takes raw strings.
+
+Layout: `<out_dir>/<name>/<version>/` (TF Serving). The version is written to a
+temporary directory and renamed into place, so an interrupted export never
+leaves a half-written version and the previous one keeps serving.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import tensorflow as tf
+import tensorflow_hub as hub
+import tensorflow_text  # noqa: F401  (the exported graph uses its ops)
+import tf_keras
+
+from tfhub_transfer.encoders.build.hub_writer import atomic_directory
+from tfhub_transfer.encoders.host_io import save_options
+from tfhub_transfer.preprocessing.tokens import align_words
+
+EXTRA_DIR = "assets.extra"
+MODEL_INFO = "tfhub_transfer_model.json"
+
+
+def _serving_outputs(task: str, outputs: tf.Tensor, label_names: tf.Tensor, thresholds: tf.Tensor) -> dict:
+    outputs = tf.cast(outputs, tf.float32)
+    if task == "regression":
+        return {"score": outputs[:, 0]}
+    if task == "multi_label":
+        probabilities = tf.sigmoid(outputs)
+        predicted = probabilities >= thresholds
+        names = tf.where(predicted, label_names[tf.newaxis, :], "")
+        joined = tf.strings.reduce_join(names, axis=-1, separator=",")
+        return {"probabilities": probabilities, "predicted": tf.cast(predicted, tf.int32),
+                "labels": _tidy(joined)}
+    probabilities = tf.nn.softmax(outputs)
+    label_ids = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+    return {"probabilities": probabilities, "label_ids": label_ids,
+            "labels": tf.gather(label_names, label_ids)}
+
+
+def _tidy(joined: tf.Tensor) -> tf.Tensor:
+    """Drops the empty names left by unselected labels: ",a,,b," -> "a,b"."""
+    squeezed = tf.strings.regex_replace(joined, ",+", ",")
+    return tf.strings.regex_replace(squeezed, "^,|,$", "")
+
+
+class _ClassifierServing(tf.Module):
+    """Raw strings (or pairs) -> the task's outputs: class probabilities and names, labels, or a score."""
+
+    def __init__(self, model: tf_keras.Model, label_names: Sequence[str], seq_length: int,
+                 thresholds: Sequence[float] | None = None):
+        super().__init__(name="classifier_serving")
+        preprocessor = model.preprocessor
+        # Track what the serving function captures; not the model itself, so the
+        # optimizer's slots stay out of the export.
+        if preprocessor is not None:
+            self.preprocessing = preprocessor.module
+        self.model_variables = list(model.variables)
+        # Lookup tables are resources, not variables: track the layers and Hub modules holding them.
+        self.text_layers = [layer for layer in model.layers
+                            if isinstance(layer, tf_keras.layers.TextVectorization)]
+        self.hub_modules = [layer.resolved_object for layer in model.layers
+                            if isinstance(layer, hub.KerasLayer)]
+
+        self.label_names = tf.constant(list(label_names) or [""])
+        task = getattr(model.config, "task", "single_label")
+        self.thresholds = tf.constant(
+            list(thresholds) if thresholds else [0.5] * max(len(label_names), 1), tf.float32)
+
+        def run(text, text_b=None):
+            inputs = text if preprocessor is None else preprocessor.encode(text, seq_length, text_b)
+            return _serving_outputs(task, model(inputs, training=False), self.label_names, self.thresholds)
+
+        if getattr(model.config, "pair", False):
+            @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text_a"),
+                                          tf.TensorSpec([None], tf.string, name="text_b")])
+            def serve(text_a, text_b):
+                return run(text_a, text_b)
+        else:
+            @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+            def serve(text):
+                return run(text)
+
+        self.serve = serve
+
+
+def next_version(model_dir: Path) -> int:
+    versions = [int(p.name) for p in model_dir.glob("*") if p.is_dir() and p.name.isdigit()]
+    return max(versions, default=0) + 1
+
+
+def export_classifier(
+    model: tf_keras.Model,
+    label_names: Sequence[str],
+    out_dir: str | Path = "saved_models",
+    name: str = "classifier",
+    version: int | None = None,
+    extra_files: dict[str, bytes] | None = None,
+    info: dict | None = None,
+    thresholds: Sequence[float] | None = None,
+) -> Path:
+    """Writes `out_dir/name/version` atomically and returns its path.
+
+    Multi-label exports predict a label where its probability reaches its threshold
+    (`thresholds`, tuned on validation by `train`; 0.5 by default).
+    """
+    model_dir = Path(out_dir) / name
+    version = version or next_version(model_dir)
+    target = model_dir / str(version)
+    seq_length = getattr(model.config, "seq_length", None)
+    module = _ClassifierServing(model, label_names, seq_length, thresholds)
+    task = getattr(model.config, "task", "single_label")
+    record = {"task": task, "labels": list(label_names), "model": model.name,
+              "config": dataclasses.asdict(model.config), **(info or {})}
+    if model.spec is not None:
+        record.update(encoder=model.spec.name, encoder_handle=model.spec.encoder,
+                      preprocessor_handle=model.spec.preprocessor)
+    write_export(module, model, target, record, extra_files)
+    return target
+
+
+class ExportedClassifier:
+    """Loads an exported classifier and predicts on raw strings."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not (self.path / "saved_model.pb").exists():
+            raise FileNotFoundError(
+                f"{self.path} is not an exported model (no saved_model.pb); pass "
+                f"saved_models/<name>/<version>."
+            )
+        self.loaded = tf.saved_model.load(str(self.path))
+        self.signature = self.loaded.signatures["serving_default"]
+        info_file = self.path / EXTRA_DIR / MODEL_INFO
+        self.info = json.loads(info_file.read_text("utf-8")) if info_file.exists() else {}
+
+    def predict(
+        self, texts: Sequence[str], batch_size: int = 64, texts_b: Sequence[str] | None = None
+    ) -> dict:
+        """Outputs of `serving_default` for `texts` (and `texts_b` for pair models), batched."""
+        import numpy as np
+
+        parts = []
+        for start in range(0, len(texts), batch_size):
+            chunk = tf.constant(list(texts[start : start + batch_size]))
+            if texts_b is None:
+                out = self.signature(text=chunk)
+            else:
+                second = tf.constant(list(texts_b[start : start + batch_size]))
+                out = self.signature(text_a=chunk, text_b=second)
+            parts.append({k: v.numpy() for k, v in out.items()})
+        if not parts:
+            return {"probabilities": np.zeros((0, 0)), "label_ids": np.zeros(0, int), "labels": []}
+        merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        if "labels" in merged:
+            merged["labels"] = [b.decode("utf-8") for b in merged["labels"]]
+        return merged
+
+
+class _TaggerServing(tf.Module):
+    """Sentences -> whitespace words -> one tag per word (padded with "" to the longest sentence)."""
+
+    def __init__(self, model: tf_keras.Model, tag_names: Sequence[str], seq_length: int):
+        super().__init__(name="tagger_serving")
+        preprocessor = model.preprocessor
+        self.preprocessing = preprocessor.module
+        self.model_variables = list(model.variables)
+        self.tag_names = tf.constant(list(tag_names))
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def serve(text):
+            words = tf.strings.split(text)
+            inputs, keep = align_words(preprocessor, words, seq_length)
+            ids = tf.argmax(model(inputs, training=False), axis=-1, output_type=tf.int32)
+            kept = tf.reduce_sum(tf.cast(keep, tf.int32), axis=1)
+            tags = tf.RaggedTensor.from_tensor(tf.gather(self.tag_names, ids), lengths=kept)
+            cut = words.row_lengths() - tf.cast(kept, tf.int64)
+            filler = tf.RaggedTensor.from_row_lengths(tf.fill([tf.reduce_sum(cut)], "O"), cut)
+            return {"tags": tf.concat([tags, filler], axis=1).to_tensor(""),
+                    "words": words.to_tensor(""), "num_words": tf.cast(words.row_lengths(), tf.int32)}
+
+        self.serve = serve
+
+
+def export_tagger(model: tf_keras.Model, tag_names: Sequence[str], out_dir: str | Path = "saved_models",
+                  name: str = "tagger", version: int | None = None, info: dict | None = None,
+                  extra_files: dict[str, bytes] | None = None) -> Path:
+    """Writes a tagger whose `serving_default` maps sentences to a tag per whitespace word."""
+    model_dir = Path(out_dir) / name
+    target = model_dir / str(version or next_version(model_dir))
+    module = _TaggerServing(model, tag_names, model.config.seq_length)
+    record = {"task": "tokens", "labels": list(tag_names), "model": model.name,
+              "config": dataclasses.asdict(model.config), **(info or {})}
+    write_export(module, model, target, record, extra_files)
+    return target
+
+
+def write_export(module: tf.Module, model: tf_keras.Model, target: Path, record: dict,
+                 extra_files: dict[str, bytes] | None = None) -> None:
+    """Saves `module` with its `serve` as `serving_default`, plus `assets.extra/`, atomically at `target`."""
+    with atomic_directory(target) as tmp:
+        tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve},
+                            options=save_options(model.distribute_strategy))
+        extra = tmp / EXTRA_DIR
+        extra.mkdir(exist_ok=True)
+        (extra / MODEL_INFO).write_text(json.dumps(record, indent=2), encoding="utf-8")
+        for filename, content in (extra_files or {}).items():
+            (extra / filename).write_bytes(content)

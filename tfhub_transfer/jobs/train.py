@@ -1,0 +1,120 @@
+"""`train`: labelled text in, a trained task model (and its raw-string export) out, in one call.
+
+It reads the data, builds the task model the config describes, fits it through the one
+training loop (training.loop), reports on validation, saves the run (`OUT/NAME/run`,
+loadable with `tfhub_transfer.load`) and exports `OUT/NAME/VERSION`. `--task tokens` runs
+the same steps for a tagger (jobs.tagging).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import tensorflow as tf
+import tf_keras
+
+from tfhub_transfer.config import TrainConfig
+from tfhub_transfer.data.tables import LabelledSplits, load_labelled
+from tfhub_transfer.encoders.dtypes import encoder_with_dtype
+from tfhub_transfer.jobs.common import TrainResult, announce, finish
+from tfhub_transfer.jobs.options import check_options
+from tfhub_transfer.jobs.tagging import train_tagger
+from tfhub_transfer.models.base import TaskModel
+from tfhub_transfer.models.cached_heads import CachedExamples, CachedHead
+from tfhub_transfer.models.rnn_classifier import RnnClassifier, RnnClassifierConfig
+from tfhub_transfer.models.saving import load
+from tfhub_transfer.models.text_classifier import ClassifierConfig, TextClassifier
+from tfhub_transfer.models.text_embedding_classifier import (
+    TextEmbeddingClassifier,
+    TextEmbeddingClassifierConfig,
+)
+from tfhub_transfer.training.distribution import make_distribution
+from tfhub_transfer.training.feature_cache import FeatureSpec, build_feature_cache, read_manifest
+from tfhub_transfer.training.loop import FitOutcome, fit_task
+from tfhub_transfer.training.objectives import validation_report
+
+
+def num_outputs(splits: LabelledSplits) -> int:
+    return 1 if splits.labels is None else len(splits.labels)
+
+
+def classifier_config(config: TrainConfig, num_classes: int) -> ClassifierConfig:
+    """The encoder classifier `config` describes (a feature cache defaults to mean pooling of the last layer)."""
+    cached = config.feature_cache
+    return ClassifierConfig(
+        num_classes=num_classes, encoder=encoder_with_dtype(config.encoder, config.dtype, config.preprocessor),
+        preprocessor=config.preprocessor, mode=config.mode, embedding_lr_multiplier=config.embedding_lr_multiplier,
+        pooling=config.pooling or ("mean" if cached else None), dropout=config.dropout,
+        seq_length=config.seq_length, seed=config.seed, task=config.task,
+        layer_mix=config.layer_mix or ("last" if cached else None), pair=config.text_b_column is not None,
+    )
+
+
+def build_task_model(config: TrainConfig, splits: LabelledSplits) -> TaskModel:
+    """Builds the model `config` describes (call it inside the distribution strategy's scope)."""
+    outputs, labels = num_outputs(splits), splits.label_names or None
+    architecture = config.resolved_architecture()
+    if architecture == "rnn":
+        rnn = RnnClassifierConfig(outputs, config.word_vectors, config.embedding_mode, config.rnn,
+                                  config.rnn_units, config.max_tokens, config.seq_length, config.slow_factor,
+                                  dropout=config.dropout, seed=config.seed)
+        model = RnnClassifier(rnn, train_texts=splits.train.texts, label_names=labels)
+        if config.verbose and model.coverage is not None:
+            print(model.coverage, flush=True)
+        return model
+    if architecture == "text_embedding":
+        return TextEmbeddingClassifier(TextEmbeddingClassifierConfig(
+            outputs, config.text_embedding or "", config.mode, config.dropout, seed=config.seed), labels)
+    return TextClassifier(classifier_config(config, outputs), labels)
+
+
+def fit_from_cache(model: TextClassifier, splits: LabelledSplits, config: TrainConfig) -> FitOutcome:
+    """Encodes train and validation once, fits mix + head on the cache (the one loop), copies them back."""
+    feature = FeatureSpec(model.config.pooling, model.config.seq_length)
+    encoder = model.get_layer("encoder")
+    paths = [build_feature_cache(encoder, model.preprocessor, model.spec, feature, table.texts,
+                                 table.texts_b, verbose=config.verbose)
+             for table in (splits.train, splits.valid)]
+    manifest = read_manifest(paths[0])
+    with model.distribute_strategy.scope():
+        head = CachedHead(model, manifest["layers"], manifest["hidden"])
+    outcome = fit_task(head, CachedExamples(paths[0], splits.train_ids, len(splits.train)),
+                       CachedExamples(paths[1], splits.valid_ids, len(splits.valid)),
+                       config.optimization, config.runtime, None, job="--feature-cache training",
+                       shuffle=config.shuffle)
+    head.copy_weights_to(model)
+    return outcome
+
+
+def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> TrainResult:
+    """Reads the data, builds the task model, fits it, reports and (by default) exports it.
+
+    The distribution strategy is `strategy` if given, else made from `config.distribution`
+    before anything else touches TensorFlow. Under a multi-worker strategy every worker
+    trains; only the chief writes files.
+    """
+    check_options(config)
+    strategy = make_distribution(strategy or config.distribution)
+    if config.task == "tokens":
+        return train_tagger(config, strategy)
+    tf_keras.utils.set_random_seed(config.seed)
+    splits = load_labelled(
+        config.train, config.valid, config.text_column, config.label_column, config.validation_fraction,
+        config.max_train_examples, config.seed, config.task, config.text_b_column, config.label_separator,
+    )
+    with strategy.scope():
+        model = build_task_model(config, splits)
+    announce(config, model, len(splits.train), len(splits.valid), splits.label_names, strategy)
+    if config.feature_cache:
+        outcome = fit_from_cache(model, splits, config)
+    else:
+        outcome = fit_task(model, splits.train_examples, splits.valid_examples, config.optimization,
+                           config.runtime, config.run_dir, job=f"--task {config.task}", shuffle=config.shuffle)
+    report = validation_report(splits.task, splits.valid_ids, outcome.valid_outputs, num_outputs(splits))
+    return finish(model, config, splits.label_names, outcome.history, report, strategy)
+
+
+def load_run(run_dir: str | Path) -> tuple[TaskModel, list[str]]:
+    """The model a `train` run saved, with its label names."""
+    model = load(run_dir)
+    return model, list(model.label_names or [])

@@ -1,0 +1,183 @@
+"""`TextClassifier`: strings -> TF Hub encoder -> (layer mix) -> pooling -> head, as one Keras model.
+
+    model = TextClassifier.from_encoder("default", labels=["neg", "pos"], mode="gradual")
+    model.compile()                      # AdamW, warmup + linear decay, per-group LRs of the mode
+    model.fit(texts, labels, epochs=2)   # strings and label names; tokenised in tf.data
+    model.predict(["a sentence"])        # logits
+    model.export("saved_models/reviews") # raw-string SavedModel
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+from tfhub_transfer.encoders.loading import check_compatible, load_encoder_layer
+from tfhub_transfer.encoders.resolve import resolve_encoder
+from tfhub_transfer.errors import ConfigError, EncoderError
+from tfhub_transfer.layers.heads import ClassificationHead
+from tfhub_transfer.layers.layer_mix import LayerMix, StackLayers
+from tfhub_transfer.layers.pooling import SequencePooling
+from tfhub_transfer.models.base import TaskModel, register
+from tfhub_transfer.preprocessing.text import TextPreprocessor, make_dataset, make_training_dataset
+from tfhub_transfer.transfer.layer_groups import layer_groups
+from tfhub_transfer.transfer.modes import TransferMode
+from tfhub_transfer.transfer.reinit import reinitialize
+
+INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
+SENTENCE_TASKS = ("single_label", "multi_label", "regression")
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassifierConfig:
+    """What a `TextClassifier` is built from; stored with every saved model so it can be rebuilt."""
+
+    num_classes: int
+    encoder: str = "default"
+    preprocessor: str | None = None
+    mode: str = "finetune"  # a TransferMode spec: freeze, finetune, partial:3, gradual, ...
+    embedding_lr_multiplier: float | None = None
+    pooling: str | None = None  # None: the encoder's own recommendation (mean with a layer mix)
+    dropout: float = 0.1
+    seq_length: int = 128
+    seed: int | None = None
+    task: str = "single_label"  # single_label | multi_label | regression
+    layer_mix: str | None = None  # None: the encoder's last layer / pooled output; see layers.layer_mix
+    pair: bool = False  # two text inputs (text_a, text_b)
+
+
+def encoder_inputs() -> dict[str, tf_keras.Input]:
+    return {name: tf_keras.Input(shape=(None,), dtype=tf.int32, name=name) for name in INPUT_NAMES}
+
+
+def load_encoder(config, mode: TransferMode):
+    """(spec, preprocessor, hub.KerasLayer) for a config with encoder/preprocessor/seq_length."""
+    spec = resolve_encoder(config.encoder, config.preprocessor)
+    preprocessor = TextPreprocessor(spec.preprocessor)
+    layer = load_encoder_layer(spec, trainable=mode.encoder_trainable)
+    check_compatible(layer, spec, preprocessor.vocab_size, config.seq_length)
+    return spec, preprocessor, layer
+
+
+def encoder_features(outputs: dict, input_mask, config: ClassifierConfig, spec) -> tf.Tensor:
+    """Pooled features: the encoder's own outputs, or a layer mix then pooling."""
+    if config.layer_mix is None:
+        return SequencePooling(config.pooling or spec.pooling, name="pooling")(outputs, input_mask)
+    stacked = StackLayers(need_embeddings=config.layer_mix == "embeddings", name="stack_layers")(outputs)
+    mixed = LayerMix(config.layer_mix, int(stacked.shape[1]), spec.has_embedding_output,
+                     name="layer_mix")(stacked)
+    pooling = config.pooling if config.pooling not in (None, "cls") else "mean"
+    return SequencePooling(pooling, name="pooling")(mixed, input_mask)
+
+
+def apply_transfer_mode(model: TaskModel, layer, mode: TransferMode, seed: int = 0) -> None:
+    """Sets the model's layer groups, initially frozen groups and LR multipliers."""
+    if mode.kind == "reinit":
+        reinitialize(layer.weights, seed)
+    try:
+        groups = layer_groups(layer.weights, model.spec.name)
+    except EncoderError:
+        if mode.needs_groups:
+            raise
+        return  # freeze / finetune / reinit work on encoders whose names do not group
+    model.layer_groups = groups
+    model.lr_multipliers = mode.learning_rate_multipliers(groups)
+    model.set_frozen_groups(mode.initially_frozen(groups))
+
+
+@register
+class TextClassifier(TaskModel):
+    """A sentence(-pair) classifier or regressor on a TF Hub encoder; outputs logits (or a score)."""
+
+    def __init__(self, config: ClassifierConfig | dict, label_names: Sequence[str] | None = None, **kwargs):
+        config = ClassifierConfig(**config) if isinstance(config, dict) else config
+        if config.task not in SENTENCE_TASKS:
+            raise ConfigError(f"task must be one of {SENTENCE_TASKS}, not {config.task!r}")
+        if config.num_classes < 2 and config.task != "regression":
+            raise ConfigError(f"num_classes must be at least 2, not {config.num_classes}")
+        mode = TransferMode.parse(config.mode, config.embedding_lr_multiplier)
+        spec, preprocessor, layer = load_encoder(config, mode)
+        inputs = encoder_inputs()
+        features = encoder_features(layer(inputs), inputs["input_mask"], config, spec)
+        outputs = config.num_classes if config.task != "regression" else 1
+        logits = ClassificationHead(outputs, config.dropout, config.seed, name="head")(features)
+        super().__init__(inputs=inputs, outputs=logits, name=kwargs.pop("name", "classifier"), **kwargs)
+        self._setup(config, mode, spec, preprocessor, label_names)
+        self.task = config.task
+        apply_transfer_mode(self, layer, mode, config.seed or 0)
+
+    @classmethod
+    def from_encoder(cls, encoder: str = "default", num_classes: int | None = None,
+                     labels: Sequence[str] | None = None, **options) -> TextClassifier:
+        """Builds a classifier on `encoder` (`default`, a catalogue name, a local directory or a hub handle).
+
+        Give `num_classes` or the label names (`labels`, whose order defines the class ids).
+        Options are `ClassifierConfig` fields: `mode` (freeze, finetune, partial:K, gradual[:STEPS],
+        discriminative[:DECAY], slow_embeddings:FACTOR, reinit), `task` (single_label,
+        multi_label, regression), `pair`, `pooling`, `layer_mix`, `dropout`, `seq_length`,
+        `preprocessor`, `seed`, `embedding_lr_multiplier`.
+        """
+        if num_classes is None:
+            num_classes = len(labels) if labels else (1 if options.get("task") == "regression" else 2)
+        if labels and len(labels) != num_classes:
+            raise ConfigError(f"{len(labels)} label names for {num_classes} classes")
+        return cls(ClassifierConfig(num_classes=num_classes, encoder=encoder, **options), labels)
+
+    def get_config(self) -> dict:
+        return {"config": dataclasses.asdict(self.config), "label_names": self.label_names, "name": self.name}
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects=None) -> TextClassifier:
+        return cls(**config)
+
+    # -- data in ----------------------------------------------------------------------------------
+    def _texts(self, x) -> tuple[list[str], list[str] | None]:
+        if self.config.pair:
+            if isinstance(x, dict):
+                return list(x["text_a"]), list(x["text_b"])
+            if isinstance(x, tuple) and len(x) == 2:
+                return list(x[0]), list(x[1])
+            raise ConfigError("a pair model takes (texts_a, texts_b) or {'text_a': ..., 'text_b': ...}")
+        return list(x), None
+
+    def encode_labels(self, y):
+        if y is None or self.task != "multi_label" or not self.label_names:
+            return super().encode_labels(y)
+        index = {name: i for i, name in enumerate(self.label_names)}
+        rows = np.zeros((len(y), len(self.label_names)), np.float32)
+        for row, names in enumerate(y):
+            names = [n.strip() for n in names.split(",")] if isinstance(names, str) else names
+            if all(isinstance(n, str) for n in names):
+                for name in names:
+                    if name not in index:
+                        raise ConfigError(f"label {name!r} is not among the model's {self.label_names}")
+                    rows[row, index[name]] = 1.0
+            else:
+                rows[row] = np.asarray(names, np.float32)
+        return rows
+
+    def encode_examples(self, x, y=None, batch_size=32, shuffle=False, seed=0) -> tf.data.Dataset:
+        texts, texts_b = self._texts(x)
+        targets = self.encode_labels(y)
+        return make_dataset(texts, targets, self.preprocessor, batch_size, self.seq_length, shuffle=shuffle,
+                            seed=seed, texts_b=texts_b)
+
+    def encode_dataset(self, dataset: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
+        return make_dataset(dataset, None, self.preprocessor, batch_size, self.seq_length)
+
+    def training_stream(self, examples, batch_size: int, epochs: int, seed: int, start, bucket: bool,
+                        drop_remainder: bool, static_length: bool, shuffle: bool = True) -> tf.data.Dataset:
+        """The resumable training stream the one loop uses (see preprocessing.make_training_dataset)."""
+        dataset, _ = make_training_dataset(
+            examples.texts, examples.targets, self.preprocessor, batch_size, self.seq_length, epochs,
+            seed=seed, shuffle=shuffle, bucket=bucket, start_epoch=start.epoch, start_step=start.step,
+            texts_b=examples.texts_b, drop_remainder=drop_remainder, static_length=static_length)
+        return dataset
+
+    def evaluation_dataset(self, examples, batch_size: int) -> tf.data.Dataset:
+        return make_dataset(examples.texts, examples.targets, self.preprocessor, batch_size, self.seq_length,
+                            texts_b=examples.texts_b)

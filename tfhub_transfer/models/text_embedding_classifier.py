@@ -1,0 +1,64 @@
+"""A classifier on a TF Hub text-embedding module (strings -> vectors), e.g. nnlm or Wiki-words."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import tensorflow as tf
+import tensorflow_hub as hub
+import tf_keras
+
+from tfhub_transfer.cache import check_handle_available
+from tfhub_transfer.errors import ConfigError
+from tfhub_transfer.models.base import StringInputModel, register
+from tfhub_transfer.transfer.modes import TransferMode
+
+NO_TOKENS = "a text-embedding module takes whole strings, so there is no padding to bucket"
+
+
+@dataclasses.dataclass(frozen=True)
+class TextEmbeddingClassifierConfig:
+    num_classes: int
+    text_embedding: str = ""
+    mode: str = "freeze"  # freeze | finetune
+    dropout: float = 0.2
+    hidden_units: int = 0
+    seed: int = 0
+
+
+@register
+class TextEmbeddingClassifier(StringInputModel):
+    """`hub.KerasLayer(handle, input_shape=[], dtype=tf.string, trainable=...)` + a dense head; takes strings.
+
+    Such modules are one block of variables: only `freeze` and `finetune` apply.
+    """
+
+    unsupported = {"bucket": NO_TOKENS}
+
+    def __init__(self, config: TextEmbeddingClassifierConfig | dict, label_names: Sequence[str] | None = None,
+                 **kwargs):
+        config = TextEmbeddingClassifierConfig(**config) if isinstance(config, dict) else config
+        mode = TransferMode.parse(config.mode)
+        if mode.kind not in ("freeze", "finetune"):
+            raise ConfigError(f"--mode {config.mode} does not apply to a text-embedding module: it has no "
+                              "layer groups; use freeze or finetune")
+        check_handle_available(config.text_embedding)
+        text = tf_keras.Input(shape=(), dtype=tf.string, name="text")
+        layer = hub.KerasLayer(config.text_embedding, input_shape=[], dtype=tf.string,
+                               trainable=mode.encoder_trainable, name="encoder")
+        hidden = layer(text)
+        if config.hidden_units:
+            hidden = tf_keras.layers.Dense(config.hidden_units, activation="relu")(hidden)
+        hidden = tf_keras.layers.Dropout(config.dropout, seed=config.seed)(hidden)
+        logits = tf_keras.layers.Dense(config.num_classes, name="logits")(hidden)
+        super().__init__(inputs=text, outputs=logits, name=kwargs.pop("name", "text_embedding_classifier"),
+                         **kwargs)
+        self._setup(config, mode, None, None, label_names)
+
+    def get_config(self) -> dict:
+        return {"config": dataclasses.asdict(self.config), "label_names": self.label_names, "name": self.name}
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects=None) -> TextEmbeddingClassifier:
+        return cls(**config)

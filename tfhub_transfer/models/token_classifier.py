@@ -1,0 +1,151 @@
+"""`TokenClassifier` (NER): encoder (optionally a layer mix) -> each word's first piece -> tag logits.
+
+The model takes the encoder inputs plus `word_positions` ([batch, words], the index of
+each word's first piece) and returns one row of tag logits per word. `fit` and `predict`
+also take sentences as lists of words (tags as lists of tag names).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+from tfhub_transfer.data.conll import TaggedSentences
+from tfhub_transfer.errors import ConfigError
+from tfhub_transfer.export.saved_model import export_tagger
+from tfhub_transfer.layers.heads import GatherWords, WordMask, tagging_head
+from tfhub_transfer.layers.layer_mix import LayerMix, StackLayers
+from tfhub_transfer.models.base import TaskModel, register
+from tfhub_transfer.models.text_classifier import apply_transfer_mode, encoder_inputs, load_encoder
+from tfhub_transfer.preprocessing.tokens import make_tagging_dataset, make_tagging_stream
+from tfhub_transfer.transfer.modes import TransferMode
+
+TAGGER_HEADS = ("dense", "bilstm")
+
+
+@dataclasses.dataclass(frozen=True)
+class TaggerConfig:
+    """What a `TokenClassifier` is built from."""
+
+    num_tags: int
+    encoder: str = "default"
+    preprocessor: str | None = None
+    mode: str = "finetune"
+    layer_mix: str | None = None
+    head: str = "dense"  # dense | bilstm
+    dropout: float = 0.1
+    seq_length: int = 128
+    seed: int = 0
+    task: str = "tokens"
+    embedding_lr_multiplier: float | None = None
+
+
+@register
+class TokenClassifier(TaskModel):
+    """A tagger on a TF Hub encoder; outputs tag logits per word."""
+
+    task = "tokens"
+
+    def __init__(self, config: TaggerConfig | dict, label_names: Sequence[str] | None = None, **kwargs):
+        config = TaggerConfig(**config) if isinstance(config, dict) else config
+        if config.head not in TAGGER_HEADS:
+            raise ConfigError(f"--tagger-head must be one of {TAGGER_HEADS}, not {config.head!r}")
+        mode = TransferMode.parse(config.mode, config.embedding_lr_multiplier)
+        spec, preprocessor, layer = load_encoder(config, mode)
+        inputs = encoder_inputs()
+        inputs["word_positions"] = tf_keras.Input(shape=(None,), dtype=tf.int32, name="word_positions")
+        outputs = layer({k: v for k, v in inputs.items() if k != "word_positions"})
+        if config.layer_mix:
+            stacked = StackLayers(config.layer_mix == "embeddings", name="stack_layers")(outputs)
+            features = LayerMix(config.layer_mix, int(stacked.shape[1]), spec.has_embedding_output,
+                                name="layer_mix")(stacked)
+        else:
+            features = outputs["sequence_output"]
+        words = GatherWords(name="first_pieces")(features, inputs["word_positions"])
+        logits = tagging_head(words, WordMask()(inputs["word_positions"]), config.num_tags, config.head,
+                              config.dropout, config.seed)
+        super().__init__(inputs=inputs, outputs=logits, name=kwargs.pop("name", "tagger"), **kwargs)
+        self._setup(config, mode, spec, preprocessor, label_names)
+        apply_transfer_mode(self, layer, mode, config.seed)
+
+    @classmethod
+    def from_encoder(cls, encoder: str = "default", tags: Sequence[str] | None = None,
+                     num_tags: int | None = None, **options) -> TokenClassifier:
+        """A tagger for `tags` (IOB2 names, `O` first) or `num_tags`; options are `TaggerConfig` fields."""
+        num_tags = num_tags or (len(tags) if tags else None)
+        if not num_tags:
+            raise ConfigError("give the tag names (tags=[...]) or num_tags")
+        return cls(TaggerConfig(num_tags=num_tags, encoder=encoder, **options), tags)
+
+    def get_config(self) -> dict:
+        return {"config": dataclasses.asdict(self.config), "label_names": self.label_names, "name": self.name}
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects=None) -> TokenClassifier:
+        return cls(**config)
+
+    @property
+    def tag_index(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.label_names or [])}
+
+    def _sentences(self, x, y=None) -> TaggedSentences:
+        if isinstance(x, TaggedSentences):
+            return x
+        words = [s.split() if isinstance(s, str) else list(s) for s in x]
+        return TaggedSentences(words, [list(t) for t in y] if y is not None else None, "<in memory>",
+                               list(range(1, len(words) + 1)))
+
+    def _is_raw(self, x) -> bool:
+        return isinstance(x, TaggedSentences) or (isinstance(x, (list, tuple)) and bool(x)
+                                                   and isinstance(x[0], (list, tuple, str)))
+
+    def encode_examples(self, x, y=None, batch_size=32, shuffle=False, seed=0) -> tf.data.Dataset:
+        if y is not None and not self.label_names:
+            raise ConfigError("fit on tag names needs a tagger built with tags=[...]")
+        return make_tagging_dataset(self._sentences(x, y), self.tag_index, self.preprocessor, batch_size,
+                                    self.seq_length, shuffle, seed)
+
+    def training_stream(self, examples, batch_size, epochs, seed, start, bucket, drop_remainder,
+                        static_length, shuffle=True) -> tf.data.Dataset:
+        if static_length:
+            raise ConfigError("token classification does not run on TPUs yet (it needs static shapes)")
+        return make_tagging_stream(examples, self.tag_index, self.preprocessor, batch_size, self.seq_length,
+                                   epochs, seed, start.epoch, start.step, shuffle, bucket, drop_remainder)
+
+    def evaluation_dataset(self, examples, batch_size: int) -> tf.data.Dataset:
+        return make_tagging_dataset(examples, self.tag_index, self.preprocessor, batch_size, self.seq_length)
+
+    def outputs_on(self, dataset: tf.data.Dataset) -> list[np.ndarray]:
+        return per_word_outputs(self, dataset)
+
+    def predict_tags(self, sentences, batch_size: int = 32) -> list[list[str]]:
+        """Tags per word (sentences as word lists or whitespace-separated strings); words cut by seq_length get `O`."""
+        sentences = self._sentences(sentences)
+        rows = self.outputs_on(self.evaluation_dataset(sentences, batch_size))
+        return tags_from_outputs(rows, self.label_names, sentences)
+
+    def export(self, out_dir: str | Path, name: str | None = None, version: int | None = None,
+               **options) -> Path:
+        """Writes a SavedModel whose `serving_default` maps sentences to a tag per whitespace word."""
+        return export_tagger(self, self.label_names, out_dir, name or self.name, version, **options)
+
+
+def per_word_outputs(model: tf_keras.Model, dataset: tf.data.Dataset) -> list[np.ndarray]:
+    """Per-sentence tag logits for the words that fit in seq_length, in order (batches differ in width)."""
+    rows = []
+    for inputs, _, weights in dataset:
+        logits = model(inputs, training=False).numpy()
+        rows += [row[: int(w.sum())] for row, w in zip(logits, weights.numpy())]
+    return rows
+
+
+def tags_from_outputs(rows: Sequence[np.ndarray], tag_names: Sequence[str],
+                      sentences: TaggedSentences) -> list[list[str]]:
+    """Tag names per word from per-word logits; words cut by seq_length get `O`."""
+    return [[tag_names[i] for i in np.argmax(row, axis=-1)] + ["O"] * (len(words) - len(row))
+            for row, words in zip(rows, sentences.words)]

@@ -1,0 +1,241 @@
+"""Strings to encoder inputs, in the tf.data pipeline rather than in the training graph.
+
+The preprocessing SavedModel (TF Hub text API) tokenises; batches are padded only
+to their own longest row (dynamic padding), never beyond `seq_length`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_hub as hub
+import tensorflow_text  # noqa: F401  (registers the ops the preprocessing SavedModel uses)
+
+from tfhub_transfer.cache import check_handle_available
+from tfhub_transfer.errors import EncoderError
+
+AUTOTUNE = tf.data.AUTOTUNE
+TOKENIZE_BATCH = 512
+SHUFFLE_BUFFER = 10_000
+# Length bucketing sorts this many batches' worth of examples by length, then batches them.
+BUCKET_CHUNK_BATCHES = 16
+
+
+class TextPreprocessor:
+    """Wraps a preprocessing SavedModel: tokenize, pack, and build tf.data pipelines."""
+
+    def __init__(self, handle: str):
+        check_handle_available(handle)
+        self.handle = handle
+        self.module = hub.load(handle)
+        for name in ("tokenize", "bert_pack_inputs"):
+            if not hasattr(self.module, name):
+                raise EncoderError(
+                    f"{handle} is not a TF Hub text preprocessor: it has no `{name}` subobject."
+                )
+        special = self.module.tokenize.get_special_tokens_dict()
+        self.special_ids = {k: int(v.numpy()) for k, v in special.items()}
+
+    @property
+    def vocab_size(self) -> int:
+        return self.special_ids["vocab_size"]
+
+    def tokenize(self, strings: tf.Tensor) -> tf.RaggedTensor:
+        """A batch of strings to word-piece ids, [batch, (tokens)]."""
+        tokens = self.module.tokenize(strings)
+        if tokens.shape.rank == 3:
+            tokens = tokens.merge_dims(-2, -1)
+        return tf.cast(tokens, tf.int32)
+
+    def pack(self, segments: Sequence[tf.RaggedTensor], seq_length: int,
+             static_length: bool = False) -> dict[str, tf.Tensor]:
+        """Packs 1 or 2 tokenised segments, padded to the longest row (at most `seq_length`).
+
+        With `static_length` every row is padded to `seq_length` (one shape, for TPUs).
+        """
+        if static_length:
+            return self.module.bert_pack_inputs(list(segments), seq_length=seq_length)
+        total = tf.add_n([s.row_lengths() for s in segments])
+        longest = tf.cast(tf.reduce_max(tf.concat([total, [0]], 0)), tf.int32)
+        length = tf.minimum(longest + len(segments) + 1, seq_length)
+        return self.module.bert_pack_inputs(list(segments), seq_length=length)
+
+    def encode(self, strings, seq_length: int = 128, strings_b=None) -> dict[str, tf.Tensor]:
+        """Raw strings (and a second segment for pairs) to encoder inputs."""
+        segments = [self.tokenize(tf.convert_to_tensor(strings))]
+        if strings_b is not None:
+            segments.append(self.tokenize(tf.convert_to_tensor(strings_b)))
+        return self.pack(segments, seq_length)
+
+
+def _tokenized(dataset: tf.data.Dataset, preprocessor: TextPreprocessor, seq_length: int):
+    """((texts...), label) elements to ((token ids...), label), each segment cut to fit seq_length."""
+
+    def tokenize(segments, labels):
+        budget = seq_length - len(segments) - 1
+        return tuple(preprocessor.tokenize(s)[:, :budget] for s in segments), labels
+
+    return dataset.batch(TOKENIZE_BATCH).map(tokenize, num_parallel_calls=AUTOTUNE).unbatch()
+
+
+def _tokenized_segments(texts, labels, preprocessor, seq_length, texts_b=None) -> tf.data.Dataset:
+    """((token ids...), label) per example, tokenised once (parallel map) then cached in memory."""
+    if isinstance(texts, tf.data.Dataset):
+        dataset = texts.map(lambda text, label: ((text,), label))
+    else:
+        dummy = np.zeros(len(texts), np.int32) if labels is None else labels
+        segments = (list(texts),) if texts_b is None else (list(texts), list(texts_b))
+        dataset = tf.data.Dataset.from_tensor_slices((segments, dummy))
+    return _tokenized(dataset, preprocessor, seq_length)
+
+
+def _packer(preprocessor: TextPreprocessor, seq_length: int, static_length: bool = False):
+    def pack(tokens, batch_labels):
+        return preprocessor.pack(list(tokens), seq_length, static_length), batch_labels
+
+    return pack
+
+
+def make_dataset(
+    texts: Sequence[str] | tf.data.Dataset,
+    labels: np.ndarray | None,
+    preprocessor: TextPreprocessor,
+    batch_size: int = 32,
+    seq_length: int = 128,
+    shuffle: bool = False,
+    seed: int = 0,
+    cache: bool = True,
+    texts_b: Sequence[str] | None = None,
+) -> tf.data.Dataset:
+    """Builds batches of (encoder inputs, targets) from texts (or text pairs) and targets.
+
+    `texts` may be a sequence of strings (with `labels` an array of class ids,
+    multi-hot rows or floats, or None for prediction; `texts_b` for sentence pairs)
+    or a tf.data.Dataset of (string, label) elements. Tokenisation runs once
+    (cached); shuffling runs every epoch; each batch is padded to its own longest row.
+    For training runs that must resume exactly, use `make_training_dataset`.
+    """
+    dataset = _tokenized_segments(texts, labels, preprocessor, seq_length, texts_b)
+    if cache:
+        dataset = dataset.cache()
+    if shuffle:
+        dataset = dataset.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.ragged_batch(batch_size).map(_packer(preprocessor, seq_length),
+                                                   num_parallel_calls=AUTOTUNE)
+    if not isinstance(texts, tf.data.Dataset):
+        # Unbatching loses the size; restoring it gives Keras real progress bars.
+        batches = -(-len(texts) // batch_size)
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
+    if labels is None and not isinstance(texts, tf.data.Dataset):
+        dataset = dataset.map(lambda inputs, _: inputs)
+    return dataset.prefetch(AUTOTUNE)
+
+
+def make_training_dataset(
+    texts: Sequence[str],
+    labels: np.ndarray,
+    preprocessor: TextPreprocessor | None,
+    batch_size: int,
+    seq_length: int,
+    epochs: int,
+    seed: int = 0,
+    shuffle: bool = True,
+    bucket: bool = True,
+    start_epoch: int = 0,
+    start_step: int = 0,
+    texts_b: Sequence[str] | None = None,
+    drop_remainder: bool = False,
+    static_length: bool = False,
+) -> tuple[tf.data.Dataset, int]:
+    """All training batches of epochs `start_epoch..epochs-1` as one stream; returns it with steps/epoch.
+
+    Epoch e's order depends only on (`seed`, e), and the stream starts `start_step`
+    batches into `start_epoch`, so a resumed run sees exactly the batches the
+    interrupted one would have. With `bucket`, each chunk of 16 batches' worth of
+    examples is sorted by length before batching (less padding), and the chunk's
+    batches are then shuffled. Pass `steps_per_epoch` to `fit` with this dataset.
+    With `preprocessor=None` the batches hold raw strings (models that tokenise inside).
+
+    Several replicas need `drop_remainder`: a short last batch splits unevenly, and
+    replicas whose sparse (embedding) gradients differ in shape cannot be gathered.
+    TPUs need `static_length` too: every batch padded to `seq_length`, one compiled shape.
+    """
+    if preprocessor is None:
+        cached = tf.data.Dataset.from_tensor_slices((list(texts), labels))
+    else:
+        cached = _tokenized_segments(texts, labels, preprocessor, seq_length, texts_b).cache()
+    steps_per_epoch = len(texts) // batch_size if drop_remainder else -(-len(texts) // batch_size)
+    if steps_per_epoch == 0:
+        raise ValueError(f"{len(texts)} training examples do not fill one batch of {batch_size}")
+
+    def batches(dataset: tf.data.Dataset, epoch_seed: int) -> tf.data.Dataset:
+        if preprocessor is None:
+            return dataset.batch(batch_size, drop_remainder=drop_remainder)
+        if bucket:
+            return length_bucketed(dataset, batch_size, epoch_seed, drop_remainder)
+        return dataset.ragged_batch(batch_size, drop_remainder=drop_remainder)
+
+    dataset = epoch_stream(cached, len(texts), batches, epochs, seed, start_epoch, start_step, shuffle)
+    if preprocessor is not None:
+        dataset = dataset.map(_packer(preprocessor, seq_length, static_length),
+                              num_parallel_calls=AUTOTUNE)
+    return dataset.prefetch(AUTOTUNE), steps_per_epoch
+
+
+def epoch_stream(examples: tf.data.Dataset, count: int, batches, epochs: int, seed: int = 0,
+                 start_epoch: int = 0, start_step: int = 0, shuffle: bool = True) -> tf.data.Dataset:
+    """The batches of epochs `start_epoch..epochs-1` as one stream, starting `start_step` batches in.
+
+    Epoch e's order depends only on (`seed`, e): `batches(shuffled examples, epoch_seed)`
+    batches one epoch. A resumed run therefore sees exactly the batches the interrupted
+    one would have.
+    """
+
+    def one_epoch(epoch: int) -> tf.data.Dataset:
+        dataset, epoch_seed = examples, seed * 100_003 + epoch
+        if shuffle:
+            dataset = dataset.shuffle(min(SHUFFLE_BUFFER, max(count, 1)), seed=epoch_seed,
+                                      reshuffle_each_iteration=False)
+        return batches(dataset, epoch_seed)
+
+    # Python-level epochs: tf.data takes shuffle seeds as Python ints, not tensors.
+    per_epoch = [one_epoch(epoch) for epoch in range(start_epoch, max(epochs, start_epoch + 1))]
+    return functools.reduce(lambda a, b: a.concatenate(b), per_epoch).skip(start_step)
+
+
+def length_bucketed(dataset: tf.data.Dataset, batch_size: int, seed: int,
+                    drop_remainder: bool = False) -> tf.data.Dataset:
+    """Batches of similar lengths: sort each chunk of examples by length, batch, shuffle the batches.
+
+    Elements are (ragged token rows or a tuple of them, ...); length is the first part's total.
+    """
+
+    def sorted_batches(tokens, *rest):
+        parts = tokens if isinstance(tokens, tuple) else (tokens,)
+        lengths = tf.add_n([t.row_lengths() for t in parts])
+        order = tf.argsort(lengths, stable=True)
+        chunk = (tf.nest.map_structure(lambda t: tf.gather(t, order), tokens),
+                 *(tf.gather(r, order) for r in rest))
+        return tf.data.Dataset.from_tensor_slices(chunk).ragged_batch(batch_size, drop_remainder)
+
+    chunks = dataset.ragged_batch(batch_size * BUCKET_CHUNK_BATCHES)
+    return chunks.flat_map(sorted_batches).shuffle(BUCKET_CHUNK_BATCHES, seed=seed,
+                                                   reshuffle_each_iteration=False)
+
+
+def make_string_dataset(
+    texts: Sequence[str], labels: np.ndarray | None, batch_size: int = 32, shuffle: bool = False,
+    seed: int = 0,
+) -> tf.data.Dataset:
+    """Batches of raw strings (and labels), for models whose first layer handles text."""
+    dummy = np.zeros(len(texts), np.int32) if labels is None else labels
+    dataset = tf.data.Dataset.from_tensor_slices((list(texts), dummy))
+    if shuffle:
+        dataset = dataset.shuffle(max(len(texts), 1), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size)
+    if labels is None:
+        dataset = dataset.map(lambda text, _: text)
+    return dataset.prefetch(AUTOTUNE)

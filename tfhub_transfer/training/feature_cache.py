@@ -1,0 +1,241 @@
+"""Encode once: per-layer pooled encoder features, computed once and trained on for every later epoch.
+
+With a frozen encoder the features never change, so `build_feature_cache` runs the
+encoder once over the data (with a progress bar) and writes sharded `.npz` files
+of per-layer pooled features [examples, layers, hidden] (float16). The cache key
+hashes the encoder (handle and its weight files), the preprocessor, the sequence
+length, the pooling and every input text, so changed inputs never reuse stale
+features. Reading streams shard by shard, so memory stays bounded.
+
+Every layer mix is linear in the layers and `first` / `mean` pooling is linear
+per layer, so one cache serves every mix: the mix is trained with the head.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+from tfhub_transfer.cache import cache_dir, is_remote
+from tfhub_transfer.encoders.build.hub_writer import atomic_directory
+from tfhub_transfer.encoders.resolve import EncoderSpec
+from tfhub_transfer.layers.layer_mix import stack_layers
+from tfhub_transfer.preprocessing.text import TextPreprocessor, make_dataset
+from tfhub_transfer.preprocessing.tokens import align_words
+
+CACHE_POOLINGS = ("first", "mean")
+MANIFEST = "manifest.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureSpec:
+    pooling: str = "mean"
+    seq_length: int = 128
+    dtype: str = "float16"
+
+    def __post_init__(self):
+        if self.pooling not in CACHE_POOLINGS:
+            raise ValueError(f"the feature cache pools with {CACHE_POOLINGS}, not {self.pooling!r} "
+                             f"(max pooling does not commute with layer mixes)")
+
+
+def _fingerprint_dir(path: str) -> str:
+    """Changes when a local SavedModel's graph or weights change."""
+    if is_remote(path):
+        return path
+    digest = hashlib.sha256()
+    root = Path(path)
+    for name in ("saved_model.pb", "variables/variables.index"):
+        file = root / name
+        if file.exists():
+            digest.update(name.encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def cache_key(spec: EncoderSpec, feature: FeatureSpec, texts: Sequence[str],
+              texts_b: Sequence[str] | None = None) -> str:
+    digest = hashlib.sha256()
+    digest.update(json.dumps({
+        "encoder": spec.encoder, "encoder_files": _fingerprint_dir(spec.encoder),
+        "preprocessor": spec.preprocessor, "preprocessor_files": _fingerprint_dir(spec.preprocessor),
+        "feature": dataclasses.asdict(feature), "pairs": texts_b is not None, "examples": len(texts),
+    }, sort_keys=True).encode())
+    for i, text in enumerate(texts):
+        digest.update(text.encode("utf-8") + b"\0")
+        if texts_b is not None:
+            digest.update(texts_b[i].encode("utf-8") + b"\1")
+    return digest.hexdigest()[:32]
+
+
+def pooled_layers(outputs: dict, input_mask: tf.Tensor, pooling: str) -> tf.Tensor:
+    """[batch, layers, hidden]: every layer's `first` or `mean` pooled vector."""
+    stacked = stack_layers(outputs, need_embeddings=False)
+    if pooling == "first":
+        return stacked[:, :, 0, :]
+    mask = tf.cast(input_mask, stacked.dtype)[:, tf.newaxis, :, tf.newaxis]
+    return tf.reduce_sum(stacked * mask, axis=2) / tf.maximum(tf.reduce_sum(mask, axis=2), 1.0)
+
+
+def build_feature_cache(
+    encoder_layer, preprocessor: TextPreprocessor, spec: EncoderSpec, feature: FeatureSpec,
+    texts: Sequence[str], texts_b: Sequence[str] | None = None, root: str | Path | None = None,
+    shard_size: int = 2048, batch_size: int = 64, verbose: int = 1,
+) -> Path:
+    """Returns the cache directory for these inputs, encoding them first if it does not exist."""
+    root = Path(root) if root else cache_dir() / "features"
+    target = root / cache_key(spec, feature, texts, texts_b)
+    if (target / MANIFEST).exists():
+        return target
+    dataset = make_dataset(texts, None, preprocessor, batch_size, feature.seq_length, cache=False,
+                           texts_b=texts_b)
+
+    @tf.function(reduce_retracing=True)  # batches differ in length (dynamic padding)
+    def encode(inputs):
+        return pooled_layers(encoder_layer(inputs, training=False), inputs["input_mask"], feature.pooling)
+
+    progress = tf_keras.utils.Progbar(len(texts), verbose=verbose, unit_name="example")
+    buffer, shard, count = [], 0, 0
+    with atomic_directory(target) as tmp:
+        for inputs in dataset:
+            values = encode(inputs).numpy().astype(feature.dtype)
+            buffer.append(values)
+            count += len(values)
+            progress.update(count)
+            if sum(len(b) for b in buffer) >= shard_size:
+                np.save(tmp / f"shard_{shard:05d}.npy", np.concatenate(buffer))
+                buffer, shard = [], shard + 1
+        if buffer:
+            np.save(tmp / f"shard_{shard:05d}.npy", np.concatenate(buffer))
+            shard += 1
+        first = np.load(tmp / "shard_00000.npy", mmap_mode="r")
+        manifest = {"examples": count, "shards": shard, "layers": int(first.shape[1]),
+                    "hidden": int(first.shape[2]), "feature": dataclasses.asdict(feature),
+                    "encoder": spec.encoder, "preprocessor": spec.preprocessor}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return target
+
+
+def read_manifest(path: Path) -> dict:
+    return json.loads((Path(path) / MANIFEST).read_text())
+
+
+def cached_dataset(path: str | Path, targets: np.ndarray, batch_size: int = 32, shuffle: bool = False,
+                   seed: int = 0) -> tf.data.Dataset:
+    """Streams (features, targets) batches from the shards; shuffles within and across shards."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    shards = sorted(path.glob("shard_*.npy"))
+    starts = np.cumsum([0] + [np.load(s, mmap_mode="r").shape[0] for s in shards])
+    if starts[-1] != len(targets):
+        raise ValueError(f"cache {path} holds {starts[-1]} examples but {len(targets)} targets were given")
+
+    def generate():
+        rng = np.random.default_rng(seed + generate.epoch) if shuffle else None
+        generate.epoch += 1
+        order = rng.permutation(len(shards)) if shuffle else range(len(shards))
+        for index in order:
+            features = np.load(shards[index]).astype(np.float32)
+            rows = rng.permutation(len(features)) if shuffle else np.arange(len(features))
+            for row in rows:
+                yield features[row], targets[starts[index] + row]
+
+    generate.epoch = 0
+    feature_shape = (manifest["layers"], manifest["hidden"])
+    target_spec = tf.TensorSpec(targets.shape[1:], tf.as_dtype(targets.dtype))
+    dataset = tf.data.Dataset.from_generator(
+        generate, output_signature=(tf.TensorSpec(feature_shape, tf.float32), target_spec))
+    batches = -(-len(targets) // batch_size)
+    return dataset.batch(batch_size).apply(
+        tf.data.experimental.assert_cardinality(batches)).prefetch(tf.data.AUTOTUNE)
+
+
+# -- token level (taggers) -------------------------------------------------------------------------
+def token_cache_key(spec: EncoderSpec, seq_length: int, sentences: Sequence[Sequence[str]]) -> str:
+    joined = ["\u2028".join(words) for words in sentences]
+    return "tokens-" + cache_key(spec, FeatureSpec("first", seq_length), joined)
+
+
+def build_token_feature_cache(
+    encoder_layer, preprocessor: TextPreprocessor, spec: EncoderSpec, seq_length: int,
+    sentences: Sequence[Sequence[str]], root: str | Path | None = None, shard_size: int = 1024,
+    batch_size: int = 32, verbose: int = 1,
+) -> Path:
+    """Per-layer features of each word's first piece: shards of [words, layers, hidden] + lengths."""
+    root = Path(root) if root else cache_dir() / "features"
+    target = root / token_cache_key(spec, seq_length, sentences)
+    if (target / MANIFEST).exists():
+        return target
+
+    @tf.function(reduce_retracing=True)  # batches differ in length (dynamic padding)
+    def encode(words):
+        inputs, keep = align_words(preprocessor, words, seq_length)
+        positions = inputs.pop("word_positions")
+        stacked = stack_layers(encoder_layer(inputs, training=False), need_embeddings=False)
+        gathered = tf.gather(stacked, positions, axis=2, batch_dims=1)  # [batch, layers, words, hidden]
+        kept = tf.reduce_sum(tf.cast(keep, tf.int32), axis=1)
+        return tf.transpose(gathered, [0, 2, 1, 3]), kept
+
+    progress = tf_keras.utils.Progbar(len(sentences), verbose=verbose, unit_name="sentence")
+    rows, lengths, shard, done = [], [], 0, 0
+    with atomic_directory(target) as tmp:
+        def flush(index):
+            np.save(tmp / f"shard_{index:05d}.npy", np.concatenate(rows))
+            np.save(tmp / f"lengths_{index:05d}.npy", np.asarray(lengths, np.int32))
+
+        for start in range(0, len(sentences), batch_size):
+            batch = tf.ragged.constant([list(s) for s in sentences[start : start + batch_size]])
+            features, kept = encode(batch)
+            for row, count in zip(features.numpy().astype(np.float16), kept.numpy()):
+                rows.append(row[:count])
+                lengths.append(int(count))
+            done += len(kept)
+            progress.update(done)
+            if len(lengths) >= shard_size:
+                flush(shard)
+                rows, lengths, shard = [], [], shard + 1
+        if lengths:
+            flush(shard)
+            shard += 1
+        first = np.load(tmp / "shard_00000.npy", mmap_mode="r")
+        manifest = {"sentences": done, "shards": shard, "layers": int(first.shape[1]),
+                    "hidden": int(first.shape[2]), "level": "tokens", "encoder": spec.encoder}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return target
+
+
+def cached_token_dataset(path: str | Path, tags: Sequence[Sequence[int]], batch_size: int = 32,
+                         shuffle: bool = False, seed: int = 0) -> tf.data.Dataset:
+    """Batches of ((features [b, words, layers, hidden], word mask), tag ids, weights) from the shards."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    shards = sorted(path.glob("shard_*.npy"))
+
+    def generate():
+        sentence = 0
+        for shard in shards:
+            features = np.load(shard).astype(np.float32)
+            lengths = np.load(shard.with_name(shard.name.replace("shard_", "lengths_")))
+            offsets = np.concatenate([[0], np.cumsum(lengths)])
+            for i, count in enumerate(lengths):
+                kept_tags = np.asarray(tags[sentence][:count], np.int32)
+                yield (features[offsets[i] : offsets[i + 1]], np.ones(count, bool)), kept_tags, \
+                    np.ones(count, np.float32)
+                sentence += 1
+
+    shape = (None, manifest["layers"], manifest["hidden"])
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=(
+        (tf.TensorSpec(shape, tf.float32), tf.TensorSpec([None], tf.bool)),
+        tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.float32)))
+    if shuffle:
+        dataset = dataset.shuffle(4096, seed=seed, reshuffle_each_iteration=True)
+    batches = -(-len(tags) // batch_size)
+    return dataset.padded_batch(batch_size).apply(
+        tf.data.experimental.assert_cardinality(batches)).prefetch(tf.data.AUTOTUNE)

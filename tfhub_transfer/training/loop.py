@@ -1,0 +1,129 @@
+"""The one training loop: every job (train, tag, cached training, compare, study, pretrain) fits here.
+
+`fit_task(model, train, valid, optimization, runtime, run_dir)` works on any task model
+(see models.base.TaskModel) through four of its methods: `training_stream` (the resumable
+batches of an epoch range), `evaluation_dataset`, `compile` and `fit`. So each option —
+optimizer, schedule, warmup, weight decay, epochs, batch size, length buckets, steps per
+execution, XLA, distribution strategy, backups / resume, best-epoch restore, the NaN stop —
+works for every task, or the task refuses it here with one clear error (`unsupported`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from tfhub_transfer.config import OptimizationConfig, RuntimeConfig, field_default
+from tfhub_transfer.errors import ConfigError
+from tfhub_transfer.training.callbacks import RestoreBestWeights
+from tfhub_transfer.training.distribution import global_batch_size, is_chief, is_multi_worker
+from tfhub_transfer.training.fault_tolerance import (
+    BACKUP_DIR,
+    DivergenceGuard,
+    ResumableBackup,
+    ResumePoint,
+    prepare_backup,
+)
+
+FLAGS = {  # option -> the CLI flag that sets it, for messages
+    "epochs": "--epochs", "batch_size": "--batch-size", "learning_rate": "--lr", "optimizer": "--optimizer",
+    "schedule": "--schedule", "warmup_fraction": "--warmup-fraction", "weight_decay": "--weight-decay",
+    "distribution": "--distribution", "bucket": "--no-bucket", "steps_per_execution": "--steps-per-execution",
+    "jit_compile": "--jit-compile", "resume": "--resume/--no-resume", "backup_every_steps": "--backup-every",
+    "restore_best": "--no-restore-best", "seed": "--seed",
+}
+
+
+@dataclasses.dataclass
+class FitOutcome:
+    """What a fit produced: Keras' history, the model's outputs on the validation set, the time it took."""
+
+    history: dict[str, list[float]]
+    valid_outputs: np.ndarray | list | None
+    seconds: float
+    best_epoch: int | None = None
+
+
+def check_supported(model, optimization: OptimizationConfig, runtime: RuntimeConfig, job: str) -> None:
+    """Refuses, naming the flag and the job, any option set away from its default that `model` cannot honour."""
+    for option, reason in getattr(model, "unsupported", {}).items():
+        value = getattr(optimization, option, getattr(runtime, option, None))
+        if value != field_default(option):
+            raise ConfigError(f"{FLAGS.get(option, option)} does not apply to {job}: {reason}")
+
+
+def steps_per_epoch(examples: int, batch: int, whole_batches: bool) -> int:
+    """Batches per epoch; with several replicas only whole global batches (a short one splits unevenly)."""
+    if not whole_batches:
+        return max(1, math.ceil(examples / batch))
+    if examples < batch:
+        raise ConfigError(f"{examples} training examples do not fill one global batch of {batch} "
+                          "(per-replica batch x replicas); lower --batch-size")
+    return examples // batch
+
+
+def predict_outputs(model, dataset: tf.data.Dataset) -> np.ndarray:
+    """The model's outputs on every batch of `dataset`, in order, on this process.
+
+    Under a multi-worker strategy `predict` would shard the data across workers, so
+    each worker runs the (replicated) model on all of it instead.
+    """
+    inputs = dataset.map(lambda x, *rest: x)
+    if not is_multi_worker(model.distribute_strategy):
+        return model.predict(inputs, verbose=0)
+    call = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    return np.concatenate([call(x).numpy() for x in inputs])
+
+
+def fit_task(model, train, valid, optimization: OptimizationConfig, runtime: RuntimeConfig,
+             run_dir: str | Path | None = None, job: str = "this task", shuffle: bool = True,
+             extra_callbacks: tuple = ()) -> FitOutcome:
+    """Compiles and fits `model` on `train` (validating on `valid`) under its distribution strategy.
+
+    `optimization.batch_size` is per replica. With a `run_dir` and `runtime.backup_every_steps`,
+    the state is backed up into `run_dir/backup` and an interrupted run there is resumed
+    (see `runtime.resume`); the backup is removed when the fit ends.
+    """
+    check_supported(model, optimization, runtime, job)
+    strategy = model.distribute_strategy
+    batch = global_batch_size(optimization.batch_size, strategy)
+    on_tpu = isinstance(strategy, tf.distribute.TPUStrategy)
+    whole = strategy.num_replicas_in_sync > 1 or on_tpu
+    steps = steps_per_epoch(len(train), batch, whole)
+    chief = is_chief(strategy)
+    backup_dir = Path(run_dir) / BACKUP_DIR if run_dir is not None else None
+    backups = backup_dir is not None and runtime.backup_every_steps > 0
+    if runtime.resume and not backups:
+        raise ConfigError(f"--resume does not apply to {job}: it keeps no backups (set --backup-every > 0)")
+    start = prepare_backup(backup_dir, steps, runtime.resume, chief) if backups else ResumePoint()
+    train_ds = model.training_stream(train, batch, optimization.epochs, runtime.seed, start,
+                                     runtime.bucket and not on_tpu, whole, on_tpu, shuffle=shuffle)
+    valid_ds = model.evaluation_dataset(valid, batch) if valid is not None else None
+    rate = optimization.learning_rate or model.default_learning_rate()
+    model.compile(optimization.optimizer, learning_rate=rate, schedule=optimization.schedule,
+                  warmup_fraction=optimization.warmup_fraction, weight_decay=optimization.weight_decay,
+                  total_steps=steps * optimization.epochs, steps_per_execution=runtime.steps_per_execution,
+                  jit_compile=runtime.jit_compile)
+    callbacks = [ResumableBackup(backup_dir, runtime.backup_every_steps, rate) if backups
+                 else DivergenceGuard(rate)]
+    best = None
+    if valid_ds is not None and runtime.restore_best:
+        store = backup_dir / "best_weights.npz" if backups else None
+        best = RestoreBestWeights(model.objective.monitor, model.objective.monitor_mode, store, write=chief)
+        callbacks.append(best)
+    callbacks += [*runtime.callbacks, *extra_callbacks]
+    started = time.perf_counter()
+    history = model.fit(train_ds, validation_data=valid_ds, epochs=optimization.epochs, steps_per_epoch=steps,
+                        callbacks=callbacks, verbose=runtime.verbose)
+    seconds = time.perf_counter() - started
+    if backups and chief:
+        shutil.rmtree(backup_dir, ignore_errors=True)
+    outputs = model.outputs_on(valid_ds) if valid_ds is not None else None
+    return FitOutcome({k: [float(v) for v in vals] for k, vals in history.history.items()}, outputs, seconds,
+                      best.best_epoch if best else None)
