@@ -23,7 +23,7 @@ demo: install
 
 test: install
 	$(BIN)/python -m ruff check tfhub_transfer tests benchmarks tools
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 integration: install
 	$(BIN)/python -m pytest -m integration

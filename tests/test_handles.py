@@ -21,7 +21,7 @@ def test_catalogue_names_resolve_to_encoder_and_preprocessor():
 
 def test_uncached_remote_handle_fails_at_once_naming_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "hubcache"))
-    monkeypatch.setattr("tfhub_transfer.encoders.resolve._network_reaches", lambda *a, **k: False)
+    monkeypatch.setattr("tfhub_transfer.cache._network_reaches", lambda *a, **k: False)
     start = time.monotonic()
     with pytest.raises(EncoderError) as err:
         TextClassifier.from_encoder("bert_en_uncased_L-12_H-768_A-12", num_classes=2)

@@ -184,7 +184,7 @@ def test_every_flag_reaches_the_fit_or_is_refused_naming_flag_and_task(task):
     if task == "tokens":
         assert outcomes["--text-b-column"] == "refused" and outcomes["--optimizer"] == "used"
     if task == "feature_cache":
-        assert outcomes["--resume"] == "refused" and outcomes["--no-bucket"] == "refused"
+        assert outcomes["--resume"] == "refused" and outcomes["--backup-every"] == "refused"
 
 
 def test_conflicting_encoder_and_word_vectors_are_refused():

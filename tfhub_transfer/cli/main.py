@@ -269,9 +269,9 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_encoders(args) -> int:
-    from tfhub_transfer.cli import encoders as commands
+    from tfhub_transfer.cli.encoders import run
 
-    return commands.run(args)
+    return run(args)
 
 
 def _cmd_demo(args) -> int:

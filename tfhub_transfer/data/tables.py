@@ -1,15 +1,24 @@
 """Labelled text in: CSV/TSV/JSONL files, pandas frames, TFDS names or tf.data.
 
 Every check names the file, the column and the line, so a user can fix the
-data without reading a TensorFlow stack trace.
+data without reading a TensorFlow stack trace. Bad input of any kind ends in
+one `DataError`, never in another exception or in silently wrong rows.
 """
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import json
 import math
+import numbers
+import os
+import re
+import unicodedata
+from collections import Counter
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +28,22 @@ from tfhub_transfer.errors import DataError
 
 MISSING_LABELS = {"", "nan", "NaN", "NA", "N/A", "null", "None"}
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
+
+# A plain decimal number (ASCII digits only: no "1_000", no "inf"), as labels and targets are written.
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# Characters that show nothing: controls, format characters (zero-width space/joiner, BOM), separators.
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zs", "Zl", "Zp"})
+_MISSING = object()  # a JSONL row without the key
+
+
+def _has_content(text: str) -> bool:
+    """False for text made only of whitespace, control and zero-width characters."""
+    stripped = text.strip()
+    if not stripped:
+        return False
+    if stripped.isprintable():  # the fast path: stripped[0] is then a visible character
+        return True
+    return any(unicodedata.category(c) not in _INVISIBLE for c in stripped)
 
 
 @dataclasses.dataclass
@@ -52,112 +77,319 @@ class TextTable:
         return (self.texts,) if self.texts_b is None else (self.texts, self.texts_b)
 
 
-def _decode_utf8(path: Path) -> str:
-    data = path.read_bytes()
+def _shorten(value, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _shown(items: Sequence[str], total: int) -> str:
+    return ", ".join(items[:5]) + (", ..." if total > 5 else "")
+
+
+# ---------------------------------------------------------------- reading files
+
+
+def _line_at(data: str | bytes, offset: int) -> int:
+    """The 1-based line of `offset` (lines end at \\n, \\r\\n or \\r, as csv and editors count them)."""
+    breaks = rb"\r\n|\r|\n" if isinstance(data, bytes) else r"\r\n|\r|\n"
+    return 1 + len(re.findall(breaks, data[:offset]))
+
+
+def _read_text(path: Path) -> str:
+    """The file's text: UTF-8 (a leading byte-order mark is dropped), else a DataError saying how to fix it."""
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
+        data = path.read_bytes()
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path} cannot be read ({getattr(err, 'strerror', None) or err}).") from None
+    sample = data[:4096]
+    # UTF-16 has a byte-order mark, or (ASCII text without one) a zero byte in every other place.
+    alternate = len(sample) >= 8 and max(sample[0::2].count(0), sample[1::2].count(0)) * 10 >= len(sample) // 2 * 9
+    if sample.startswith((b"\xff\xfe", b"\xfe\xff")) or alternate:
         raise DataError(
-            f"{path}: line {line} is not valid UTF-8 (byte {data[err.start]:#04x} at offset "
+            f"{path} looks like UTF-16 (or binary) text, not UTF-8. Re-save it as UTF-8, "
+            f"e.g. `iconv -f utf-16 -t utf-8`."
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(
+            f"{path}: line {_line_at(data, err.start)} is not valid UTF-8 (byte {data[err.start]:#04x} at offset "
             f"{err.start}). Re-save the file as UTF-8, e.g. `iconv -f latin1 -t utf-8`."
         ) from None
+    return text[1:] if text.startswith("\ufeff") else text
 
 
-def _read_delimited(path: Path, text: str, sep: str) -> pd.DataFrame:
-    import csv
-    import io
+@dataclasses.dataclass
+class _Records:
+    """A file's rows: `columns` maps each column to one value per row (`_MISSING` where a JSONL row lacks it)."""
 
-    quoting = csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL
-    try:
-        frame = pd.read_csv(
-            io.StringIO(text), sep=sep, quoting=quoting, dtype=str, keep_default_na=False
+    source: str
+    columns: dict[str, list]
+    locations: list[str]
+    rows: list[dict] | None = None  # JSONL objects as read, for read_frame
+
+
+def _allow_fields_of(size: int) -> None:
+    # csv refuses fields over 128 KiB by default; a long document is a valid field. Only ever raised.
+    if csv.field_size_limit() < size + 1:
+        csv.field_size_limit(size + 1)
+
+
+def _quote_problem(path: Path, lines: list[str], first: int, sep: str, err: csv.Error) -> str:
+    """Says where a CSV quote goes wrong, scanning from line `first` where the failing row starts."""
+    text = "".join(lines[first - 1:])
+    field_end = re.compile(f"[{re.escape(sep)}\r\n]")
+    pos = 0
+    while pos < len(text):
+        if text[pos] != '"':
+            match = field_end.search(text, pos)
+            if match is None:
+                break
+            pos = match.end()
+            continue
+        opened = pos
+        pos += 1
+        while True:
+            close = text.find('"', pos)
+            if close < 0:
+                line = first - 1 + _line_at(text, opened)
+                return (
+                    f"{path}: line {line}: a quoted field starts here and its closing quote is missing, so "
+                    f"every later line would be read into it. Close the quote, or write a quote inside a "
+                    f"quoted field as two quotes (\"\")."
+                )
+            if text.startswith('""', close):
+                pos = close + 2
+                continue
+            after = close + 1
+            if after < len(text) and text[after] not in (sep, "\r", "\n"):
+                line, bad = first - 1 + _line_at(text, opened), first - 1 + _line_at(text, after)
+                snippet = text[opened:after + 10].split("\n")[0]
+                where = "" if bad == line else f" (on line {bad})"
+                return (
+                    f"{path}: line {line}: the quoted field that starts here ({_shorten(snippet)}) has text after "
+                    f"its closing quote{where}. A quote is probably left open, or a quote inside a quoted field "
+                    f"is not doubled (\"\"): quote whole fields and double the quotes inside them."
+                )
+            pos = after + 1 if after < len(text) else after
+            break
+    return f"{path}: line {first}: cannot parse as CSV ({err})."
+
+
+def _read_delimited(path: Path, text: str, sep: str) -> _Records:
+    lines = io.StringIO(text, newline="").readlines()
+    _allow_fields_of(len(text))
+    quoting = csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL  # TSV: quotes are text (SST-2, MRPC)
+    reader = csv.reader(iter(lines), delimiter=sep, quotechar='"', quoting=quoting, strict=True)
+    header: list[str] | None = None
+    header_line = 0
+    rows: list[list[str]] = []
+    locations: list[str] = []
+    misfits: list[tuple[int, int]] = []
+    while True:
+        start = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as err:
+            raise DataError(_quote_problem(path, lines, start, sep, err)) from None
+        if reader.line_num == start and not lines[start - 1].strip():
+            continue  # a blank line, skipped as pandas does
+        if header is None:
+            header, header_line = _header_names(path, row, start), start
+        elif len(row) != len(header):
+            misfits.append((start, len(row)))
+        else:
+            rows.append(row)
+            locations.append(f"line {start}")
+    if header is None:
+        raise DataError(f"{path} is empty.")
+    if misfits:
+        how = ("A TSV field cannot hold a tab: remove stray tabs (a trailing tab adds a field)." if sep == "\t" else
+               "In CSV, put quotes around fields that contain ',' (\"a, b\") and check for a trailing ','.")
+        shown = [f"line {line} has {n}" for line, n in misfits]
+        raise DataError(
+            f"{path}: the header (line {header_line}) has {len(header)} field(s) {header}, but "
+            f"{len(misfits)} row(s) do not ({_shown(shown, len(misfits))}). {how}"
         )
-    except pd.errors.ParserError as err:
-        raise DataError(f"{path}: cannot parse as {'TSV' if sep == chr(9) else 'CSV'}: {err}") from None
-    frame.index = [f"line {i + 2}" for i in range(len(frame))]
-    return frame
+    columns = {name: [row[i] for row in rows] for i, name in enumerate(header)}
+    return _Records(str(path), columns, locations)
 
 
-def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
-    rows, locations = [], []
-    for number, line in enumerate(text.splitlines(), start=1):
+def _header_names(path: Path, row: list[str], line: int) -> list[str]:
+    names = [name if name != "" else f"Unnamed: {i}" for i, name in enumerate(row)]
+    repeated = [name for name, count in Counter(names).items() if count > 1]
+    if repeated:
+        raise DataError(
+            f"{path}: the header (line {line}) repeats column(s) {repeated}: {names}. "
+            f"Give every column its own name."
+        )
+    return names
+
+
+def _read_jsonl(path: Path, text: str) -> _Records:
+    rows: list[dict] = []
+    locations: list[str] = []
+    repeated: list[str] = []
+
+    def remember_repeats(pairs):
+        obj = dict(pairs)
+        # Called for nested objects first, the line's own object last.
+        repeated[:] = [] if len(obj) == len(pairs) else [k for k, n in Counter(k for k, _ in pairs).items() if n > 1]
+        return obj
+
+    for number, line in enumerate(io.StringIO(text, newline="").readlines(), start=1):
         if not line.strip():
             continue
+        hint = ""
+        if line.strip() in ("[", "{") or line.lstrip().startswith("["):
+            hint = " This reader wants JSON Lines: one object per line, e.g. `jq -c '.[]' data.json > data.jsonl`."
         try:
-            row = json.loads(line)
+            row = json.loads(line, object_pairs_hook=remember_repeats)
         except json.JSONDecodeError as err:
-            raise DataError(f"{path}: line {number} is not valid JSON ({err.msg}).") from None
+            raise DataError(f"{path}: line {number} is not valid JSON ({err.msg}).{hint}") from None
+        except (ValueError, RecursionError) as err:  # e.g. a 5000-digit number, or nesting too deep
+            raise DataError(f"{path}: line {number} cannot be read as JSON ({type(err).__name__}: "
+                            f"{str(err)[:100]}).") from None
         if not isinstance(row, dict):
-            raise DataError(f"{path}: line {number} is not a JSON object.")
+            raise DataError(f"{path}: line {number} is not a JSON object (it is {type(row).__name__}).{hint}")
+        if repeated:
+            raise DataError(f"{path}: line {number} repeats the key(s) {repeated}; give each key once.")
         rows.append(row)
         locations.append(f"line {number}")
-    return pd.DataFrame(rows, index=locations)
+    if not rows:
+        raise DataError(f"{path} is empty.")
+    names = list(dict.fromkeys(key for row in rows for key in row))
+    columns = {name: [row.get(name, _MISSING) for row in rows] for name in names}
+    return _Records(str(path), columns, locations, rows)
 
 
-def read_frame(path: str | Path) -> pd.DataFrame:
-    """Reads a CSV, TSV (unquoted) or JSONL file; the index holds each row's line."""
+def _read_records(path: str | Path) -> _Records:
+    if not isinstance(path, (str, os.PathLike)):
+        raise DataError(
+            f"data must be a file path, a pandas DataFrame or 'tfds:NAME[:SPLIT]', not {type(path).__name__}."
+        )
     path = Path(path)
-    if not path.exists():
+    try:
+        is_dir, exists = path.is_dir(), path.exists()
+    except (OSError, ValueError) as err:  # e.g. a parent directory that may not be listed
+        raise DataError(f"{path} cannot be read ({getattr(err, 'strerror', None) or err}).") from None
+    if is_dir:
+        raise DataError(f"{path} is a directory, not a file. Pass the .csv, .tsv or .jsonl file inside it.")
+    if not exists:
         raise DataError(f"{path} does not exist.")
     kind = FORMATS.get(path.suffix.lower())
     if kind is None:
         raise DataError(f"{path}: unknown file type {path.suffix!r}; use .csv, .tsv or .jsonl.")
-    text = _decode_utf8(path)
+    text = _read_text(path)
     if not text.strip():
         raise DataError(f"{path} is empty.")
-    frame = _read_jsonl(path, text) if kind == "jsonl" else _read_delimited(
+    records = _read_jsonl(path, text) if kind == "jsonl" else _read_delimited(
         path, text, "\t" if kind == "tsv" else ","
     )
-    if frame.empty:
+    if not records.locations:
         raise DataError(f"{path} has a header but no data rows.")
-    return frame
+    return records
 
 
-def _require_columns(frame: pd.DataFrame, columns: list[str], source: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
+def read_frame(path: str | Path) -> pd.DataFrame:
+    """Reads a CSV, TSV (unquoted) or JSONL file; the index holds each row's line."""
+    records = _read_records(path)
+    if records.rows is not None:
+        return pd.DataFrame(records.rows, index=records.locations)
+    return pd.DataFrame(records.columns, index=records.locations, dtype=str)
+
+
+# ---------------------------------------------------------------- checking values
+
+
+def _require_columns(columns: Sequence, wanted: list[str], source: str) -> None:
+    missing = [c for c in wanted if c not in columns]
+    if not missing:
+        return
+    name = missing[0]
+    hint = ""
+    near = [c for c in columns if isinstance(c, str) and c.strip().lower() == str(name).strip().lower()]
+    if near:
+        hint = f" Did you mean {near[0]!r}? Names must match exactly, spaces and case included."
+    elif len(columns) == 1 and isinstance(columns[0], str) and any(d in columns[0] for d in "\t,;|"):
+        hint = (" The header was read as one column: is the delimiter right? .csv files are read "
+                "comma-separated, .tsv and .txt tab-separated.")
+    raise DataError(
+        f"{source}: no column {name!r}. Available columns: {list(columns)}. "
+        f"Pick the right one with --text-column / --label-column.{hint}"
+    )
+
+
+def _kind_of(value, column: str) -> str:
+    if value is _MISSING:
+        return f"no {column!r} key"
+    if value is None:
+        return "null"
+    return f"{type(value).__name__} {_shorten(value)}"
+
+
+def _is_missing(value) -> bool:
+    if value is _MISSING or value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, (float, np.floating)) and math.isnan(value)
+
+
+def _texts(values: list, locations: list[str], source: str, column: str, numbers_ok: bool) -> list[str]:
+    """Strings as given; a file's text must be a string, a DataFrame's may be a number (written as text)."""
+    texts, wrong = [], []
+    for i, value in enumerate(values):
+        if isinstance(value, str):
+            texts.append(value)
+        elif numbers_ok and _is_missing(value):
+            texts.append("")  # reported below with the empty ones
+        elif numbers_ok and isinstance(value, (numbers.Number, np.generic)):
+            texts.append(str(value))
+        else:
+            wrong.append(i)
+            texts.append("")
+    if wrong:
+        shown = [f"{locations[i]} has {_kind_of(values[i], column)}" for i in wrong]
         raise DataError(
-            f"{source}: no column {missing[0]!r}. Available columns: {list(frame.columns)}. "
-            f"Pick the right one with --text-column / --label-column."
+            f"{source}: column {column!r} must hold a string in every row, but {len(wrong)} row(s) do not "
+            f"({_shown(shown, len(wrong))}). Give each of those rows its text as a string, or drop them."
         )
+    empty = [i for i, t in enumerate(texts) if not _has_content(t)]
+    if empty:
+        shown = [locations[i] for i in empty]
+        raise DataError(
+            f"{source}: column {column!r} is empty or whitespace in {len(empty)} row(s) "
+            f"({_shown(shown, len(empty))}). Remove those rows or fill them in."
+        )
+    return texts
 
 
 def _is_missing_label(value) -> bool:
-    if value is None:
+    if _is_missing(value):
         return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
-    return isinstance(value, str) and value.strip() in MISSING_LABELS
+    return isinstance(value, str) and (value.strip() in MISSING_LABELS or not _has_content(value))
 
 
-def _check_texts(table: TextTable, texts: list, column: str) -> None:
-    empty = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
-    if empty:
-        shown = ", ".join(table.locations[i] for i in empty[:5])
+def _labels(values: list, locations: list[str], source: str, column: str) -> list:
+    """One scalar label per row (a string, number or bool), as given."""
+    wrong = [i for i, y in enumerate(values)
+             if not _is_missing(y) and not isinstance(y, (str, numbers.Number, np.generic))]
+    if wrong:
+        shown = [f"{locations[i]} has {_kind_of(values[i], column)}" for i in wrong]
         raise DataError(
-            f"{table.source}: column {column!r} is empty or whitespace in {len(empty)} row(s) "
-            f"({shown}{', ...' if len(empty) > 5 else ''}). Remove those rows or fill them in."
+            f"{source}: column {column!r} must hold one label (a string or number) per row, but {len(wrong)} "
+            f"row(s) do not ({_shown(shown, len(wrong))}). Write several labels of one row as one separated "
+            f"string, e.g. \"sports,politics\"."
         )
-
-
-def _check_rows(table: TextTable, column: str, label_column: str | None, column_b: str | None) -> None:
-    _check_texts(table, table.texts, column)
-    if table.texts_b is not None:
-        _check_texts(table, table.texts_b, column_b)
-    if table.labels is None:
-        return
-    missing = [i for i, y in enumerate(table.labels) if _is_missing_label(y)]
+    missing = [i for i, y in enumerate(values) if _is_missing_label(y)]
     if missing:
-        shown = ", ".join(table.locations[i] for i in missing[:5])
+        shown = [locations[i] for i in missing]
         raise DataError(
-            f"{table.source}: column {label_column!r} has no label (empty/NaN) in "
-            f"{len(missing)} row(s) ({shown}{', ...' if len(missing) > 5 else ''})."
+            f"{source}: column {column!r} has no label (empty/NaN) in "
+            f"{len(missing)} row(s) ({_shown(shown, len(missing))}). Fill in their labels or drop those rows."
         )
-
-
-def _as_texts(values) -> list[str]:
-    return [t if isinstance(t, str) else ("" if t is None else str(t)) for t in values]
+    return list(values)
 
 
 def read_table(
@@ -175,25 +407,46 @@ def read_table(
         name, _, split = source[len("tfds:"):].partition(":")
         table, names = load_tfds(name, split or "train", text_column, label_column)
         return table
+    wanted = [text_column] + [c for c in (text_b_column, label_column) if c]
     if isinstance(source, pd.DataFrame):
-        frame, name = source, "DataFrame"
-        frame = frame.set_axis([f"row {i!r}" for i in frame.index])
+        name, numbers_ok = "DataFrame", True
+        _require_columns(list(source.columns), wanted, name)
+        repeated = [c for c in dict.fromkeys(wanted) if list(source.columns).count(c) > 1]
+        if repeated:
+            raise DataError(f"DataFrame: the column(s) {repeated} occur more than once; rename or drop the copies.")
+        locations = [f"row {i!r}" for i in source.index]
+        columns = {c: list(source[c]) for c in dict.fromkeys(wanted)}
     else:
-        frame, name = read_frame(source), str(source)
-    columns = [text_column] + [c for c in (text_b_column, label_column) if c]
-    _require_columns(frame, columns, name)
-    labels = list(frame[label_column]) if label_column else None
-    texts_b = _as_texts(frame[text_b_column]) if text_b_column else None
-    table = TextTable(_as_texts(frame[text_column]), labels, name, [str(i) for i in frame.index], texts_b)
-    _check_rows(table, text_column, label_column, text_b_column)
-    return table
+        records = _read_records(source)
+        name, numbers_ok, locations, columns = records.source, False, records.locations, records.columns
+        _require_columns(list(columns), wanted, name)
+    texts = _texts(columns[text_column], locations, name, text_column, numbers_ok)
+    texts_b = _texts(columns[text_b_column], locations, name, text_b_column, numbers_ok) if text_b_column else None
+    labels = _labels(columns[label_column], locations, name, label_column) if label_column else None
+    return TextTable(texts, labels, name, locations, texts_b)
+
+
+def _integer_text(text: str) -> str | None:
+    """'1', '1.0', '+1.00' and '1e0' -> '1': a plain number equal to an integer, written as that integer."""
+    if len(text) > 400 or not _NUMBER.fullmatch(text):
+        return None
+    number = Decimal(text)
+    if number != number.to_integral_value() or number.adjusted() > 400:
+        return None
+    return str(int(number))
 
 
 def label_key(value) -> str:
-    """Labels compare as strings: 1, "1" and 1.0 from different files are the same class."""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value).strip()
+    """Labels compare as strings: 1, "1", 1.0 and "1.0" from different files are the same class.
+
+    A label that is a number equal to an integer (read from JSON, a frame, or as text such as
+    "1.0" from a CSV) is keyed by that integer's text, so every split agrees on its classes.
+    Other labels keep their text, stripped ("0.5", "pos").
+    """
+    text = str(value).strip()
+    if isinstance(value, (bool, np.bool_)):
+        return text
+    return _integer_text(text) or text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -243,7 +496,7 @@ class MultiLabelVocabulary:
     separator: str = ","
 
     def split(self, value) -> list[str]:
-        return [part.strip() for part in str(value).split(self.separator) if part.strip()]
+        return [label_key(part) for part in str(value).split(self.separator) if part.strip()]
 
     @classmethod
     def from_labels(cls, labels: Sequence, separator: str = ",", source: str = "training data"):
@@ -272,13 +525,20 @@ class MultiLabelVocabulary:
 def encode_scores(table: TextTable) -> np.ndarray:
     """Regression targets as float32, naming the first row that is not a number."""
     values = []
+    largest = float(np.finfo(np.float32).max)
     for row, value in enumerate(table.labels):
         try:
-            values.append(float(value))
-        except (TypeError, ValueError):
+            if isinstance(value, str) and not _NUMBER.fullmatch(value.strip()):
+                raise ValueError(value)  # "inf", "nan", "1_000": float() takes them, a target should not
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            number = math.nan
+        if not math.isfinite(number) or abs(number) > largest:
             raise DataError(
-                f"{table.source}: the target at {table.locations[row]} is {value!r}, not a number"
-            ) from None
+                f"{table.source}: the target at {table.locations[row]} is {_shorten(value)}, not a finite "
+                f"number (regression targets must be plain numbers such as 0.5 or 3)."
+            )
+        values.append(number)
     return np.asarray(values, np.float32)
 
 

@@ -16,8 +16,19 @@ import json
 import shutil
 from pathlib import Path
 
+import tensorflow as tf
 import tf_keras
 
+from tfhub_transfer.encoders.build.bert import build_bert
+from tfhub_transfer.encoders.build.config import BertConfig
+from tfhub_transfer.encoders.build.hub_writer import (
+    ENCODER_DIR,
+    METADATA_FILE,
+    PREPROCESSOR_DIR,
+    EncoderModule,
+    _unique,
+    atomic_directory,
+)
 from tfhub_transfer.encoders.resolve import read_metadata, resolve_encoder
 from tfhub_transfer.errors import ConfigError, EncoderError
 
@@ -66,18 +77,6 @@ def _policy(name: str):
 
 def write_compute_dtype_copy(source: Path, target: Path, dtype: str = "bfloat16") -> Path:
     """Rebuilds the encoder pair in `source` under mixed_`dtype` and writes it to `target`."""
-    import tensorflow as tf
-
-    from tfhub_transfer.encoders.build.bert import build_bert
-    from tfhub_transfer.encoders.build.config import BertConfig
-    from tfhub_transfer.encoders.build.hub_writer import (
-        ENCODER_DIR,
-        METADATA_FILE,
-        PREPROCESSOR_DIR,
-        EncoderModule,
-        _unique,
-        atomic_directory,
-    )
 
     meta = read_metadata(source)
     loaded = tf.saved_model.load(str(source / ENCODER_DIR))

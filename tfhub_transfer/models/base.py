@@ -204,16 +204,13 @@ class TaskModel(tf_keras.Model):
             main = make(self._schedule)
         else:
             self._schedule, main, make = None, optimizer, copy_factory(optimizer)
-        defaults = compile_args(self.task, self.num_outputs)
-        if loss == "auto":
-            kwargs["loss"] = defaults["loss"]
-        else:
-            kwargs["loss"] = loss
-        if metrics == "auto":
-            kwargs.update({k: v for k, v in defaults.items() if k != "loss"})
-        else:
-            kwargs["metrics"] = metrics
-        with self.distribute_strategy.scope():
+        with self.distribute_strategy.scope():  # metrics must be created in the model's strategy scope
+            defaults = compile_args(self.task, self.num_outputs)
+            kwargs["loss"] = defaults["loss"] if loss == "auto" else loss
+            if metrics == "auto":
+                kwargs.update({k: v for k, v in defaults.items() if k != "loss"})
+            else:
+                kwargs["metrics"] = metrics
             super().compile(optimizer=main, **kwargs)
             self._compile_group_optimizers(make, main)
 

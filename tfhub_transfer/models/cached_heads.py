@@ -21,7 +21,6 @@ from tfhub_transfer.models.token_classifier import per_word_outputs
 from tfhub_transfer.training.feature_cache import cached_dataset, cached_token_dataset
 from tfhub_transfer.transfer.modes import TransferMode
 
-NO_PADDING = "cached features have no padding to bucket"
 NO_BACKUPS = "training from the feature cache takes seconds and keeps no backups"
 
 
@@ -40,7 +39,8 @@ class CachedExamples:
 class _CachedHead(TaskModel):
     """Shared by both heads: they train only the mix and head, so the head's learning rate applies."""
 
-    unsupported = {"bucket": NO_PADDING, "resume": NO_BACKUPS, "backup_every_steps": NO_BACKUPS}
+    # --no-bucket is accepted: cached features hold no padding, so bucketing or not is the same.
+    unsupported = {"resume": NO_BACKUPS, "backup_every_steps": NO_BACKUPS}
 
     def _take_over(self, model: TaskModel) -> None:
         self._setup(model.config, TransferMode("freeze"), model.spec, None, model.label_names)

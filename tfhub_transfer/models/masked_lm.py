@@ -26,6 +26,7 @@ from tfhub_transfer.encoders.resolve import EncoderSpec, read_metadata, resolve_
 from tfhub_transfer.errors import EncoderError
 from tfhub_transfer.export.saved_model import next_version
 from tfhub_transfer.models.base import TaskModel
+from tfhub_transfer.models.text_classifier import encoder_inputs
 from tfhub_transfer.preprocessing.masking import MaskingConfig, mlm_dataset
 from tfhub_transfer.preprocessing.text import TextPreprocessor
 from tfhub_transfer.transfer.modes import TransferMode
@@ -54,8 +55,10 @@ class MaskedLM(TaskModel):
                                f"local preprocessor directory, not {spec.preprocessor}")
         preprocessor = TextPreprocessor(spec.preprocessor)
         loaded, layer = _load_mlm(spec)
-        super().__init__(name=kwargs.pop("name", "masked_lm"), **kwargs)
-        self.mlm = layer
+        inputs = encoder_inputs()
+        inputs["masked_lm_positions"] = tf_keras.Input(shape=(None,), dtype=tf.int32, name="masked_lm_positions")
+        logits = layer(inputs)["mlm_logits"]
+        super().__init__(inputs=inputs, outputs=logits, name=kwargs.pop("name", "masked_lm"), **kwargs)
         self.loaded = loaded
         self.loss_tracker = tf_keras.metrics.Mean(name="loss")
         self._setup(config, TransferMode("finetune"), spec, preprocessor)
@@ -73,9 +76,6 @@ class MaskedLM(TaskModel):
     @property
     def metrics(self):
         return [self.loss_tracker, *super().metrics]
-
-    def call(self, inputs, training=None):
-        return self.mlm(inputs, training=training)["mlm_logits"]
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None):
         losses = tf_keras.losses.sparse_categorical_crossentropy(y, y_pred, from_logits=True)

