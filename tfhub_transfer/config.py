@@ -119,6 +119,16 @@ CONCERNS = {"data": DataConfig, "model": ModelConfig, "transfer": TransferConfig
 _FIELD_CONCERN = {f.name: concern for concern, cls in CONCERNS.items() for f in dataclasses.fields(cls)}
 
 
+def differs(value, default) -> bool:
+    """Whether a set value differs from a default (data frames and arrays compare as 'set')."""
+    if value is None or default is None:
+        return value is not default
+    try:
+        return bool(value != default)
+    except (TypeError, ValueError):
+        return True
+
+
 def field_default(name: str):
     """The one default of a flat field name."""
     field = next(f for f in dataclasses.fields(CONCERNS[_FIELD_CONCERN[name]]) if f.name == name)
@@ -158,7 +168,7 @@ class TrainConfig:
 
     def changed(self) -> dict[str, Any]:
         """The fields that differ from their defaults."""
-        return {k: v for k, v in self.flat().items() if k != "train" and v != field_default(k)}
+        return {k: v for k, v in self.flat().items() if k != "train" and differs(v, field_default(k))}
 
     def __getattr__(self, name: str):
         concern = _FIELD_CONCERN.get(name)

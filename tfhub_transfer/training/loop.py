@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from tfhub_transfer.config import OptimizationConfig, RuntimeConfig, field_default
+from tfhub_transfer.config import OptimizationConfig, RuntimeConfig, differs, field_default
 from tfhub_transfer.errors import ConfigError
 from tfhub_transfer.training.callbacks import RestoreBestWeights
 from tfhub_transfer.training.distribution import global_batch_size, is_chief, is_multi_worker
@@ -54,7 +54,7 @@ def check_supported(model, optimization: OptimizationConfig, runtime: RuntimeCon
     """Refuses, naming the flag and the job, any option set away from its default that `model` cannot honour."""
     for option, reason in getattr(model, "unsupported", {}).items():
         value = getattr(optimization, option, getattr(runtime, option, None))
-        if value != field_default(option):
+        if differs(value, field_default(option)):
             raise ConfigError(f"{FLAGS.get(option, option)} does not apply to {job}: {reason}")
 
 
