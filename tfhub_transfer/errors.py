@@ -19,3 +19,7 @@ class ConfigError(TransferError, ValueError):
 
 class TrainingDiverged(TransferError, RuntimeError):
     """The loss or the weights stopped being finite during training."""
+
+
+class ExportError(TransferError, FileNotFoundError):
+    """An exported model that is missing, incomplete or damaged."""

@@ -18,13 +18,21 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     p.add_argument("out_dir", help="writes OUT/encoder and OUT/preprocessor")
     p.add_argument("--pooling", default="cls", choices=["cls", "first", "mean", "max"],
                    help="pooling recorded as this encoder's default")
+    _overwrite_flag(p)
     sub.add_parser("build-default", help="convert the built-in default encoder into the cache now")
     p = sub.add_parser("tiny", help="write a tiny random BERT (for tests and trials)")
     p.add_argument("out_dir")
+    _overwrite_flag(p)
     p = sub.add_parser("text-embedding", help="word vectors -> a TF Hub text-embedding SavedModel")
     p.add_argument("vectors", help="word2vec text/.bin or GloVe file")
     p.add_argument("out_dir")
     p.add_argument("--max-words", type=int, help="keep only the first N words of the file")
+    _overwrite_flag(p)
+
+
+def _overwrite_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace OUT_DIR if it is an encoder this package wrote (never other files)")
 
 
 def _list(args) -> int:
@@ -50,7 +58,7 @@ def _info(args) -> int:
 def _convert(args) -> int:
     from tfhub_transfer.encoders.build.convert import convert_hf_checkpoint
 
-    out = convert_hf_checkpoint(args.checkpoint_dir, args.out_dir, {"pooling": args.pooling})
+    out = convert_hf_checkpoint(args.checkpoint_dir, args.out_dir, {"pooling": args.pooling}, args.overwrite)
     print(f"wrote {out}/encoder and {out}/preprocessor")
     return 0
 
@@ -65,7 +73,7 @@ def _build_default(args) -> int:
 def _tiny(args) -> int:
     from tfhub_transfer.encoders.build.tiny import write_tiny_bert
 
-    print(write_tiny_bert(args.out_dir))
+    print(write_tiny_bert(args.out_dir, overwrite=args.overwrite))
     return 0
 
 
@@ -76,7 +84,7 @@ def _text_embedding(args) -> int:
     vectors = read_word_vectors(args.vectors)
     if args.max_words:
         vectors.words, vectors.vectors = vectors.words[: args.max_words], vectors.vectors[: args.max_words]
-    print(write_text_embedding_module(vectors, args.out_dir))
+    print(write_text_embedding_module(vectors, args.out_dir, args.overwrite))
     return 0
 
 

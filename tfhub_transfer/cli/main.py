@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import traceback
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -172,7 +173,7 @@ def _train_config(args, **overrides):
         optimizer=args.optimizer, schedule=args.schedule, warmup_fraction=args.warmup_fraction,
         weight_decay=args.weight_decay, seq_length=args.seq_length, tagger_head=args.tagger_head,
         validation_fraction=args.validation_fraction,
-        max_train_examples=args.max_train_examples or args.max_sentences,
+        max_train_examples=args.max_sentences if args.max_train_examples is None else args.max_train_examples,
         seed=args.seed, verbose=0 if args.quiet else 1, distribution=args.distribution,
         dtype=args.dtype, bucket=not args.no_bucket, steps_per_execution=args.steps_per_execution,
         jit_compile=args.jit_compile, resume=args.resume, backup_every_steps=args.backup_every,
@@ -240,11 +241,11 @@ def _cmd_evaluate(args) -> int:
 
 def _read_predict_inputs(args) -> list[str]:
     if args.file:
-        from tfhub_transfer.data.tables import read_table
+        from tfhub_transfer.data.tables import read_table, read_text_file
 
         if Path(args.file).suffix.lower() in (".csv", ".tsv", ".jsonl", ".json"):
             return read_table(args.file, args.text_column, None).texts
-        return [line for line in Path(args.file).read_text("utf-8").splitlines() if line.strip()]
+        return [line for line in read_text_file(Path(args.file)).splitlines() if line.strip()]
     if not args.texts:
         raise TransferError("give texts to classify as arguments or with --file")
     return args.texts
@@ -286,7 +287,10 @@ def _with_defaults(add_parser):
 
     def add(*args, **kwargs):
         kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
-        return add_parser(*args, **kwargs)
+        parser = add_parser(*args, **kwargs)
+        parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                            help="show the full traceback of an error")
+        return parser
 
     return add
 
@@ -295,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tfhub-transfer", description="Transfer learning on text with TF Hub encoders."
     )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser = _with_defaults(sub.add_parser)
     _add_train_parser(sub)
@@ -339,12 +344,35 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs one subcommand. Errors are one line on stderr (exit 2 for bad input, 1 for anything else);
+    `--debug` shows the traceback instead."""
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (TransferError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # the one place that turns any failure into one line for a user
+        if getattr(args, "debug", False):
+            raise
+        known = isinstance(err, TransferError)
+        print(f"error: {_one_line(err) if known else _unexpected(err)}", file=sys.stderr)
+        if not known:
+            print("run with --debug for the traceback", file=sys.stderr)
+        return 2 if known else 1
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def _unexpected(err: BaseException) -> str:
+    """`what (where)`: the message and the innermost frame outside installed libraries (TensorFlow's own
+    frames say little to a user), else the innermost frame."""
+    frames = traceback.extract_tb(err.__traceback__)
+    ours = [f for f in frames if "site-packages" not in f.filename and "/lib/python" not in f.filename] or frames
+    where = f" ({Path(ours[-1].filename).name}:{ours[-1].lineno} in {ours[-1].name})" if ours else ""
+    return f"{type(err).__name__}: {_one_line(err)[:300]}{where}"
 
 
 if __name__ == "__main__":

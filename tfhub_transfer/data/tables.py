@@ -95,7 +95,7 @@ def _line_at(data: str | bytes, offset: int) -> int:
     return 1 + len(re.findall(breaks, data[:offset]))
 
 
-def _read_text(path: Path) -> str:
+def read_text_file(path: Path) -> str:
     """The file's text: UTF-8 (a leading byte-order mark is dropped), else a DataError saying how to fix it."""
     try:
         data = path.read_bytes()
@@ -282,7 +282,7 @@ def _read_records(path: str | Path) -> _Records:
     kind = FORMATS.get(path.suffix.lower())
     if kind is None:
         raise DataError(f"{path}: unknown file type {path.suffix!r}; use .csv, .tsv or .jsonl.")
-    text = _read_text(path)
+    text = read_text_file(path)
     if not text.strip():
         raise DataError(f"{path} is empty.")
     records = _read_jsonl(path, text) if kind == "jsonl" else _read_delimited(

@@ -27,10 +27,10 @@ from tfhub_transfer.encoders.build.hub_writer import (
     PREPROCESSOR_DIR,
     EncoderModule,
     _unique,
-    atomic_directory,
 )
 from tfhub_transfer.encoders.resolve import read_metadata, resolve_encoder
 from tfhub_transfer.errors import ConfigError, EncoderError
+from tfhub_transfer.files import atomic_directory
 
 DTYPES = ("float32", "bfloat16")
 _PAIR_FORMAT = "tfhub_transfer/bert-pair/1"
@@ -91,7 +91,7 @@ def write_compute_dtype_copy(source: Path, target: Path, dtype: str = "bfloat16"
         variable.assign(value)
     info = {**meta, "compute_dtype": dtype, "source_fingerprint": _fingerprint(source),
             "float32_source": str(source)}
-    with atomic_directory(target) as tmp:
+    with atomic_directory(target, overwrite=True) as tmp:  # our own copy, rewritten when stale
         tf.saved_model.save(EncoderModule(encoder, head), str(tmp / ENCODER_DIR))
         shutil.copytree(source / PREPROCESSOR_DIR, tmp / PREPROCESSOR_DIR)
         if (source / "vocab.txt").exists():

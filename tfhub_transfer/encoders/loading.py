@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
+import tensorflow as tf
 import tensorflow_hub as hub
+from google.protobuf.message import DecodeError
 
 from tfhub_transfer.cache import check_handle_available
 from tfhub_transfer.encoders.host_io import load_options
@@ -32,8 +34,14 @@ def load_encoder_layer(spec: EncoderSpec, trainable: bool, name: str = "encoder"
     check_handle_available(spec.encoder)
     try:
         return hub.KerasLayer(spec.encoder, trainable=trainable, name=name, load_options=load_options())
-    except (OSError, ValueError) as err:
-        raise EncoderError(f"cannot load encoder {spec.encoder}: {err}") from None
+    except (OSError, ValueError, IndexError, tf.errors.OpError, DecodeError) as err:
+        raise EncoderError(f"cannot load encoder {spec.encoder}: its files look damaged or incomplete "
+                           f"({_first_line(err)}). Write or download it again.") from None
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0][:200]}" if text else type(err).__name__
 
 
 def check_compatible(layer: hub.KerasLayer, spec: EncoderSpec, vocab_size: int, seq_length: int) -> None:

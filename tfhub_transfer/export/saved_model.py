@@ -16,9 +16,11 @@ import tensorflow as tf
 import tensorflow_hub as hub
 import tensorflow_text  # noqa: F401  (the exported graph uses its ops)
 import tf_keras
+from google.protobuf.message import DecodeError
 
-from tfhub_transfer.encoders.build.hub_writer import atomic_directory
 from tfhub_transfer.encoders.host_io import save_options
+from tfhub_transfer.errors import ExportError
+from tfhub_transfer.files import check_name, versioned_directory
 from tfhub_transfer.preprocessing.tokens import align_words
 
 EXTRA_DIR = "assets.extra"
@@ -88,11 +90,6 @@ class _ClassifierServing(tf.Module):
         self.serve = serve
 
 
-def next_version(model_dir: Path) -> int:
-    versions = [int(p.name) for p in model_dir.glob("*") if p.is_dir() and p.name.isdigit()]
-    return max(versions, default=0) + 1
-
-
 def export_classifier(
     model: tf_keras.Model,
     label_names: Sequence[str],
@@ -108,9 +105,7 @@ def export_classifier(
     Multi-label exports predict a label where its probability reaches its threshold
     (`thresholds`, tuned on validation by `train`; 0.5 by default).
     """
-    model_dir = Path(out_dir) / name
-    version = version or next_version(model_dir)
-    target = model_dir / str(version)
+    model_dir = Path(out_dir) / check_name(name)
     seq_length = getattr(model.config, "seq_length", None)
     module = _ClassifierServing(model, label_names, seq_length, thresholds)
     task = getattr(model.config, "task", "single_label")
@@ -119,8 +114,7 @@ def export_classifier(
     if model.spec is not None:
         record.update(encoder=model.spec.name, encoder_handle=model.spec.encoder,
                       preprocessor_handle=model.spec.preprocessor)
-    write_export(module, model, target, record, extra_files)
-    return target
+    return write_export(module, model, model_dir, version, record, extra_files)
 
 
 class ExportedClassifier:
@@ -129,14 +123,19 @@ class ExportedClassifier:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         if not (self.path / "saved_model.pb").exists():
-            raise FileNotFoundError(
+            raise ExportError(
                 f"{self.path} is not an exported model (no saved_model.pb); pass "
                 f"saved_models/<name>/<version>."
             )
-        self.loaded = tf.saved_model.load(str(self.path))
-        self.signature = self.loaded.signatures["serving_default"]
-        info_file = self.path / EXTRA_DIR / MODEL_INFO
-        self.info = json.loads(info_file.read_text("utf-8")) if info_file.exists() else {}
+        try:
+            self.loaded = tf.saved_model.load(str(self.path))
+            self.signature = self.loaded.signatures["serving_default"]
+            info_file = self.path / EXTRA_DIR / MODEL_INFO
+            self.info = json.loads(info_file.read_text("utf-8")) if info_file.exists() else {}
+        except (OSError, ValueError, KeyError, IndexError, tf.errors.OpError, DecodeError) as err:
+            raise ExportError(f"{self.path} cannot be loaded: the export looks damaged or incomplete "
+                              f"({type(err).__name__}: {str(err).strip()[:200]}). Export it again "
+                              "(tfhub-transfer export --run ...).") from None
 
     def predict(
         self, texts: Sequence[str], batch_size: int = 64, texts_b: Sequence[str] | None = None
@@ -190,19 +189,21 @@ def export_tagger(model: tf_keras.Model, tag_names: Sequence[str], out_dir: str 
                   name: str = "tagger", version: int | None = None, info: dict | None = None,
                   extra_files: dict[str, bytes] | None = None) -> Path:
     """Writes a tagger whose `serving_default` maps sentences to a tag per whitespace word."""
-    model_dir = Path(out_dir) / name
-    target = model_dir / str(version or next_version(model_dir))
+    model_dir = Path(out_dir) / check_name(name)
     module = _TaggerServing(model, tag_names, model.config.seq_length)
     record = {"task": "tokens", "labels": list(tag_names), "model": model.name,
               "config": dataclasses.asdict(model.config), **(info or {})}
-    write_export(module, model, target, record, extra_files)
-    return target
+    return write_export(module, model, model_dir, version, record, extra_files)
 
 
-def write_export(module: tf.Module, model: tf_keras.Model, target: Path, record: dict,
-                 extra_files: dict[str, bytes] | None = None) -> None:
-    """Saves `module` with its `serve` as `serving_default`, plus `assets.extra/`, atomically at `target`."""
-    with atomic_directory(target) as tmp:
+def write_export(module: tf.Module, model: tf_keras.Model, model_dir: Path, version: int | None, record: dict,
+                 extra_files: dict[str, bytes] | None = None) -> Path:
+    """Saves `module` (its `serve` as `serving_default`) plus `assets.extra/` as `model_dir/<version>`.
+
+    Written beside and renamed into place; the version (the given one, or the next free one)
+    is claimed atomically, so concurrent exports never share or replace a version.
+    """
+    with versioned_directory(model_dir, version) as (tmp, claimed):
         tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve},
                             options=save_options(model.distribute_strategy))
         extra = tmp / EXTRA_DIR
@@ -210,3 +211,4 @@ def write_export(module: tf.Module, model: tf_keras.Model, target: Path, record:
         (extra / MODEL_INFO).write_text(json.dumps(record, indent=2), encoding="utf-8")
         for filename, content in (extra_files or {}).items():
             (extra / filename).write_bytes(content)
+    return claimed.path

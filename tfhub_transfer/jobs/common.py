@@ -11,6 +11,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from tfhub_transfer.config import TrainConfig
+from tfhub_transfer.files import replace_file
 from tfhub_transfer.models.base import TaskModel
 from tfhub_transfer.training.distribution import describe, global_batch_size, is_chief
 from tfhub_transfer.training.plots import confusion_matrix_png, training_curves_png
@@ -41,6 +42,8 @@ def finish(model: TaskModel, config: TrainConfig, labels: list[str], history: di
     chief = is_chief(strategy)
     if chief:
         model.save(config.run_dir, overwrite=True)
+        record = json.dumps({"validation": report, "history": history}, indent=2).encode("utf-8")
+        replace_file(config.run_dir / "metrics.json", lambda handle: handle.write(record))
     export_path = export_run(model, config, history, report, chief) if config.export else None
     return TrainResult(model, history, report, labels, export_path, config.run_dir)
 

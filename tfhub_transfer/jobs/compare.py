@@ -13,6 +13,7 @@ import tf_keras
 from tfhub_transfer.config import TrainConfig
 from tfhub_transfer.data.tables import LabelledSplits, load_labelled
 from tfhub_transfer.errors import ConfigError
+from tfhub_transfer.files import check_writable
 from tfhub_transfer.jobs.options import check_options
 from tfhub_transfer.jobs.train import build_task_model, num_outputs
 from tfhub_transfer.training.distribution import make_distribution
@@ -95,6 +96,7 @@ def compare_modes(base: TrainConfig, modes: list[str], out_dir: str | Path) -> l
     for mode in modes:
         TransferMode.parse(mode)  # fail on a typo before any training starts
     check_options(base)
+    check_writable(out_dir)
     if base.task == "tokens":
         raise ConfigError("compare does not run --task tokens yet; compare sentence-level tasks")
     splits = load_labelled(base.train, base.valid, base.text_column, base.label_column,

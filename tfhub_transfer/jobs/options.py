@@ -6,6 +6,7 @@ import math
 
 from tfhub_transfer.config import TrainConfig, field_default
 from tfhub_transfer.errors import ConfigError
+from tfhub_transfer.files import check_name
 from tfhub_transfer.transfer.modes import TransferMode
 
 FLAG_NAMES = {"learning_rate": "--lr", "output_dir": "--out", "bucket": "--no-bucket",
@@ -68,6 +69,7 @@ def check_options(config: TrainConfig) -> None:
     """Every set option is in range and applies to the task and architecture, or one ConfigError says which."""
     for field, value in config.flat().items():
         check_value(field, value)
+    check_name(config.name)
     task = config.task
     kind = "tokens" if task == "tokens" else config.resolved_architecture()
     if kind == "tokens" and config.resolved_architecture() != "encoder":

@@ -22,6 +22,9 @@ import tf_keras
 
 from tfhub_transfer.config import ENCODER_LEARNING_RATE, OptimizationConfig, RuntimeConfig
 from tfhub_transfer.data.corpus import read_corpus_lines
+from tfhub_transfer.errors import ConfigError
+from tfhub_transfer.files import check_writable
+from tfhub_transfer.jobs.options import check_value
 from tfhub_transfer.models.masked_lm import MaskedLM, MaskedLMConfig, evaluate_mlm
 from tfhub_transfer.preprocessing.masking import fixed_heldout, pack_words
 from tfhub_transfer.training.distribution import global_batch_size, is_chief, make_distribution
@@ -82,6 +85,12 @@ def pretrain(config: PretrainConfig, strategy: tf.distribute.Strategy | None = N
     Runs under `strategy`, else the one `config.runtime.distribution` names (created first).
     """
     runtime = config.runtime
+    for name in ("epochs", "batch_size", "learning_rate", "warmup_fraction", "weight_decay"):
+        check_value(name, getattr(config.optimization, name))
+    check_value("seq_length", config.model.seq_length)
+    if not 0 < config.holdout_fraction < 1:
+        raise ConfigError(f"--holdout-fraction {config.holdout_fraction}: must be between 0 and 1")
+    check_writable(config.out)
     strategy = make_distribution(strategy or runtime.distribution)
     batch = global_batch_size(config.optimization.batch_size, strategy)
     tf_keras.utils.set_random_seed(runtime.seed)

@@ -16,6 +16,7 @@ import tf_keras
 from tfhub_transfer.config import TrainConfig
 from tfhub_transfer.data.tables import LabelledSplits, load_labelled
 from tfhub_transfer.encoders.dtypes import encoder_with_dtype
+from tfhub_transfer.files import check_writable
 from tfhub_transfer.jobs.common import TrainResult, announce, finish
 from tfhub_transfer.jobs.options import check_options
 from tfhub_transfer.jobs.tagging import train_tagger
@@ -94,6 +95,7 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -
     trains; only the chief writes files.
     """
     check_options(config)
+    check_writable(config.output_dir)  # now, not after the training
     strategy = make_distribution(strategy or config.distribution)
     if config.task == "tokens":
         return train_tagger(config, strategy)

@@ -26,9 +26,9 @@ import tensorflow as tf
 import tf_keras
 
 from tfhub_transfer.config import HEAD_LEARNING_RATE, default_learning_rate
-from tfhub_transfer.encoders.build.hub_writer import atomic_directory
 from tfhub_transfer.errors import ConfigError
 from tfhub_transfer.export.saved_model import export_classifier
+from tfhub_transfer.files import atomic_directory
 from tfhub_transfer.preprocessing.text import make_string_dataset, make_training_dataset
 from tfhub_transfer.training.loop import predict_outputs
 from tfhub_transfer.training.objectives import TASK_SPECS, compile_args
@@ -392,14 +392,12 @@ class TaskModel(tf_keras.Model):
     def save(self, filepath, overwrite: bool = False, **kwargs) -> None:
         """Writes `filepath/` (config, label names, transfer mode, encoder reference, weights) atomically.
 
-        `tfhub_transfer.load(filepath)` rebuilds the model, ready to predict or train on.
+        `tfhub_transfer.load(filepath)` rebuilds the model, ready to predict or train on. An existing
+        directory is replaced only with `overwrite=True`, and only when this package wrote it.
         For serving, use `export()` (a raw-string SavedModel).
         """
-        target = Path(filepath)
-        if target.exists() and not overwrite:
-            raise ConfigError(f"{target} exists; pass overwrite=True to replace it")
         record = {"class": type(self).__name__, "config": self.get_config(), "format": 1}
-        with atomic_directory(target) as tmp:
+        with atomic_directory(Path(filepath), overwrite) as tmp:
             (tmp / MODEL_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
             with open(tmp / WEIGHTS_FILE, "wb") as handle:
                 np.savez(handle, *self.weight_values())

@@ -20,11 +20,10 @@ from tfhub_transfer.encoders.build.hub_writer import (
     ENCODER_DIR,
     METADATA_FILE,
     PREPROCESSOR_DIR,
-    atomic_directory,
 )
 from tfhub_transfer.encoders.resolve import EncoderSpec, read_metadata, resolve_encoder
 from tfhub_transfer.errors import EncoderError
-from tfhub_transfer.export.saved_model import next_version
+from tfhub_transfer.files import versioned_directory
 from tfhub_transfer.models.base import TaskModel
 from tfhub_transfer.models.text_classifier import encoder_inputs
 from tfhub_transfer.preprocessing.masking import MaskingConfig, mlm_dataset
@@ -94,14 +93,12 @@ class MaskedLM(TaskModel):
 
     def write_encoder(self, out_root: str | Path, record: dict) -> Path:
         """Writes OUT/<version>/{encoder, preprocessor, metadata}: the same interface as the input."""
-        out_root = Path(out_root)
-        target = out_root / str(next_version(out_root))
-        with atomic_directory(target) as tmp:
+        with versioned_directory(out_root) as (tmp, claimed):
             tf.saved_model.save(self.loaded, str(tmp / ENCODER_DIR))
             shutil.copytree(self.spec.preprocessor, tmp / PREPROCESSOR_DIR)
             meta = {**read_metadata(Path(self.spec.encoder).parent), **record}
             (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        return target
+        return claimed.path
 
 
 def evaluate_mlm(model: MaskedLM, dataset) -> dict:

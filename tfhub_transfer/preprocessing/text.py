@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_hub as hub
 import tensorflow_text  # noqa: F401  (registers the ops the preprocessing SavedModel uses)
+from google.protobuf.message import DecodeError
 
 from tfhub_transfer.cache import check_handle_available
 from tfhub_transfer.errors import EncoderError
@@ -30,7 +31,12 @@ class TextPreprocessor:
     def __init__(self, handle: str):
         check_handle_available(handle)
         self.handle = handle
-        self.module = hub.load(handle)
+        try:
+            self.module = hub.load(handle)
+        except (OSError, ValueError, IndexError, tf.errors.OpError, DecodeError) as err:
+            raise EncoderError(f"cannot load the preprocessor {handle}: its files look damaged or incomplete "
+                               f"({type(err).__name__}: {str(err).strip()[:200]}). Write or download it "
+                               "again.") from None
         for name in ("tokenize", "bert_pack_inputs"):
             if not hasattr(self.module, name):
                 raise EncoderError(

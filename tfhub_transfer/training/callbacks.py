@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import tf_keras
+
+from tfhub_transfer.files import replace_file
 
 
 class RestoreBestWeights(tf_keras.callbacks.Callback):
@@ -45,11 +46,8 @@ class RestoreBestWeights(tf_keras.callbacks.Callback):
                 self._save()
 
     def _save(self) -> None:
-        self.store.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.store.with_name(self.store.name + ".partial.npz")
         arrays = {f"w{i}": w for i, w in enumerate(self._best_weights)}
-        np.savez(partial, best=self.best, epoch=self.best_epoch, **arrays)
-        os.replace(partial, self.store)
+        replace_file(self.store, lambda handle: np.savez(handle, best=self.best, epoch=self.best_epoch, **arrays))
 
     def on_train_end(self, logs=None):
         if self._best_weights is not None:

@@ -10,6 +10,8 @@ start at the saved (epoch, step) itself (see `make_training_dataset`).
 from __future__ import annotations
 
 import dataclasses
+import errno
+import json
 import math
 import shutil
 import sys
@@ -19,8 +21,11 @@ import tensorflow as tf
 import tf_keras
 
 from tfhub_transfer.errors import ConfigError, TrainingDiverged
+from tfhub_transfer.files import disk_full_error, replace_file
 
 BACKUP_DIR = "backup"
+FINGERPRINT = "run_fingerprint.json"
+HISTORY = "history.json"
 _EPOCH_KEY = "ckpt_saved_epoch/.ATTRIBUTES/VARIABLE_VALUE"
 _BATCH_KEY = "ckpt_saved_batch/.ATTRIBUTES/VARIABLE_VALUE"
 
@@ -52,14 +57,20 @@ def read_resume_point(backup_dir: str | Path, steps_per_epoch: int) -> ResumePoi
 
 
 def prepare_backup(backup_dir: str | Path, steps_per_epoch: int, resume: bool | None,
-                   chief: bool = True) -> ResumePoint:
-    """Applies the resume choice: None = resume if a backup exists, True = must, False = start over.
+                   chief: bool = True, fingerprint: dict | None = None) -> ResumePoint:
+    """Applies the resume choice: None = resume if a backup of this same run exists, True = must,
+    False = start over.
 
-    Only the chief (`chief=True`) deletes old backups; other workers just read.
+    `fingerprint` says what defines the run (model and labels, data, options); a backup made
+    by a different run is not resumed silently. Only the chief (`chief=True`) deletes or
+    writes; other workers just read.
     """
     backup_dir = Path(backup_dir)
     if resume is False and chief and backup_dir.exists():
         shutil.rmtree(backup_dir)
+    if chief:
+        for stale in (backup_dir / "chief").glob("*_temp*"):  # a checkpoint cut short (crash, full disk)
+            shutil.rmtree(stale, ignore_errors=True)
     point = read_resume_point(backup_dir, steps_per_epoch)
     if point is None:
         if resume is True:
@@ -69,11 +80,66 @@ def prepare_backup(backup_dir: str | Path, steps_per_epoch: int, resume: bool | 
             )
         if chief and backup_dir.exists():
             shutil.rmtree(backup_dir)  # leftovers from a run that never saved a checkpoint
+        if chief and fingerprint is not None:
+            backup_dir.mkdir(parents=True, exist_ok=True)
+            (backup_dir / FINGERPRINT).write_text(json.dumps(fingerprint, indent=2), encoding="utf-8")
         return ResumePoint()
+    _check_same_run(backup_dir, fingerprint, resume)
     # Printed even when quiet: silently continuing an old run would surprise.
     print(f"Resuming from the backup in {backup_dir}: epoch {point.epoch + 1}, step {point.step + 1} "
           "(--no-resume starts over)", file=sys.stderr, flush=True)
     return point
+
+
+def _check_same_run(backup_dir: Path, fingerprint: dict | None, resume: bool | None) -> None:
+    if fingerprint is None:
+        return
+    try:
+        saved = json.loads((backup_dir / FINGERPRINT).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        saved = {}
+    differing = sorted(k for k in set(saved) | set(fingerprint) if saved.get(k) != fingerprint.get(k))
+    if not differing:
+        return
+    if resume is True:
+        print(f"--resume: continuing the backup in {backup_dir} although its {', '.join(differing)} differ "
+              "from this run's", file=sys.stderr, flush=True)
+        return
+    raise ConfigError(
+        f"{backup_dir} holds the backup of a different run (its {', '.join(differing)} differ from this one's). "
+        "Pass --no-resume to discard it and start this run, --resume to continue that backup anyway, or "
+        "choose another --name."
+    )
+
+
+class HistoryLog(tf_keras.callbacks.Callback):
+    """Keeps each epoch's logs in the backup directory, so a resumed run reports its whole history."""
+
+    def __init__(self, backup_dir: str | Path, write: bool = True):
+        super().__init__()
+        self.path = Path(backup_dir) / HISTORY
+        self.write = write
+        self.epochs: dict[int, dict] = {}
+
+    def on_train_begin(self, logs=None):
+        try:
+            saved = json.loads(self.path.read_text(encoding="utf-8"))
+            self.epochs = {int(k): v for k, v in saved.items()}
+        except (OSError, ValueError):
+            self.epochs = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs[epoch] = {k: float(v) for k, v in (logs or {}).items()}
+        if self.write:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            text = json.dumps(self.epochs).encode("utf-8")
+            replace_file(self.path, lambda handle: handle.write(text))
+
+    def merged(self) -> dict[str, list[float]]:
+        """Every epoch's logs, before and after a resume, as Keras' History.history."""
+        keys = sorted({k for logs in self.epochs.values() for k in logs})
+        ordered = [self.epochs[e] for e in sorted(self.epochs)]
+        return {k: [logs[k] for logs in ordered if k in logs] for k in keys}
 
 
 def weights_are_finite(model: tf_keras.Model) -> bool:
@@ -102,7 +168,12 @@ class ResumableBackup(tf_keras.callbacks.BackupAndRestore):
     def _backup(self, epoch, batch=0):
         if not weights_are_finite(self.model):
             self._diverged("the weights stopped being finite", batch)
-        super()._backup(epoch, batch)
+        try:
+            super()._backup(epoch, batch)
+        except (OSError, tf.errors.OpError) as err:
+            if getattr(err, "errno", None) == errno.ENOSPC or "No space left" in str(err):
+                raise disk_full_error(Path(self.backup_dir)) from None
+            raise
         self.last_saved = (epoch, batch)
 
     def _diverged(self, what: str, batch: int) -> None:

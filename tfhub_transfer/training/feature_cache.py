@@ -24,8 +24,8 @@ import tensorflow as tf
 import tf_keras
 
 from tfhub_transfer.cache import cache_dir, is_remote
-from tfhub_transfer.encoders.build.hub_writer import atomic_directory
 from tfhub_transfer.encoders.resolve import EncoderSpec
+from tfhub_transfer.files import atomic_directory
 from tfhub_transfer.layers.layer_mix import stack_layers
 from tfhub_transfer.preprocessing.text import TextPreprocessor, make_dataset
 from tfhub_transfer.preprocessing.tokens import align_words
@@ -103,7 +103,7 @@ def build_feature_cache(
 
     progress = tf_keras.utils.Progbar(len(texts), verbose=verbose, unit_name="example")
     buffer, shard, count = [], 0, 0
-    with atomic_directory(target) as tmp:
+    with atomic_directory(target, overwrite=True) as tmp:  # our cache: a stale partial entry may go
         for inputs in dataset:
             values = encode(inputs).numpy().astype(feature.dtype)
             buffer.append(values)
@@ -185,7 +185,7 @@ def build_token_feature_cache(
 
     progress = tf_keras.utils.Progbar(len(sentences), verbose=verbose, unit_name="sentence")
     rows, lengths, shard, done = [], [], 0, 0
-    with atomic_directory(target) as tmp:
+    with atomic_directory(target, overwrite=True) as tmp:  # our cache: a stale partial entry may go
         def flush(index):
             np.save(tmp / f"shard_{index:05d}.npy", np.concatenate(rows))
             np.save(tmp / f"lengths_{index:05d}.npy", np.asarray(lengths, np.int32))

@@ -11,6 +11,8 @@ works for every task, or the task refuses it here with one clear error (`unsuppo
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 import shutil
 import time
@@ -26,6 +28,7 @@ from tfhub_transfer.training.distribution import global_batch_size, is_chief, is
 from tfhub_transfer.training.fault_tolerance import (
     BACKUP_DIR,
     DivergenceGuard,
+    HistoryLog,
     ResumableBackup,
     ResumePoint,
     prepare_backup,
@@ -101,7 +104,8 @@ def fit_task(model, train, valid, optimization: OptimizationConfig, runtime: Run
     backups = backup_dir is not None and runtime.backup_every_steps > 0
     if runtime.resume and not backups:
         raise ConfigError(f"--resume does not apply to {job}: it keeps no backups (set --backup-every > 0)")
-    start = prepare_backup(backup_dir, steps, runtime.resume, chief) if backups else ResumePoint()
+    fingerprint = run_fingerprint(model, train, optimization) if backups else None
+    start = prepare_backup(backup_dir, steps, runtime.resume, chief, fingerprint) if backups else ResumePoint()
     train_ds = model.training_stream(train, batch, optimization.epochs, runtime.seed, start,
                                      runtime.bucket and not on_tpu, whole, on_tpu, shuffle=shuffle)
     valid_ds = model.evaluation_dataset(valid, batch) if valid is not None else None
@@ -110,8 +114,9 @@ def fit_task(model, train, valid, optimization: OptimizationConfig, runtime: Run
                   warmup_fraction=optimization.warmup_fraction, weight_decay=optimization.weight_decay,
                   total_steps=steps * optimization.epochs, steps_per_execution=runtime.steps_per_execution,
                   jit_compile=runtime.jit_compile)
-    callbacks = [ResumableBackup(backup_dir, runtime.backup_every_steps, rate) if backups
-                 else DivergenceGuard(rate)]
+    log = HistoryLog(backup_dir, write=chief) if backups else None
+    callbacks = [ResumableBackup(backup_dir, runtime.backup_every_steps, rate), log] if backups \
+        else [DivergenceGuard(rate)]
     best = None
     if valid_ds is not None and runtime.restore_best:
         store = backup_dir / "best_weights.npz" if backups else None
@@ -122,8 +127,31 @@ def fit_task(model, train, valid, optimization: OptimizationConfig, runtime: Run
     history = model.fit(train_ds, validation_data=valid_ds, epochs=optimization.epochs, steps_per_epoch=steps,
                         callbacks=callbacks, verbose=runtime.verbose)
     seconds = time.perf_counter() - started
+    epochs = log.merged() if log else {k: [float(v) for v in vals] for k, vals in history.history.items()}
     if backups and chief:
         shutil.rmtree(backup_dir, ignore_errors=True)
     outputs = model.outputs_on(valid_ds) if valid_ds is not None else None
-    return FitOutcome({k: [float(v) for v in vals] for k, vals in history.history.items()}, outputs, seconds,
-                      best.best_epoch if best else None)
+    return FitOutcome(epochs, outputs, seconds, best.best_epoch if best else None)
+
+
+def _digest(*parts) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            digest.update(np.ascontiguousarray(part).tobytes())
+        else:
+            digest.update(json.dumps(part, sort_keys=True, default=str).encode("utf-8"))
+    return digest.hexdigest()[:16]
+
+
+def run_fingerprint(model, train, optimization: OptimizationConfig) -> dict:
+    """What defines a run, for telling its backup from another run's: the model (encoder, task, mode,
+    sequence length, label names), the training data (size and content) and the optimisation options."""
+    if hasattr(train, "texts"):
+        data = _digest(train.texts, train.texts_b, train.targets)
+    elif hasattr(train, "words"):
+        data = _digest(train.words, train.tags)
+    else:
+        data = _digest(len(train))
+    return {"model": _digest(model.get_config()), "data": data, "examples": len(train),
+            "options": _digest(dataclasses.asdict(optimization))}

@@ -17,6 +17,7 @@ that trains them.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from tfhub_transfer.errors import ConfigError
 from tfhub_transfer.transfer.layer_groups import LayerGroups
@@ -52,11 +53,16 @@ class TransferMode:
             value = float(arg) if arg else None
         except ValueError:
             raise ConfigError(f"transfer mode {spec!r}: {arg!r} is not a number") from None
+        if value is not None and not math.isfinite(value):
+            raise ConfigError(f"transfer mode {spec!r}: {arg!r} is not a finite number")
         if kind == "partial":
             if value is None or value < 0 or value != int(value):
                 raise ConfigError(f"transfer mode {spec!r} needs a layer count, e.g. partial:3")
             return cls(kind, frozen_layers=int(value), embedding_multiplier=embedding_multiplier)
         if kind == "gradual":
+            if value is not None and (value < 1 or value != int(value)):
+                raise ConfigError(f"transfer mode {spec!r}: gradual:N unfreezes every N steps; N must be a whole "
+                                  "number >= 1, e.g. gradual:100")
             steps = int(value) if value else None
             return cls(kind, unfreeze_every_steps=steps, embedding_multiplier=embedding_multiplier)
         if kind == "discriminative":

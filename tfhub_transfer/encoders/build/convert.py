@@ -128,12 +128,12 @@ def load_hf_checkpoint(checkpoint_dir: str | Path) -> tuple[BertEncoder, MaskedL
 
 
 def convert_hf_checkpoint(
-    checkpoint_dir: str | Path, out_dir: str | Path, metadata: dict | None = None
+    checkpoint_dir: str | Path, out_dir: str | Path, metadata: dict | None = None, overwrite: bool = False
 ) -> Path:
     """Converts `checkpoint_dir` into `out_dir/{encoder,preprocessor}` in TF Hub format."""
     checkpoint_dir = Path(checkpoint_dir)
     encoder, head, info = load_hf_checkpoint(checkpoint_dir)
     meta = {"source": str(checkpoint_dir), **info, **(metadata or {})}
     return write_encoder_pair(
-        encoder, head, checkpoint_dir / "vocab.txt", _read_lower_case(checkpoint_dir), out_dir, meta
+        encoder, head, checkpoint_dir / "vocab.txt", _read_lower_case(checkpoint_dir), out_dir, meta, overwrite
     )

@@ -18,6 +18,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from tfhub_transfer.encoders.build.bert import BertEncoder, MaskedLMHead
+from tfhub_transfer.files import atomic_directory
 from tfhub_transfer.encoders.build.preprocessor_module import BertPreprocessorModule
 from tfhub_transfer.encoders.build.vocab import read_vocab, special_token_ids
 
@@ -93,33 +94,6 @@ def _unique(variables: list[tf.Variable]) -> list[tf.Variable]:
     return out
 
 
-def atomic_directory(target: Path):
-    """A context manager: yields a temp dir beside `target`, renamed onto it on success."""
-    return _AtomicDirectory(Path(target))
-
-
-class _AtomicDirectory:
-    def __init__(self, target: Path):
-        self.target = target
-
-    def __enter__(self) -> Path:
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.tmp-", dir=self.target.parent))
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return
-        old = None
-        if self.target.exists():
-            old = self.target.with_name(f".{self.target.name}.old-{os.getpid()}")
-            os.rename(self.target, old)
-        os.rename(self.tmp, self.target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-
-
 def write_encoder(encoder: BertEncoder, head: MaskedLMHead, path: str | Path) -> None:
     """Saves `encoder` (with its MLM head as the `mlm` subobject) as a Hub SavedModel."""
     tf.saved_model.save(EncoderModule(encoder, head), str(path))
@@ -143,8 +117,12 @@ def write_encoder_pair(
     lower_case: bool,
     out_dir: str | Path,
     metadata: dict | None = None,
+    overwrite: bool = False,
 ) -> Path:
-    """Writes `out_dir/encoder`, `out_dir/preprocessor` and a metadata file, atomically."""
+    """Writes `out_dir/encoder`, `out_dir/preprocessor` and a metadata file, atomically.
+
+    An existing non-empty `out_dir` is refused unless `overwrite` (and then replaced only
+    when this package wrote it)."""
     out_dir = Path(out_dir)
     info = {
         "format": "tfhub_transfer/bert-pair/1",
@@ -154,7 +132,7 @@ def write_encoder_pair(
         "pooling": "cls",
         **(metadata or {}),
     }
-    with atomic_directory(out_dir) as tmp:
+    with atomic_directory(out_dir, overwrite) as tmp:
         write_encoder(encoder, head, tmp / ENCODER_DIR)
         write_preprocessor(vocab_path, lower_case, tmp / PREPROCESSOR_DIR)
         shutil.copy(vocab_path, tmp / "vocab.txt")

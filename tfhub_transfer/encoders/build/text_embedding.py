@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from tfhub_transfer.encoders.build.hub_writer import atomic_directory
+from tfhub_transfer.files import atomic_directory
 from tfhub_transfer.data.vectors import WordVectors
 
 PUNCTUATION = r"[^\w\s]"
@@ -51,10 +51,11 @@ class TextEmbeddingModule(tf.train.Checkpoint):
         self.__call__ = embed
 
 
-def write_text_embedding_module(vectors: WordVectors, out_dir: str | Path) -> Path:
-    """Saves a mean-of-word-vectors text-embedding SavedModel to `out_dir` (atomically)."""
+def write_text_embedding_module(vectors: WordVectors, out_dir: str | Path, overwrite: bool = False) -> Path:
+    """Saves a mean-of-word-vectors text-embedding SavedModel to `out_dir` (atomically; an existing
+    directory only with `overwrite`, and only one this package wrote)."""
     out_dir = Path(out_dir)
-    with tempfile.TemporaryDirectory() as tmp, atomic_directory(out_dir) as target:
+    with tempfile.TemporaryDirectory() as tmp, atomic_directory(out_dir, overwrite) as target:
         vocab_path = Path(tmp) / "tokens.txt"
         vocab_path.write_text("\n".join(vectors.words) + "\n", encoding="utf-8")
         tf.saved_model.save(TextEmbeddingModule(str(vocab_path), vectors.vectors), str(target))

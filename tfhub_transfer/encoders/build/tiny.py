@@ -42,8 +42,10 @@ def write_tiny_bert(
     num_heads: int = 2,
     seed: int = 0,
     dropout: float = 0.1,
+    overwrite: bool = False,
 ) -> Path:
-    """Writes a random BERT (default 2 layers, H=32) with its preprocessor to `out_dir`."""
+    """Writes a random BERT (default 2 layers, H=32) with its preprocessor to `out_dir`
+    (refusing an existing non-empty directory unless `overwrite` and it is one of ours)."""
     if texts is None:
         texts = DEMO_VOCAB.read_text(encoding="utf-8").splitlines()[1:]
     vocab = tiny_vocabulary(texts)
@@ -58,5 +60,5 @@ def write_tiny_bert(
         vocab_path = Path(tmp) / "vocab.txt"
         vocab_path.write_text("\n".join(vocab) + "\n", encoding="utf-8")
         return write_encoder_pair(
-            encoder, head, vocab_path, True, out_dir, {"name": "tiny-bert", "pooling": "mean"}
+            encoder, head, vocab_path, True, out_dir, {"name": "tiny-bert", "pooling": "mean"}, overwrite
         )

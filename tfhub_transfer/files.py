@@ -1,0 +1,233 @@
+"""Writing files safely: nothing half-written, nothing written outside its place, no user file deleted.
+
+- `atomic_directory(target)` builds a directory beside `target` and renames it into place.
+  It refuses an existing `target` unless `overwrite=True`, and even then replaces only a
+  directory this package wrote (it holds the `.tfhub_transfer` marker) or an empty one.
+- `versioned_directory(model_dir, version)` does the same for `model_dir/<version>` and claims
+  the version atomically: two writers never end up with one version, a version is never replaced.
+- Temporaries carry the writer's process id; those of processes that are gone are removed the
+  next time anything is written beside them.
+- A full disk becomes one `ConfigError` naming the directory and the free space.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from tfhub_transfer.errors import ConfigError
+
+MARKER = ".tfhub_transfer"
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old|partial)-(?P<pid>\d+)-")
+
+
+def check_name(name: str, what: str = "--name") -> str:
+    """A model or run name is one path component of letters, digits, `.`, `_` and `-`."""
+    if not isinstance(name, str) or not _SAFE_NAME.match(name) or name in (".", ".."):
+        raise ConfigError(f"{what} {name!r}: use one name of letters, digits, '.', '_' and '-' (it becomes "
+                          "a directory under --out; no '/', no '..', not empty)")
+    return name
+
+
+def check_version(version) -> int | None:
+    """Export versions are positive integers (TF Serving's layout); None means 'the next one'."""
+    if version is None:
+        return None
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ConfigError(f"--version {version!r}: versions are whole numbers from 1 up")
+    return version
+
+
+def check_writable(directory: str | Path, what: str = "--out") -> Path:
+    """Fails now, not after training, when `directory` cannot be created or written."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=f".write-check-{os.getpid()}-"):
+            pass
+    except OSError as err:
+        raise ConfigError(f"{what} {directory} is not writable ({err.strerror}); choose another directory "
+                          "or fix its permissions") from None
+    return directory
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_temporaries(parent: Path) -> list[Path]:
+    """Removes our temporaries in `parent` whose writing process no longer runs."""
+    removed = []
+    if not parent.is_dir():
+        return removed
+    for entry in parent.iterdir():
+        match = _TEMPORARY.match(entry.name)
+        if match and not _alive(int(match.group("pid"))):
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o777 & ~mask
+
+
+def is_ours(directory: Path) -> bool:
+    return (directory / MARKER).exists()
+
+
+def _check_replaceable(target: Path, overwrite: bool) -> None:
+    if not target.exists():
+        return
+    if not target.is_dir():
+        raise ConfigError(f"{target} exists and is a file; choose another output path")
+    if not any(target.iterdir()):
+        return
+    if not overwrite:
+        raise ConfigError(f"{target} exists and is not empty; choose another directory, or pass --overwrite "
+                          "to replace a directory tfhub_transfer wrote")
+    if not is_ours(target):
+        raise ConfigError(f"{target} was not written by tfhub_transfer (no {MARKER} file), so it is not "
+                          "replaced even with --overwrite: move or delete it yourself, or choose another directory")
+
+
+def disk_full_error(directory: Path) -> ConfigError:
+    """The one error for a full disk, naming the directory and the space left."""
+    free = shutil.disk_usage(directory if directory.exists() else directory.parent).free
+    return ConfigError(f"no space left on the device of {directory} while writing there ({free / 2**20:.0f} MiB "
+                       "free); free some space or choose another --out. Nothing was left half-written.")
+
+
+@contextlib.contextmanager
+def _temporary_beside(target: Path):
+    parent = target.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"cannot create {parent} ({err.strerror})") from None
+    clean_stale_temporaries(parent)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=parent))
+    except OSError as err:
+        raise ConfigError(f"cannot write in {parent} ({err.strerror}); choose another directory") from None
+    try:
+        yield tmp
+        (tmp / MARKER).write_text("written by tfhub_transfer\n", encoding="utf-8")
+        os.chmod(tmp, _umask_mode())
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if err.errno == errno.ENOSPC:
+            raise disk_full_error(parent) from None
+        raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_directory(target: str | Path, overwrite: bool = False):
+    """Yields a temporary directory that becomes `target` when the block succeeds."""
+    target = Path(target)
+    _check_replaceable(target, overwrite)
+    with _temporary_beside(target) as tmp:
+        yield tmp
+    old = None
+    if target.exists():
+        _check_replaceable(target, overwrite)  # it may have appeared meanwhile
+        old = target.with_name(f".{target.name}.old-{os.getpid()}-{os.urandom(3).hex()}")
+        os.rename(target, old)
+    try:
+        os.rename(tmp, target)
+    except OSError:
+        if old is not None:
+            os.rename(old, target)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def next_version(model_dir: Path) -> int:
+    versions = [int(p.name) for p in Path(model_dir).glob("*") if p.is_dir() and p.name.isdigit()]
+    return max(versions, default=0) + 1
+
+
+class Claimed:
+    """Where a `versioned_directory` block's output ended up (set when the block succeeds)."""
+
+    path: Path | None = None
+
+
+@contextlib.contextmanager
+def versioned_directory(model_dir: str | Path, version: int | None = None):
+    """`with versioned_directory(dir, version) as (tmp, claimed):` fill `tmp`; then `claimed.path` is
+    `dir/<version>`, the given version or the next free one, claimed atomically."""
+    model_dir = Path(model_dir)
+    version = check_version(version)
+    if version is not None and (model_dir / str(version)).exists():
+        raise ConfigError(f"version {version} of {model_dir} exists; a version is never replaced: omit "
+                          "--version for the next free one")
+    claimed = Claimed()
+    with _temporary_beside(model_dir / "version") as tmp:
+        yield tmp, claimed
+    claimed.path = _claim(tmp, model_dir, version)
+
+
+def _claim(tmp: Path, model_dir: Path, version: int | None) -> Path:
+    """Renames `tmp` onto the first free version: a rename onto an existing non-empty directory fails."""
+    number = version or next_version(model_dir)
+    while True:
+        target = model_dir / str(number)
+        try:
+            if target.exists():
+                raise FileExistsError(errno.EEXIST, "exists", str(target))
+            os.rename(tmp, target)
+            return target
+        except OSError as err:
+            if err.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            if version is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise ConfigError(f"version {number} of {model_dir} was written by another process meanwhile; "
+                                  "a version is never replaced") from None
+            number = max(number + 1, next_version(model_dir))
+
+
+def replace_file(path: str | Path, write) -> Path:
+    """Writes a file by temp + rename: `write(handle)` fills the temporary, which then replaces `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_temporaries(path.parent)
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}-{os.urandom(3).hex()}")
+    try:
+        with open(tmp, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        if err.errno == errno.ENOSPC:
+            raise disk_full_error(path.parent) from None
+        raise
+    return path
