@@ -133,7 +133,7 @@ VALUES = {  # one non-default value per flag
     "--steps-per-execution": "2", "--jit-compile": None, "--resume": None, "--no-resume": None,
     "--backup-every": "10", "--no-restore-best": None, "--name": "n", "--out": "o", "--no-export": None,
 }
-DEFINING = {"--train", "--task", "--architecture", "--word-vectors", "--text-embedding", "--help"}
+DEFINING = {"--train", "--task", "--architecture", "--word-vectors", "--text-embedding", "--help", "--debug"}
 
 
 def _train_flags() -> list[str]:

@@ -234,7 +234,8 @@ def test_numeric_options_are_refused_at_parse_time(capsys):
                            [["--dropout", "1.5"], "--dropout 1.5"], [["--lr", "-0.001"], "--lr -0.001"],
                            [["--max-train-examples", "0"], "--max-train-examples 0"],
                            [["--warmup-fraction", "5"], "--warmup-fraction 5"],
-                           [["--backup-every", "-1"], "--backup-every -1"], [["--seq-length", "1"], "--seq-length 1"]):
+                           [["--backup-every", "-1"], "--backup-every -1"], [["--seq-length", "1"], "--seq-length 1"],
+                           [["--seq-length", "4", "--text-b-column", "b"], "sentence pairs need at least 5"]):
         assert main(["train", "--train", "x.tsv", *flags]) == 2
         assert message in capsys.readouterr().err
 

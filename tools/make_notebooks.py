@@ -142,6 +142,7 @@ def transfer_modes() -> nbformat.NotebookNode:
             "                   seq_length=64, max_train_examples=80, validation_fraction=0.25,\n"
             "                   learning_rate=LEARNING_RATE, verbose=0)\n"
             "modes = ['freeze', 'partial:1', 'gradual', 'discriminative:0.5', 'finetune', 'reinit']\n"
+            "modes = os.environ.get('TFHUB_TRANSFER_NOTEBOOK_MODES', ','.join(modes)).split(',')  # tests: fewer\n"
             "results = compare_modes(base, modes, OUT + '/compare_small')"
         ),
         new_code_cell("from IPython.display import Markdown, Image, display\n\n"
@@ -290,11 +291,14 @@ def feature_based() -> nbformat.NotebookNode:
         new_code_cell(
             "from tfhub_transfer import TrainConfig\n"
             "from tfhub_transfer.jobs.demo import DEMO_DATA\n"
-            "from tfhub_transfer.jobs.study import study_layers, study_markdown\n\n"
+            "from tfhub_transfer.jobs.study import study_layers, study_markdown\n"
+            "from tfhub_transfer.layers.layer_mix import LAYER_MIXES\n\n"
             "base = TrainConfig.of(train=DEMO_DATA, encoder=ENCODER, epochs=EPOCHS, batch_size=16,\n"
             "                   seq_length=64, learning_rate=LEARNING_RATE, validation_fraction=0.25,\n"
             "                   output_dir=OUT, verbose=0)\n"
-            "results = study_layers(base, OUT + '/study', finetune=True)\n"
+            "# Every mix by default; the test suite runs a few (TFHUB_TRANSFER_NOTEBOOK_MIXES).\n"
+            "mixes = os.environ.get('TFHUB_TRANSFER_NOTEBOOK_MIXES', ','.join(LAYER_MIXES)).split(',')\n"
+            "results = study_layers(base, OUT + '/study', mixes=mixes, finetune=True)\n"
             "scores = {r.setting: round(r.score, 3) for r in results}\n"
             "scores"
         ),

@@ -70,6 +70,9 @@ def check_options(config: TrainConfig) -> None:
     for field, value in config.flat().items():
         check_value(field, value)
     check_name(config.name)
+    if config.text_b_column and config.seq_length < 5:
+        raise ConfigError(f"--seq-length {config.seq_length}: sentence pairs need at least 5 ([CLS], a word piece "
+                          "of each text and two [SEP])")
     task = config.task
     kind = "tokens" if task == "tokens" else config.resolved_architecture()
     if kind == "tokens" and config.resolved_architecture() != "encoder":

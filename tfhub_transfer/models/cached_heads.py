@@ -46,6 +46,13 @@ class _CachedHead(TaskModel):
         self._setup(model.config, TransferMode("freeze"), model.spec, None, model.label_names)
         self.task = model.task
 
+    def training_stream(self, examples, batch_size, epochs, seed, start, bucket, drop_remainder,
+                        static_length, shuffle=True) -> tf.data.Dataset:
+        return self.reader(examples.path, examples.targets, batch_size, shuffle, seed)
+
+    def evaluation_dataset(self, examples, batch_size: int) -> tf.data.Dataset:
+        return self.reader(examples.path, examples.targets, batch_size)
+
     def copy_weights_to(self, model: TaskModel) -> None:
         names = {layer.name for layer in model.layers}
         for layer in self.layers:
@@ -56,6 +63,8 @@ class _CachedHead(TaskModel):
 class CachedHead(_CachedHead):
     """Per-layer pooled features [layers, hidden] -> LayerMix -> the classifier's head."""
 
+    reader = staticmethod(cached_dataset)
+
     def __init__(self, model: TaskModel, layers: int, hidden: int):
         config = model.config
         features = tf_keras.Input(shape=(layers, hidden), name="features")
@@ -65,16 +74,11 @@ class CachedHead(_CachedHead):
         super().__init__(inputs=features, outputs=logits, name="cached_head")
         self._take_over(model)
 
-    def training_stream(self, examples, batch_size, epochs, seed, start, bucket, drop_remainder,
-                        static_length, shuffle=True) -> tf.data.Dataset:
-        return cached_dataset(examples.path, examples.targets, batch_size, shuffle, seed)
-
-    def evaluation_dataset(self, examples, batch_size: int) -> tf.data.Dataset:
-        return cached_dataset(examples.path, examples.targets, batch_size)
-
 
 class CachedTaggerHead(_CachedHead):
     """Per-word per-layer features -> LayerMix -> the tagger's head, with the tagger's layer names."""
+
+    reader = staticmethod(cached_token_dataset)
 
     def __init__(self, model: TaskModel, layers: int, hidden: int):
         config = model.config
@@ -86,13 +90,6 @@ class CachedTaggerHead(_CachedHead):
         logits = tagging_head(words, mask, config.num_tags, config.head, config.dropout, config.seed)
         super().__init__(inputs=[features, mask], outputs=logits, name="cached_tagger_head")
         self._take_over(model)
-
-    def training_stream(self, examples, batch_size, epochs, seed, start, bucket, drop_remainder,
-                        static_length, shuffle=True) -> tf.data.Dataset:
-        return cached_token_dataset(examples.path, examples.targets, batch_size, shuffle, seed)
-
-    def evaluation_dataset(self, examples, batch_size: int) -> tf.data.Dataset:
-        return cached_token_dataset(examples.path, examples.targets, batch_size)
 
     def outputs_on(self, dataset: tf.data.Dataset) -> list[np.ndarray]:
         return per_word_outputs(self, dataset)
