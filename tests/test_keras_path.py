@@ -113,6 +113,18 @@ def test_user_optimizer_is_the_base_that_group_multipliers_scale(tiny_encoder):
     assert sorted(rates) == [0.0625, 0.125, 0.25, 0.5]
 
 
+def test_fit_takes_a_tf_data_set_of_strings_and_label_ids(keras_model, reviews):
+    import tensorflow as tf
+
+    model, _, _ = keras_model
+    texts, labels = reviews
+    ids = np.asarray([model.label_names.index(y) for y in labels[:32]], np.int32)
+    head = model.get_layer("head").weights[0].numpy().copy()
+    dataset = tf.data.Dataset.from_tensor_slices((texts[:32], ids))  # tokenised by the model's pipeline
+    model.fit(dataset, batch_size=16, epochs=1, verbose=0)
+    assert not np.allclose(head, model.get_layer("head").weights[0].numpy())
+
+
 # -- every train flag x every task ----------------------------------------------------------------------
 TASKS = {
     "single_label": [], "multi_label": ["--task", "multi_label"], "regression": ["--task", "regression"],

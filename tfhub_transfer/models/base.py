@@ -335,7 +335,10 @@ class TaskModel(tf_keras.Model):
             steps = cardinality if cardinality > 0 else None
         elif steps is None and x is not None:
             steps = -(-len(tf.nest.flatten(x)[0]) // batch)
-        if steps and self._schedule.set_total_steps(steps * epochs):
+        start = int(self.optimizer.iterations.numpy())
+        # Unknown length: keep the last one, but start this fit's own warmup and decay where it begins.
+        total = steps * epochs if steps else self._schedule.total_steps
+        if self._schedule.set_total_steps(total, start):
             self.train_function = None
 
     def transfer_callbacks(self, given: Sequence) -> list:

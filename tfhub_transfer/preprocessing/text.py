@@ -131,10 +131,10 @@ def make_dataset(
         dataset = dataset.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.ragged_batch(batch_size).map(_packer(preprocessor, seq_length),
                                                    num_parallel_calls=AUTOTUNE)
-    if not isinstance(texts, tf.data.Dataset):
-        # Unbatching loses the size; restoring it gives Keras real progress bars.
-        batches = -(-len(texts) // batch_size)
-        dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
+    count = int(texts.cardinality()) if isinstance(texts, tf.data.Dataset) else len(texts)
+    if count >= 0:
+        # Unbatching loses the size; restoring it gives Keras real progress bars (and schedules a length).
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(-(-count // batch_size)))
     if labels is None and not isinstance(texts, tf.data.Dataset):
         dataset = dataset.map(lambda inputs, _: inputs)
     return dataset.prefetch(AUTOTUNE)

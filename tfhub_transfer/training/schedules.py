@@ -136,19 +136,22 @@ class DeferredSchedule(tf_keras.optimizers.schedules.LearningRateSchedule):
         self.warmup_fraction = float(warmup_fraction)
         self.fixed = total_steps is not None
         self.total_steps = int(total_steps or 1)
+        self.start_step = 0
         self.inner = make_schedule(name, peak, self.total_steps, warmup_fraction)
 
-    def set_total_steps(self, total_steps: int) -> bool:
-        """Sets the length unless it was fixed; True when it changed (the train function must retrace)."""
-        if self.fixed or int(total_steps) == self.total_steps:
+    def set_total_steps(self, total_steps: int, start_step: int = 0) -> bool:
+        """Sizes the schedule for a `fit` of `total_steps` that starts at optimizer step `start_step` (a later
+        `fit` on the same model runs its own warmup and decay), unless the length was fixed at creation.
+        True when it changed (the train function must retrace)."""
+        if self.fixed or (int(total_steps), int(start_step)) == (self.total_steps, self.start_step):
             return False
-        self.total_steps = int(total_steps)
+        self.total_steps, self.start_step = int(total_steps), int(start_step)
         self.inner = make_schedule(self.name, self.peak, self.total_steps, self.warmup_fraction)
         return True
 
     def __call__(self, step):
         if callable(self.inner):
-            return self.inner(step)
+            return self.inner(tf.cast(step, tf.int64) - self.start_step)
         return tf.constant(self.inner, tf.float32)
 
     def get_config(self) -> dict:
