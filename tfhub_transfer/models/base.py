@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Sequence
@@ -98,6 +99,14 @@ class TaskModel(tf_keras.Model):
         self._compile_options: dict | None = None
         self._schedule: DeferredSchedule | None = None
         self._stale_compile = False
+
+    # -- config: the constructor's arguments (keras-hub style), so from_config rebuilds the model --------
+    def get_config(self) -> dict:
+        return {"config": dataclasses.asdict(self.config), "label_names": self.label_names, "name": self.name}
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects=None):
+        return cls(**config)
 
     # -- what the task is -------------------------------------------------------------------------
     @property

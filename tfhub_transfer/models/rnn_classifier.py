@@ -147,12 +147,8 @@ class RnnClassifier(StringInputModel):
         return cls(config, train_texts=train_texts, vectors=loaded, label_names=labels)
 
     def get_config(self) -> dict:
-        return {"config": dataclasses.asdict(self.config), "vocabulary": self.vocabulary,
-                "embedding_dim": self.embedding_dim, "label_names": self.label_names, "name": self.name}
-
-    @classmethod
-    def from_config(cls, config: dict, custom_objects=None) -> RnnClassifier:
-        return cls(**config)
+        # The vocabulary and width rebuild the embedding without reading the vectors again.
+        return {**super().get_config(), "vocabulary": self.vocabulary, "embedding_dim": self.embedding_dim}
 
 
 def build_rnn_classifier(train_texts: Sequence[str], num_classes: int, vectors=None, embedding_mode: str = "init",

@@ -127,13 +127,6 @@ class TextClassifier(TaskModel):
             raise ConfigError(f"{len(labels)} label names for {num_classes} classes")
         return cls(ClassifierConfig(num_classes=num_classes, encoder=encoder, **options), labels)
 
-    def get_config(self) -> dict:
-        return {"config": dataclasses.asdict(self.config), "label_names": self.label_names, "name": self.name}
-
-    @classmethod
-    def from_config(cls, config: dict, custom_objects=None) -> TextClassifier:
-        return cls(**config)
-
     # -- data in ----------------------------------------------------------------------------------
     def _texts(self, x) -> tuple[list[str], list[str] | None]:
         if self.config.pair:

@@ -55,10 +55,3 @@ class TextEmbeddingClassifier(StringInputModel):
         super().__init__(inputs=text, outputs=logits, name=kwargs.pop("name", "text_embedding_classifier"),
                          **kwargs)
         self._setup(config, mode, None, None, label_names)
-
-    def get_config(self) -> dict:
-        return {"config": dataclasses.asdict(self.config), "label_names": self.label_names, "name": self.name}
-
-    @classmethod
-    def from_config(cls, config: dict, custom_objects=None) -> TextEmbeddingClassifier:
-        return cls(**config)

@@ -82,12 +82,6 @@ class TokenClassifier(TaskModel):
             raise ConfigError("give the tag names (tags=[...]) or num_tags")
         return cls(TaggerConfig(num_tags=num_tags, encoder=encoder, **options), tags)
 
-    def get_config(self) -> dict:
-        return {"config": dataclasses.asdict(self.config), "label_names": self.label_names, "name": self.name}
-
-    @classmethod
-    def from_config(cls, config: dict, custom_objects=None) -> TokenClassifier:
-        return cls(**config)
 
     @property
     def tag_index(self) -> dict[str, int]:
