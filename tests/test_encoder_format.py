@@ -94,3 +94,25 @@ def test_training_flag_switches_dropout(tiny_encoder, preprocessor):
     c = loaded(inputs, training=True)["sequence_output"]
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c)
+
+
+def test_serving_default_signature_gives_the_default_call_values(tiny_encoder, preprocessor):
+    """As on published Hub encoders: `signature="serving_default"` with an `output_key` works."""
+    inputs = preprocessor.bert_pack_inputs([preprocessor.tokenize(tf.constant(["the film", "a b c"]))],
+                                           seq_length=16)
+    default = hub.KerasLayer(str(tiny_encoder / "encoder"))(inputs)
+    served = hub.KerasLayer(str(tiny_encoder / "encoder"), signature="serving_default", output_key="pooled_output")
+    np.testing.assert_allclose(served(dict(inputs)), default["pooled_output"], atol=1e-6)
+    outputs = served.resolved_object.signatures["serving_default"](**inputs)
+    assert set(outputs) == {"pooled_output", "default", "cls_pooled_output", "sequence_output", "embedding_output",
+                            "encoder_outputs_0", "encoder_outputs_1"}
+    np.testing.assert_allclose(outputs["encoder_outputs_1"], default["encoder_outputs"][1], atol=1e-6)
+    np.testing.assert_array_equal(default["cls_pooled_output"], default["pooled_output"])  # a BERT pooler
+
+
+def test_encoder_carries_model_garden_vocab_file_and_do_lower_case(tiny_encoder):
+    loaded = hub.load(str(tiny_encoder / "encoder"))
+    vocab = tf.io.read_file(loaded.vocab_file.asset_path).numpy().decode("utf-8")
+    assert vocab == (tiny_encoder / "vocab.txt").read_text(encoding="utf-8")
+    assert loaded.do_lower_case.dtype == tf.bool and bool(loaded.do_lower_case.numpy())
+    assert not any("do_lower_case" in w.name for w in hub.KerasLayer(loaded, trainable=True).weights)

@@ -3,6 +3,7 @@
 import time
 
 import pytest
+from shared_encoders import shared_tiny_bert
 
 from tfhub_transfer.encoders.resolve import catalogue, resolve_encoder
 from tfhub_transfer.errors import EncoderError
@@ -51,9 +52,7 @@ def test_unknown_name_and_bare_encoder(tiny_encoder, tmp_path):
 
 
 def test_vocabulary_mismatch_is_reported(tiny_encoder, tmp_path):
-    from tfhub_transfer.encoders.build.tiny import write_tiny_bert
-
-    other = write_tiny_bert(tmp_path / "other", texts=["completely different words here"])
+    other = shared_tiny_bert(texts=["completely different words here"])
     with pytest.raises(EncoderError, match="do not belong together"):
         TextClassifier.from_encoder(str(tiny_encoder), preprocessor=str(other / "preprocessor"))
 

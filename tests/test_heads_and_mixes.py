@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
+from shared_encoders import shared_tiny_bert
 
 from tfhub_transfer.config import TrainConfig
 from tfhub_transfer.data.tables import read_table
@@ -73,10 +74,8 @@ def test_sentence_pairs_use_the_second_segment(reviews, tiny_encoder, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def four_layer_encoder(tmp_path_factory):
-    from tfhub_transfer.encoders.build.tiny import write_tiny_bert
-
-    return write_tiny_bert(tmp_path_factory.mktemp("four") / "tiny4", num_layers=4)
+def four_layer_encoder():
+    return shared_tiny_bert(num_layers=4)
 
 
 @pytest.mark.parametrize("mix", LAYER_MIXES)

@@ -3,13 +3,12 @@ files so that parallel test workers share them)."""
 
 import pytest
 from notebook_helpers import execute, last_output, notebook_env
+from shared_encoders import shared_tiny_bert
 
 
 @pytest.mark.slow
 def test_feature_based_notebook(tmp_path):
-    from tfhub_transfer.encoders.build.tiny import write_tiny_bert
-
-    encoder = write_tiny_bert(tmp_path / "tiny4", num_layers=4)
+    encoder = shared_tiny_bert(num_layers=4)
     env = notebook_env(tmp_path / "out", encoder=encoder, epochs=3, lr="3e-3",
                        TFHUB_TRANSFER_CACHE=str(tmp_path / "cache"),
                        TFHUB_TRANSFER_NOTEBOOK_MIXES="embeddings,scalar_mix")  # two of the six keep it short

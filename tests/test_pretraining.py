@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_hub as hub
+from shared_encoders import shared_tiny_bert
 
 from tfhub_transfer.data.corpus import read_corpus_lines
 from tfhub_transfer.jobs.pretrain import PretrainConfig, pretrain
@@ -107,10 +108,8 @@ def topic_corpus(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def topic_encoder(topic_corpus, tmp_path_factory):
-    from tfhub_transfer.encoders.build.tiny import write_tiny_bert
-
-    return write_tiny_bert(tmp_path_factory.mktemp("enc") / "tiny-topics", texts=topic_corpus[1])
+def topic_encoder(topic_corpus):
+    return shared_tiny_bert(texts=list(topic_corpus[1]))
 
 
 @pytest.fixture(scope="module")

@@ -66,13 +66,16 @@ def test_steps_per_execution_gives_the_same_weights(tiny_encoder_no_dropout, tmp
         np.testing.assert_allclose(a, b, atol=1e-6)
 
 
+BF16_CPU = {"avx512f", "avx512_bf16"}  # as if this CPU had bf16 instructions (else --dtype bfloat16 falls back)
+
+
 def test_bfloat16_copy_is_written_once_and_matches_float32(tiny_encoder, preprocessor, tmp_path):
     source = tmp_path / "tiny"
     shutil.copytree(tiny_encoder, source)
-    copy = encoder_with_dtype(str(source), "bfloat16")
+    copy = encoder_with_dtype(str(source), "bfloat16", cpu_flags=BF16_CPU)
     assert copy == str(tmp_path / "tiny-bfloat16")
     stamp = (tmp_path / "tiny-bfloat16" / "encoder" / "saved_model.pb").stat().st_mtime_ns
-    assert encoder_with_dtype(str(source), "bfloat16") == copy
+    assert encoder_with_dtype(str(source), "bfloat16", cpu_flags=BF16_CPU) == copy
     assert (tmp_path / "tiny-bfloat16" / "encoder" / "saved_model.pb").stat().st_mtime_ns == stamp
     inputs = preprocessor.encode(TEXTS[:8], 64)
     full = hub.KerasLayer(str(source / "encoder"))(inputs)["sequence_output"]
@@ -87,4 +90,4 @@ def test_bfloat16_on_a_published_style_encoder_explains_hub_466(tiny_encoder, tm
     bare = tmp_path / "bare_encoder"
     shutil.copytree(tiny_encoder / "encoder", bare)
     with pytest.raises(EncoderError, match="tensorflow/hub#466"):
-        encoder_with_dtype(str(bare), "bfloat16", preprocessor=str(tiny_encoder / "preprocessor"))
+        encoder_with_dtype(str(bare), "bfloat16", preprocessor=str(tiny_encoder / "preprocessor"), cpu_flags=BF16_CPU)

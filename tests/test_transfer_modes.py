@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras
+from shared_encoders import shared_tiny_bert
 
 from tfhub_transfer.errors import ConfigError, EncoderError
 from tfhub_transfer.models.text_classifier import TextClassifier
@@ -15,11 +16,9 @@ LABELS = np.array([1, 0, 1, 0] * 8, np.int32)
 
 
 @pytest.fixture(scope="module")
-def still_encoder(tmp_path_factory):
+def still_encoder():
     """A tiny encoder without dropout, so two runs from the same weights see the same gradients."""
-    from tfhub_transfer.encoders.build.tiny import write_tiny_bert
-
-    return write_tiny_bert(tmp_path_factory.mktemp("still") / "tiny", dropout=0.0)
+    return shared_tiny_bert(dropout=0.0)
 
 
 def groups_snapshot(model):
@@ -43,7 +42,9 @@ def fit(model, epochs=1, batch_size=8, learning_rate=1e-2, optimizer="adamw", ca
     ("freeze_bottom:2", "partial", {"frozen_layers": 2}),
     ("gradual", "gradual", {"unfreeze_every_steps": None}),
     ("gradual:100", "gradual", {"unfreeze_every_steps": 100}),
-    ("discriminative", "discriminative", {"decay": pytest.approx(1 / 2.6)}),
+    ("discriminative", "discriminative", {"decay": None, "spread": 10.0, "head_epochs": 0.5}),
+    ("gradual", "gradual", {"spread": 1.0, "head_epochs": 0.5}),
+    ("finetune", "finetune", {"spread": 1.0, "head_epochs": 0.0, "has_phases": False}),
     ("discriminative:0.8", "discriminative", {"decay": 0.8}),
     ("slow_embeddings:0.01", "slow_embeddings", {"embedding_multiplier": 0.01}),
     ("reinit", "reinit", {}),
@@ -99,11 +100,13 @@ def test_frozen_groups_are_not_differentiated(tiny_encoder):
 
 
 def test_gradual_unfreezes_top_down_one_group_per_epoch(tiny_encoder):
+    from tfhub_transfer.transfer.unfreezing import GradualUnfreezing
+
     model = TextClassifier.from_encoder(str(tiny_encoder), mode="gradual", pooling="cls")
     snapshots = [groups_snapshot(model)]
     keep = tf_keras.callbacks.LambdaCallback(
         on_epoch_end=lambda e, logs: snapshots.append(groups_snapshot(model)))
-    fit(model, epochs=4, callbacks=[keep])
+    fit(model, epochs=4, callbacks=[GradualUnfreezing(), keep])  # ULMFiT's: one group per epoch
     changed = [changed_groups(a, b) for a, b in zip(snapshots, snapshots[1:])]
     assert changed == [[], ["pooler"], ["layer_1", "pooler"], ["layer_0", "layer_1", "pooler"]]
 

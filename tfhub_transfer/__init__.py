@@ -27,7 +27,8 @@ _EXPORTS = {
     # Data, encoders, export
     "LabelVocabulary": "data.tables", "load_labelled": "data.tables", "read_table": "data.tables",
     "EncoderSpec": "encoders.resolve", "resolve_encoder": "encoders.resolve",
-    "ExportedClassifier": "export.saved_model",
+    "ExportedClassifier": "export.saved_model", "open_export": "export.formats",
+    "TFLiteClassifier": "export.tflite", "OnnxClassifier": "export.onnx",
     # Errors
     "ConfigError": "errors", "DataError": "errors", "EncoderError": "errors", "TransferError": "errors",
     "TrainingDiverged": "errors",

@@ -16,6 +16,11 @@ from tfhub_transfer.errors import ConfigError
 
 HEAD_LEARNING_RATE = 1e-3  # what trains when the encoder is frozen: a new head (or RNN, mix)
 ENCODER_LEARNING_RATE = 5e-5  # fine-tuning a pretrained transformer
+CACHED_HEAD_EPOCHS = 50  # --feature-cache with the default --epochs: the head trains to convergence...
+CACHED_HEAD_PATIENCE = 5  # ...stopping after this many epochs without a better validation score
+PRETRAIN_EPOCHS = 1  # continued masked-LM pretraining (jobs.pretrain); its other defaults are train's
+PRETRAIN_HOLDOUT_FRACTION = 0.05
+CONTRASTIVE_LEARNING_RATE = 2e-5  # --mode contrastive: the encoder on pairs (SetFit's body rate)
 TASKS = ("single_label", "multi_label", "regression", "tokens")
 ARCHITECTURES = ("auto", "encoder", "rnn", "text_embedding")
 
@@ -39,6 +44,7 @@ class DataConfig:
     validation_fraction: float = 0.1
     max_train_examples: int | None = None  # a seeded random subset (tokens: the first N sentences)
     shuffle: bool = True
+    weight_column: str | None = None  # per-example training weights (numbers >= 0) read from this column
 
 
 @dataclasses.dataclass
@@ -52,7 +58,8 @@ class ModelConfig:
     layer_mix: str | None = None  # feature-based layer mix, see tfhub_transfer.layers.layer_mix
     dropout: float = 0.1
     seq_length: int = 128
-    dtype: str = "float32"  # encoder compute dtype: float32 | bfloat16 (encoders this package wrote)
+    dtype: str = "float32"  # encoder compute dtype: float32 | bfloat16 (encoders this package wrote; float32
+    # on a CPU without bf16 instructions, see encoders.dtypes)
     tagger_head: str = "dense"  # tokens task: dense | bilstm
     word_vectors: str | None = None  # word2vec / GloVe file -> an RNN classifier
     embedding_mode: str = "init"  # RNN: init | freeze | slow | random
@@ -61,6 +68,7 @@ class ModelConfig:
     rnn_units: int = 64
     max_tokens: int = 20_000
     text_embedding: str | None = None  # a TF Hub text-embedding module (strings -> vectors)
+    long_text: str = "truncate"  # truncate | windows:STRIDE (overlapping windows, pooled; see preprocessing.text)
 
 
 @dataclasses.dataclass
@@ -70,6 +78,10 @@ class TransferConfig:
     mode: str = "finetune"  # see tfhub_transfer.transfer.modes
     embedding_lr_multiplier: float | None = None
     feature_cache: bool = False  # freeze mode: encode once, train the mix + head from the cache
+    standardize_features: bool = True  # with the feature cache: the head trains on standardised features
+    tune_head: bool = False  # with the feature cache: sweep the head's L2 and learning rate, keep the best
+    frozen_epochs: float | None = None  # head-only epochs before the encoder trains; None: the mode's default
+    lr_mult: float | None = None  # discriminative/gradual: top group's rate / bottom group's; None: mode default
 
 
 @dataclasses.dataclass
@@ -83,6 +95,10 @@ class OptimizationConfig:
     schedule: str = "linear"  # linear (warmup + decay) | slanted_triangular | one_cycle | constant
     warmup_fraction: float = 0.1
     weight_decay: float = 0.01
+    head_learning_rate: float | None = None  # a new head's rate while the encoder is frozen; None: 1e-3
+    head_lr_multiplier: float = 1.0  # while the encoder trains, the head's rate is this x learning_rate
+    early_stopping: int = 0  # stop after this many epochs without a better validation score (0: never)
+    class_weight: str | dict | None = None  # "balanced", "label=weight,..." or {label: weight}
 
 
 @dataclasses.dataclass
@@ -95,9 +111,12 @@ class RuntimeConfig:
     jit_compile: bool = False  # XLA; slower on CPU for hub.KerasLayer encoders
     resume: bool | None = None  # None: resume from a backup in the run directory if there is one
     backup_every_steps: int = 200  # 0: no backups
+    keep_backups: bool = False  # keep the run's backup (its final state) after it finishes; else deleted
+    cache_dir: str | Path | None = None  # the package's cache; None: $TFHUB_TRANSFER_CACHE, else ~/.cache/...
     restore_best: bool = True  # end with the weights of the best validation epoch
     seed: int = 0
-    verbose: int = 1
+    verbose: int = 1  # 1: progress (bars on a terminal, a line per epoch in a log); 0: the header and result only
+    tensorboard: bool = True  # TensorBoard logs in the run directory (OUT/NAME/run/tensorboard)
     callbacks: list = dataclasses.field(default_factory=list)  # extra Keras callbacks for fit
 
 
@@ -108,6 +127,8 @@ class OutputConfig:
     name: str = "classifier"
     output_dir: str | Path = "saved_models"
     export: bool = True
+    export_format: str = "saved_model"  # saved_model | tflite | onnx (see export.formats)
+    quantize: str | None = None  # int8: dynamic-range int8 weights (tflite, onnx)
 
     @property
     def run_dir(self) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_subcommands(parser: argparse.ArgumentParser) -> None:
@@ -16,12 +17,22 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("convert", help="Hugging Face BERT checkpoint dir -> TF Hub format")
     p.add_argument("checkpoint_dir", help="holds config.json, model.safetensors, vocab.txt")
     p.add_argument("out_dir", help="writes OUT/encoder and OUT/preprocessor")
-    p.add_argument("--pooling", default="cls", choices=["cls", "first", "mean", "max"],
-                   help="pooling recorded as this encoder's default")
+    p.add_argument("--pooled-output", default="auto", choices=["auto", "pooler", "mean", "max", "first"],
+                   help="what the encoder's pooled_output is; auto: the pooling of a sentence-transformers "
+                        "checkpoint (1_Pooling/config.json), else BERT's [CLS] pooler. The [CLS] pooler is "
+                        "always cls_pooled_output too")
+    p.add_argument("--pooling", choices=["cls", "first", "mean", "max"],
+                   help="pooling recorded as this encoder's default (default: the one giving pooled_output)")
     _overwrite_flag(p)
     sub.add_parser("build-default", help="convert the built-in default encoder into the cache now")
     p = sub.add_parser("tiny", help="write a tiny random BERT (for tests and trials)")
     p.add_argument("out_dir")
+    p.add_argument("--texts", help="a UTF-8 text file (one text per line) whose words and characters make "
+                                   "the vocabulary (default: the demo reviews)")
+    p.add_argument("--cased", action="store_true",
+                   help="no lower-casing or accent stripping (keeps e.g. Hangul syllables whole)")
+    p.add_argument("--pooled-output", default="pooler", choices=["pooler", "mean", "max", "first"],
+                   help="mean: pooled_output is the masked mean, as in converted sentence-transformers models")
     _overwrite_flag(p)
     p = sub.add_parser("text-embedding", help="word vectors -> a TF Hub text-embedding SavedModel")
     p.add_argument("vectors", help="word2vec text/.bin or GloVe file")
@@ -58,7 +69,8 @@ def _info(args) -> int:
 def _convert(args) -> int:
     from tfhub_transfer.encoders.build.convert import convert_hf_checkpoint
 
-    out = convert_hf_checkpoint(args.checkpoint_dir, args.out_dir, {"pooling": args.pooling}, args.overwrite)
+    out = convert_hf_checkpoint(args.checkpoint_dir, args.out_dir, {"pooling": args.pooling}, args.overwrite,
+                                pooled_output=args.pooled_output)
     print(f"wrote {out}/encoder and {out}/preprocessor")
     return 0
 
@@ -71,9 +83,12 @@ def _build_default(args) -> int:
 
 
 def _tiny(args) -> int:
+    from tfhub_transfer.data.tables import read_text_file
     from tfhub_transfer.encoders.build.tiny import write_tiny_bert
 
-    print(write_tiny_bert(args.out_dir, overwrite=args.overwrite))
+    texts = read_text_file(Path(args.texts)).splitlines() if args.texts else None
+    print(write_tiny_bert(args.out_dir, texts, overwrite=args.overwrite, lower_case=not args.cased,
+                          pooled_output=args.pooled_output))
     return 0
 
 
@@ -94,28 +109,38 @@ def run(args) -> int:
     return handlers[args.encoders_command](args)
 
 
+_SHOWN_APART = ("config", "lower_case", "normalization", "pooled_output", "pooling", "name")
+
+
 def describe_encoder(spec, show_variables: bool = False) -> str:
-    """A human-readable summary: handles, sizes, parameter count, layer groups (and variables)."""
+    """A human-readable summary: handles, sizes, pooled output, casing, parameter count, layer groups
+    (and variables)."""
     import numpy as np
 
+    from tfhub_transfer.encoders.build.hub_writer import POOLED_OUTPUT_NOTES, normalization_note
     from tfhub_transfer.encoders.loading import load_encoder_layer, max_positions_of, vocab_size_of
     from tfhub_transfer.errors import EncoderError
     from tfhub_transfer.transfer.layer_groups import layer_groups
 
     layer = load_encoder_layer(spec, trainable=False)
     weights = layer.weights
-    lines = [
-        f"name:         {spec.name}",
-        f"encoder:      {spec.encoder}",
-        f"preprocessor: {spec.preprocessor}",
-        f"pooling:      {spec.pooling}",
-        f"vocab size:   {vocab_size_of(layer)}",
-        f"max positions:{max_positions_of(layer)}",
-        f"variables:    {len(weights)}, parameters: {sum(int(np.prod(w.shape)) for w in weights):,}",
+    info = {k: _json_value(v) for k, v in spec.info.items()}
+    pooled = info.get("pooled_output", "pooler" if info else None)
+    signatures = sorted(getattr(layer.resolved_object, "signatures", {}) or [])
+    notes = [
+        ("name", spec.name),
+        ("encoder", spec.encoder),
+        ("preprocessor", spec.preprocessor),
+        ("pooling", f"{spec.pooling} (the classifier's default; --pooling overrides it)"),
+        ("pooled_output", POOLED_OUTPUT_NOTES.get(pooled, "not recorded (published BERT encoders: the [CLS] pooler)")),
+        ("casing", normalization_note(_lower_case(spec, info))),
+        ("signatures", ", ".join(signatures) or "none"),
+        ("vocab size", vocab_size_of(layer)),
+        ("max positions", max_positions_of(layer)),
+        ("variables", f"{len(weights)}, parameters: {sum(int(np.prod(w.shape)) for w in weights):,}"),
     ]
-    for key, value in spec.info.items():
-        if key not in ("config",):
-            lines.append(f"{key + ':':14}{value}")
+    notes += [(key, value) for key, value in info.items() if key not in _SHOWN_APART]
+    lines = [f"{label + ':':14} {value}" for label, value in notes]
     try:
         lines += ["layer groups (bottom to top):", layer_groups(weights, spec.name).describe()]
     except EncoderError as err:
@@ -123,3 +148,26 @@ def describe_encoder(spec, show_variables: bool = False) -> str:
     if show_variables:
         lines += [f"  {w.name} {list(w.shape)}" for w in weights]
     return "\n".join(lines)
+
+
+def _json_value(text: str):
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _lower_case(spec, info: dict) -> bool | None:
+    """From the metadata this package writes, else the preprocessor's legacy `do_lower_case` variable."""
+    if "lower_case" in info:
+        return bool(info["lower_case"])
+    try:
+        import tensorflow_hub as hub
+        import tensorflow_text  # noqa: F401  (the preprocessor's ops)
+
+        flag = getattr(hub.load(spec.preprocessor), "do_lower_case", None)
+        return None if flag is None else bool(flag.numpy())
+    except Exception:  # informational only: an unreadable preprocessor shows as "unknown"
+        return None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import traceback
@@ -11,70 +10,146 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import tfhub_transfer.cli.cache as cache_command  # noqa: E402
+import tfhub_transfer.cli.lr_find as lr_find  # noqa: E402
+import tfhub_transfer.cli.serve_check as serve_check  # noqa: E402
+from tfhub_transfer.config import (  # noqa: E402  (light: no TensorFlow, so --help stays fast)
+    ARCHITECTURES,
+    CONTRASTIVE_LEARNING_RATE,
+    ENCODER_LEARNING_RATE,
+    HEAD_LEARNING_RATE,
+    PRETRAIN_EPOCHS,
+    PRETRAIN_HOLDOUT_FRACTION,
+    TASKS,
+    field_default,
+)
 from tfhub_transfer.errors import TransferError  # noqa: E402
 
 
 def _add_data_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--text-column", default="text", help="column holding the text (default: text)")
-    p.add_argument("--label-column", default="label", help="column holding the label (default: label)")
+    p.add_argument("--text-column", default=field_default("text_column"), help="column holding the text")
+    p.add_argument("--label-column", default=field_default("label_column"), help="column holding the label")
 
 
 def _add_training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train", required=True, help="training file (.csv, .tsv, .jsonl; CoNLL for tokens)")
-    p.add_argument("--valid", help="validation file; default: hold out --validation-fraction")
+    p.add_argument("--valid", help="validation file (default: hold out --validation-fraction of --train)")
     _add_data_flags(p)
-    p.add_argument("--task", default="single_label",
-                   choices=["single_label", "multi_label", "regression", "tokens"],
+    p.add_argument("--task", default=field_default("task"), choices=TASKS,
                    help="tokens = token classification (NER) on CoNLL column files")
-    p.add_argument("--text-b-column", help="second text column: sentence-pair input")
-    p.add_argument("--label-separator", default=",", help="multi_label: separator of label names")
+    p.add_argument("--text-b-column", help="second text column: sentence-pair input (default: single texts)")
+    p.add_argument("--label-separator", default=field_default("label_separator"),
+                   help="multi_label: separator of label names")
     p.add_argument("--layer-mix", choices=["embeddings", "last", "second_to_last", "sum_last4",
                                            "concat_last4", "scalar_mix"],
-                   help="feature-based layer mix (BERT section 5.3); default: the encoder's outputs")
+                   help="feature-based layer mix (BERT section 5.3) (default: the encoder's outputs)")
     p.add_argument("--feature-cache", action="store_true",
                    help="freeze mode: encode the data once and train the mix + head from the cache")
-    p.add_argument("--tagger-head", default="dense", choices=["dense", "bilstm"], help="tokens task head")
+    p.add_argument("--tagger-head", default=field_default("tagger_head"), choices=["dense", "bilstm"],
+                   help="tokens task head")
     p.add_argument("--max-sentences", type=int, help="tokens task: use the first N sentences (same as "
-                   "--max-train-examples)")
-    p.add_argument("--encoder", default="default", help="default, a catalogue name, a path or a hub handle")
-    p.add_argument("--preprocessor", help="the matching preprocessor, for a bare encoder SavedModel")
-    p.add_argument("--mode", default="finetune",
+                   "--max-train-examples) (default: all)")
+    p.add_argument("--encoder", default=field_default("encoder"),
+                   help="default, a catalogue name, a path or a hub handle")
+    p.add_argument("--preprocessor", help="the matching preprocessor, for a bare encoder SavedModel "
+                   "(default: the one the encoder names)")
+    p.add_argument("--mode", default=field_default("mode"),
                    help="transfer mode: freeze | finetune | partial:K | gradual[:STEPS] | "
-                        "discriminative[:DECAY] | slow_embeddings:FACTOR | reinit")
+                        "discriminative[:DECAY] | slow_embeddings:FACTOR | reinit | contrastive[:ITERATIONS] "
+                        "(few-shot, SetFit: the encoder tuned on ITERATIONS positive and negative pairs per "
+                        "example for --epochs, then the head fitted on its embeddings)")
     p.add_argument("--embedding-lr-multiplier", type=float,
-                   help="scale the embeddings' learning rate (e.g. 0.01 for slow embeddings)")
-    p.add_argument("--architecture", default="auto", choices=["auto", "encoder", "rnn", "text_embedding"],
+                   help="scale the embeddings' learning rate, e.g. 0.01 for slow embeddings (default: the "
+                        "rate the mode gives them)")
+    p.add_argument("--architecture", default=field_default("architecture"), choices=ARCHITECTURES,
                    help="auto: rnn with --word-vectors, text_embedding with --text-embedding, else encoder")
-    p.add_argument("--word-vectors", help="word2vec (text or .bin) / GloVe file for an RNN classifier")
-    p.add_argument("--embedding-mode", default="init", choices=["init", "freeze", "slow", "random"],
+    p.add_argument("--word-vectors", help="word2vec (text or .bin) / GloVe file for an RNN classifier "
+                   "(default: none)")
+    p.add_argument("--embedding-mode", default=field_default("embedding_mode"),
+                   choices=["init", "freeze", "slow", "random"],
                    help="how the RNN's embedding uses the vectors (random = no vectors)")
-    p.add_argument("--slow-factor", type=float, default=0.01,
+    p.add_argument("--slow-factor", type=float, default=field_default("slow_factor"),
                    help="embedding LR factor for --embedding-mode slow")
-    p.add_argument("--rnn", default="bilstm", choices=["bilstm", "lstm", "gru", "bigru"])
-    p.add_argument("--rnn-units", type=int, default=64)
-    p.add_argument("--max-tokens", type=int, default=20_000, help="RNN vocabulary size")
-    p.add_argument("--text-embedding", help="a TF Hub text-embedding module (strings -> vectors)")
-    p.add_argument("--optimizer", default="adamw", choices=["adamw", "adam", "sgd"])
-    p.add_argument("--schedule", default="linear",
+    p.add_argument("--rnn", default=field_default("rnn"), choices=["bilstm", "lstm", "gru", "bigru"],
+                   help="RNN classifier: the recurrent layer")
+    p.add_argument("--rnn-units", type=int, default=field_default("rnn_units"), help="RNN classifier: units")
+    p.add_argument("--max-tokens", type=int, default=field_default("max_tokens"), help="RNN vocabulary size")
+    p.add_argument("--text-embedding", help="a TF Hub text-embedding module (strings -> vectors) "
+                   "(default: none)")
+    p.add_argument("--optimizer", default=field_default("optimizer"), choices=["adamw", "adam", "sgd"],
+                   help="optimizer (adamw: Adam with decoupled weight decay)")
+    p.add_argument("--schedule", default=field_default("schedule"),
                    choices=["linear", "slanted_triangular", "one_cycle", "constant"],
                    help="learning-rate schedule (linear = warmup then linear decay)")
-    p.add_argument("--pooling", choices=["cls", "first", "mean", "max"], help="default: the encoder's own")
-    p.add_argument("--dropout", type=float, default=0.1)
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, help="peak learning rate (default 1e-3 freeze, 5e-5 finetune)")
-    p.add_argument("--warmup-fraction", type=float, default=0.1)
-    p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--seq-length", type=int, default=128, help="longest packed input, in word pieces")
-    p.add_argument("--validation-fraction", type=float, default=0.1)
-    p.add_argument("--max-train-examples", type=int, help="train on a random subset of this size")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--pooling", choices=["cls", "first", "mean", "max"],
+                   help="how token vectors become one (default: the encoder's own)")
+    p.add_argument("--dropout", type=float, default=field_default("dropout"), help="dropout before the head")
+    p.add_argument("--epochs", type=int, default=field_default("epochs"), help="passes over the training data")
+    p.add_argument("--batch-size", type=int, default=field_default("batch_size"),
+                   help="examples per step (per replica)")
+    p.add_argument("--lr", type=float, help=f"peak learning rate (default: {ENCODER_LEARNING_RATE:g} when the "
+                   f"encoder trains, {HEAD_LEARNING_RATE:g} when only a head does: --mode freeze, RNN, "
+                   f"text embedding; {CONTRASTIVE_LEARNING_RATE:g} for the pair fit of --mode contrastive)")
+    p.add_argument("--warmup-fraction", type=float, default=field_default("warmup_fraction"),
+                   help="share of the steps spent warming the learning rate up")
+    p.add_argument("--weight-decay", type=float, default=field_default("weight_decay"), help="AdamW weight decay")
+    p.add_argument("--seq-length", type=int, default=field_default("seq_length"),
+                   help="longest packed input, in word pieces")
+    p.add_argument("--validation-fraction", type=float, default=field_default("validation_fraction"),
+                   help="share of --train held out when there is no --valid")
+    p.add_argument("--max-train-examples", type=int, help="train on a random subset of this size (default: all)")
+    _add_recipe_flags(p)
+    _add_phase_flags(p)
+    p.add_argument("--seed", type=int, default=field_default("seed"), help="seed of data order and weights")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress (the one-line header, the speed and the result still print)")
+    p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=field_default("tensorboard"),
+                   help="write TensorBoard logs to OUT/NAME/run/tensorboard (tensorboard --logdir there)")
     _add_speed_flags(p)
 
 
+def _add_phase_flags(p: argparse.ArgumentParser) -> None:
+    """The head's own learning rates, head-first epochs, discriminative spread, long texts, head tuning."""
+    p.add_argument("--head-lr", dest="head_lr", type=float, default=field_default("head_learning_rate"),
+                   help=f"the new head's peak learning rate while the encoder is frozen (--mode freeze, the "
+                        f"head-first epochs) (default: {HEAD_LEARNING_RATE:g}; in freeze mode --lr if given)")
+    p.add_argument("--head-lr-multiplier", type=float, default=field_default("head_lr_multiplier"),
+                   help="while the encoder trains, the head's rate is this x --lr")
+    p.add_argument("--frozen-epochs", type=float, default=field_default("frozen_epochs"),
+                   help="epochs (fractions allowed) that train the head alone before the encoder, counted in "
+                        "--epochs (default: 0.5 for gradual and discriminative, else 0)")
+    p.add_argument("--lr-mult", type=float, default=field_default("lr_mult"),
+                   help="discriminative / gradual: the top layer group trains at --lr, the embeddings at "
+                        "--lr / LR_MULT, geometrically between; without --lr the top rate is 5e-5 x sqrt(LR_MULT), "
+                        "centring the spread on 5e-5 (default: 10 for discriminative, 1 for gradual)")
+    p.add_argument("--long-text", default=field_default("long_text"),
+                   help="texts longer than --seq-length: truncate, or windows:STRIDE[:logits] (overlapping "
+                        "windows every STRIDE word pieces, encoded one by one; the mean of their features, "
+                        "or of their logits)")
+    p.add_argument("--no-standardize-features", dest="standardize_features", action="store_false",
+                   default=field_default("standardize_features"),
+                   help="with --feature-cache: train the head on the raw features (default: standardised, "
+                        "each centred and scaled by its spread on the training set, folded into the head)")
+    p.add_argument("--tune-head", action="store_true", default=field_default("tune_head"),
+                   help="with --feature-cache: sweep the head's L2 and learning rate on the validation set "
+                        "and keep the best (the chosen values are printed and saved with the metrics)")
+
+
+def _add_recipe_flags(p: argparse.ArgumentParser) -> None:
+    from tfhub_transfer.config import field_default
+
+    p.add_argument("--early-stopping", type=int, metavar="PATIENCE", default=field_default("early_stopping"),
+                   help="stop after PATIENCE epochs without a better validation score and keep the best "
+                        "epoch's weights (0: train every epoch)")
+    p.add_argument("--class-weight", default=field_default("class_weight"),
+                   help="single_label: 'balanced' (n / (classes x count)) or label=weight pairs, e.g. "
+                        "positive=1,negative=5 (unnamed classes weigh 1) (default: every class weighs 1)")
+    p.add_argument("--weight-column", default=field_default("weight_column"),
+                   help="column of per-example training weights (numbers >= 0) (default: every example weighs 1)")
+
+
 def _add_distribution_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--distribution", default="auto",
+    p.add_argument("--distribution", default=field_default("distribution"),
                    choices=["auto", "one_device", "mirrored", "multi_worker", "tpu"],
                    help="tf.distribute strategy; auto: TPU if one answers, several GPUs -> mirrored, "
                         "else one device; multi_worker reads TF_CONFIG. --batch-size is per replica")
@@ -82,13 +157,13 @@ def _add_distribution_flag(p: argparse.ArgumentParser) -> None:
 
 def _add_speed_flags(p: argparse.ArgumentParser) -> None:
     _add_distribution_flag(p)
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+    p.add_argument("--dtype", default=field_default("dtype"), choices=["float32", "bfloat16"],
                    help="encoder compute dtype; bfloat16 writes (once) and uses a mixed_bfloat16 copy "
                         "of an encoder this package wrote (not possible for published Hub encoders)")
     p.add_argument("--no-bucket", action="store_true",
                    help="do not group similar lengths into batches (each batch is still padded only "
                         "to its own longest row)")
-    p.add_argument("--steps-per-execution", type=int, default=1,
+    p.add_argument("--steps-per-execution", type=int, default=field_default("steps_per_execution"),
                    help="training steps per tf.function call (fewer Python round trips)")
     p.add_argument("--jit-compile", action="store_true",
                    help="XLA-compile the train step (can help on GPU/TPU; slower on CPU)")
@@ -98,8 +173,14 @@ def _add_speed_flags(p: argparse.ArgumentParser) -> None:
                              "without either flag a backup there is resumed automatically")
     resume.add_argument("--no-resume", dest="resume", action="store_false",
                         help="discard any backup in the output directory and start over")
-    p.add_argument("--backup-every", type=int, default=200,
+    p.add_argument("--backup-every", type=int, default=field_default("backup_every_steps"),
                    help="back up the training state every N steps (0: never)")
+    p.add_argument("--keep-backups", action="store_true", default=field_default("keep_backups"),
+                   help="keep the backup (OUT/NAME/run/backup, the finished state) when the run ends; by "
+                        "default it is deleted")
+    p.add_argument("--cache-dir", default=field_default("cache_dir"),
+                   help="where converted encoders and feature caches are kept (default: $TFHUB_TRANSFER_CACHE, "
+                        "else ~/.cache/tfhub_transfer); see `tfhub-transfer cache list`")
     p.add_argument("--no-restore-best", action="store_true",
                    help="keep the last epoch's weights instead of the best validation epoch's")
 
@@ -107,9 +188,21 @@ def _add_speed_flags(p: argparse.ArgumentParser) -> None:
 def _add_train_parser(sub) -> None:
     p = sub.add_parser("train", help="fine-tune an encoder classifier and export it")
     _add_training_flags(p)
-    p.add_argument("--name", default="classifier", help="model name: exports go to OUT/NAME/VERSION")
-    p.add_argument("--out", default="saved_models", help="export root (default: saved_models)")
+    p.add_argument("--name", default=field_default("name"), help="model name: exports go to OUT/NAME/VERSION")
+    p.add_argument("--out", default=field_default("output_dir"),
+                   help="output root: exports in OUT/NAME/VERSION, the run (and TensorBoard logs) in OUT/NAME/run")
     p.add_argument("--no-export", action="store_true", help="train and report only")
+    _add_format_flags(p, "--export-format")
+
+
+def _add_format_flags(p: argparse.ArgumentParser, format_flag: str) -> None:
+    p.add_argument(format_flag, dest="export_format", default=field_default("export_format"),
+                   choices=["saved_model", "tflite", "onnx"],
+                   help="saved_model and tflite take raw strings; onnx takes token ids (its tokenizer is "
+                        "written beside it)")
+    p.add_argument("--quantize", default=field_default("quantize"), choices=["int8"],
+                   help="tflite / onnx: dynamic-range int8 weights (smaller, usually faster on CPU) "
+                        "(default: float weights)")
 
 
 def _add_compare_parser(sub) -> None:
@@ -118,25 +211,32 @@ def _add_compare_parser(sub) -> None:
     p.add_argument("--modes", default="freeze,partial:3,gradual,discriminative,finetune,reinit",
                    help="comma-separated transfer modes")
     p.add_argument("--out", default="saved_models/compare", help="writes compare.md, .csv, .png here")
+    p.add_argument("--test", help="a labelled test file: each mode's test scores beside validation "
+                   "(default: validation only)")
 
 
 def _add_pretrain_parser(sub) -> None:
     p = sub.add_parser("pretrain", help="continue masked-LM pretraining on unlabelled text")
     p.add_argument("--corpus", nargs="+", required=True,
                    help="text files (one passage per line) or .csv/.tsv/.jsonl with --text-column")
-    p.add_argument("--text-column", help="column to read from labelled files (labels are ignored)")
-    p.add_argument("--encoder", default="default")
-    p.add_argument("--preprocessor")
+    p.add_argument("--text-column", help="column to read from labelled files, whose labels are ignored "
+                   "(default: none; plain text files need none)")
+    p.add_argument("--encoder", default=field_default("encoder"),
+                   help="default, a catalogue name, a path or a hub handle")
+    p.add_argument("--preprocessor", help="the matching preprocessor (default: the one the encoder names)")
     p.add_argument("--out", required=True, help="e.g. saved_models/encoders/NAME (versions inside)")
-    p.add_argument("--seq-length", type=int, default=128)
-    p.add_argument("--whole-word-masking", action="store_true")
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=5e-5)
-    p.add_argument("--holdout-fraction", type=float, default=0.05)
-    p.add_argument("--max-lines", type=int, help="read at most this many corpus lines")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--seq-length", type=int, default=field_default("seq_length"),
+                   help="tokens per packed sequence")
+    p.add_argument("--whole-word-masking", action="store_true", help="mask all pieces of a word together")
+    p.add_argument("--epochs", type=int, default=PRETRAIN_EPOCHS, help="passes over the corpus")
+    p.add_argument("--batch-size", type=int, default=field_default("batch_size"),
+                   help="sequences per step (per replica)")
+    p.add_argument("--lr", type=float, default=ENCODER_LEARNING_RATE, help="peak learning rate")
+    p.add_argument("--holdout-fraction", type=float, default=PRETRAIN_HOLDOUT_FRACTION,
+                   help="share of sequences held out to score masked accuracy and perplexity")
+    p.add_argument("--max-lines", type=int, help="read at most this many corpus lines (default: all)")
+    p.add_argument("--seed", type=int, default=field_default("seed"), help="seed of masking and data order")
+    p.add_argument("--quiet", action="store_true", help="no progress")
     _add_distribution_flag(p)
 
 
@@ -177,8 +277,15 @@ def _train_config(args, **overrides):
         seed=args.seed, verbose=0 if args.quiet else 1, distribution=args.distribution,
         dtype=args.dtype, bucket=not args.no_bucket, steps_per_execution=args.steps_per_execution,
         jit_compile=args.jit_compile, resume=args.resume, backup_every_steps=args.backup_every,
-        restore_best=not args.no_restore_best,
+        restore_best=not args.no_restore_best, early_stopping=args.early_stopping,
+        head_learning_rate=args.head_lr, head_lr_multiplier=args.head_lr_multiplier,
+        frozen_epochs=args.frozen_epochs, lr_mult=args.lr_mult, long_text=args.long_text, tune_head=args.tune_head,
+        standardize_features=args.standardize_features,
+        class_weight=args.class_weight, weight_column=args.weight_column,
+        tensorboard=args.tensorboard, keep_backups=args.keep_backups, cache_dir=args.cache_dir,
     )
+    if hasattr(args, "export_format"):  # train's own flags
+        values.update(export_format=args.export_format, quantize=args.quantize)
     values.update(overrides)
     return TrainConfig.of(**values)
 
@@ -203,11 +310,12 @@ def _cmd_study(args) -> int:
 
 
 def _cmd_compare(args) -> int:
-    from tfhub_transfer.jobs.compare import compare_modes, results_markdown
+    from tfhub_transfer.jobs.compare import compare_modes, recommendation, results_markdown
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    results = compare_modes(_train_config(args, export=False), modes, args.out)
+    results = compare_modes(_train_config(args, export=False), modes, args.out, test=args.test)
     print(results_markdown(results))
+    print(recommendation(results))
     print(f"wrote {args.out}/compare.md, compare.csv, compare.png")
     return 0
 
@@ -231,11 +339,13 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    from tfhub_transfer.jobs.evaluate import evaluate_exported
+    from tfhub_transfer.jobs.evaluate import evaluate_exported, format_report
 
-    report = evaluate_exported(args.model, args.data, args.text_column, args.label_column)
-    print(json.dumps({k: v for k, v in report.items() if k != "confusion_matrix"}, indent=2))
-    print("confusion matrix (rows true, columns predicted):", report["confusion_matrix"])
+    report = evaluate_exported(args.model, args.data, args.text_column, args.label_column, args.out)
+    print(format_report(report))
+    if args.out:
+        print(f"wrote {args.out}/metrics.json, confusion_matrix.png, errors.tsv ({report['misclassified']:,} "
+              "misclassified, highest loss first)")
     return 0
 
 
@@ -252,10 +362,10 @@ def _read_predict_inputs(args) -> list[str]:
 
 
 def _cmd_predict(args) -> int:
-    from tfhub_transfer.export.saved_model import ExportedClassifier
+    from tfhub_transfer.export.formats import open_export
 
     texts = _read_predict_inputs(args)
-    out = ExportedClassifier(args.model).predict(texts)
+    out = open_export(args.model).predict(texts)
     for text, label, probs in zip(texts, out["labels"], out["probabilities"]):
         print(f"{label}\t{probs.max():.3f}\t{text}")
     return 0
@@ -264,7 +374,7 @@ def _cmd_predict(args) -> int:
 def _cmd_export(args) -> int:
     from tfhub_transfer.models.saving import load
 
-    path = load(args.run).export(args.out, args.name, args.version)
+    path = load(args.run).export(args.out, args.name, args.version, args.export_format, args.quantize)
     print(f"exported to {path}")
     return 0
 
@@ -282,11 +392,21 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends "(default: X)" to each option's help; an option whose default is None or an off switch says
+    in its own help what leaving it out means, so "(default: None)" / "(default: False)" are not shown."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _with_defaults(add_parser):
     """Every subcommand's --help shows each option's default."""
 
     def add(*args, **kwargs):
-        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
         parser = add_parser(*args, **kwargs)
         parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                             help="show the full traceback of an error")
@@ -297,7 +417,8 @@ def _with_defaults(add_parser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="tfhub-transfer", description="Transfer learning on text with TF Hub encoders."
+        prog="tfhub-transfer", description="Transfer learning on text with TF Hub encoders.",
+        formatter_class=DefaultsHelpFormatter,
     )
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -309,30 +430,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="score an exported model on a labelled file")
     p.add_argument("--model", required=True, help="saved_models/NAME/VERSION")
-    p.add_argument("--data", required=True)
+    p.add_argument("--data", required=True, help="labelled file (.csv, .tsv, .jsonl)")
     _add_data_flags(p)
+    p.add_argument("--out", help="also write metrics.json, confusion_matrix.png and errors.tsv (misclassified "
+                   "examples, highest loss first) into this new directory (default: print only)")
 
     p = sub.add_parser("predict", help="classify strings with an exported model")
     p.add_argument("--model", required=True, help="saved_models/NAME/VERSION")
     p.add_argument("texts", nargs="*", help="texts to classify")
-    p.add_argument("--file", help="a text file (one per line) or a .csv/.tsv/.jsonl with --text-column")
-    p.add_argument("--text-column", default="text")
+    p.add_argument("--file", help="a text file (one per line) or a .csv/.tsv/.jsonl with --text-column "
+                   "(default: the texts given as arguments)")
+    p.add_argument("--text-column", default=field_default("text_column"), help="column holding the text")
 
-    p = sub.add_parser("export", help="re-export a training run as a raw-string SavedModel")
+    p = sub.add_parser("export", help="re-export a training run (SavedModel, TFLite or ONNX)")
     p.add_argument("--run", required=True, help="the run directory train wrote (OUT/NAME/run)")
-    p.add_argument("--out", default="saved_models")
-    p.add_argument("--name", default="classifier")
-    p.add_argument("--version", type=int, help="default: one above the highest existing")
+    p.add_argument("--out", default=field_default("output_dir"), help="export root")
+    p.add_argument("--name", default=field_default("name"), help="exports go to OUT/NAME/VERSION")
+    p.add_argument("--version", type=int, help="version number (default: one above the highest existing)")
+    _add_format_flags(p, "--format")
 
     p = sub.add_parser("encoders", help="list, inspect, convert or build encoders")
     from tfhub_transfer.cli.encoders import add_subcommands
 
     add_subcommands(p)
+    serve_check.add_parser(sub)
+    lr_find.add_parser(sub, _add_training_flags)
+    cache_command.add_parser(sub)
 
     p = sub.add_parser("demo", help="build the default encoder, fine-tune on the demo data, export, predict")
-    p.add_argument("--out", default="saved_models")
-    p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--encoder", default="default")
+    p.add_argument("--out", default=field_default("output_dir"), help="export root")
+    p.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs")
+    p.add_argument("--encoder", default=field_default("encoder"),
+                   help="default, a catalogue name, a path or a hub handle")
     return parser
 
 
@@ -340,6 +469,8 @@ COMMANDS = {
     "train": _cmd_train, "compare": _cmd_compare, "pretrain": _cmd_pretrain, "study-layers": _cmd_study,
     "evaluate": _cmd_evaluate, "predict": _cmd_predict,
     "export": _cmd_export, "encoders": _cmd_encoders, "demo": _cmd_demo,
+    "serve-check": serve_check.run, "cache": cache_command.run,
+    "lr-find": lambda args: lr_find.run(args, _train_config),
 }
 
 

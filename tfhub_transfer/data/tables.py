@@ -55,6 +55,7 @@ class TextTable:
     source: str
     locations: list[str]  # "line 12" or "row 'idx'", one per row
     texts_b: list[str] | None = None  # the second text of sentence pairs
+    weights: list[float] | None = None  # per-example training weights (--weight-column)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -69,6 +70,7 @@ class TextTable:
             self.source,
             [self.locations[i] for i in indices],
             None if self.texts_b is None else [self.texts_b[i] for i in indices],
+            None if self.weights is None else [self.weights[i] for i in indices],
         )
 
     @property
@@ -397,17 +399,21 @@ def read_table(
     text_column: str = "text",
     label_column: str | None = "label",
     text_b_column: str | None = None,
+    weight_column: str | None = None,
 ) -> TextTable:
-    """Reads text (a second text for pairs, and labels unless None) from a file, a DataFrame or TFDS.
+    """Reads text (a second text for pairs, labels unless None, per-example weights from `weight_column`)
+    from a file, a DataFrame or TFDS.
 
     A TFDS dataset is named `tfds:NAME[:SPLIT]` (e.g. `tfds:glue/sst2:validation`; default
     split `train`), with `text_column` / `label_column` naming its features.
     """
     if isinstance(source, str) and source.startswith("tfds:"):
         name, _, split = source[len("tfds:"):].partition(":")
+        if weight_column:
+            raise DataError(f"{source}: --weight-column reads a column of a file or DataFrame, not a TFDS dataset")
         table, names = load_tfds(name, split or "train", text_column, label_column)
         return table
-    wanted = [text_column] + [c for c in (text_b_column, label_column) if c]
+    wanted = [text_column] + [c for c in (text_b_column, label_column, weight_column) if c]
     if isinstance(source, pd.DataFrame):
         name, numbers_ok = "DataFrame", True
         _require_columns(list(source.columns), wanted, name)
@@ -423,7 +429,30 @@ def read_table(
     texts = _texts(columns[text_column], locations, name, text_column, numbers_ok)
     texts_b = _texts(columns[text_b_column], locations, name, text_b_column, numbers_ok) if text_b_column else None
     labels = _labels(columns[label_column], locations, name, label_column) if label_column else None
-    return TextTable(texts, labels, name, locations, texts_b)
+    weights = _weights(columns[weight_column], locations, name, weight_column) if weight_column else None
+    return TextTable(texts, labels, name, locations, texts_b, weights)
+
+
+def _weights(values: list, locations: list[str], source: str, column: str) -> list[float]:
+    """One finite number >= 0 per row (numbers written as text are read as numbers)."""
+    weights, wrong = [], []
+    for i, value in enumerate(values):
+        try:
+            if isinstance(value, bool) or (isinstance(value, str) and not _NUMBER.fullmatch(value.strip())):
+                raise ValueError(value)
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            number = math.nan
+        if not (math.isfinite(number) and number >= 0):
+            wrong.append(i)
+        weights.append(number)
+    if wrong:
+        shown = [f"{locations[i]} has {_shorten(values[i])}" for i in wrong]
+        raise DataError(
+            f"{source}: column {column!r} (--weight-column) must hold a number >= 0 in every row, but "
+            f"{len(wrong)} row(s) do not ({_shown(shown, len(wrong))}). Fill them in (1 is the usual weight)."
+        )
+    return weights
 
 
 def _integer_text(text: str) -> str | None:
@@ -552,6 +581,7 @@ class Examples:
     texts: list[str]
     targets: np.ndarray | None
     texts_b: list[str] | None = None
+    weights: np.ndarray | None = None  # per-example training weights
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -574,7 +604,8 @@ class LabelledSplits:
 
     @property
     def train_examples(self) -> Examples:
-        return Examples(self.train.texts, self.train_ids, self.train.texts_b)
+        weights = None if self.train.weights is None else np.asarray(self.train.weights, np.float32)
+        return Examples(self.train.texts, self.train_ids, self.train.texts_b, weights)
 
     @property
     def valid_examples(self) -> Examples:
@@ -607,15 +638,17 @@ def load_labelled(
     task: str = "single_label",
     text_b_column: str | None = None,
     label_separator: str = ",",
+    weight_column: str | None = None,
 ) -> LabelledSplits:
     """Reads, checks and encodes training (and validation) data for a task.
 
     `task` is `single_label`, `multi_label` (labels are `label_separator`-separated
-    names) or `regression` (numeric targets); `text_b_column` makes sentence pairs.
+    names) or `regression` (numeric targets); `text_b_column` makes sentence pairs; `weight_column`
+    gives each training example a weight (validation stays unweighted).
     """
     if task not in TASKS:
         raise DataError(f"task must be one of {TASKS}, not {task!r}")
-    train_table = read_table(train, text_column, label_column, text_b_column)
+    train_table = read_table(train, text_column, label_column, text_b_column, weight_column)
     if valid is None:
         train_table, valid_table = split_validation(train_table, validation_fraction, seed)
     else:

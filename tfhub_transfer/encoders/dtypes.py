@@ -7,6 +7,10 @@ fixtures, conversions, continued pretraining) carry their BERT config, so they c
 be rebuilt under `mixed_bfloat16` (bfloat16 matmuls, float32 variables, float32
 outputs) and saved again. The copy is written once, beside the float32 directory
 (`NAME-bfloat16`), and rewritten when the float32 weights change.
+
+bfloat16 pays only where the hardware computes it: a GPU, a TPU, or a CPU with bf16
+instructions (x86 `avx512_bf16` / `amx_bf16`, Arm `bf16`). Elsewhere TensorFlow emulates it,
+slower than float32, so `--dtype bfloat16` says so in one line and runs in float32.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from tfhub_transfer.encoders.build.hub_writer import (
     PREPROCESSOR_DIR,
     EncoderModule,
     _unique,
+    save_encoder_module,
 )
 from tfhub_transfer.encoders.resolve import read_metadata, resolve_encoder
 from tfhub_transfer.errors import ConfigError, EncoderError
@@ -34,13 +39,56 @@ from tfhub_transfer.files import atomic_directory
 
 DTYPES = ("float32", "bfloat16")
 _PAIR_FORMAT = "tfhub_transfer/bert-pair/1"
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 AVX-512 BF16 and AMX; Arm's Features line
 
 
-def encoder_with_dtype(name: str, dtype: str = "float32", preprocessor: str | None = None) -> str:
-    """`name` itself for float32; for bfloat16 the directory of its mixed_bfloat16 copy (made once)."""
+def read_cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str] | None:
+    """The CPU's feature flags (x86 `flags`, Arm `Features`), or None where they cannot be read."""
+    try:
+        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return None
+
+
+def _has_accelerator() -> bool:
+    return bool(tf.config.list_physical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+
+
+def bfloat16_fallback(cpu_flags: frozenset[str] | set[str] | None = None,
+                      accelerator: bool | None = None) -> str | None:
+    """Why bfloat16 would be emulated here (no GPU/TPU and no bf16 CPU instructions), or None when it is not.
+
+    `cpu_flags` and `accelerator` default to this machine's (/proc/cpuinfo; GPUs and TPUs TensorFlow sees).
+    Unknown flags (not Linux) count as capable: the request is kept.
+    """
+    if _has_accelerator() if accelerator is None else accelerator:
+        return None
+    flags = read_cpu_flags() if cpu_flags is None else frozenset(cpu_flags)
+    if flags is None or any(flag in flags for flag in BF16_CPU_FLAGS):
+        return None
+    return (f"this CPU has no bfloat16 instructions (none of {', '.join(BF16_CPU_FLAGS)} in its flags) and no "
+            "GPU or TPU is visible, so bfloat16 would be emulated and run slower than float32")
+
+
+def encoder_with_dtype(name: str, dtype: str = "float32", preprocessor: str | None = None,
+                       cpu_flags: frozenset[str] | set[str] | None = None, accelerator: bool | None = None) -> str:
+    """`name` itself for float32; for bfloat16 the directory of its mixed_bfloat16 copy (made once).
+
+    Where bfloat16 would be emulated (`bfloat16_fallback`), prints one line saying so and returns
+    `name`: the model computes in float32.
+    """
     if dtype not in DTYPES:
         raise ConfigError(f"--dtype must be one of {DTYPES}, not {dtype!r}")
     if dtype == "float32":
+        return name
+    reason = bfloat16_fallback(cpu_flags, accelerator)
+    if reason:
+        print(f"--dtype bfloat16: {reason}; using float32 instead.", flush=True)
         return name
     spec = resolve_encoder(name, preprocessor)
     source = Path(spec.encoder).parent
@@ -92,9 +140,11 @@ def write_compute_dtype_copy(source: Path, target: Path, dtype: str = "bfloat16"
     info = {**meta, "compute_dtype": dtype, "source_fingerprint": _fingerprint(source),
             "float32_source": str(source)}
     with atomic_directory(target, overwrite=True) as tmp:  # our own copy, rewritten when stale
-        tf.saved_model.save(EncoderModule(encoder, head), str(tmp / ENCODER_DIR))
+        vocab = source / "vocab.txt"
+        if vocab.exists():
+            shutil.copy(vocab, tmp / "vocab.txt")
+        module = EncoderModule(encoder, head, vocab if vocab.exists() else None, meta.get("lower_case"))
+        save_encoder_module(module, tmp / ENCODER_DIR)
         shutil.copytree(source / PREPROCESSOR_DIR, tmp / PREPROCESSOR_DIR)
-        if (source / "vocab.txt").exists():
-            shutil.copy(source / "vocab.txt", tmp / "vocab.txt")
         (tmp / METADATA_FILE).write_text(json.dumps(info, indent=2), encoding="utf-8")
     return target

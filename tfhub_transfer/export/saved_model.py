@@ -73,8 +73,10 @@ class _ClassifierServing(tf.Module):
         self.thresholds = tf.constant(
             list(thresholds) if thresholds else [0.5] * max(len(label_names), 1), tf.float32)
 
+        long_text = getattr(model, "long_text", None)  # long texts: the same windows as in training
+
         def run(text, text_b=None):
-            inputs = text if preprocessor is None else preprocessor.encode(text, seq_length, text_b)
+            inputs = text if preprocessor is None else preprocessor.encode(text, seq_length, text_b, long_text)
             return _serving_outputs(task, model(inputs, training=False), self.label_names, self.thresholds)
 
         if getattr(model.config, "pair", False):

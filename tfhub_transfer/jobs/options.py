@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import math
 
-from tfhub_transfer.config import TrainConfig, field_default
+from tfhub_transfer.config import TrainConfig, differs, field_default
 from tfhub_transfer.errors import ConfigError
+from tfhub_transfer.export.serving import check_format
 from tfhub_transfer.files import check_name
+from tfhub_transfer.preprocessing.text import LongText
+from tfhub_transfer.training.weighting import NO_CLASSES, parse_class_weight
 from tfhub_transfer.transfer.modes import TransferMode
 
-FLAG_NAMES = {"learning_rate": "--lr", "output_dir": "--out", "bucket": "--no-bucket",
+FLAG_NAMES = {"learning_rate": "--lr", "head_learning_rate": "--head-lr", "output_dir": "--out",
+              "standardize_features": "--no-standardize-features",
+              "bucket": "--no-bucket",
               "backup_every_steps": "--backup-every", "restore_best": "--no-restore-best",
               "export": "--no-export", "shuffle": "--no-shuffle", "verbose": "--quiet"}
 
-ENCODER_ONLY = {"preprocessor", "pooling", "layer_mix", "feature_cache", "dtype", "embedding_lr_multiplier"}
+ENCODER_ONLY = {"preprocessor", "pooling", "layer_mix", "feature_cache", "dtype", "embedding_lr_multiplier",
+                "head_learning_rate", "head_lr_multiplier", "frozen_epochs", "lr_mult", "long_text", "tune_head",
+                "standardize_features", "export_format", "quantize"}
+TAGGER_RECIPE = "a tagger takes the modes' default recipes (its config has no field for this option)"
 RNN_ONLY = {"word_vectors", "embedding_mode", "slow_factor", "rnn", "rnn_units", "max_tokens"}
 SENTENCE_ONLY = {"text_b_column", "label_separator", "text_column", "label_column", "pooling"}
 REFUSED = {
@@ -21,7 +29,12 @@ REFUSED = {
     "tokens": {**dict.fromkeys(SENTENCE_ONLY, "CoNLL files hold one word and its tag per line"),
                **dict.fromkeys(RNN_ONLY, "taggers are built on an encoder"),
                "text_embedding": "taggers are built on an encoder",
-               "pooling": "a tagger labels each word's first piece; there is nothing to pool"},
+               "pooling": "a tagger labels each word's first piece; there is nothing to pool",
+               **dict.fromkeys(("frozen_epochs", "lr_mult", "tune_head", "standardize_features"), TAGGER_RECIPE),
+               "long_text": "a tagger labels the words of each sentence (it splits none into windows)",
+               **dict.fromkeys(("export_format", "quantize"), "a tagger exports as a SavedModel (TFLite and ONNX "
+                                                          "exports are for sentence classifiers)"),
+               "class_weight": NO_CLASSES["tokens"], "weight_column": "CoNLL files have no columns to read it from"},
     "rnn": {**dict.fromkeys(ENCODER_ONLY, "it applies to encoder models, not word-vector RNNs"),
             "mode": "the RNN's transfer mode is --embedding-mode (init, freeze, slow, random)",
             "text_b_column": "the RNN classifier takes one text", "tagger_head": "it is for --task tokens",
@@ -33,7 +46,8 @@ REFUSED = {
                        "tagger_head": "it is for --task tokens"},
     "encoder": {**dict.fromkeys(RNN_ONLY - {"word_vectors"}, "it applies to word-vector RNNs (--word-vectors)"),
                 "tagger_head": "it is for --task tokens"},
-    "multi_label": {}, "single_label": {}, "regression": {},
+    "multi_label": {"class_weight": NO_CLASSES["multi_label"]}, "single_label": {},
+    "regression": {"class_weight": NO_CLASSES["regression"]},
 }
 RANGES = {  # field -> (low, high, low inclusive, what)
     "epochs": (1, None, True, "a whole number >= 1"), "batch_size": (1, None, True, "a whole number >= 1"),
@@ -46,6 +60,10 @@ RANGES = {  # field -> (low, high, low inclusive, what)
     "backup_every_steps": (0, None, True, "a whole number >= 0 (0: no backups)"),
     "embedding_lr_multiplier": (0, None, False, "a number > 0"), "slow_factor": (0, None, False, "a number > 0"),
     "rnn_units": (1, None, True, "a whole number >= 1"), "max_tokens": (3, None, True, "a whole number >= 3"),
+    "head_learning_rate": (0, None, False, "a number > 0"), "head_lr_multiplier": (0, None, False, "a number > 0"),
+    "frozen_epochs": (0, None, True, "a number of epochs >= 0 (fractions allowed)"),
+    "lr_mult": (1, None, True, "a number >= 1 (the top group's rate over the embeddings')"),
+    "early_stopping": (0, None, True, "a whole number of epochs >= 0 (0: never stop early)"),
 }
 
 
@@ -80,12 +98,53 @@ def check_options(config: TrainConfig) -> None:
     if kind == "rnn" and config.encoder != field_default("encoder"):
         raise ConfigError("--word-vectors builds a word-vector RNN, which uses no --encoder: give one of them")
     for field in config.changed():
-        reason = REFUSED.get(kind, {}).get(field) or REFUSED.get(task, {}).get(field)
+        by_kind = REFUSED.get(kind, {}).get(field)
+        reason = by_kind or REFUSED.get(task, {}).get(field)
         if reason:
-            where = f"--task {task}" if kind == task else f"{kind} models"
+            where = f"{kind} models" if by_kind and kind != task else f"--task {task}"
             raise ConfigError(f"{flag(field)} does not apply to {where}: {reason}")
     if kind == "text_embedding" and TransferMode.parse(config.mode).kind not in ("freeze", "finetune"):
         raise ConfigError(f"--mode {config.mode} does not apply to text_embedding models: a text-embedding "
                           "module has no layer groups; use freeze or finetune")
+    if TransferMode.parse(config.mode).kind == "contrastive" and (task in ("tokens", "regression")
+                                                                  or config.text_b_column):
+        what = "sentence pairs (--text-b-column)" if config.text_b_column else f"--task {task}"
+        raise ConfigError(f"--mode contrastive does not apply to {what}: it pairs single texts by their class "
+                          "labels (--task single_label or multi_label)")
+    parse_class_weight(config.class_weight)  # its syntax; the labels are checked once the data is read
+    check_export_options(config)
+    if config.early_stopping and not config.restore_best:
+        raise ConfigError("--early-stopping ends with the best epoch's weights; drop --no-restore-best "
+                          "(or --early-stopping)")
     if config.feature_cache and not str(config.mode).startswith(("freeze", "feature_extraction")):
         raise ConfigError("--feature-cache needs --mode freeze: the cached features are the frozen encoder's")
+    if kind in ("encoder", "tokens"):
+        check_recipe(config)
+
+
+def check_export_options(config: TrainConfig) -> None:
+    """The export format and quantisation fit each other and the model (TFLite / ONNX read one window)."""
+    check_format(config.export_format, config.quantize, "--export-format")
+    if config.export_format != "saved_model" and str(config.long_text).startswith("windows"):
+        raise ConfigError(f"--export-format {config.export_format} reads one window per text; a model trained "
+                          f"with --long-text {config.long_text} exports as saved_model")
+
+
+def check_recipe(config: TrainConfig) -> None:
+    """The transfer recipe's options fit the mode, and each other."""
+    mode = TransferMode.parse(config.mode, lr_mult=config.lr_mult, frozen_epochs=config.frozen_epochs)
+    if mode.encoder_trainable and mode.has_phases and mode.head_epochs >= config.epochs:
+        raise ConfigError(f"--frozen-epochs {mode.head_epochs:g} (mode {config.mode}) leaves none of --epochs "
+                          f"{config.epochs} for the encoder: raise --epochs or lower --frozen-epochs (or use "
+                          "--mode freeze)")
+    if not mode.encoder_trainable and differs(config.head_lr_multiplier, field_default("head_lr_multiplier")):
+        raise ConfigError("--head-lr-multiplier does not apply to --mode freeze: the encoder never trains; "
+                          "--head-lr (or --lr) sets the head's rate")
+    if config.tune_head and not config.feature_cache:
+        raise ConfigError("--tune-head sweeps the head on cached features: add --feature-cache (with --mode freeze)")
+    if not config.standardize_features and not config.feature_cache:
+        raise ConfigError("--no-standardize-features is about the head on cached features: add --feature-cache")
+    long_text = LongText.parse(config.long_text, config.seq_length, config.text_b_column is not None)
+    if long_text.windowed and config.feature_cache:
+        raise ConfigError(f"--long-text {config.long_text} does not apply to --feature-cache: the cache holds one "
+                          "feature vector per text, from its first seq_length pieces; drop one of them")

@@ -20,7 +20,13 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from tfhub_transfer.config import ENCODER_LEARNING_RATE, OptimizationConfig, RuntimeConfig
+from tfhub_transfer.config import (
+    ENCODER_LEARNING_RATE,
+    PRETRAIN_EPOCHS,
+    PRETRAIN_HOLDOUT_FRACTION,
+    OptimizationConfig,
+    RuntimeConfig,
+)
 from tfhub_transfer.data.corpus import read_corpus_lines
 from tfhub_transfer.errors import ConfigError
 from tfhub_transfer.files import check_writable
@@ -43,10 +49,10 @@ class PretrainConfig:
     out: str | Path
     model: MaskedLMConfig = dataclasses.field(default_factory=MaskedLMConfig)
     optimization: OptimizationConfig = dataclasses.field(
-        default_factory=lambda: OptimizationConfig(epochs=1, learning_rate=ENCODER_LEARNING_RATE))
+        default_factory=lambda: OptimizationConfig(epochs=PRETRAIN_EPOCHS, learning_rate=ENCODER_LEARNING_RATE))
     runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
     text_column: str | None = None  # for .csv/.tsv/.jsonl corpora: the column to read
-    holdout_fraction: float = 0.05
+    holdout_fraction: float = PRETRAIN_HOLDOUT_FRACTION
     max_lines: int | None = None
 
     @classmethod

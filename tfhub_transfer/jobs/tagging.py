@@ -13,6 +13,7 @@ from tfhub_transfer.errors import DataError
 from tfhub_transfer.jobs.common import TrainResult, announce, finish
 from tfhub_transfer.models.cached_heads import CachedExamples, CachedTaggerHead
 from tfhub_transfer.models.token_classifier import TaggerConfig, TokenClassifier, tags_from_outputs
+from tfhub_transfer.training.callbacks import TENSORBOARD_DIR
 from tfhub_transfer.training.feature_cache import build_token_feature_cache, read_manifest
 from tfhub_transfer.training.loop import FitOutcome, fit_task
 from tfhub_transfer.training.metrics import entity_f1
@@ -50,7 +51,8 @@ def fit_tagger_from_cache(model: TokenClassifier, train_sents: TaggedSentences, 
     tag_ids = [[[index[t] for t in row] for row in sents.tags] for sents in (train_sents, valid_sents)]
     outcome = fit_task(head, CachedExamples(paths[0], tag_ids[0], len(train_sents)),
                        CachedExamples(paths[1], tag_ids[1], len(valid_sents)), config.optimization,
-                       config.runtime, None, job="--task tokens --feature-cache", shuffle=config.shuffle)
+                       config.runtime, None, job="--task tokens --feature-cache", shuffle=config.shuffle,
+                       log_dir=config.run_dir / TENSORBOARD_DIR)
     head.copy_weights_to(model)
     return outcome
 
@@ -73,4 +75,4 @@ def train_tagger(config: TrainConfig, strategy: tf.distribute.Strategy) -> Train
                            config.run_dir, job="--task tokens", shuffle=config.shuffle)
     predicted = tags_from_outputs(outcome.valid_outputs, names, valid_sents)
     metrics = {**entity_f1(valid_sents.tags, predicted), "sentences": len(valid_sents)}
-    return finish(model, config, names, outcome.history, metrics, strategy)
+    return finish(model, config, names, outcome.history, metrics, strategy, outcome.speed)

@@ -13,15 +13,18 @@ from pathlib import Path
 import tensorflow as tf
 import tf_keras
 
+from tfhub_transfer.cache import honours_cache_dir
 from tfhub_transfer.config import TrainConfig
 from tfhub_transfer.data.tables import LabelledSplits, load_labelled
 from tfhub_transfer.encoders.dtypes import encoder_with_dtype
 from tfhub_transfer.files import check_writable
+from tfhub_transfer.jobs.cached_training import cached_optimization, tune_cached_head
 from tfhub_transfer.jobs.common import TrainResult, announce, finish
 from tfhub_transfer.jobs.options import check_options
 from tfhub_transfer.jobs.tagging import train_tagger
 from tfhub_transfer.models.base import TaskModel
 from tfhub_transfer.models.cached_heads import CachedExamples, CachedHead
+from tfhub_transfer.models.contrastive import fit_contrastive
 from tfhub_transfer.models.rnn_classifier import RnnClassifier, RnnClassifierConfig
 from tfhub_transfer.models.saving import load
 from tfhub_transfer.models.text_classifier import ClassifierConfig, TextClassifier
@@ -29,8 +32,9 @@ from tfhub_transfer.models.text_embedding_classifier import (
     TextEmbeddingClassifier,
     TextEmbeddingClassifierConfig,
 )
+from tfhub_transfer.training.callbacks import TENSORBOARD_DIR
 from tfhub_transfer.training.distribution import make_distribution
-from tfhub_transfer.training.feature_cache import FeatureSpec, build_feature_cache, read_manifest
+from tfhub_transfer.training.feature_cache import FeatureSpec, build_feature_cache
 from tfhub_transfer.training.loop import FitOutcome, fit_task
 from tfhub_transfer.training.objectives import validation_report
 
@@ -48,6 +52,7 @@ def classifier_config(config: TrainConfig, num_classes: int) -> ClassifierConfig
         pooling=config.pooling or ("mean" if cached else None), dropout=config.dropout,
         seq_length=config.seq_length, seed=config.seed, task=config.task,
         layer_mix=config.layer_mix or ("last" if cached else None), pair=config.text_b_column is not None,
+        frozen_epochs=config.frozen_epochs, lr_mult=config.lr_mult, long_text=config.long_text,
     )
 
 
@@ -69,24 +74,37 @@ def build_task_model(config: TrainConfig, splits: LabelledSplits) -> TaskModel:
     return TextClassifier(classifier_config(config, outputs), labels)
 
 
-def fit_from_cache(model: TextClassifier, splits: LabelledSplits, config: TrainConfig) -> FitOutcome:
-    """Encodes train and validation once, fits mix + head on the cache (the one loop), copies them back."""
+def cached_head(model: TextClassifier, splits: LabelledSplits, verbose: int = 1,
+                standardize: bool = True) -> tuple[CachedHead, CachedExamples, CachedExamples]:
+    """Encodes train and validation once; the mix + head model on the cache (on standardised features unless
+    told not to), with its train and valid examples."""
     feature = FeatureSpec(model.config.pooling, model.config.seq_length)
     encoder = model.get_layer("encoder")
     paths = [build_feature_cache(encoder, model.preprocessor, model.spec, feature, table.texts,
-                                 table.texts_b, verbose=config.verbose)
+                                 table.texts_b, verbose=verbose)
              for table in (splits.train, splits.valid)]
-    manifest = read_manifest(paths[0])
-    with model.distribute_strategy.scope():
-        head = CachedHead(model, manifest["layers"], manifest["hidden"])
-    outcome = fit_task(head, CachedExamples(paths[0], splits.train_ids, len(splits.train)),
-                       CachedExamples(paths[1], splits.valid_ids, len(splits.valid)),
-                       config.optimization, config.runtime, None, job="--feature-cache training",
-                       shuffle=config.shuffle)
+    with model.distribute_strategy.scope():  # standardises the features (folded back in copy_weights_to)
+        head = CachedHead.on_cache(model, paths[0], standardize)
+    return (head, CachedExamples(paths[0], splits.train_ids, len(splits.train), splits.train_examples.weights),
+            CachedExamples(paths[1], splits.valid_ids, len(splits.valid)))
+
+
+def fit_from_cache(model: TextClassifier, splits: LabelledSplits, config: TrainConfig) -> tuple[FitOutcome, dict]:
+    """Encodes train and validation once, fits mix + head on the cache (the one loop; to convergence, and
+    tuned with `--tune-head`), copies them back. Returns the fit and the tuning sweep ({} without one)."""
+    head, train_examples, valid_examples = cached_head(model, splits, config.verbose, config.standardize_features)
+    options = dict(shuffle=config.shuffle, log_dir=config.run_dir / TENSORBOARD_DIR)
+    tuning = {}
+    if config.tune_head:
+        head, outcome, tuning = tune_cached_head(model, head, train_examples, valid_examples, config, **options)
+    else:
+        outcome = fit_task(head, train_examples, valid_examples, cached_optimization(config), config.runtime, None,
+                           job="--feature-cache training", **options)
     head.copy_weights_to(model)
-    return outcome
+    return outcome, tuning
 
 
+@honours_cache_dir
 def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> TrainResult:
     """Reads the data, builds the task model, fits it, reports and (by default) exports it.
 
@@ -103,17 +121,24 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -
     splits = load_labelled(
         config.train, config.valid, config.text_column, config.label_column, config.validation_fraction,
         config.max_train_examples, config.seed, config.task, config.text_b_column, config.label_separator,
+        config.weight_column,
     )
     with strategy.scope():
         model = build_task_model(config, splits)
     announce(config, model, len(splits.train), len(splits.valid), splits.label_names, strategy)
+    tuning = {}
     if config.feature_cache:
-        outcome = fit_from_cache(model, splits, config)
+        outcome, tuning = fit_from_cache(model, splits, config)
+    elif model.mode.kind == "contrastive":  # pairs through the loop, then the head on the tuned embeddings
+        outcome = fit_contrastive(model, splits.train_examples, splits.valid_examples, config.optimization,
+                                  config.runtime, shuffle=config.shuffle)
     else:
         outcome = fit_task(model, splits.train_examples, splits.valid_examples, config.optimization,
                            config.runtime, config.run_dir, job=f"--task {config.task}", shuffle=config.shuffle)
     report = validation_report(splits.task, splits.valid_ids, outcome.valid_outputs, num_outputs(splits))
-    return finish(model, config, splits.label_names, outcome.history, report, strategy)
+    if tuning:
+        report["head_tuning"] = tuning
+    return finish(model, config, splits.label_names, outcome.history, report, strategy, outcome.speed)
 
 
 def load_run(run_dir: str | Path) -> tuple[TaskModel, list[str]]:

@@ -2,14 +2,17 @@
 
 - Frozen layer groups are left out of the variables the train step differentiates,
   so they take no update and cost no weight-gradient work.
-- Each distinct learning-rate multiplier gets its own optimizer (exact per-group rates
-  for Adam/AdamW, where scaling gradients would not be the same thing); all of them
-  read the main optimizer's step counter, so schedules stay in step.
+- Each encoder layer group gets its own optimizer (exact per-group rates for Adam/AdamW,
+  where scaling gradients would not be the same thing; and a group that starts training
+  late starts its own Adam moments and bias correction); all of them read the main
+  optimizer's step counter, so schedules stay in step. The main optimizer trains the rest:
+  the new head (and layer mix) at its own rate, `head_learning_rate` while the encoder is
+  frozen (1e-3) and `head_lr_multiplier` x the encoder's rate while it trains.
 - `compile()` with no arguments picks the task's loss and metrics and AdamW on a
   warmup + linear-decay schedule whose length `fit` fills in; a user's own optimizer
   or learning rate is the base that per-group multipliers scale.
 - `fit()` takes model inputs, or raw strings (and label names) that the input pipeline
-  tokenises; it adds gradual unfreezing itself when the mode asks for it.
+  tokenises; it adds the mode's phases itself (the head alone first, gradual unfreezing).
 - `freeze()`, `unfreeze()`, `freeze_to(k)` work on the encoder's layer groups (fastai verbs).
 - `save(dir)` writes the config, label names and weights; `tfhub_transfer.load(dir)` rebuilds.
 """
@@ -26,18 +29,27 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from tfhub_transfer.config import HEAD_LEARNING_RATE, default_learning_rate
+from tfhub_transfer.config import HEAD_LEARNING_RATE, default_learning_rate, field_default
 from tfhub_transfer.errors import ConfigError
-from tfhub_transfer.export.saved_model import export_classifier
-from tfhub_transfer.files import atomic_directory
+from tfhub_transfer.export.formats import export_model
+from tfhub_transfer.files import atomic_directory, replace_file
 from tfhub_transfer.preprocessing.text import make_string_dataset, make_training_dataset
+from tfhub_transfer.training.callbacks import EarlyStopping
 from tfhub_transfer.training.loop import predict_outputs
+from tfhub_transfer.training.lr_finder import LRFinderResult, range_test
 from tfhub_transfer.training.objectives import TASK_SPECS, compile_args
 from tfhub_transfer.training.optimizers import copy_factory, optimizer_factory
 from tfhub_transfer.training.schedules import DeferredSchedule, ScaledSchedule
+from tfhub_transfer.training.weighting import (
+    BALANCED,
+    check_task,
+    class_weights,
+    parse_class_weight,
+    with_class_weights,
+)
 from tfhub_transfer.transfer.layer_groups import LayerGroups
 from tfhub_transfer.transfer.modes import TransferMode
-from tfhub_transfer.transfer.unfreezing import GradualUnfreezing
+from tfhub_transfer.transfer.unfreezing import TransferPhases, phase_callback
 
 MODEL_FILE = "tfhub_transfer_model.json"
 WEIGHTS_FILE = "weights.npz"
@@ -63,6 +75,16 @@ def _dense(gradient):
     return tf.convert_to_tensor(gradient) if isinstance(gradient, tf.IndexedSlices) else gradient
 
 
+def _rate_at(optimizer, step: int) -> float:
+    """An optimizer's learning rate at optimizer step `step` (its schedule's clock aside)."""
+    rate = optimizer._learning_rate if hasattr(optimizer, "_learning_rate") else optimizer.learning_rate
+    if isinstance(rate, ScaledSchedule):
+        return float(rate.at(step))
+    if callable(rate) and not isinstance(rate, tf.Variable):
+        return float(rate(step))
+    return float(rate.numpy() if isinstance(rate, tf.Variable) else rate)
+
+
 def _is_text(values) -> bool:
     if isinstance(values, (str, bytes)):
         return False
@@ -84,6 +106,7 @@ class TaskModel(tf_keras.Model):
     """
 
     task = "single_label"
+    new_head = False  # a freshly initialised head on a pretrained encoder: it gets the head's learning rates
 
     def _setup(self, config, mode: TransferMode, spec=None, preprocessor=None,
                label_names: Sequence[str] | None = None) -> None:
@@ -95,7 +118,11 @@ class TaskModel(tf_keras.Model):
         self.layer_groups: LayerGroups | None = None
         self.frozen_groups: tuple[str, ...] = ()
         self.lr_multipliers: dict[str, float] = {}
-        self._group_optimizers: list[tuple[float, tf_keras.optimizers.Optimizer]] = []
+        self.unused_groups: tuple[str, ...] = ()  # layer groups no gradient reaches (e.g. the pooler)
+        self._group_optimizers: list[tuple[str, tf_keras.optimizers.Optimizer]] = []
+        self._head_rates: tuple[float, float] | None = None  # head factor (frozen encoder, training encoder)
+        self._head_schedule: ScaledSchedule | None = None
+        self._steps_per_epoch: int | None = None
         self._compile_options: dict | None = None
         self._schedule: DeferredSchedule | None = None
         self._stale_compile = False
@@ -129,6 +156,25 @@ class TaskModel(tf_keras.Model):
                   for v in self.layer_groups.variables.get(name, [])} if self.layer_groups else set()
         return [v for v in self.trainable_variables if id(v) not in frozen]
 
+    def training_groups(self) -> list[str]:
+        """The layer groups the next step updates (gradual unfreezing adds one at a time)."""
+        if self.layer_groups is None:
+            return []
+        training = {id(v) for v in self.step_variables()}
+        return [name for name in self.layer_groups.order
+                if any(id(v) in training for v in self.layer_groups.variables.get(name, []))]
+
+    def group_learning_rates(self, step: int | None = None) -> dict[str, float]:
+        """The learning rate of each layer group at optimizer step `step` (default: the current one; 0 while
+        frozen), and `head`'s: the variables outside the groups (the head, a layer mix, an RNN)."""
+        if self.optimizer is None:
+            return {}
+        step = int(self.optimizer.iterations.numpy()) if step is None else int(step)
+        training, optimizers = set(self.training_groups()), dict(self._group_optimizers)
+        rates = {name: _rate_at(optimizers.get(name, self.optimizer), step) if name in training else 0.0
+                 for name in (self.layer_groups.order if self.layer_groups is not None else [])}
+        return {**rates, "head": _rate_at(self.optimizer, step)}
+
     def set_frozen_groups(self, groups) -> None:
         """Freezes exactly `groups`; takes effect at the next step, also in the middle of `fit`."""
         groups = tuple(groups)
@@ -141,8 +187,30 @@ class TaskModel(tf_keras.Model):
                 raise ValueError(f"unknown layer groups {sorted(unknown)}; known: {self.layer_groups.order}")
         if groups != self.frozen_groups:
             self.frozen_groups = groups
-            if getattr(self, "train_function", None) is not None:
-                self.train_function = self.make_train_function(force=True)
+            self._retrace()
+        if self._update_head_rate():
+            self._retrace()
+
+    def _retrace(self) -> None:
+        if getattr(self, "train_function", None) is not None:
+            self.train_function = self.make_train_function(force=True)
+
+    def encoder_frozen(self) -> bool:
+        """Whether no encoder weight trains now (freeze mode, or every layer group frozen)."""
+        encoder = self._encoder_layer()
+        if not self.mode.encoder_trainable or (encoder is not None and not encoder.trainable):
+            return True
+        return bool(self.layer_groups) and set(self.frozen_groups) >= set(self.layer_groups.order)
+
+    def _update_head_rate(self) -> bool:
+        """Sets the head's factor for the current phase; True when it changed (the step must retrace)."""
+        if self._head_schedule is None or self._head_rates is None:
+            return False
+        factor = self._head_rates[0] if self.encoder_frozen() else self._head_rates[1]
+        if factor == self._head_schedule.factor:
+            return False
+        self._head_schedule.factor = factor
+        return True
 
     def _encoder_layer(self):
         try:
@@ -181,21 +249,29 @@ class TaskModel(tf_keras.Model):
 
     # -- compile ----------------------------------------------------------------------------------
     def default_learning_rate(self) -> float:
-        return default_learning_rate(self.mode.encoder_trainable)
+        """The peak rate when none is given: the head's in freeze mode, else the encoder's (centred on the
+        usual one when the mode spreads rates over the layer groups, see TransferMode.default_rate)."""
+        return self.mode.default_rate(default_learning_rate(self.mode.encoder_trainable))
 
     def compile(self, optimizer="adamw", loss="auto", metrics="auto", *, learning_rate: float | None = None,
                 schedule: str = "linear", warmup_fraction: float = 0.1, weight_decay: float = 0.01,
-                total_steps: int | None = None, **kwargs) -> None:
+                total_steps: int | None = None, head_learning_rate: float | None = None,
+                head_lr_multiplier: float | None = None, **kwargs) -> None:
         """Compiles with the task's loss and metrics and the transfer mode's per-group learning rates.
 
         Args:
           optimizer: `adamw` (default), `adam`, `sgd`, or an optimizer instance. Per-group
-            multipliers (discriminative, slow embeddings) scale its learning rate: each group
-            gets a copy of it whose rate is multiplier x yours, stepping on your optimizer's clock.
+            multipliers (discriminative, slow embeddings) scale its learning rate: each encoder
+            group gets a copy of it whose rate is multiplier x yours, stepping on your optimizer's
+            clock; your optimizer itself trains the head (the head rates below are for named ones).
           loss, metrics: `auto` picks the task's (cross-entropy on logits, accuracy + macro-F1;
             binary cross-entropy + micro-F1; MSE + MAE; token accuracy).
-          learning_rate: the peak rate of a named optimizer; default 5e-5 when the encoder
-            trains, 1e-3 when only a head does.
+          learning_rate: the peak rate of a named optimizer: the encoder's (default 5e-5), or in
+            `freeze` mode, where only a head trains, the head's (default 1e-3).
+          head_learning_rate: a new head's peak rate whenever the encoder is frozen (the head-only
+            epochs of gradual / discriminative / `frozen_epochs`, and freeze mode); default 1e-3.
+          head_lr_multiplier: while the encoder trains, the head's rate is this x `learning_rate`
+            (default 1: BERT's recipe; 10-100 is common for heads that start from scratch).
           schedule: `linear` (warmup then linear decay), `slanted_triangular`, `one_cycle`,
             `constant`; its length is set by `fit` unless `total_steps` is given.
           warmup_fraction, weight_decay: for the schedule and AdamW.
@@ -206,13 +282,24 @@ class TaskModel(tf_keras.Model):
                                      warmup_fraction=warmup_fraction, weight_decay=weight_decay,
                                      total_steps=total_steps, **kwargs)
         self._stale_compile = False
+        self._compile_options.update(head_learning_rate=head_learning_rate, head_lr_multiplier=head_lr_multiplier)
         if isinstance(optimizer, str):
             rate = learning_rate or self.default_learning_rate()
-            self._schedule = DeferredSchedule(schedule, rate, warmup_fraction, total_steps)
+            self._schedule = base = DeferredSchedule(schedule, rate, warmup_fraction, total_steps)
             make = optimizer_factory(optimizer, weight_decay)
-            main = make(self._schedule)
+            self._head_rates = self._head_factors(rate, head_learning_rate, head_lr_multiplier)
+            self._head_schedule = ScaledSchedule(self._schedule, 1.0)
+            self._update_head_rate()
+            main = make(self._head_schedule)
         else:
-            self._schedule, main, make = None, optimizer, copy_factory(optimizer)
+            if head_learning_rate is not None or head_lr_multiplier is not None:
+                raise ConfigError("head_learning_rate / head_lr_multiplier apply to a named optimizer ('adamw', "
+                                  "'adam', 'sgd'); with your own optimizer instance the head trains with it")
+            self._schedule, self._head_rates, self._head_schedule = None, None, None
+            main, make = optimizer, copy_factory(optimizer)
+            base = main._learning_rate if hasattr(main, "_learning_rate") else main.learning_rate
+            if isinstance(base, tf.Variable):
+                base = float(base.numpy())
         with self.distribute_strategy.scope():  # metrics must be created in the model's strategy scope
             defaults = compile_args(self.task, self.num_outputs)
             kwargs["loss"] = defaults["loss"] if loss == "auto" else loss
@@ -221,23 +308,37 @@ class TaskModel(tf_keras.Model):
             else:
                 kwargs["metrics"] = metrics
             super().compile(optimizer=main, **kwargs)
-            self._compile_group_optimizers(make, main)
+            self._compile_group_optimizers(make, main, base)
 
-    def _compile_group_optimizers(self, make, main) -> None:
-        base = main._learning_rate if hasattr(main, "_learning_rate") else main.learning_rate
-        if isinstance(base, tf.Variable):
-            base = float(base.numpy())
-        factors = sorted({f for f in self.lr_multipliers.values() if f != 1.0})
-        self._group_optimizers = [(f, make(ScaledSchedule(base, f, clock=main.iterations))) for f in factors]
+    def _head_factors(self, rate: float, head_learning_rate: float | None,
+                      head_lr_multiplier: float | None) -> tuple[float, float] | None:
+        """The head's rate over `rate` while the encoder is frozen, and while it trains (None: no new head)."""
+        if not self.new_head:
+            if head_learning_rate is not None or head_lr_multiplier is not None:
+                raise ConfigError(f"{type(self).__name__} has no new head on a pretrained encoder; "
+                                  "head_learning_rate / head_lr_multiplier (--head-lr, --head-lr-multiplier) do "
+                                  "not apply: set its rate with learning_rate (--lr)")
+            return None
+        if head_learning_rate is not None:
+            frozen = head_learning_rate
+        else:  # freeze mode: the given rate is the head's, as it is the only thing that trains
+            frozen = rate if not self.mode.encoder_trainable else HEAD_LEARNING_RATE
+        multiplier = field_default("head_lr_multiplier") if head_lr_multiplier is None else head_lr_multiplier
+        return frozen / rate, float(multiplier)
+
+    def _compile_group_optimizers(self, make, main, base) -> None:
+        """One optimizer per encoder layer group that can train, at its multiplier x `base`, on `main`'s clock."""
+        trainable = {id(v) for v in self.trainable_variables}
+        groups = [name for name, variables in (self.layer_groups.variables.items() if self.layer_groups else [])
+                  if any(id(v) in trainable for v in variables)]
+        self._group_optimizers = [
+            (name, make(ScaledSchedule(base, self.lr_multipliers.get(name, 1.0), clock=main.iterations)))
+            for name in groups]
         for optimizer, variables in self._bucket(self.trainable_variables):
             optimizer.build(variables)  # every slot now: groups unfrozen later need no new variables
 
     def _optimizer_for(self, variable, group_of: dict[int, str]):
-        factor = self.lr_multipliers.get(group_of.get(id(variable)), 1.0)
-        for value, optimizer in self._group_optimizers:
-            if value == factor:
-                return optimizer
-        return self.optimizer
+        return dict(self._group_optimizers).get(group_of.get(id(variable)), self.optimizer)
 
     def _bucket(self, variables):
         group_of = ({id(v): name for name, vs in self.layer_groups.variables.items() for v in vs}
@@ -248,6 +349,21 @@ class TaskModel(tf_keras.Model):
             buckets.setdefault(id(optimizer), (optimizer, []))[1].append(variable)
         # The main optimizer steps last so every group reads the same clock value.
         return sorted(buckets.values(), key=lambda item: item[0] is self.optimizer)
+
+    @property
+    def compile_options(self) -> dict | None:
+        """The arguments of the last `compile` (None before the first)."""
+        return dict(self._compile_options) if self._compile_options is not None else None
+
+    @property
+    def needs_recompile(self) -> bool:
+        """Whether the encoder was thawed after `compile` (the next `fit` compiles again)."""
+        return self._stale_compile
+
+    def optimizer_variables(self) -> list[tf.Variable]:
+        """The state of every compiled optimizer (the main one's, then each group's), in a fixed order."""
+        optimizers = [self.optimizer, *(o for _, o in self._group_optimizers)] if self.optimizer is not None else []
+        return [v for o in optimizers for v in (o.variables() if callable(o.variables) else o.variables)]
 
     # -- the step ---------------------------------------------------------------------------------
     def train_step(self, data):
@@ -263,16 +379,20 @@ class TaskModel(tf_keras.Model):
         pairs = [(g, v) for g, v in zip(gradients, variables) if g is not None]
         if self._group_optimizers:
             by_var = {id(v): g for g, v in pairs}
-            for optimizer, group_vars in self._bucket([v for _, v in pairs]):
+            buckets = self._bucket([v for _, v in pairs])
+            for optimizer, group_vars in buckets:
                 optimizer.apply_gradients([(by_var[id(v)], v) for v in group_vars])
+            if not any(optimizer is self.optimizer for optimizer, _ in buckets):
+                self.optimizer.iterations.assign_add(1)  # the clock every group's schedule reads
         else:
             self.optimizer.apply_gradients(pairs)
         return self.compute_metrics(x, y, y_pred, sample_weight)
 
     # -- data in ----------------------------------------------------------------------------------
     def encode_examples(self, x, y=None, batch_size: int = DEFAULT_BATCH_SIZE, shuffle: bool = False,
-                        seed: int = 0) -> tf.data.Dataset:
-        """Batches of model inputs (and targets) from raw examples; subclasses that take text override it."""
+                        seed: int = 0, sample_weight=None) -> tf.data.Dataset:
+        """Batches of model inputs (and targets, and per-example weights when given) from raw examples;
+        subclasses that take text override it."""
         raise ConfigError(f"{type(self).__name__} takes model inputs, not raw examples")
 
     def encode_labels(self, y) -> np.ndarray | None:
@@ -288,13 +408,43 @@ class TaskModel(tf_keras.Model):
             return np.asarray([index[v] for v in values], np.int32)
         return np.asarray(values)
 
-    def _inputs_from(self, x, y, batch_size, shuffle, seed=0):
+    def _inputs_from(self, x, y, batch_size, shuffle, seed=0, sample_weight=None):
         """A dataset the graph takes: raw examples and string datasets go through the pipeline."""
         if isinstance(x, tf.data.Dataset):
+            if sample_weight is not None:
+                raise ConfigError("with a tf.data dataset, the sample weights go inside it: give (inputs, targets, "
+                                  "weights) elements instead of sample_weight")
             return self.encode_dataset(x, batch_size) if self._takes_strings(x) else x
+        if self._is_raw(x) and sample_weight is not None:
+            if self.task in ("tokens", "masked_lm"):
+                raise ConfigError(f"sample_weight does not apply to {type(self).__name__}: it weights "
+                                  "sentence-level examples")
+            return self.encode_examples(x, y, batch_size, shuffle, seed, sample_weight=sample_weight)
         if self._is_raw(x):
             return self.encode_examples(x, y, batch_size, shuffle, seed)
         return None
+
+    def class_weight_vector(self, class_weight, y=None) -> np.ndarray | None:
+        """One weight per class id from {label name or class id: weight} (unnamed classes weigh 1),
+        `label=weight,...` or `balanced` (n / (classes x count), counted in `y`)."""
+        if class_weight is None:
+            return None
+        check_task(self.task, "class_weight")
+        if parse_class_weight(class_weight) == BALANCED and y is None:
+            raise ConfigError("class_weight='balanced' counts the labels: pass the labels as y (or give a "
+                              "weight per label, e.g. {'positive': 1, 'negative': 5})")
+        ids = self.encode_labels(y) if y is not None else np.zeros(0, np.int64)
+        return class_weights(class_weight, ids, self.num_outputs, self.label_names)
+
+    def _weighted(self, x, y, sample_weight, per_class):
+        """Class weights folded into the sample weights: mapped over a dataset, multiplied into arrays.
+        (Keras' own `class_weight` fails on batches that already carry sample weights.)"""
+        if per_class is None:
+            return x, sample_weight
+        if isinstance(x, tf.data.Dataset):
+            return with_class_weights(x, per_class), None
+        by_class = per_class[np.asarray(self.encode_labels(y)).reshape(-1)]
+        return x, by_class if sample_weight is None else by_class * np.asarray(sample_weight, np.float32)
 
     def _is_raw(self, x) -> bool:
         if isinstance(x, dict):
@@ -314,47 +464,97 @@ class TaskModel(tf_keras.Model):
 
     # -- fit / evaluate / predict -----------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
-            validation_data=None, shuffle=True, steps_per_epoch=None, seed: int = 0, **kwargs):
+            validation_data=None, shuffle=True, steps_per_epoch=None, seed: int = 0, *, class_weight=None,
+            sample_weight=None, early_stopping: int = 0, **kwargs):
         """`tf_keras.Model.fit` that also takes raw strings and label names, compiles with the
-        defaults when not compiled, sizes the default schedule, and adds gradual unfreezing."""
+        defaults when not compiled, sizes the default schedule, and adds gradual unfreezing.
+
+        `class_weight`: {label name or class id: weight} (unnamed classes weigh 1), `label=weight,...`,
+        or `balanced` (n / (classes x count), from `y`); single-label tasks only. `sample_weight`: one
+        weight per example, also with raw strings (it rides through the input pipeline).
+        `early_stopping=PATIENCE`: stop after that many epochs without a better validation score
+        (`objective.monitor`) and end with the best epoch's weights.
+        """
         if self.optimizer is None:
             self.compile()
         elif self._stale_compile:
             self.compile(**self._compile_options)
         batch = batch_size or DEFAULT_BATCH_SIZE
-        dataset = self._inputs_from(x, y, batch, shuffle, seed)
+        per_class = self.class_weight_vector(class_weight, y)
+        dataset = self._inputs_from(x, y, batch, shuffle, seed, sample_weight)
         if dataset is not None:
-            x, y, batch_size = dataset, None, None
+            x, y, batch_size, sample_weight = dataset, None, None, None
+        x, sample_weight = self._weighted(x, y, sample_weight, per_class)
         if isinstance(validation_data, tuple) and self._is_raw(validation_data[0]):
             validation_data = self.encode_examples(validation_data[0], validation_data[1], batch)
         elif isinstance(validation_data, tf.data.Dataset):
             validation_data = self._inputs_from(validation_data, None, batch, False)
-        self._size_schedule(x, y, batch, epochs, steps_per_epoch)
-        callbacks = [*self.transfer_callbacks(callbacks or []), *(callbacks or [])]
+        steps = self._epoch_steps(x, batch, steps_per_epoch)
+        phases = self.transfer_callbacks(callbacks or [], steps, epochs)
+        head_steps = phases[0].frozen_steps if phases and phases[0].frozen_steps else 0
+        self._size_schedule(steps, epochs, head_steps)
+        callbacks = [*phases, *(callbacks or [])]
+        if early_stopping:
+            if validation_data is None:
+                raise ConfigError("early_stopping watches the validation score: pass validation_data")
+            callbacks.append(EarlyStopping(early_stopping, self.objective.monitor, self.objective.monitor_mode))
         return super().fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
-                           validation_data=validation_data, shuffle=shuffle,
-                           steps_per_epoch=steps_per_epoch, **kwargs)
+                           validation_data=validation_data, shuffle=shuffle, steps_per_epoch=steps_per_epoch,
+                           sample_weight=sample_weight, **kwargs)
 
-    def _size_schedule(self, x, y, batch, epochs, steps_per_epoch) -> None:
+    @staticmethod
+    def _epoch_steps(x, batch, steps_per_epoch) -> int | None:
+        """Steps per epoch of a fit on `x`, or None when the input does not say."""
+        if steps_per_epoch is not None:
+            return int(steps_per_epoch)
+        if isinstance(x, tf.data.Dataset):
+            cardinality = int(x.cardinality())
+            return cardinality if cardinality > 0 else None
+        if x is not None:
+            return -(-len(tf.nest.flatten(x)[0]) // batch)
+        return None
+
+    def _size_schedule(self, steps: int | None, epochs: int, head_steps: int = 0) -> None:
+        """Sizes the default schedule for this fit; a head-only phase of `head_steps` gets its own cycle."""
         if self._schedule is None:
             return
-        steps = steps_per_epoch
-        if steps is None and isinstance(x, tf.data.Dataset):
-            cardinality = int(x.cardinality())
-            steps = cardinality if cardinality > 0 else None
-        elif steps is None and x is not None:
-            steps = -(-len(tf.nest.flatten(x)[0]) // batch)
         start = int(self.optimizer.iterations.numpy())
         # Unknown length: keep the last one, but start this fit's own warmup and decay where it begins.
         total = steps * epochs if steps else self._schedule.total_steps
-        if self._schedule.set_total_steps(total, start):
+        if self._schedule.set_total_steps(total, start, head_steps):
             self.train_function = None
 
-    def transfer_callbacks(self, given: Sequence) -> list:
-        """The callbacks the transfer mode needs that `given` does not already hold."""
-        if self.mode.kind == "gradual" and not any(isinstance(c, GradualUnfreezing) for c in given):
-            return [GradualUnfreezing(self.mode.unfreeze_every_steps)]
-        return []
+    def transfer_callbacks(self, given: Sequence, steps_per_epoch: int | None = None, epochs: int = 1) -> list:
+        """The callbacks the transfer mode needs (its phases: the head alone first, gradual unfreezing) for
+        a fit of `epochs` x `steps_per_epoch`, unless `given` already holds such a callback."""
+        if self.layer_groups is None or any(isinstance(c, TransferPhases) for c in given):
+            return []
+        callback = phase_callback(self.mode, self.layer_groups, self.unused_groups, steps_per_epoch, epochs)
+        return [callback] if callback is not None else []
+
+    def lr_find(self, x, y=None, start_lr: float = 1e-7, end_lr: float = 10.0, num_steps: int = 100,
+                batch_size: int | None = None, *, stop_factor: float = 4.0, sample_weight=None, class_weight=None,
+                seed: int = 0, plot_to: str | Path | None = None, verbose: int = 1) -> LRFinderResult:
+        """Smith's learning-rate range test (fastai's `lr_find`): which base learning rate to train at.
+
+        Trains on up to `num_steps` batches of `x` (the same inputs as `fit`; repeated when shorter)
+        while the rate grows exponentially from `start_lr` to `end_lr`, stopping once the smoothed
+        loss passes `stop_factor` x its best. Frozen groups stay frozen and per-group multipliers
+        apply, as in `fit`. The weights, frozen groups and optimizer state are then put back.
+        Returns the curve with the `valley` (the `suggestion`) and `steepest` rates; `plot_to`
+        writes the loss-vs-rate PNG (`result.plot_png()` gives its bytes).
+        """
+        batch = batch_size or DEFAULT_BATCH_SIZE
+        per_class = self.class_weight_vector(class_weight, y)
+        dataset = self._inputs_from(x, y, batch, True, seed, sample_weight)
+        if dataset is None:  # model inputs as arrays
+            parts = tuple(part for part in (x, y, sample_weight) if part is not None)
+            dataset = tf.data.Dataset.from_tensor_slices(parts).shuffle(4096, seed=seed).batch(batch)
+        dataset, _ = self._weighted(dataset, None, None, per_class)
+        result = range_test(self, dataset.repeat(), start_lr, end_lr, num_steps, stop_factor, verbose)
+        if plot_to is not None:
+            replace_file(plot_to, lambda handle: handle.write(result.plot_png()))
+        return result
 
     def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
         """`tf_keras.Model.evaluate`; raw strings and label names go through the input pipeline."""
@@ -383,10 +583,12 @@ class TaskModel(tf_keras.Model):
         return [self.label_names[i] for i in ids]
 
     def export(self, out_dir: str | Path, name: str | None = None, version: int | None = None,
-               **options) -> Path:
-        """Writes the raw-string serving SavedModel to `out_dir/name/version` (see export.saved_model)."""
+               format: str = "saved_model", quantize: str | None = None, **options) -> Path:
+        """Writes `out_dir/name/version`: a raw-string SavedModel (see export.saved_model), a raw-string
+        TFLite model (`format="tflite"`) or an ONNX model on token ids (`format="onnx"`); `quantize="int8"`
+        gives the last two dynamic-range int8 weights (see export.formats)."""
         names = self.label_names or [str(i) for i in range(self.num_outputs if self.task != "regression" else 0)]
-        return export_classifier(self, names, out_dir, name or self.name, version, **options)
+        return export_model(self, names, out_dir, name or self.name, version, format, quantize, **options)
 
     # -- save / load ------------------------------------------------------------------------------
     def weight_values(self) -> list[np.ndarray]:
@@ -423,8 +625,8 @@ class StringInputModel(TaskModel):
     def default_learning_rate(self) -> float:
         return HEAD_LEARNING_RATE  # small models (an RNN, a bag of word vectors) train well at the head's rate
 
-    def encode_examples(self, x, y=None, batch_size=32, shuffle=False, seed=0) -> tf.data.Dataset:
-        return make_string_dataset(list(x), self.encode_labels(y), batch_size, shuffle, seed)
+    def encode_examples(self, x, y=None, batch_size=32, shuffle=False, seed=0, sample_weight=None) -> tf.data.Dataset:
+        return make_string_dataset(list(x), self.encode_labels(y), batch_size, shuffle, seed, sample_weight)
 
     def _takes_strings(self, dataset: tf.data.Dataset) -> bool:
         return False  # strings are this model's inputs

@@ -3,6 +3,12 @@
 The head model (per-layer pooled features -> LayerMix -> head) shares layer names with
 the full model (encoder -> stack -> LayerMix -> pooling -> head), so after training its
 weights are copied across and the full model predicts and exports as usual.
+
+The sentence head standardises its inputs (`FeatureScaling`, from the training features:
+each feature centred and divided by its spread, as a logistic-regression probe does), which
+makes a linear head train fast and well. The standardisation is affine and every layer mix
+is linear, so it folds into the head's kernel and bias when the weights are copied back:
+the full model, and its raw-string export, need no extra layer.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from tfhub_transfer.layers.heads import ClassificationHead, tagging_head
 from tfhub_transfer.layers.layer_mix import LayerMix
 from tfhub_transfer.models.base import TaskModel
 from tfhub_transfer.models.token_classifier import per_word_outputs
-from tfhub_transfer.training.feature_cache import cached_dataset, cached_token_dataset
+from tfhub_transfer.training.feature_cache import cached_dataset, cached_token_dataset, read_manifest
 from tfhub_transfer.transfer.modes import TransferMode
 
 NO_BACKUPS = "training from the feature cache takes seconds and keeps no backups"
@@ -31,6 +37,7 @@ class CachedExamples:
     path: Path
     targets: np.ndarray | list
     count: int
+    weights: np.ndarray | None = None  # per-example training weights (class weights are applied by the loop)
 
     def __len__(self) -> int:
         return self.count
@@ -38,6 +45,8 @@ class CachedExamples:
 
 class _CachedHead(TaskModel):
     """Shared by both heads: they train only the mix and head, so the head's learning rate applies."""
+
+    new_head = True
 
     # --no-bucket is accepted: cached features hold no padding, so bucketing or not is the same.
     unsupported = {"resume": NO_BACKUPS, "backup_every_steps": NO_BACKUPS}
@@ -60,19 +69,94 @@ class _CachedHead(TaskModel):
                 model.get_layer(layer.name).set_weights(layer.get_weights())
 
 
+@dataclasses.dataclass
+class FeatureScaling:
+    """Standardisation of cached features: `mean` [layers, hidden] of the training features, and `scale`,
+    the spread of each mixed feature of the centred training features (its standard deviation)."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def of_cache(cls, path: str | Path, mix: LayerMix, batch_size: int = 4096) -> FeatureScaling:
+        """Reads the training features twice: their mean, then the spread of `mix` of the centred ones."""
+        count = read_manifest(path)["examples"]
+        batches = cached_dataset(path, np.zeros(count, np.int32), batch_size).map(lambda x, _: x)
+        total = sum(np.sum(x.numpy(), axis=0, dtype=np.float64) for x in batches)
+        mean = (total / max(count, 1)).astype(np.float32)
+        squares = sum(np.sum(np.square(mix(x - mean).numpy()), axis=0, dtype=np.float64) for x in batches)
+        spread = np.sqrt(squares / max(count, 1)).astype(np.float32)
+        floor = 1e-3 * float(spread.mean()) if spread.size and spread.mean() > 0 else 1.0
+        return cls(mean, np.maximum(spread, floor))  # a constant feature is not blown up
+
+
+class _Centre(tf_keras.layers.Layer):
+    def __init__(self, mean: np.ndarray, **kwargs):
+        super().__init__(**kwargs)
+        self.mean = tf.constant(mean)
+
+    def call(self, features):
+        return features - self.mean
+
+
+class _Scale(tf_keras.layers.Layer):
+    def __init__(self, scale: np.ndarray, **kwargs):
+        super().__init__(**kwargs)
+        self.inverse = tf.constant(1.0 / scale)
+
+    def call(self, features):
+        return features * self.inverse
+
+
 class CachedHead(_CachedHead):
-    """Per-layer pooled features [layers, hidden] -> LayerMix -> the classifier's head."""
+    """Per-layer pooled features [layers, hidden] -> (centred) -> LayerMix -> (scaled) -> the classifier's head.
+
+    With `scaling` the head trains on standardised features; `copy_weights_to` folds the
+    standardisation into the full model's head. `l2` adds that penalty on the head's kernel.
+    """
 
     reader = staticmethod(cached_dataset)
 
-    def __init__(self, model: TaskModel, layers: int, hidden: int):
+    def __init__(self, model: TaskModel, layers: int, hidden: int, scaling: FeatureScaling | None = None,
+                 l2: float = 0.0):
         config = model.config
         features = tf_keras.Input(shape=(layers, hidden), name="features")
-        mixed = LayerMix(config.layer_mix, layers, model.spec.has_embedding_output, name="layer_mix")(features)
+        centred = _Centre(scaling.mean, name="feature_centre")(features) if scaling is not None else features
+        mixed = mix_layer(model, layers)(centred)
+        if scaling is not None:
+            mixed = _Scale(scaling.scale, name="feature_scale")(mixed)
         outputs = config.num_classes if config.task != "regression" else 1
-        logits = ClassificationHead(outputs, config.dropout, config.seed, name="head")(mixed)
+        head = ClassificationHead(outputs, config.dropout, config.seed, name="head")
+        logits = head(mixed)
         super().__init__(inputs=features, outputs=logits, name="cached_head")
         self._take_over(model)
+        self.scaling, self.l2 = scaling, float(l2)
+        if l2:
+            self.add_loss(lambda: self.l2 * tf.reduce_sum(tf.square(head.logits.kernel)))
+
+    @classmethod
+    def on_cache(cls, model: TaskModel, path: str | Path, standardize: bool = True, l2: float = 0.0) -> CachedHead:
+        """A head for the cache at `path` (the training features), standardising them unless told not to."""
+        manifest = read_manifest(path)
+        scaling = FeatureScaling.of_cache(path, mix_layer(model, manifest["layers"])) if standardize else None
+        return cls(model, manifest["layers"], manifest["hidden"], scaling, l2)
+
+    def copy_weights_to(self, model: TaskModel) -> None:
+        """The mix and head weights, the standardisation folded into the head:
+        W z + b with z = (mix(x) - mix(mean)) / scale is (W / scale) mix(x) + b - (mix(mean) / scale) W."""
+        super().copy_weights_to(model)
+        if self.scaling is None:
+            return
+        mixed_mean = self.get_layer("layer_mix")(self.scaling.mean[np.newaxis]).numpy()[0]
+        head = model.get_layer("head")
+        kernel, bias = head.get_weights()
+        inverse = (1.0 / self.scaling.scale).astype(np.float32)
+        head.set_weights([kernel * inverse[:, np.newaxis], bias - (mixed_mean * inverse) @ kernel])
+
+
+def mix_layer(model: TaskModel, layers: int) -> LayerMix:
+    """A fresh layer mix of `model`'s kind over `layers` stacked layers (named as the model's)."""
+    return LayerMix(model.config.layer_mix, layers, model.spec.has_embedding_output, name="layer_mix")
 
 
 class CachedTaggerHead(_CachedHead):

@@ -23,7 +23,8 @@ from tfhub_transfer.layers.heads import ClassificationHead
 from tfhub_transfer.layers.layer_mix import LayerMix, StackLayers
 from tfhub_transfer.layers.pooling import SequencePooling
 from tfhub_transfer.models.base import TaskModel, register
-from tfhub_transfer.preprocessing.text import TextPreprocessor, make_dataset, make_training_dataset
+from tfhub_transfer.models.contrastive import check_applies, fit_on_texts
+from tfhub_transfer.preprocessing.text import LongText, TextPreprocessor, make_dataset, make_training_dataset
 from tfhub_transfer.transfer.layer_groups import layer_groups
 from tfhub_transfer.transfer.modes import TransferMode
 from tfhub_transfer.transfer.reinit import reinitialize
@@ -48,10 +49,33 @@ class ClassifierConfig:
     task: str = "single_label"  # single_label | multi_label | regression
     layer_mix: str | None = None  # None: the encoder's last layer / pooled output; see layers.layer_mix
     pair: bool = False  # two text inputs (text_a, text_b)
+    frozen_epochs: float | None = None  # head-only epochs before the encoder trains; None: the mode's default
+    lr_mult: float | None = None  # discriminative / gradual: top group's rate over the bottom one's
+    long_text: str = "truncate"  # or windows:STRIDE[:logits], see preprocessing.text.LongText
 
 
-def encoder_inputs() -> dict[str, tf_keras.Input]:
-    return {name: tf_keras.Input(shape=(None,), dtype=tf.int32, name=name) for name in INPUT_NAMES}
+def encoder_inputs(windowed: bool = False) -> dict[str, tf_keras.Input]:
+    """The encoder's inputs, [batch, seq] (or [batch, windows, seq] for long texts split into windows)."""
+    shape = (None, None) if windowed else (None,)
+    return {name: tf_keras.Input(shape=shape, dtype=tf.int32, name=name) for name in INPUT_NAMES}
+
+
+class FlattenWindows(tf_keras.layers.Layer):
+    """[batch, windows, seq] encoder inputs -> [batch x windows, seq]: every window is encoded on its own."""
+
+    def call(self, inputs: dict) -> dict:
+        return {name: tf.reshape(value, [-1, tf.shape(value)[-1]]) for name, value in inputs.items()}
+
+
+class WindowMean(tf_keras.layers.Layer):
+    """[batch x windows, dims] per-window values -> [batch, dims]: their mean over each example's windows
+    (padding windows, whose mask is all 0, left out)."""
+
+    def call(self, values: tf.Tensor, input_mask: tf.Tensor) -> tf.Tensor:
+        shape = tf.shape(input_mask)
+        values = tf.reshape(values, tf.concat([shape[:2], tf.shape(values)[-1:]], 0))
+        present = tf.cast(tf.reduce_any(input_mask > 0, axis=-1), values.dtype)[..., tf.newaxis]
+        return tf.reduce_sum(values * present, axis=1) / tf.maximum(tf.reduce_sum(present, axis=1), 1.0)
 
 
 def load_encoder(config, mode: TransferMode):
@@ -74,10 +98,26 @@ def encoder_features(outputs: dict, input_mask, config: ClassifierConfig, spec) 
     return SequencePooling(pooling, name="pooling")(mixed, input_mask)
 
 
+def transfer_mode_of(config) -> TransferMode:
+    """The transfer mode a model config describes, with the recipe options it holds."""
+    return TransferMode.parse(config.mode, getattr(config, "embedding_lr_multiplier", None),
+                              lr_mult=getattr(config, "lr_mult", None),
+                              frozen_epochs=getattr(config, "frozen_epochs", None))
+
+
+def unused_groups(config, spec) -> tuple[str, ...]:
+    """Layer groups the model's output does not depend on: the pooler unless `cls` pooling reads it."""
+    reads_pooler = config.layer_mix is None and (config.pooling or spec.pooling) == "cls"
+    return () if reads_pooler else ("pooler",)
+
+
 def apply_transfer_mode(model: TaskModel, layer, mode: TransferMode, seed: int = 0) -> None:
-    """Sets the model's layer groups, initially frozen groups and LR multipliers."""
+    """Sets the model's layer groups, initially frozen groups and LR multipliers (over `model.unused_groups`)."""
     if mode.kind == "reinit":
         reinitialize(layer.weights, seed)
+    if mode.kind == "contrastive":
+        windows = getattr(model, "long_text", None)
+        check_applies(model.task, getattr(model.config, "pair", False), windows is not None and windows.windowed)
     try:
         groups = layer_groups(layer.weights, model.spec.name)
     except EncoderError:
@@ -85,7 +125,7 @@ def apply_transfer_mode(model: TaskModel, layer, mode: TransferMode, seed: int =
             raise
         return  # freeze / finetune / reinit work on encoders whose names do not group
     model.layer_groups = groups
-    model.lr_multipliers = mode.learning_rate_multipliers(groups)
+    model.lr_multipliers = mode.learning_rate_multipliers(groups, model.unused_groups)
     model.set_frozen_groups(mode.initially_frozen(groups))
 
 
@@ -93,21 +133,35 @@ def apply_transfer_mode(model: TaskModel, layer, mode: TransferMode, seed: int =
 class TextClassifier(TaskModel):
     """A sentence(-pair) classifier or regressor on a TF Hub encoder; outputs logits (or a score)."""
 
+    new_head = True
+
     def __init__(self, config: ClassifierConfig | dict, label_names: Sequence[str] | None = None, **kwargs):
         config = ClassifierConfig(**config) if isinstance(config, dict) else config
         if config.task not in SENTENCE_TASKS:
             raise ConfigError(f"task must be one of {SENTENCE_TASKS}, not {config.task!r}")
         if config.num_classes < 2 and config.task != "regression":
             raise ConfigError(f"num_classes must be at least 2, not {config.num_classes}")
-        mode = TransferMode.parse(config.mode, config.embedding_lr_multiplier)
+        mode = transfer_mode_of(config)
+        long_text = LongText.parse(config.long_text, config.seq_length, config.pair)
+        if mode.kind == "contrastive" and config.pooling is None and config.layer_mix is None:
+            config = dataclasses.replace(config, pooling="mean")  # SetFit's mean-pooled sentence embeddings
         spec, preprocessor, layer = load_encoder(config, mode)
-        inputs = encoder_inputs()
-        features = encoder_features(layer(inputs), inputs["input_mask"], config, spec)
+        inputs = encoder_inputs(windowed=long_text.windowed)
+        encoded = FlattenWindows(name="flatten_windows")(inputs) if long_text.windowed else inputs
+        features = encoder_features(layer(encoded), encoded["input_mask"], config, spec)
+        if mode.kind == "contrastive":  # the head reads the direction the pair fit tuned, not the length
+            features = tf_keras.layers.UnitNormalization(name="unit_norm")(features)
+        if long_text.windowed and long_text.pool == "features":
+            features = WindowMean(name="window_mean")(features, inputs["input_mask"])
         outputs = config.num_classes if config.task != "regression" else 1
         logits = ClassificationHead(outputs, config.dropout, config.seed, name="head")(features)
+        if long_text.windowed and long_text.pool == "logits":
+            logits = WindowMean(name="window_mean")(logits, inputs["input_mask"])
         super().__init__(inputs=inputs, outputs=logits, name=kwargs.pop("name", "classifier"), **kwargs)
         self._setup(config, mode, spec, preprocessor, label_names)
         self.task = config.task
+        self.long_text = long_text
+        self.unused_groups = unused_groups(config, spec)
         apply_transfer_mode(self, layer, mode, config.seed or 0)
 
     @classmethod
@@ -117,15 +171,23 @@ class TextClassifier(TaskModel):
 
         Give `num_classes` or the label names (`labels`, whose order defines the class ids).
         Options are `ClassifierConfig` fields: `mode` (freeze, finetune, partial:K, gradual[:STEPS],
-        discriminative[:DECAY], slow_embeddings:FACTOR, reinit), `task` (single_label,
+        discriminative[:DECAY], slow_embeddings:FACTOR, reinit, contrastive[:ITERATIONS]), `task` (single_label,
         multi_label, regression), `pair`, `pooling`, `layer_mix`, `dropout`, `seq_length`,
-        `preprocessor`, `seed`, `embedding_lr_multiplier`.
+        `preprocessor`, `seed`, `embedding_lr_multiplier`, the recipe's `frozen_epochs` (head-only
+        epochs first) and `lr_mult` (discriminative spread), and `long_text` (`truncate` or `windows:STRIDE`).
         """
         if num_classes is None:
             num_classes = len(labels) if labels else (1 if options.get("task") == "regression" else 2)
         if labels and len(labels) != num_classes:
             raise ConfigError(f"{len(labels)} label names for {num_classes} classes")
         return cls(ClassifierConfig(num_classes=num_classes, encoder=encoder, **options), labels)
+
+    def fit(self, x=None, y=None, **kwargs):
+        """`TaskModel.fit`; in `contrastive` mode, the pair fit then the head fit on texts and labels
+        (models.contrastive: `epochs`, `batch_size` and the compiled learning rate are the pair fit's)."""
+        if self.mode.kind == "contrastive":
+            return fit_on_texts(self, x, y, **kwargs)
+        return super().fit(x, y, **kwargs)
 
     # -- data in ----------------------------------------------------------------------------------
     def _texts(self, x) -> tuple[list[str], list[str] | None]:
@@ -153,14 +215,15 @@ class TextClassifier(TaskModel):
                 rows[row] = np.asarray(names, np.float32)
         return rows
 
-    def encode_examples(self, x, y=None, batch_size=32, shuffle=False, seed=0) -> tf.data.Dataset:
+    def encode_examples(self, x, y=None, batch_size=32, shuffle=False, seed=0, sample_weight=None) -> tf.data.Dataset:
         texts, texts_b = self._texts(x)
         targets = self.encode_labels(y)
         return make_dataset(texts, targets, self.preprocessor, batch_size, self.seq_length, shuffle=shuffle,
-                            seed=seed, texts_b=texts_b)
+                            seed=seed, texts_b=texts_b, weights=sample_weight, long_text=self.long_text)
 
     def encode_dataset(self, dataset: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
-        return make_dataset(dataset, None, self.preprocessor, batch_size, self.seq_length)
+        return make_dataset(dataset, None, self.preprocessor, batch_size, self.seq_length,
+                            long_text=self.long_text)
 
     def training_stream(self, examples, batch_size: int, epochs: int, seed: int, start, bucket: bool,
                         drop_remainder: bool, static_length: bool, shuffle: bool = True) -> tf.data.Dataset:
@@ -168,9 +231,10 @@ class TextClassifier(TaskModel):
         dataset, _ = make_training_dataset(
             examples.texts, examples.targets, self.preprocessor, batch_size, self.seq_length, epochs,
             seed=seed, shuffle=shuffle, bucket=bucket, start_epoch=start.epoch, start_step=start.step,
-            texts_b=examples.texts_b, drop_remainder=drop_remainder, static_length=static_length)
+            texts_b=examples.texts_b, drop_remainder=drop_remainder, static_length=static_length,
+            long_text=self.long_text)
         return dataset
 
     def evaluation_dataset(self, examples, batch_size: int) -> tf.data.Dataset:
         return make_dataset(examples.texts, examples.targets, self.preprocessor, batch_size, self.seq_length,
-                            texts_b=examples.texts_b)
+                            texts_b=examples.texts_b, long_text=self.long_text)

@@ -18,6 +18,7 @@ import tf_keras
 from tfhub_transfer.data.conll import TaggedSentences
 from tfhub_transfer.errors import ConfigError
 from tfhub_transfer.export.saved_model import export_tagger
+from tfhub_transfer.export.serving import check_format
 from tfhub_transfer.layers.heads import GatherWords, WordMask, tagging_head
 from tfhub_transfer.layers.layer_mix import LayerMix, StackLayers
 from tfhub_transfer.models.base import TaskModel, register
@@ -50,6 +51,7 @@ class TokenClassifier(TaskModel):
     """A tagger on a TF Hub encoder; outputs tag logits per word."""
 
     task = "tokens"
+    new_head = True
 
     def __init__(self, config: TaggerConfig | dict, label_names: Sequence[str] | None = None, **kwargs):
         config = TaggerConfig(**config) if isinstance(config, dict) else config
@@ -124,8 +126,11 @@ class TokenClassifier(TaskModel):
         return tags_from_outputs(rows, self.label_names, sentences)
 
     def export(self, out_dir: str | Path, name: str | None = None, version: int | None = None,
-               **options) -> Path:
+               format: str = "saved_model", quantize: str | None = None, **options) -> Path:
         """Writes a SavedModel whose `serving_default` maps sentences to a tag per whitespace word."""
+        check_format(format, quantize)
+        if format != "saved_model":
+            raise ConfigError(f"--format {format} exports sentence classifiers; a tagger exports as saved_model")
         return export_tagger(self, self.label_names, out_dir, name or self.name, version, **options)
 
 

@@ -2,12 +2,20 @@
 
 The preprocessing SavedModel (TF Hub text API) tokenises; batches are padded only
 to their own longest row (dynamic padding), never beyond `seq_length`.
+
+Texts longer than `seq_length` are cut (`truncate`), or split into overlapping windows
+(`LongText`, `--long-text windows:STRIDE`): window k holds word pieces k x STRIDE ..
+k x STRIDE + seq_length - 3, packed with [CLS] and [SEP]; a batch becomes
+[texts, windows, seq] inputs (padding windows have an all-zero mask) that the model
+encodes window by window and pools.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -16,13 +24,85 @@ import tensorflow_text  # noqa: F401  (registers the ops the preprocessing Saved
 from google.protobuf.message import DecodeError
 
 from tfhub_transfer.cache import check_handle_available
-from tfhub_transfer.errors import EncoderError
+from tfhub_transfer.errors import ConfigError, EncoderError
 
 AUTOTUNE = tf.data.AUTOTUNE
 TOKENIZE_BATCH = 512
 SHUFFLE_BUFFER = 10_000
 # Length bucketing sorts this many batches' worth of examples by length, then batches them.
 BUCKET_CHUNK_BATCHES = 16
+
+
+@dataclasses.dataclass(frozen=True)
+class LongText:
+    """How texts longer than `seq_length` are read: cut (`truncate`), or split into windows that start
+    every `stride` word pieces, encoded one by one and pooled (`pool`: the mean of the window
+    `features` before the head, or of the window `logits` after it)."""
+
+    stride: int | None = None  # None: truncate
+    pool: str = "features"
+
+    @property
+    def windowed(self) -> bool:
+        return self.stride is not None
+
+    @classmethod
+    def parse(cls, spec: str | LongText | None, seq_length: int, pair: bool = False) -> LongText:
+        """`truncate`, `windows:STRIDE` or `windows:STRIDE:logits` (`:features` is the default)."""
+        if isinstance(spec, LongText):
+            return spec
+        parts = str(spec or "truncate").split(":")
+        if parts == ["truncate"]:
+            return cls()
+        content = seq_length - 2  # [CLS] and [SEP]
+        usage = (f"--long-text {spec}: give truncate, windows:STRIDE or windows:STRIDE:logits, with STRIDE "
+                 f"a whole number from 1 to {content} (seq_length - 2; a larger stride would skip word pieces)")
+        if parts[0] != "windows" or len(parts) not in (2, 3) or not parts[1].isdigit():
+            raise ConfigError(usage)
+        stride, pool = int(parts[1]), parts[2] if len(parts) == 3 else "features"
+        if not 1 <= stride <= content or pool not in ("features", "logits"):
+            raise ConfigError(usage)
+        if pair:
+            raise ConfigError(f"--long-text {spec} does not apply to sentence pairs (--text-b-column): windows "
+                              "split one text")
+        return cls(stride, pool)
+
+    def __str__(self) -> str:
+        if not self.windowed:
+            return "truncate"
+        return f"windows:{self.stride}" + (":logits" if self.pool == "logits" else "")
+
+
+def split_windows(tokens: tf.RaggedTensor, length: int, stride: int) -> tuple[tf.RaggedTensor, tf.Tensor]:
+    """[texts, (pieces)] -> ([windows, (at most `length` pieces)], the text each window comes from).
+
+    A text of n pieces gives 1 + ceil(max(n - length, 0) / stride) windows, starting every `stride`
+    pieces; the last one ends with the text. An empty text gives one empty window.
+    """
+    counts = tokens.row_lengths()
+    windows = 1 + (tf.maximum(counts - length, 0) + stride - 1) // stride
+    starts = tf.ragged.range(windows) * stride
+    owner = starts.value_rowids()
+    first = starts.flat_values
+    last = tf.minimum(first + length, tf.gather(counts, owner))
+    pieces = tf.ragged.range(first, last) + tf.gather(tokens.row_starts(), owner)[:, tf.newaxis]
+    return tf.gather(tokens.flat_values, pieces), owner
+
+
+_LOADED: dict[tuple, object] = {}
+
+
+def _load_preprocessor(handle: str):
+    """`hub.load(handle)`, once per process for each version of the files: a preprocessor holds no
+    trainable state, and loading one (its tokenizer graphs) takes seconds that compare/study runs
+    would otherwise pay for every model."""
+    saved = Path(handle) / "saved_model.pb"
+    key = (str(Path(handle).resolve()), saved.stat().st_mtime_ns) if saved.exists() else None
+    if key is None:
+        return hub.load(handle)
+    if key not in _LOADED:
+        _LOADED[key] = hub.load(handle)
+    return _LOADED[key]
 
 
 class TextPreprocessor:
@@ -32,7 +112,7 @@ class TextPreprocessor:
         check_handle_available(handle)
         self.handle = handle
         try:
-            self.module = hub.load(handle)
+            self.module = _load_preprocessor(handle)
         except (OSError, ValueError, IndexError, tf.errors.OpError, DecodeError) as err:
             raise EncoderError(f"cannot load the preprocessor {handle}: its files look damaged or incomplete "
                                f"({type(err).__name__}: {str(err).strip()[:200]}). Write or download it "
@@ -69,25 +149,39 @@ class TextPreprocessor:
         length = tf.minimum(longest + len(segments) + 1, seq_length)
         return self.module.bert_pack_inputs(list(segments), seq_length=length)
 
-    def encode(self, strings, seq_length: int = 128, strings_b=None) -> dict[str, tf.Tensor]:
-        """Raw strings (and a second segment for pairs) to encoder inputs."""
+    def pack_windows(self, tokens: tf.RaggedTensor, seq_length: int, stride: int,
+                     static_length: bool = False) -> dict[str, tf.Tensor]:
+        """Tokenised texts to [texts, windows, seq] encoder inputs (see `split_windows`); padding
+        windows are all zeros, so their mask says they hold nothing."""
+        windows, owner = split_windows(tokens, seq_length - 2, stride)
+        packed = self.pack([windows], seq_length, static_length)
+        return {name: tf.RaggedTensor.from_value_rowids(value, owner, nrows=tokens.nrows()).to_tensor()
+                for name, value in packed.items()}
+
+    def encode(self, strings, seq_length: int = 128, strings_b=None,
+               long_text: LongText | None = None) -> dict[str, tf.Tensor]:
+        """Raw strings (and a second segment for pairs) to encoder inputs ([texts, windows, seq] when
+        `long_text` splits them into windows)."""
+        if long_text is not None and long_text.windowed:
+            return self.pack_windows(self.tokenize(tf.convert_to_tensor(strings)), seq_length, long_text.stride)
         segments = [self.tokenize(tf.convert_to_tensor(strings))]
         if strings_b is not None:
             segments.append(self.tokenize(tf.convert_to_tensor(strings_b)))
         return self.pack(segments, seq_length)
 
 
-def _tokenized(dataset: tf.data.Dataset, preprocessor: TextPreprocessor, seq_length: int):
-    """((texts...), label) elements to ((token ids...), label), each segment cut to fit seq_length."""
+def _tokenized(dataset: tf.data.Dataset, preprocessor: TextPreprocessor, seq_length: int, whole: bool = False):
+    """((texts...), label) elements to ((token ids...), label), each segment cut to fit seq_length
+    (or kept `whole`, for windows)."""
 
     def tokenize(segments, labels):
-        budget = seq_length - len(segments) - 1
+        budget = None if whole else seq_length - len(segments) - 1
         return tuple(preprocessor.tokenize(s)[:, :budget] for s in segments), labels
 
     return dataset.batch(TOKENIZE_BATCH).map(tokenize, num_parallel_calls=AUTOTUNE).unbatch()
 
 
-def _tokenized_segments(texts, labels, preprocessor, seq_length, texts_b=None) -> tf.data.Dataset:
+def _tokenized_segments(texts, labels, preprocessor, seq_length, texts_b=None, long_text=None) -> tf.data.Dataset:
     """((token ids...), label) per example, tokenised once (parallel map) then cached in memory."""
     if isinstance(texts, tf.data.Dataset):
         dataset = texts.map(lambda text, label: ((text,), label))
@@ -95,10 +189,17 @@ def _tokenized_segments(texts, labels, preprocessor, seq_length, texts_b=None) -
         dummy = np.zeros(len(texts), np.int32) if labels is None else labels
         segments = (list(texts),) if texts_b is None else (list(texts), list(texts_b))
         dataset = tf.data.Dataset.from_tensor_slices((segments, dummy))
-    return _tokenized(dataset, preprocessor, seq_length)
+    return _tokenized(dataset, preprocessor, seq_length, whole=long_text is not None and long_text.windowed)
 
 
-def _packer(preprocessor: TextPreprocessor, seq_length: int, static_length: bool = False):
+def _packer(preprocessor: TextPreprocessor, seq_length: int, static_length: bool = False,
+            long_text: LongText | None = None):
+    if long_text is not None and long_text.windowed:
+        def pack_windows(tokens, batch_labels):
+            return preprocessor.pack_windows(tokens[0], seq_length, long_text.stride, static_length), batch_labels
+
+        return pack_windows
+
     def pack(tokens, batch_labels):
         return preprocessor.pack(list(tokens), seq_length, static_length), batch_labels
 
@@ -115,6 +216,8 @@ def make_dataset(
     seed: int = 0,
     cache: bool = True,
     texts_b: Sequence[str] | None = None,
+    weights: np.ndarray | None = None,
+    long_text: LongText | None = None,
 ) -> tf.data.Dataset:
     """Builds batches of (encoder inputs, targets) from texts (or text pairs) and targets.
 
@@ -122,14 +225,16 @@ def make_dataset(
     multi-hot rows or floats, or None for prediction; `texts_b` for sentence pairs)
     or a tf.data.Dataset of (string, label) elements. Tokenisation runs once
     (cached); shuffling runs every epoch; each batch is padded to its own longest row.
-    For training runs that must resume exactly, use `make_training_dataset`.
+    For training runs that must resume exactly, use `make_training_dataset`. With per-example
+    `weights` (and labels) the batches are (inputs, targets, weights).
     """
-    dataset = _tokenized_segments(texts, labels, preprocessor, seq_length, texts_b)
+    labels = _with_weights(labels, weights)
+    dataset = _tokenized_segments(texts, labels, preprocessor, seq_length, texts_b, long_text)
     if cache:
         dataset = dataset.cache()
     if shuffle:
         dataset = dataset.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.ragged_batch(batch_size).map(_packer(preprocessor, seq_length),
+    dataset = dataset.ragged_batch(batch_size).map(_packer(preprocessor, seq_length, long_text=long_text),
                                                    num_parallel_calls=AUTOTUNE)
     count = int(texts.cardinality()) if isinstance(texts, tf.data.Dataset) else len(texts)
     if count >= 0:
@@ -137,7 +242,22 @@ def make_dataset(
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(-(-count // batch_size)))
     if labels is None and not isinstance(texts, tf.data.Dataset):
         dataset = dataset.map(lambda inputs, _: inputs)
-    return dataset.prefetch(AUTOTUNE)
+    return _weights_apart(dataset, weights).prefetch(AUTOTUNE)
+
+
+def _with_weights(labels, weights):
+    """Labels and weights travel together through the pipeline, as (labels, weights) pairs."""
+    if weights is None:
+        return labels
+    if labels is None:
+        raise ValueError("sample weights need labels")
+    if len(weights) != len(labels):
+        raise ValueError(f"{len(weights)} sample weights for {len(labels)} examples")
+    return labels, np.asarray(weights, np.float32)
+
+
+def _weights_apart(dataset: tf.data.Dataset, weights) -> tf.data.Dataset:
+    return dataset if weights is None else dataset.map(lambda inputs, both: (inputs, *both))
 
 
 def make_training_dataset(
@@ -155,6 +275,7 @@ def make_training_dataset(
     texts_b: Sequence[str] | None = None,
     drop_remainder: bool = False,
     static_length: bool = False,
+    long_text: LongText | None = None,
 ) -> tuple[tf.data.Dataset, int]:
     """All training batches of epochs `start_epoch..epochs-1` as one stream; returns it with steps/epoch.
 
@@ -172,7 +293,7 @@ def make_training_dataset(
     if preprocessor is None:
         cached = tf.data.Dataset.from_tensor_slices((list(texts), labels))
     else:
-        cached = _tokenized_segments(texts, labels, preprocessor, seq_length, texts_b).cache()
+        cached = _tokenized_segments(texts, labels, preprocessor, seq_length, texts_b, long_text).cache()
     steps_per_epoch = len(texts) // batch_size if drop_remainder else -(-len(texts) // batch_size)
     if steps_per_epoch == 0:
         raise ValueError(f"{len(texts)} training examples do not fill one batch of {batch_size}")
@@ -186,7 +307,7 @@ def make_training_dataset(
 
     dataset = epoch_stream(cached, len(texts), batches, epochs, seed, start_epoch, start_step, shuffle)
     if preprocessor is not None:
-        dataset = dataset.map(_packer(preprocessor, seq_length, static_length),
+        dataset = dataset.map(_packer(preprocessor, seq_length, static_length, long_text),
                               num_parallel_calls=AUTOTUNE)
     return dataset.prefetch(AUTOTUNE), steps_per_epoch
 
@@ -234,14 +355,15 @@ def length_bucketed(dataset: tf.data.Dataset, batch_size: int, seed: int,
 
 def make_string_dataset(
     texts: Sequence[str], labels: np.ndarray | None, batch_size: int = 32, shuffle: bool = False,
-    seed: int = 0,
+    seed: int = 0, weights: np.ndarray | None = None,
 ) -> tf.data.Dataset:
-    """Batches of raw strings (and labels), for models whose first layer handles text."""
-    dummy = np.zeros(len(texts), np.int32) if labels is None else labels
+    """Batches of raw strings (and labels, and per-example weights), for models whose first layer handles text."""
+    paired = _with_weights(labels, weights)
+    dummy = np.zeros(len(texts), np.int32) if labels is None else paired
     dataset = tf.data.Dataset.from_tensor_slices((list(texts), dummy))
     if shuffle:
         dataset = dataset.shuffle(max(len(texts), 1), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
     if labels is None:
         dataset = dataset.map(lambda text, _: text)
-    return dataset.prefetch(AUTOTUNE)
+    return _weights_apart(dataset, weights).prefetch(AUTOTUNE)

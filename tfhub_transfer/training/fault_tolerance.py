@@ -5,6 +5,11 @@ step counters) in `RUN_DIR/backup`, written every `backup_every_steps` steps. A
 run started in the same output directory resumes from them automatically. Keras
 restarts the epoch's counters but not its data, so the training dataset is built to
 start at the saved (epoch, step) itself (see `make_training_dataset`).
+
+Only the newest checkpoint is kept (the one before it is deleted once the new one is
+complete), beside one `best_weights.npz` (training.callbacks.RestoreBestWeights) and
+the epochs' logs. The whole backup is deleted when the run finishes, unless
+`keep_backups`: then it ends with a last checkpoint of the finished state.
 """
 
 from __future__ import annotations
@@ -152,18 +157,29 @@ class ResumableBackup(tf_keras.callbacks.BackupAndRestore):
 
     A non-finite loss (or non-finite weights at a backup) raises `TrainingDiverged`;
     the newest backup, taken while everything was finite, stays on disk for `--resume`.
+    With `keep=True` the backup is not deleted when training ends: a last one holds the
+    finished state (a later run resumes it as done; `--no-resume` starts over).
     """
 
-    def __init__(self, backup_dir: str | Path, every_steps: int, learning_rate: float | None = None):
-        super().__init__(str(backup_dir), save_freq=every_steps, delete_checkpoint=True)
+    def __init__(self, backup_dir: str | Path, every_steps: int, learning_rate: float | None = None,
+                 keep: bool = False):
+        super().__init__(str(backup_dir), save_freq=every_steps, delete_checkpoint=not keep)
         self.learning_rate = learning_rate
+        self.keep = keep
         self.last_saved: tuple[int, int] | None = None
+        self.last_batch: int | None = None
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             self._diverged(f"the loss became {float(loss)}", batch)
+        self.last_batch = batch
         super().on_train_batch_end(batch, logs)
+
+    def on_train_end(self, logs=None):
+        if self.keep and self.last_batch is not None and self.last_saved != (self._current_epoch, self.last_batch):
+            self._backup(self._current_epoch, self.last_batch)  # the finished state, not the last periodic one
+        super().on_train_end(logs)
 
     def _backup(self, epoch, batch=0):
         if not weights_are_finite(self.model):

@@ -1,8 +1,10 @@
 """Encode once: per-layer pooled encoder features, computed once and trained on for every later epoch.
 
 With a frozen encoder the features never change, so `build_feature_cache` runs the
-encoder once over the data (with a progress bar) and writes sharded `.npz` files
-of per-layer pooled features [examples, layers, hidden] (float16). The cache key
+encoder once over the data (with a progress bar) and writes sharded `.npy` files
+of per-layer pooled features [examples, layers, hidden] (float16) under the package's
+cache (`cache_dir()/features`: `--cache-dir`, else `$TFHUB_TRANSFER_CACHE`, else
+~/.cache/tfhub_transfer), saying whether it was a hit or a miss and how big it is. The cache key
 hashes the encoder (handle and its weight files), the preprocessor, the sequence
 length, the pooling and every input text, so changed inputs never reuse stale
 features. Reading streams shard by shard, so memory stays bounded.
@@ -21,14 +23,14 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-import tf_keras
 
-from tfhub_transfer.cache import cache_dir, is_remote
+from tfhub_transfer.cache import FEATURES_DIR, cache_dir, directory_size, format_size, is_remote
 from tfhub_transfer.encoders.resolve import EncoderSpec
 from tfhub_transfer.files import atomic_directory
 from tfhub_transfer.layers.layer_mix import stack_layers
 from tfhub_transfer.preprocessing.text import TextPreprocessor, make_dataset
 from tfhub_transfer.preprocessing.tokens import align_words
+from tfhub_transfer.training.callbacks import progress_bar
 
 CACHE_POOLINGS = ("first", "mean")
 MANIFEST = "manifest.json"
@@ -58,6 +60,22 @@ def _fingerprint_dir(path: str) -> str:
             digest.update(name.encode())
             digest.update(file.read_bytes())
     return digest.hexdigest()
+
+
+def _report(target: Path, verbose: int, wrote: bool = False) -> None:
+    if verbose:
+        print(f"feature cache: {'wrote' if wrote else 'hit,'} {format_size(directory_size(target))} at {target}",
+              flush=True)
+
+
+def _found(target: Path, verbose: int) -> bool:
+    """Whether `target` holds a complete cache entry (a hit, reported); else a miss is reported."""
+    if (target / MANIFEST).exists():
+        _report(target, verbose)
+        return True
+    if verbose:
+        print(f"feature cache: miss, writing {target}", flush=True)
+    return False
 
 
 def cache_key(spec: EncoderSpec, feature: FeatureSpec, texts: Sequence[str],
@@ -90,9 +108,9 @@ def build_feature_cache(
     shard_size: int = 2048, batch_size: int = 64, verbose: int = 1,
 ) -> Path:
     """Returns the cache directory for these inputs, encoding them first if it does not exist."""
-    root = Path(root) if root else cache_dir() / "features"
+    root = Path(root) if root else cache_dir() / FEATURES_DIR
     target = root / cache_key(spec, feature, texts, texts_b)
-    if (target / MANIFEST).exists():
+    if _found(target, verbose):
         return target
     dataset = make_dataset(texts, None, preprocessor, batch_size, feature.seq_length, cache=False,
                            texts_b=texts_b)
@@ -101,7 +119,7 @@ def build_feature_cache(
     def encode(inputs):
         return pooled_layers(encoder_layer(inputs, training=False), inputs["input_mask"], feature.pooling)
 
-    progress = tf_keras.utils.Progbar(len(texts), verbose=verbose, unit_name="example")
+    progress = progress_bar(len(texts), "texts", verbose)
     buffer, shard, count = [], 0, 0
     with atomic_directory(target, overwrite=True) as tmp:  # our cache: a stale partial entry may go
         for inputs in dataset:
@@ -120,6 +138,7 @@ def build_feature_cache(
                     "hidden": int(first.shape[2]), "feature": dataclasses.asdict(feature),
                     "encoder": spec.encoder, "preprocessor": spec.preprocessor}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    _report(target, verbose, wrote=True)
     return target
 
 
@@ -169,9 +188,9 @@ def build_token_feature_cache(
     batch_size: int = 32, verbose: int = 1,
 ) -> Path:
     """Per-layer features of each word's first piece: shards of [words, layers, hidden] + lengths."""
-    root = Path(root) if root else cache_dir() / "features"
+    root = Path(root) if root else cache_dir() / FEATURES_DIR
     target = root / token_cache_key(spec, seq_length, sentences)
-    if (target / MANIFEST).exists():
+    if _found(target, verbose):
         return target
 
     @tf.function(reduce_retracing=True)  # batches differ in length (dynamic padding)
@@ -183,7 +202,7 @@ def build_token_feature_cache(
         kept = tf.reduce_sum(tf.cast(keep, tf.int32), axis=1)
         return tf.transpose(gathered, [0, 2, 1, 3]), kept
 
-    progress = tf_keras.utils.Progbar(len(sentences), verbose=verbose, unit_name="sentence")
+    progress = progress_bar(len(sentences), "sentences", verbose)
     rows, lengths, shard, done = [], [], 0, 0
     with atomic_directory(target, overwrite=True) as tmp:  # our cache: a stale partial entry may go
         def flush(index):
@@ -208,6 +227,7 @@ def build_token_feature_cache(
         manifest = {"sentences": done, "shards": shard, "layers": int(first.shape[1]),
                     "hidden": int(first.shape[2]), "level": "tokens", "encoder": spec.encoder}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    _report(target, verbose, wrote=True)
     return target
 
 

@@ -34,6 +34,8 @@ class ScaledSchedule(tf_keras.optimizers.schedules.LearningRateSchedule):
 
     Per-group optimizers pass the main optimizer's `iterations` as `clock`, so a group
     unfrozen late joins the schedule where it stands instead of restarting its warmup.
+    The head's factor changes between phases (its own rate while the encoder is frozen);
+    the model retraces its step when it does.
     """
 
     def __init__(self, base, factor: float, clock: tf.Variable | None = None):
@@ -42,8 +44,10 @@ class ScaledSchedule(tf_keras.optimizers.schedules.LearningRateSchedule):
         self.clock = clock
 
     def __call__(self, step):
-        if self.clock is not None:
-            step = self.clock
+        return self.at(self.clock if self.clock is not None else step)
+
+    def at(self, step):
+        """The rate at `step`, whatever the clock says."""
         base = self.base(step) if callable(self.base) else self.base
         return tf.cast(base, tf.float32) * self.factor
 
@@ -126,7 +130,9 @@ class DeferredSchedule(tf_keras.optimizers.schedules.LearningRateSchedule):
     """A named schedule whose length is known only when `fit` knows the number of steps.
 
     `compile()` creates it with the peak rate; `fit()` calls `set_total_steps` before
-    training (a fixed `total_steps` given at creation is kept).
+    training (a fixed `total_steps` given at creation is kept). A fit in two phases (the
+    head alone, then the encoder too) runs the schedule once per phase: each phase has
+    its own warmup and decay, as fastai's `fine_tune` runs one cycle per phase.
     """
 
     def __init__(self, name: str, peak: float, warmup_fraction: float = 0.1, total_steps: int | None = None):
@@ -137,22 +143,32 @@ class DeferredSchedule(tf_keras.optimizers.schedules.LearningRateSchedule):
         self.fixed = total_steps is not None
         self.total_steps = int(total_steps or 1)
         self.start_step = 0
+        self.phase_start = 0
         self.inner = make_schedule(name, peak, self.total_steps, warmup_fraction)
+        self.second = None
 
-    def set_total_steps(self, total_steps: int, start_step: int = 0) -> bool:
+    def set_total_steps(self, total_steps: int, start_step: int = 0, phase_start: int = 0) -> bool:
         """Sizes the schedule for a `fit` of `total_steps` that starts at optimizer step `start_step` (a later
-        `fit` on the same model runs its own warmup and decay), unless the length was fixed at creation.
+        `fit` on the same model runs its own warmup and decay), unless the length was fixed at creation;
+        with `phase_start` > 0 a second phase, with its own warmup and decay, starts that many steps in.
         True when it changed (the train function must retrace)."""
-        if self.fixed or (int(total_steps), int(start_step)) == (self.total_steps, self.start_step):
+        total, start = (self.total_steps, self.start_step) if self.fixed else (int(total_steps), int(start_step))
+        phase = int(phase_start) if 0 < int(phase_start) < total else 0
+        if (total, start, phase) == (self.total_steps, self.start_step, self.phase_start):
             return False
-        self.total_steps, self.start_step = int(total_steps), int(start_step)
-        self.inner = make_schedule(self.name, self.peak, self.total_steps, self.warmup_fraction)
+        self.total_steps, self.start_step, self.phase_start = total, start, phase
+        first = phase or total
+        self.inner = make_schedule(self.name, self.peak, first, self.warmup_fraction)
+        self.second = make_schedule(self.name, self.peak, total - phase, self.warmup_fraction) if phase else None
         return True
 
     def __call__(self, step):
-        if callable(self.inner):
-            return self.inner(tf.cast(step, tf.int64) - self.start_step)
-        return tf.constant(self.inner, tf.float32)
+        if not callable(self.inner):
+            return tf.constant(self.inner, tf.float32)
+        step = tf.cast(step, tf.int64) - self.start_step
+        if self.second is None:
+            return self.inner(step)
+        return tf.where(step < self.phase_start, self.inner(step), self.second(step - self.phase_start))
 
     def get_config(self) -> dict:
         return {"name": self.name, "peak": self.peak, "warmup_fraction": self.warmup_fraction,

@@ -78,13 +78,28 @@ class TransformerBlock(tf_keras.layers.Layer):
         return self.output_layer_norm(x + self.output_dropout(hidden, training=training))
 
 
+def pool_sequence(sequence: tf.Tensor, mask: tf.Tensor, mode: str) -> tf.Tensor:
+    """Pools [batch, seq, hidden] over the real tokens as sentence-transformers' Pooling module does:
+    `mean` (sum / count of real tokens), `max`, or `first` (the [CLS] vector)."""
+    if mode == "first":
+        return sequence[:, 0, :]
+    weights = tf.cast(mask, sequence.dtype)[:, :, tf.newaxis]
+    if mode == "mean":
+        count = tf.maximum(tf.reduce_sum(weights, axis=1), tf.cast(1e-9, sequence.dtype))
+        return tf.reduce_sum(sequence * weights, axis=1) / count
+    lowest = tf.cast(-1e9 if sequence.dtype == tf.float32 else -3e4, sequence.dtype)
+    return tf.reduce_max(sequence + (1.0 - weights) * lowest, axis=1)
+
+
 class BertEncoder(tf_keras.Model):
     """Maps the three BERT input tensors to the TF Hub encoder outputs.
 
     Call it with a dict of int32 `input_word_ids`, `input_mask`, `input_type_ids`
     ([batch, seq], any seq up to `max_position_embeddings`). It returns
-    `sequence_output`, `pooled_output`, `default` (= pooled), `encoder_outputs`
-    (one tensor per transformer layer) and `embedding_output`.
+    `sequence_output`, `pooled_output`, `default` (= pooled), `cls_pooled_output` (the
+    tanh pooler over [CLS]), `encoder_outputs` (one tensor per transformer layer) and
+    `embedding_output`. `pooled_output` is the pooler's output for BERT checkpoints and the
+    sentence embedding (`config.pooled_output`, e.g. the masked mean) for sentence-transformers ones.
     """
 
     def __init__(self, config: BertConfig, **kwargs):
@@ -137,11 +152,14 @@ class BertEncoder(tf_keras.Model):
         for block in self.blocks:
             x = block(x, attention_mask, training=training)
             layer_outputs.append(x)
-        pooled = self.pooler(x[:, 0, :])
+        cls_pooled = self.pooler(x[:, 0, :])
+        pooled = cls_pooled if self.config.pooled_output == "pooler" else pool_sequence(
+            x, mask, self.config.pooled_output)
         return {
             "sequence_output": x,
             "pooled_output": pooled,
             "default": pooled,
+            "cls_pooled_output": cls_pooled,
             "encoder_outputs": layer_outputs,
             "embedding_output": embedding_output,
         }

@@ -6,6 +6,8 @@ import dataclasses
 import json
 from pathlib import Path
 
+POOLED_OUTPUTS = ("pooler", "mean", "max", "first")
+
 
 @dataclasses.dataclass(frozen=True)
 class BertConfig:
@@ -22,8 +24,14 @@ class BertConfig:
     attention_dropout: float = 0.1
     layer_norm_epsilon: float = 1e-12
     initializer_range: float = 0.02
+    # What `pooled_output` is: "pooler" (BERT's tanh dense over [CLS]), or the pooling a
+    # sentence-transformers checkpoint was trained with: "mean" / "max" over the input mask,
+    # "first" (the raw [CLS] vector). The pooler's output is always `cls_pooled_output` too.
+    pooled_output: str = "pooler"
 
     def __post_init__(self) -> None:
+        if self.pooled_output not in POOLED_OUTPUTS:
+            raise ValueError(f"pooled_output must be one of {POOLED_OUTPUTS}, not {self.pooled_output!r}")
         if self.hidden_size % self.num_heads:
             raise ValueError(
                 f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}"

@@ -25,6 +25,28 @@ from tfhub_transfer.encoders.build.vocab import read_vocab, special_token_ids
 METADATA_FILE = "tfhub_transfer.json"
 ENCODER_DIR = "encoder"
 PREPROCESSOR_DIR = "preprocessor"
+# 2: `pooled_output` follows `config.pooled_output` (+ `cls_pooled_output`), a `serving_default`
+# signature, `vocab_file` / `do_lower_case` on the encoder. Caches written by older writers are rebuilt.
+WRITER_VERSION = 2
+
+POOLED_OUTPUT_NOTES = {
+    "pooler": "BERT's tanh pooler over [CLS] (same as cls_pooled_output)",
+    "mean": "mean of sequence_output over input_mask (sentence-transformers pooling); "
+            "the [CLS] pooler is cls_pooled_output",
+    "max": "max of sequence_output over input_mask (sentence-transformers pooling); "
+           "the [CLS] pooler is cls_pooled_output",
+    "first": "the [CLS] vector of sequence_output (sentence-transformers CLS pooling); "
+             "the [CLS] pooler is cls_pooled_output",
+}
+
+
+def normalization_note(lower_case: bool | None) -> str:
+    """How the preprocessor normalises text before WordPiece (tensorflow-text's BertTokenizer)."""
+    if lower_case is None:
+        return "unknown"
+    if lower_case:
+        return "uncased: case-folded, NFD, accents (Mn) stripped; Hangul syllables decompose into jamo"
+    return "cased: text kept as written (no case folding, no Unicode normalisation)"
 
 
 def encoder_input_spec() -> dict[str, tf.TensorSpec]:
@@ -66,16 +88,34 @@ class _MlmModule(tf.train.Checkpoint):
         self.__call__ = call
 
 
-class EncoderModule(tf.train.Checkpoint):
-    """The root object written as an encoder SavedModel."""
+def signature_outputs(outputs: dict) -> dict[str, tf.Tensor]:
+    """The encoder outputs as a flat dict (a signature cannot return a list):
+    `encoder_outputs` becomes `encoder_outputs_0` ... `encoder_outputs_<L-1>`."""
+    flat = {k: v for k, v in outputs.items() if k != "encoder_outputs"}
+    flat.update({f"encoder_outputs_{i}": v for i, v in enumerate(outputs["encoder_outputs"])})
+    return flat
 
-    def __init__(self, encoder: BertEncoder, head: MaskedLMHead):
+
+class EncoderModule(tf.train.Checkpoint):
+    """The root object written as an encoder SavedModel.
+
+    Besides the reusable `__call__(inputs, training)` it carries what Model Garden's published
+    encoders carry: a `serving_default` signature (int32 `input_word_ids`, `input_mask`,
+    `input_type_ids` -> the outputs, `encoder_outputs` flattened), and the legacy `vocab_file`
+    (an asset) and `do_lower_case` (a bool variable) attributes."""
+
+    def __init__(self, encoder: BertEncoder, head: MaskedLMHead, vocab_path: str | Path | None = None,
+                 lower_case: bool | None = None):
         super().__init__()
         self._encoder = encoder
         self.variables = list(encoder.variables)
         self.trainable_variables = list(encoder.trainable_variables)
         self.regularization_losses = []
         self.mlm = _MlmModule(encoder, head)
+        if vocab_path is not None:
+            self.vocab_file = tf.saved_model.Asset(str(vocab_path))
+        if lower_case is not None:
+            self.do_lower_case = tf.Variable(lower_case, trainable=False, name="do_lower_case")
 
         @tf.function
         def call(inputs, training=False):
@@ -83,6 +123,19 @@ class EncoderModule(tf.train.Checkpoint):
 
         _trace_with_training(call, encoder_input_spec())
         self.__call__ = call
+
+        @tf.function(input_signature=list(encoder_input_spec().values()))
+        def serve(input_word_ids, input_mask, input_type_ids):
+            inputs = {"input_word_ids": input_word_ids, "input_mask": input_mask,
+                      "input_type_ids": input_type_ids}
+            return signature_outputs(as_float32(encoder(inputs, training=False)))
+
+        self.serve = serve
+
+
+def save_encoder_module(module: EncoderModule, path: str | Path) -> None:
+    """Writes `module` as a SavedModel with its `serving_default` signature."""
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
 
 
 def _unique(variables: list[tf.Variable]) -> list[tf.Variable]:
@@ -94,9 +147,10 @@ def _unique(variables: list[tf.Variable]) -> list[tf.Variable]:
     return out
 
 
-def write_encoder(encoder: BertEncoder, head: MaskedLMHead, path: str | Path) -> None:
+def write_encoder(encoder: BertEncoder, head: MaskedLMHead, path: str | Path,
+                  vocab_path: str | Path | None = None, lower_case: bool | None = None) -> None:
     """Saves `encoder` (with its MLM head as the `mlm` subobject) as a Hub SavedModel."""
-    tf.saved_model.save(EncoderModule(encoder, head), str(path))
+    save_encoder_module(EncoderModule(encoder, head, vocab_path, lower_case), path)
 
 
 def write_preprocessor(
@@ -126,14 +180,17 @@ def write_encoder_pair(
     out_dir = Path(out_dir)
     info = {
         "format": "tfhub_transfer/bert-pair/1",
+        "writer_version": WRITER_VERSION,
         "config": encoder.config.to_dict(),
         "lower_case": lower_case,
+        "normalization": normalization_note(lower_case),
+        "pooled_output": encoder.config.pooled_output,
         "has_embedding_output": True,
         "pooling": "cls",
         **(metadata or {}),
     }
     with atomic_directory(out_dir, overwrite) as tmp:
-        write_encoder(encoder, head, tmp / ENCODER_DIR)
+        write_encoder(encoder, head, tmp / ENCODER_DIR, vocab_path, lower_case)
         write_preprocessor(vocab_path, lower_case, tmp / PREPROCESSOR_DIR)
         shutil.copy(vocab_path, tmp / "vocab.txt")
         (tmp / METADATA_FILE).write_text(json.dumps(info, indent=2), encoding="utf-8")

@@ -1,0 +1,47 @@
+"""One entry point for every serving format: write an export, or open one whatever its format.
+
+    export_model(model, labels, "saved_models", "reviews", format="tflite", quantize="int8")
+    open_export("saved_models/reviews/3").predict(["a sentence"])  # {"probabilities", "labels", ...}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import tf_keras
+
+from tfhub_transfer.errors import ExportError
+from tfhub_transfer.export import onnx, tflite
+from tfhub_transfer.export.saved_model import ExportedClassifier, export_classifier
+from tfhub_transfer.export.serving import FORMATS, QUANTIZATIONS, check_format
+
+__all__ = ["FORMATS", "QUANTIZATIONS", "check_format", "export_model", "open_export"]
+
+
+def export_model(model: tf_keras.Model, label_names: Sequence[str], out_dir: str | Path = "saved_models",
+                 name: str = "classifier", version: int | None = None, format: str = "saved_model",
+                 quantize: str | None = None, **options) -> Path:
+    """Writes `out_dir/name/version` in `format` (saved_model, tflite, onnx); returns its path.
+
+    `quantize="int8"` (tflite, onnx): dynamic-range int8 weights. Options as for `export_classifier`
+    (extra_files, info, thresholds).
+    """
+    check_format(format, quantize)
+    if format == "saved_model":
+        return export_classifier(model, label_names, out_dir, name, version, **options)
+    writer = tflite.export_tflite if format == "tflite" else onnx.export_onnx
+    return writer(model, label_names, out_dir, name, version, quantize=quantize, **options)
+
+
+def open_export(path: str | Path):
+    """The predictor of an export in any format: `.predict(texts, batch_size, texts_b)` and `.info`."""
+    path = Path(path)
+    if (path / tflite.MODEL_FILE).exists():
+        return tflite.TFLiteClassifier(path)
+    if (path / onnx.MODEL_FILE).exists():
+        return onnx.OnnxClassifier(path)
+    if (path / "saved_model.pb").exists() or not path.exists():
+        return ExportedClassifier(path)
+    raise ExportError(f"{path} is not an export: it holds no saved_model.pb, {tflite.MODEL_FILE} or "
+                      f"{onnx.MODEL_FILE}; pass saved_models/<name>/<version>.")

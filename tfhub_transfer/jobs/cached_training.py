@@ -1,0 +1,67 @@
+"""Training a head on the feature cache at its best: to convergence, and optionally tuned.
+
+Epochs on cached features cost seconds, so with the default `--epochs` the head trains for
+up to `CACHED_HEAD_EPOCHS` epochs with early stopping (`CACHED_HEAD_PATIENCE`) instead of
+a fine-tuning budget. `--tune-head` sweeps the head's learning rate and L2 penalty and keeps
+the head with the best validation score (selected on the validation set, as SentEval's
+probes select their L2 on the dev set), reporting every trial and the choice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import tf_keras
+
+from tfhub_transfer.config import CACHED_HEAD_EPOCHS, CACHED_HEAD_PATIENCE, TrainConfig, field_default
+from tfhub_transfer.models.cached_heads import CachedExamples, CachedHead
+from tfhub_transfer.training.loop import FitOutcome, fit_task
+
+TUNING_LEARNING_RATES = (3e-4, 1e-3, 3e-3)
+TUNING_L2 = (0.0, 1e-4, 1e-3, 1e-2)
+
+
+def cached_optimization(config: TrainConfig):
+    """The optimisation options for a cached head: the user's, with a longer, early-stopped default budget."""
+    optimization = config.optimization
+    if optimization.epochs == field_default("epochs"):
+        optimization = dataclasses.replace(optimization, epochs=CACHED_HEAD_EPOCHS)
+        if not optimization.early_stopping and config.restore_best:
+            optimization = dataclasses.replace(optimization, early_stopping=CACHED_HEAD_PATIENCE)
+    return optimization
+
+
+def best_score(head, outcome: FitOutcome) -> float:
+    """The best validation score of a fit (higher is better whatever the monitor's direction)."""
+    values = outcome.history.get(head.objective.monitor) or [float("-inf")]
+    return max(values) if head.objective.monitor_mode == "max" else -min(values)
+
+
+def tune_cached_head(model, head: CachedHead, train: CachedExamples, valid: CachedExamples, config: TrainConfig,
+                     **fit_options) -> tuple[CachedHead, FitOutcome, dict]:
+    """Fits one head per (learning rate, L2) pair on the cache; returns the best head, its fit and the sweep."""
+    optimization = cached_optimization(config)
+    quiet = dataclasses.replace(config.runtime, verbose=0)
+    trials, best = [], None
+    for rate in TUNING_LEARNING_RATES:
+        for l2 in TUNING_L2:
+            tf_keras.utils.set_random_seed(config.seed)
+            with model.distribute_strategy.scope():
+                candidate = CachedHead(model, head.input_shape[1], head.input_shape[2], head.scaling, l2)
+            trial = dataclasses.replace(optimization, head_learning_rate=rate, learning_rate=None)
+            outcome = fit_task(candidate, train, valid, trial, quiet, None, job="--tune-head", **fit_options)
+            score = best_score(candidate, outcome)
+            trials.append({"head_learning_rate": rate, "l2": l2, "score": round(abs(score), 6),
+                           "epochs": len(next(iter(outcome.history.values()), []))})
+            if config.verbose:
+                print(f"tune-head: lr {rate:g}, l2 {l2:g}: {candidate.objective.monitor} {abs(score):.4f} "
+                      f"({trials[-1]['epochs']} epochs)", flush=True)
+            if best is None or score > best[0]:
+                best = (score, candidate, outcome, rate, l2)
+    _, chosen, outcome, rate, l2 = best
+    tuning = {"chosen": {"head_learning_rate": rate, "l2": l2}, "monitor": chosen.objective.monitor,
+              "trials": trials}
+    if config.verbose:
+        print(f"tune-head: chose lr {rate:g}, l2 {l2:g} (best {chosen.objective.monitor} "
+              f"{abs(best[0]):.4f} of {len(trials)} trials)", flush=True)
+    return chosen, outcome, tuning

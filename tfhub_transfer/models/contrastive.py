@@ -1,0 +1,254 @@
+"""Few-shot transfer, `--mode contrastive` (SetFit's recipe), in two fits through the one training loop.
+
+1. `PairEncoderModel`: the classifier's own encoder and pooling applied to both texts of a pair
+   (siamese: one set of weights) -> their cosine similarity, fitted with mean squared error against
+   1 (same class) or 0 (different classes) on pairs drawn from the labels (transfer.contrastive).
+   The optimisation options (epochs, batch size, learning rate, default 2e-5, schedule) are this fit's.
+2. The tuned encoder embeds the labelled texts once (inference mode) and `FeatureHead`, the
+   classifier's head on those embeddings, is fitted until its training loss stops falling: a
+   logistic regression, as SetFit fits one, at its own fixed recipe. It is copied onto the classifier,
+   which then predicts, saves and exports raw strings like any other.
+
+    model = TextClassifier.from_encoder("default", labels=["neg", "pos"], mode="contrastive")
+    model.fit(texts, labels, epochs=3, batch_size=16)   # 8 examples per class are enough
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+from tfhub_transfer.config import CONTRASTIVE_LEARNING_RATE, OptimizationConfig, RuntimeConfig
+from tfhub_transfer.data.tables import Examples
+from tfhub_transfer.errors import ConfigError
+from tfhub_transfer.layers.heads import ClassificationHead
+from tfhub_transfer.models.base import DEFAULT_BATCH_SIZE, TaskModel
+from tfhub_transfer.preprocessing.text import AUTOTUNE, make_dataset
+from tfhub_transfer.training.loop import FitOutcome, fit_task, predict_outputs
+from tfhub_transfer.training.objectives import TaskSpec
+from tfhub_transfer.transfer.contrastive import PairExamples, build_pairs, pair_dataset
+from tfhub_transfer.transfer.modes import TransferMode
+
+CONTRASTIVE_TASKS = ("single_label", "multi_label")
+NO_BACKUPS = "contrastive few-shot training keeps no backups (it runs for minutes at most)"
+# The head on fixed embeddings is an L2-regularised logistic regression (scikit-learn's C=1, as SetFit
+# fits): a convex problem, trained until its loss stops falling. Each of its epochs is at least
+# HEAD_EPOCH_STEPS steps (the examples repeated), run in one call.
+HEAD_LEARNING_RATE = 1e-2
+HEAD_EPOCH_STEPS = 25
+HEAD_MAX_EPOCHS = 40
+HEAD_PATIENCE = 2  # epochs without the training loss falling by HEAD_MIN_DELTA
+HEAD_MIN_DELTA = 1e-4
+
+
+def check_applies(task: str, pair: bool = False, windowed: bool = False) -> None:
+    """Refuses contrastive mode where it does not apply: it needs single texts with class labels."""
+    if windowed:
+        raise ConfigError("--long-text windows does not apply to --mode contrastive: its pairs compare one "
+                          "embedding per text (up to --seq-length word pieces); use --long-text truncate")
+    if task not in CONTRASTIVE_TASKS:
+        raise ConfigError(f"--mode contrastive does not apply to --task {task}: it pairs texts by "
+                          "their class labels (single_label or multi_label)")
+    if pair:
+        raise ConfigError("--mode contrastive does not apply to sentence pairs (--text-b-column): it "
+                          "compares the embeddings of single texts")
+
+
+def sentence_encoder(model: TaskModel) -> tf_keras.Model:
+    """The classifier's inputs -> the features its head reads (its own layers: training one trains the other)."""
+    return tf_keras.Model(model.input, model.get_layer("head").input, name="sentence_encoder")
+
+
+class PairEncoderModel(TaskModel):
+    """Two texts -> the cosine of their embeddings by one shared sentence encoder (the classifier's)."""
+
+    task = "similarity"
+    unsupported = {"resume": NO_BACKUPS, "backup_every_steps": NO_BACKUPS}
+
+    def __init__(self, classifier: TaskModel):
+        encoder = sentence_encoder(classifier)
+        names = list(classifier.input)
+        inputs = {f"{side}_{name}": tf_keras.Input(shape=(None,), dtype=tf.int32, name=f"{side}_{name}")
+                  for side in "ab" for name in names}
+        embeddings = [encoder({name: inputs[f"{side}_{name}"] for name in names}) for side in "ab"]
+        cosine = tf_keras.layers.Dot(axes=-1, normalize=True, name="cosine", dtype="float32")(embeddings)
+        super().__init__(inputs=inputs, outputs=cosine, name="pair_encoder")
+        self._setup(classifier.config, classifier.mode, classifier.spec, classifier.preprocessor)
+        # The same variables as the classifier's encoder, so its groups and LR multipliers apply as they are.
+        self.layer_groups = classifier.layer_groups
+        self.lr_multipliers = dict(classifier.lr_multipliers)
+        self.frozen_groups = tuple(classifier.frozen_groups)
+        self.unused_groups = tuple(getattr(classifier, "unused_groups", ()))
+
+    @property
+    def objective(self) -> TaskSpec:
+        return TaskSpec("similarity", "val_loss", "min", "loss")
+
+    def default_learning_rate(self) -> float:
+        return CONTRASTIVE_LEARNING_RATE
+
+    def compile(self, optimizer="adamw", loss="auto", metrics="auto", **kwargs) -> None:
+        """`TaskModel.compile` with mean squared error between the cosine and the pair's target."""
+        loss = tf_keras.losses.MeanSquaredError() if loss == "auto" else loss
+        super().compile(optimizer, loss, [] if metrics == "auto" else metrics, **kwargs)
+
+    def training_stream(self, examples: PairExamples, batch_size, epochs, seed, start, bucket, drop_remainder,
+                        static_length, shuffle=True) -> tf.data.Dataset:
+        return pair_dataset(examples, self.preprocessor, batch_size, self.seq_length, epochs, seed, start.epoch,
+                            start.step, shuffle, drop_remainder, static_length)
+
+    def evaluation_dataset(self, examples: PairExamples, batch_size: int) -> tf.data.Dataset:
+        return pair_dataset(examples, self.preprocessor, batch_size, self.seq_length, shuffle=False)
+
+
+@dataclasses.dataclass
+class FeatureExamples:
+    """Fixed embeddings of labelled texts with their targets (and per-example training weights)."""
+
+    features: np.ndarray
+    targets: np.ndarray
+    weights: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def repeated(self, times: int) -> FeatureExamples:
+        """The examples `times` over, so that one epoch of a small set is several steps."""
+        tile = (lambda a: None if a is None else np.concatenate([a] * times)) if times > 1 else (lambda a: a)
+        return FeatureExamples(tile(self.features), tile(self.targets), tile(self.weights))
+
+
+class FeatureHead(TaskModel):
+    """The classifier's head (same layer name and shapes) on fixed embeddings [batch, hidden]."""
+
+    unsupported = {"resume": NO_BACKUPS, "backup_every_steps": NO_BACKUPS}
+
+    def __init__(self, model: TaskModel, hidden: int, l2: float = 0.0):
+        features = tf_keras.Input(shape=(hidden,), name="features")
+        head = ClassificationHead(model.num_outputs, 0.0, model.config.seed, name="head")
+        logits = head(features)
+        super().__init__(inputs=features, outputs=logits, name="feature_head")
+        if l2:
+            self.add_loss(lambda: l2 * tf.reduce_sum(tf.square(head.logits.kernel)))
+        self._setup(model.config, TransferMode("freeze"), model.spec, None, model.label_names)
+        self.task = model.task
+
+    def training_stream(self, examples: FeatureExamples, batch_size, epochs, seed, start, bucket,
+                        drop_remainder, static_length, shuffle=True) -> tf.data.Dataset:
+        rows = tf.data.Dataset.from_tensor_slices((examples.features, examples.targets))
+        if shuffle:
+            rows = rows.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
+        return rows.batch(batch_size, drop_remainder=drop_remainder).repeat(epochs).prefetch(AUTOTUNE)
+
+    def evaluation_dataset(self, examples: FeatureExamples, batch_size: int) -> tf.data.Dataset:
+        return tf.data.Dataset.from_tensor_slices((examples.features, examples.targets)).batch(batch_size)
+
+    def copy_weights_to(self, model: TaskModel) -> None:
+        model.get_layer("head").set_weights(self.get_layer("head").get_weights())
+
+
+def embed(model: TaskModel, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    """[examples, hidden]: the model's pooled features of `texts` (encoder in inference mode)."""
+    with model.distribute_strategy.scope():
+        encoder = sentence_encoder(model)
+    dataset = make_dataset(list(texts), None, model.preprocessor, batch_size, model.seq_length, cache=False)
+    return np.asarray(predict_outputs(encoder, dataset), np.float32)
+
+
+def fit_head(model: TaskModel, train: Examples, valid: Examples | None, optimization: OptimizationConfig,
+             runtime: RuntimeConfig, job: str = "--mode contrastive") -> FitOutcome:
+    """Fits `model`'s head on its encoder's fixed embeddings of `train` (a logistic regression with
+    scikit-learn's default L2) until the training loss stops falling, through the one loop, and copies
+    it onto `model`."""
+    replicas = model.distribute_strategy.num_replicas_in_sync
+    batch = max(1, min(optimization.batch_size, len(train) // replicas))
+    steps = -(-len(train) // (batch * replicas))
+    repeats = -(-HEAD_EPOCH_STEPS // steps)
+    weights = getattr(train, "weights", None)
+    train_features = FeatureExamples(embed(model, train.texts, batch), train.targets, weights).repeated(repeats)
+    valid_features = FeatureExamples(embed(model, valid.texts, batch), valid.targets) if valid else None
+    with model.distribute_strategy.scope():
+        head = FeatureHead(model, train_features.features.shape[-1], l2=1 / (2 * len(train)))
+    recipe = dataclasses.replace(optimization, epochs=HEAD_MAX_EPOCHS, learning_rate=HEAD_LEARNING_RATE,
+                                 optimizer="adamw", schedule="constant", warmup_fraction=0.0, weight_decay=0.0,
+                                 batch_size=batch)
+    epoch_steps = max(1, len(train_features) // (batch * replicas))
+    quiet = dataclasses.replace(runtime, verbose=0, callbacks=[], steps_per_execution=epoch_steps)
+    stop = tf_keras.callbacks.EarlyStopping("loss", min_delta=HEAD_MIN_DELTA, patience=HEAD_PATIENCE)
+    outcome = fit_task(head, train_features, valid_features, recipe, quiet, None, job=job, extra_callbacks=(stop,))
+    head.copy_weights_to(model)
+    if runtime.verbose:
+        scores = ", ".join(f"{k} {v[-1]:.4f}" for k, v in outcome.history.items())
+        print(f"head fitted on the tuned embeddings for {len(outcome.history['loss'])} epochs: {scores}", flush=True)
+    return outcome
+
+
+def fit_contrastive(model: TaskModel, train: Examples, valid: Examples | None, optimization: OptimizationConfig,
+                    runtime: RuntimeConfig, job: str = "--mode contrastive", shuffle: bool = True,
+                    extra_callbacks: tuple = ()) -> FitOutcome:
+    """Tunes `model`'s encoder on pairs of `train` (optimization's epochs, batch, rate), then fits its head.
+
+    The history holds `contrastive_loss` per pair epoch and the head's own keys per head epoch; the
+    validation outputs and best epoch are the head's.
+    """
+    check_applies(model.task, getattr(model.config, "pair", False), getattr(model, "long_text", None) is not None
+                  and model.long_text.windowed)
+    pairs = PairExamples(list(train.texts), build_pairs(train.targets, model.mode.pair_iterations, runtime.seed))
+    with model.distribute_strategy.scope():
+        pair_model = PairEncoderModel(model)
+    if runtime.verbose:
+        print(f"contrastive: {len(pairs)} pairs ({model.mode.pair_iterations} positive and negative per "
+              f"example) from {len(train)} examples", flush=True)
+    # Pairs are balanced by construction and have no validation set: class weights and early stopping
+    # are the head's.
+    pair_options = dataclasses.replace(optimization, class_weight=None, early_stopping=0)
+    tuned = fit_task(pair_model, pairs, None, pair_options, runtime, None, job=job, shuffle=shuffle,
+                     extra_callbacks=extra_callbacks)
+    head = fit_head(model, train, valid, optimization, runtime, job)
+    history = {"contrastive_loss": tuned.history["loss"], **head.history}
+    return FitOutcome(history, head.valid_outputs, tuned.seconds + head.seconds, head.best_epoch, tuned.speed)
+
+
+def _optimization_from(model: TaskModel, epochs: int, batch_size: int) -> OptimizationConfig:
+    """The pair fit's options from the model's `compile(...)` arguments, if it was compiled."""
+    options = {k: v for k, v in (model._compile_options or {}).items() if v is not None}
+    optimizer = options.get("optimizer", "adamw")
+    if not isinstance(optimizer, str):
+        raise ConfigError("contrastive mode builds its own optimizers for the pair and head fits: compile with "
+                          "an optimizer name (adamw, adam, sgd) and learning_rate=, not an optimizer object")
+    chosen = {k: options[k] for k in ("learning_rate", "schedule", "warmup_fraction", "weight_decay") if k in options}
+    return OptimizationConfig(epochs=epochs, batch_size=batch_size, optimizer=optimizer, **chosen)
+
+
+def fit_on_texts(model: TaskModel, x, y, batch_size: int | None = None, epochs: int = 1, verbose="auto",
+                 callbacks=None, validation_data=None, shuffle: bool = True, seed: int = 0,
+                 **others) -> tf_keras.callbacks.History:
+    """`model.fit(texts, labels, ...)` for a contrastive-mode classifier: both fits, a Keras History back."""
+    given = {k: v for k, v in others.items() if v is not None}
+    if given:
+        raise ConfigError(f"fit options {sorted(given)} do not apply to --mode contrastive: it draws its own pairs "
+                          "from texts and labels")
+    if isinstance(x, tf.data.Dataset) or not model._is_raw(x) or y is None:
+        raise ConfigError("--mode contrastive fits on texts and their labels, model.fit(texts, labels): it draws "
+                          "its own pairs from them (not from a dataset of encoder inputs)")
+    train = Examples(list(x), model.encode_labels(y))
+    valid = None
+    if validation_data is not None:
+        if not (isinstance(validation_data, tuple) and len(validation_data) == 2):
+            raise ConfigError("validation_data for --mode contrastive is (texts, labels)")
+        valid = Examples(list(validation_data[0]), model.encode_labels(validation_data[1]))
+    optimization = _optimization_from(model, epochs, batch_size or DEFAULT_BATCH_SIZE)
+    level = 1 if verbose == "auto" else int(verbose)
+    runtime = RuntimeConfig(seed=seed, verbose=level, callbacks=list(callbacks or []))
+    outcome = fit_contrastive(model, train, valid, optimization, runtime, shuffle=shuffle)
+    if model.optimizer is None:
+        model.compile()  # evaluate() works on the fitted classifier as on any other
+    history = tf_keras.callbacks.History()
+    history.history = outcome.history
+    history.epoch = list(range(len(outcome.history["loss"])))
+    history.model = model
+    return history

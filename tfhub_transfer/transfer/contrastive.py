@@ -1,0 +1,124 @@
+"""Contrastive pairs for few-shot transfer (SetFit's recipe): pairs of labelled texts that share a class or not.
+
+Each iteration gives every example one positive partner (another example of its class) and one
+negative partner (an example of another class), so positives and negatives are exactly balanced
+and every class takes part in proportion to its examples. A sentence encoder fine-tuned to give
+positive pairs cosine 1 and negative pairs cosine 0 pulls each class together before a head is
+fitted on its embeddings (Tunstall et al. 2022, "Efficient Few-Shot Learning Without Prompts").
+
+`pair_dataset` streams the pairs as batches of two encoder inputs (`a_*` and `b_*`), each text
+tokenised once up front; epoch e's order depends only on (seed, e), as in every training stream.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from tfhub_transfer.errors import ConfigError
+from tfhub_transfer.preprocessing.text import AUTOTUNE, TextPreprocessor, epoch_stream
+from tfhub_transfer.transfer.modes import CONTRASTIVE_ITERATIONS
+
+
+@dataclasses.dataclass(frozen=True)
+class ContrastivePairs:
+    """Index pairs into the labelled examples and their target cosine (1.0 same class, 0.0 not)."""
+
+    first: np.ndarray
+    second: np.ndarray
+    similarity: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.first)
+
+
+def _same_class_groups(targets: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(members, non-members) per class of single-label targets."""
+    classes = np.unique(targets)
+    return [(np.flatnonzero(targets == c), np.flatnonzero(targets != c)) for c in classes]
+
+
+def build_pairs(targets: Sequence | np.ndarray, iterations: int = CONTRASTIVE_ITERATIONS,
+                seed: int = 0) -> ContrastivePairs:
+    """`iterations` x one positive and one negative pair per example, drawn reproducibly from `seed`.
+
+    `targets` are class ids (single-label) or multi-hot rows (multi-label: a pair is positive when
+    the two examples share a label). A class with one example pairs it with itself as its positive.
+    """
+    targets = np.asarray(targets)
+    if iterations < 1:
+        raise ConfigError(f"contrastive pair iterations must be a whole number >= 1, not {iterations}")
+    if targets.ndim == 2:
+        return _multi_label_pairs(targets, iterations, seed)
+    if targets.ndim != 1 or len(np.unique(targets)) < 2:
+        raise ConfigError("contrastive mode needs labelled examples of at least two classes (it pairs "
+                          "texts of the same class against texts of other classes)")
+    rng = np.random.default_rng(seed)
+    first, second, similarity = [], [], []
+    for _ in range(iterations):
+        for members, others in _same_class_groups(targets):
+            size = len(members)
+            # A random other member of the class: shift each member's position by 1..size-1 (itself if alone).
+            shift = rng.integers(1, size, size=size) if size > 1 else np.zeros(1, np.int64)
+            positives = members[(np.arange(size) + shift) % size]
+            negatives = others[rng.integers(0, len(others), size=size)]
+            first += [members, members]
+            second += [positives, negatives]
+            similarity += [np.ones(size, np.float32), np.zeros(size, np.float32)]
+    return ContrastivePairs(np.concatenate(first), np.concatenate(second), np.concatenate(similarity))
+
+
+def _multi_label_pairs(rows: np.ndarray, iterations: int, seed: int) -> ContrastivePairs:
+    shared = (rows.astype(np.float32) @ rows.T.astype(np.float32)) > 0
+    anchors = [i for i in range(len(rows)) if not shared[i].all()]
+    if not anchors:
+        raise ConfigError("contrastive mode needs examples that share no label (every pair here shares one)")
+    rng = np.random.default_rng(seed)
+    first, second, similarity = [], [], []
+    for _ in range(iterations):
+        for i in anchors:
+            positives = np.flatnonzero(shared[i] & (np.arange(len(rows)) != i))
+            negatives = np.flatnonzero(~shared[i])
+            first += [i, i]
+            second += [int(rng.choice(positives)) if len(positives) else i, int(rng.choice(negatives))]
+            similarity += [1.0, 0.0]
+    return ContrastivePairs(np.asarray(first), np.asarray(second), np.asarray(similarity, np.float32))
+
+
+@dataclasses.dataclass
+class PairExamples:
+    """The texts and the pairs drawn from them: what the pair encoder trains on (its length counts pairs)."""
+
+    texts: list[str]
+    pairs: ContrastivePairs
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+
+def pair_dataset(examples: PairExamples, preprocessor: TextPreprocessor, batch_size: int, seq_length: int,
+                 epochs: int = 1, seed: int = 0, start_epoch: int = 0, start_step: int = 0,
+                 shuffle: bool = True, drop_remainder: bool = False,
+                 static_length: bool = False) -> tf.data.Dataset:
+    """Batches of ({a_input_word_ids, ..., b_input_type_ids}, [batch, 1] target cosine) for epochs
+    `start_epoch..epochs-1`, starting `start_step` batches in."""
+    tokens = preprocessor.tokenize(tf.constant(list(examples.texts)))[:, : seq_length - 2]
+    pairs = examples.pairs
+    rows = tf.data.Dataset.from_tensor_slices(
+        (pairs.first.astype(np.int32), pairs.second.astype(np.int32), pairs.similarity[:, None]))
+
+    def batches(dataset: tf.data.Dataset, epoch_seed: int) -> tf.data.Dataset:
+        return dataset.batch(batch_size, drop_remainder=drop_remainder)
+
+    def pack(first, second, similarity):
+        inputs = {}
+        for side, index in (("a", first), ("b", second)):
+            packed = preprocessor.pack([tf.gather(tokens, index)], seq_length, static_length)
+            inputs.update({f"{side}_{name}": value for name, value in packed.items()})
+        return inputs, similarity
+
+    stream = epoch_stream(rows, len(pairs), batches, epochs, seed, start_epoch, start_step, shuffle)
+    return stream.map(pack, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
