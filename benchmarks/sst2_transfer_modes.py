@@ -58,7 +58,8 @@ def with_before(table: str, size: int, modes: list[str]) -> str:
     before = BEFORE.get(size, {})
     names = {str(TransferMode.parse(m)): m for m in modes}
     rows = table.strip().splitlines()
-    out = [rows[0] + " before (#3) | recipe |", rows[1] + "---|---|"]
+    header = rows[0] + " before (#3) | recipe |"
+    out = [header, "|" + "---|" * (header.count("|") - 1)]
     for row in rows[2:]:
         mode = row.split("|")[1].strip()
         old = before.get(names.get(mode, mode))

@@ -147,8 +147,10 @@ VALUES = {  # one non-default value per flag
     "--head-lr": "0.01", "--head-lr-multiplier": "10", "--frozen-epochs": "1", "--lr-mult": "100",
     "--long-text": "windows:32", "--tune-head": None, "--no-standardize-features": None,
     "--export-format": "tflite", "--quantize": "int8",
+    "--no-tensorboard": None, "--keep-backups": None, "--cache-dir": "c",
 }
-DEFINING = {"--train", "--task", "--architecture", "--word-vectors", "--text-embedding", "--help", "--debug"}
+DEFINING = {"--train", "--task", "--architecture", "--word-vectors", "--text-embedding", "--help", "--debug",
+            "--tensorboard"}  # the last one restates its default (the pair of --no-tensorboard)
 
 
 def _train_flags() -> list[str]:

@@ -11,7 +11,9 @@ POOLINGS = ("cls", "first", "mean", "max")
 class SequencePooling(tf_keras.layers.Layer):
     """Pools Hub encoder outputs.
 
-    - `cls`: the encoder's `pooled_output` (tanh pooler over [CLS], as BERT fine-tuning uses);
+    - `cls`: the tanh pooler over [CLS], as BERT fine-tuning uses: `cls_pooled_output` where the
+      encoder has it (this package's encoders: their `pooled_output` can be a mean, see the README),
+      else the published encoder's `pooled_output`;
     - `first`: the raw [CLS] vector of `sequence_output`;
     - `mean` / `max`: over the real (unmasked) tokens of `sequence_output`.
     """
@@ -27,7 +29,7 @@ class SequencePooling(tf_keras.layers.Layer):
         if not isinstance(encoder_outputs, dict):
             encoder_outputs = {"sequence_output": encoder_outputs}
         if self.mode == "cls":
-            return encoder_outputs["pooled_output"]
+            return encoder_outputs.get("cls_pooled_output", encoder_outputs.get("pooled_output"))
         sequence = encoder_outputs["sequence_output"]
         if self.mode == "first":
             return sequence[:, 0, :]

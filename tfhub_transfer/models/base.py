@@ -35,7 +35,7 @@ from tfhub_transfer.export.formats import export_model
 from tfhub_transfer.files import atomic_directory, replace_file
 from tfhub_transfer.preprocessing.text import make_string_dataset, make_training_dataset
 from tfhub_transfer.training.callbacks import EarlyStopping
-from tfhub_transfer.training.loop import predict_outputs
+from tfhub_transfer.training.loop import inputs_only, predict_outputs
 from tfhub_transfer.training.lr_finder import LRFinderResult, range_test
 from tfhub_transfer.training.objectives import TASK_SPECS, compile_args
 from tfhub_transfer.training.optimizers import copy_factory, optimizer_factory
@@ -280,9 +280,9 @@ class TaskModel(tf_keras.Model):
         self._compile_options = dict(optimizer=optimizer, loss=loss, metrics=metrics,
                                      learning_rate=learning_rate, schedule=schedule,
                                      warmup_fraction=warmup_fraction, weight_decay=weight_decay,
-                                     total_steps=total_steps, **kwargs)
+                                     total_steps=total_steps, head_learning_rate=head_learning_rate,
+                                     head_lr_multiplier=head_lr_multiplier, **kwargs)
         self._stale_compile = False
-        self._compile_options.update(head_learning_rate=head_learning_rate, head_lr_multiplier=head_lr_multiplier)
         if isinstance(optimizer, str):
             rate = learning_rate or self.default_learning_rate()
             self._schedule = base = DeferredSchedule(schedule, rate, warmup_fraction, total_steps)
@@ -337,15 +337,15 @@ class TaskModel(tf_keras.Model):
         for optimizer, variables in self._bucket(self.trainable_variables):
             optimizer.build(variables)  # every slot now: groups unfrozen later need no new variables
 
-    def _optimizer_for(self, variable, group_of: dict[int, str]):
-        return dict(self._group_optimizers).get(group_of.get(id(variable)), self.optimizer)
-
     def _bucket(self, variables):
-        group_of = ({id(v): name for name, vs in self.layer_groups.variables.items() for v in vs}
-                    if self.layer_groups else {})
+        """(optimizer, variables) pairs: each layer group's variables with its optimizer, the rest with the main one."""
+        by_group = dict(self._group_optimizers)
+        optimizer_of = {id(v): by_group[name] for name, vs in (self.layer_groups.variables.items()
+                                                               if self.layer_groups else []) if name in by_group
+                        for v in vs}
         buckets: dict[int, tuple] = {}
         for variable in variables:
-            optimizer = self._optimizer_for(variable, group_of)
+            optimizer = optimizer_of.get(id(variable), self.optimizer)
             buckets.setdefault(id(optimizer), (optimizer, []))[1].append(variable)
         # The main optimizer steps last so every group reads the same clock value.
         return sorted(buckets.values(), key=lambda item: item[0] is self.optimizer)
@@ -567,7 +567,7 @@ class TaskModel(tf_keras.Model):
         """`tf_keras.Model.predict` (logits; a score for regression); raw strings are tokenised first."""
         dataset = self._inputs_from(x, None, batch_size or DEFAULT_BATCH_SIZE, False)
         if dataset is not None:
-            x, batch_size = dataset.map(lambda inputs, *_: inputs), None
+            x, batch_size = dataset.map(inputs_only), None
         return super().predict(x, batch_size=batch_size, **kwargs)
 
     def outputs_on(self, dataset: tf.data.Dataset):

@@ -84,13 +84,18 @@ def steps_per_epoch(examples: int, batch: int, whole_batches: bool) -> int:
     return examples // batch
 
 
+def inputs_only(inputs, *_):
+    """A dataset element's model inputs (a named function: AutoGraph cannot read `lambda x, *_: x`)."""
+    return inputs
+
+
 def predict_outputs(model, dataset: tf.data.Dataset) -> np.ndarray:
     """The model's outputs on every batch of `dataset`, in order, on this process.
 
     Under a multi-worker strategy `predict` would shard the data across workers, so
     each worker runs the (replicated) model on all of it instead.
     """
-    inputs = dataset.map(lambda x, *rest: x)
+    inputs = dataset.map(inputs_only)
     if not is_multi_worker(model.distribute_strategy):
         return model.predict(inputs, verbose=0)
     call = tf.function(lambda x: model(x, training=False), reduce_retracing=True)

@@ -114,7 +114,9 @@ class TransferMode:
     def describe(self) -> str:
         """The mode with its recipe, e.g. `discriminative (head first 0.5 epochs, LR/10 .. LR)`."""
         parts = []
-        if self.head_epochs:
+        if self.kind == "gradual" and self.unfreeze_every_steps and self.frozen_epochs is None:
+            parts.append(f"head first {self.unfreeze_every_steps} steps")
+        elif self.head_epochs:
             parts.append(f"head first {self.head_epochs:g} epochs")
         if self.kind == "discriminative" and self.decay is not None:
             parts.append(f"x{self.decay:.3g} per group")
