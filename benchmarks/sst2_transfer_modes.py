@@ -4,9 +4,9 @@
 
 Every mode sees the same subset, seed, batch size, schedule and epochs
 (`tfhub_transfer.jobs.compare.compare_modes`), with each mode's default recipe (issue #12:
-`gradual` and `discriminative` train the head alone for half an epoch at the head's rate,
-then the encoder; `discriminative` spreads the rates from LR/10 to LR; the head-only epochs
-count in the same `--epochs` budget as `finetune`'s). `--head-lr`, `--head-lr-multiplier`,
+`gradual` trains the head alone for half an epoch at the head's rate, counted in the same
+`--epochs` budget as `finetune`'s, then thaws the groups top-down; `gradual` and
+`discriminative` spread the groups' rates over LR/10 .. LR, centred on 5e-5). `--head-lr`, `--head-lr-multiplier`,
 `--frozen-epochs` and `--lr-mult` override the recipes for every mode that takes them.
 A `freeze (feature cache)` row trains the head on the standardised cached features to
 convergence (early stopping), as the SentEval probes do (`--no-cache-row` skips it).

@@ -47,7 +47,7 @@ def discriminative(tiny_encoder_no_dropout):
     """discriminative (head first for half an epoch, then LR/100 .. LR) with SGD at constant rates."""
     tf_keras.utils.set_random_seed(0)
     model = TextClassifier.from_encoder(str(tiny_encoder_no_dropout), mode="discriminative", lr_mult=100,
-                                        pooling="mean", dropout=0.0, seed=0)
+                                        frozen_epochs=0.5, pooling="mean", dropout=0.0, seed=0)
     model.compile("sgd", learning_rate=0.1, schedule="constant", head_learning_rate=3.0, head_lr_multiplier=2.0)
     first = next(iter(model.encode_examples(TEXTS[:BATCH], LABELS[:BATCH], BATCH)))
     with tf.GradientTape() as tape:
@@ -142,6 +142,7 @@ def test_recipe_options_that_do_not_fit_are_refused(options, message):
 def test_recipe_options_reach_the_mode():
     mode = TransferMode.parse("gradual", lr_mult=100.0, frozen_epochs=0.25)
     assert (mode.spread, mode.head_epochs, mode.has_phases) == (100.0, 0.25, True)
+    assert TransferMode.parse("discriminative", lr_mult=100.0).default_rate(5e-5) == pytest.approx(5e-4)
     lp_ft = TransferMode.parse("finetune", frozen_epochs=1.0)  # linear probing, then fine-tuning
     assert lp_ft.has_phases and lp_ft.needs_groups
-    assert "head first 0.5 epochs" in TransferMode.parse("discriminative").describe()
+    assert "head first 0.5 epochs" in TransferMode.parse("gradual").describe()

@@ -1,0 +1,43 @@
+"""Transfer-mode recipes on an SST-2 subset with the default encoder, the transfer-mode table's budget
+(2 epochs, batch 32, seq 64, seed 0, best dev epoch kept). Each argument after the size is one run's
+options as JSON, e.g.
+
+    python benchmarks/sst2_recipes.py 8000 '{"mode": "finetune"}' '{"mode": "gradual"}'
+
+Prints one JSON line per run: dev accuracy, the dev accuracy per epoch, the seconds it took.
+"""
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import tf_keras
+
+from tfhub_transfer.config import TrainConfig
+from tfhub_transfer.data.tables import load_labelled
+from tfhub_transfer.jobs.train import build_task_model, num_outputs
+from tfhub_transfer.training.loop import fit_task
+from tfhub_transfer.training.objectives import validation_report
+
+SST2 = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2"
+
+
+def main(size: int, runs: list[dict]) -> None:
+    splits = load_labelled(SST2 / "train.tsv", SST2 / "dev.tsv", max_train_examples=size, seed=0)
+    for options in runs:
+        config = TrainConfig.of(train=SST2 / "train.tsv", encoder="default", epochs=2, batch_size=32, seq_length=64,
+                                max_train_examples=size, verbose=0, export=False, tensorboard=False, **options)
+        tf_keras.utils.set_random_seed(0)
+        model = build_task_model(config, splits)
+        started = time.time()
+        outcome = fit_task(model, splits.train_examples, splits.valid_examples, config.optimization,
+                           config.runtime, None, job="benchmark")
+        report = validation_report(splits.task, splits.valid_ids, outcome.valid_outputs, num_outputs(splits))
+        curve = [round(v, 4) for v in outcome.history.get("val_accuracy", [])]
+        print(json.dumps({"n": size, **options, "acc": round(report["accuracy"], 4), "curve": curve,
+                          "s": round(time.time() - started)}), flush=True)
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]), [json.loads(arg) for arg in sys.argv[2:]])
