@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import tensorflow as tf
@@ -205,9 +205,18 @@ def write_export(module: tf.Module, model: tf_keras.Model, model_dir: Path, vers
     Written beside and renamed into place; the version (the given one, or the next free one)
     is claimed atomically, so concurrent exports never share or replace a version.
     """
-    with versioned_directory(model_dir, version) as (tmp, claimed):
+    def save(tmp: Path) -> None:
         tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve},
                             options=save_options(model.distribute_strategy))
+
+    return write_version(model_dir.parent, model_dir.name, version, save, record, extra_files)
+
+
+def write_version(out_dir: str | Path, name: str, version: int | None, write: Callable[[Path], None],
+                  record: dict, extra_files: dict[str, bytes] | None = None) -> Path:
+    """Writes `out_dir/name/<version>` atomically: `write(tmp)` fills it, then the record and extra files."""
+    with versioned_directory(Path(out_dir) / check_name(name), version) as (tmp, claimed):
+        write(tmp)
         extra = tmp / EXTRA_DIR
         extra.mkdir(exist_ok=True)
         (extra / MODEL_INFO).write_text(json.dumps(record, indent=2), encoding="utf-8")

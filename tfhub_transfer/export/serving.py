@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import tensorflow as tf
 import tf_keras
 
 from tfhub_transfer.errors import ConfigError
-from tfhub_transfer.export.saved_model import EXTRA_DIR, MODEL_INFO
-from tfhub_transfer.files import check_name, versioned_directory
+from tfhub_transfer.export.saved_model import EXTRA_DIR, MODEL_INFO, write_version  # noqa: F401
 
 FORMATS = ("saved_model", "tflite", "onnx")
 QUANTIZATIONS = ("int8",)
@@ -74,19 +73,6 @@ def export_record(model: tf_keras.Model, label_names: Sequence[str], format: str
         record.update(encoder=model.spec.name, encoder_handle=model.spec.encoder,
                       preprocessor_handle=model.spec.preprocessor)
     return record
-
-
-def write_version(out_dir: str | Path, name: str, version: int | None, write: Callable[[Path], None],
-                  record: dict, extra_files: dict[str, bytes] | None = None) -> Path:
-    """Writes `out_dir/name/<version>` atomically: `write(tmp)` fills it, then the record and extra files."""
-    with versioned_directory(Path(out_dir) / check_name(name), version) as (tmp, claimed):
-        write(tmp)
-        extra = tmp / EXTRA_DIR
-        extra.mkdir(exist_ok=True)
-        (extra / MODEL_INFO).write_text(json.dumps(record, indent=2), encoding="utf-8")
-        for filename, content in (extra_files or {}).items():
-            (extra / filename).write_bytes(content)
-    return claimed.path
 
 
 def read_record(path: str | Path) -> dict:

@@ -18,7 +18,7 @@ from tfhub_transfer.models.cached_heads import CachedExamples, CachedHead
 from tfhub_transfer.training.loop import FitOutcome, fit_task
 
 TUNING_LEARNING_RATES = (3e-4, 1e-3, 3e-3)
-TUNING_L2 = (0.0, 1e-4, 1e-3, 1e-2)
+TUNING_L2 = (0.0, 1e-3, 1e-2, 1e-1)
 
 
 def cached_optimization(config: TrainConfig):
