@@ -53,8 +53,8 @@ def cache_row(base: TrainConfig, out: Path) -> ModeResult:
                       float(result.metrics.get("macro_f1", 0.0)), best, float("nan"), seconds, history)
 
 
-def with_before(table: str, size: int, modes: list[str]) -> str:
-    """The markdown table with a `before` column: the same mode's issue-#3 dev accuracy."""
+def with_before(table: str, size: int, modes: list[str], recipe: dict) -> str:
+    """The markdown table with a `before` column (the same mode's issue-#3 dev accuracy) and its recipe."""
     before = BEFORE.get(size, {})
     names = {str(TransferMode.parse(m)): m for m in modes}
     rows = table.strip().splitlines()
@@ -63,8 +63,8 @@ def with_before(table: str, size: int, modes: list[str]) -> str:
     for row in rows[2:]:
         mode = row.split("|")[1].strip()
         old = before.get(names.get(mode, mode))
-        recipe = TransferMode.parse(names[mode]).describe() if mode in names else "standardised, early stopping"
-        out.append(row + (f" {old:.4f} |" if old is not None else " |") + f" {recipe} |")
+        described = _mode(names[mode], recipe).describe() if mode in names else "standardised, early stopping"
+        out.append(row + (f" {old:.4f} |" if old is not None else " |") + f" {described} |")
     return "\n".join(out) + "\n"
 
 
@@ -98,7 +98,7 @@ def main() -> None:
                                      Path(args.out) / f"n{size}" / _safe(mode))
         if not args.no_cache_row:
             results.append(cache_row(base, Path(args.out) / f"n{size}"))
-        table = with_before(results_markdown(results), size, modes)
+        table = with_before(results_markdown(results), size, modes, recipe)
         print(f"\n### {size} training examples\n\n{table}", flush=True)
         report["tables"][size] = table
     report["peak_rss_mb"] = peak_rss_mb()
@@ -113,6 +113,12 @@ def _applies(mode: str, field: str) -> bool:
     if field in ("lr_mult", "frozen_epochs"):
         return kind in ("gradual", "discriminative")
     return kind != "freeze" if field == "head_lr_multiplier" else True
+
+
+def _mode(spec: str, recipe: dict) -> TransferMode:
+    """The mode as run: its spec with the recipe overrides that apply to it."""
+    options = {k: v for k, v in recipe.items() if _applies(spec, k) and k in ("lr_mult", "frozen_epochs")}
+    return TransferMode.parse(spec, **options)
 
 
 def _safe(mode: str) -> str:
