@@ -14,6 +14,9 @@ if os.environ.get("TFHUB_TRANSFER_TEST_GRAPPLER") != "1":
 from shared_encoders import shared_tiny_bert  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+# Processes the tests start find the package and tests/startup/sitecustomize.py (Grappler off there too).
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(ROOT / "tests" / "startup"), str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
 SHARED_DATA = ROOT.parent / "shared" / "data"
 DEMO_DATA = ROOT / "tfhub_transfer" / "demo_data" / "reviews.tsv"
 
@@ -56,9 +59,26 @@ def tiny_encoder_no_dropout() -> Path:
 
 def run_python(script: str, *args, env: dict | None = None, timeout: int = 600):
     """Runs `script` in a fresh interpreter (TensorFlow device setup needs a new process)."""
+    return run_pythons([(script, *args)], env=env, timeout=timeout)[0]
+
+
+def run_pythons(runs: list[tuple], env: dict | None = None, timeout: int = 600) -> list:
+    """Runs several `(script, *args)` at once, each in a fresh interpreter; their CompletedProcesses."""
     import subprocess
     import sys
 
-    full_env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
-    return subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True,
-                          text=True, env=full_env, timeout=timeout)
+    full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
+    procs = [subprocess.Popen([sys.executable, "-c", script, *map(str, args)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=full_env) for script, *args in runs]
+    done = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=timeout)
+        done.append(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr))
+    return done
+
+
+def pytest_collection_modifyitems(config, items):
+    """Files with `slow` tests first: the parallel workers (`-n 2 --dist loadfile`) start the long
+    runs early and fill in with short files, instead of ending on one long notebook."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)

@@ -14,7 +14,7 @@ def notebook_env(out: Path, encoder: Path | None = None, epochs: int = 3, lr: st
     """The small settings the notebooks read from the environment."""
     env = {"TFHUB_TRANSFER_NOTEBOOK_EPOCHS": str(epochs), "TFHUB_TRANSFER_NOTEBOOK_LR": lr,
            "TFHUB_TRANSFER_NOTEBOOK_OUT": str(out), "TF_CPP_MIN_LOG_LEVEL": "3",
-           "PYTHONPATH": str(NOTEBOOKS.parent), **extra}
+           **extra}
     if encoder is not None:
         env["TFHUB_TRANSFER_NOTEBOOK_ENCODER"] = str(encoder)
     return env

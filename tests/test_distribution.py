@@ -9,7 +9,7 @@ import textwrap
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import ROOT, run_python
+from conftest import run_python
 
 from tfhub_transfer.errors import ConfigError
 from tfhub_transfer.training.distribution import global_batch_size, make_distribution
@@ -52,6 +52,7 @@ REPLICAS_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_mirrored_on_two_cpus_matches_one_device_for_the_same_global_batch(
         tiny_encoder_no_dropout, tmp_path):
     data = json.dumps({"text": TEXTS * 4, "label": LABELS * 4})
@@ -104,7 +105,7 @@ def test_two_multi_worker_processes_end_with_identical_weights_and_one_export(
     procs = []
     for index in range(2):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3",
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
                    TF_CONFIG=json.dumps(tf_config))
         procs.append(subprocess.Popen(
             [sys.executable, "-c", WORKER_SCRIPT, str(tiny_encoder_no_dropout), str(tmp_path / "out"),

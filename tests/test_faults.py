@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 import tf_keras
-from conftest import run_python
+from conftest import run_python, run_pythons
 
 from tfhub_transfer.config import TrainConfig
 from tfhub_transfer.errors import TrainingDiverged
@@ -40,6 +40,7 @@ def _weights(run_dir):
         return [saved[k] for k in sorted(saved.files, key=lambda k: int(k.split("_")[1]))]
 
 
+@pytest.mark.slow
 def test_kill_9_mid_epoch_then_resume_matches_an_uninterrupted_run(tiny_encoder_no_dropout, tmp_path,
                                                                     demo_data):
     frame = pd.read_csv(demo_data, sep="\t").head(80)
@@ -50,9 +51,9 @@ def test_kill_9_mid_epoch_then_resume_matches_an_uninterrupted_run(tiny_encoder_
              "--batch-size", "8", "--lr", "3e-3", "--backup-every", "3", "--quiet",
              "--out", tmp_path / "out", "--no-export"]
     # 5 steps per epoch; backups after steps 3, 6, ...; the kill lands at step 8 (epoch 2).
-    reference = run_python(CLI, *flags, "--name", "reference")
+    reference, killed = run_pythons([(CLI, *flags, "--name", "reference"),
+                                     (KILL_SCRIPT, 8, *flags, "--name", "crash")])  # independent runs
     assert reference.returncode == 0, reference.stderr[-3000:]
-    killed = run_python(KILL_SCRIPT, 8, *flags, "--name", "crash")
     assert killed.returncode == -9, killed.stderr[-3000:]
     backup = tmp_path / "out" / "crash" / "run" / "backup"
     assert read_resume_point(backup, steps_per_epoch=5).epoch == 1  # the step-6 backup: epoch 2, step 2

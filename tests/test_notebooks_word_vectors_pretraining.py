@@ -19,10 +19,11 @@ def test_word_vectors_notebook(tmp_path, demo_data):
     write_word2vec_text(WordVectors(words, rng.normal(size=(len(words), 8)).astype(np.float32)),
                         tmp_path / "vectors.txt")
     env = notebook_env(tmp_path / "out", epochs=4,
-                       TFHUB_TRANSFER_NOTEBOOK_VECTORS=str(tmp_path / "vectors.txt"))
+                       TFHUB_TRANSFER_NOTEBOOK_VECTORS=str(tmp_path / "vectors.txt"),
+                       TFHUB_TRANSFER_NOTEBOOK_MODES="random,init")  # freeze/slow: tests/test_word_vectors.py
     notebook = execute("word_vectors.ipynb", env, tmp_path)
     accuracies = eval(last_output(notebook, "accuracies = "))  # a dict repr written by the notebook
-    assert set(accuracies) == {"random", "init", "freeze", "slow"}
+    assert set(accuracies) == {"random", "init"}
     assert accuracies["init"] > 0.75
     assert "positive" in last_output(notebook, "served = ")
 

@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import tf_keras
-from conftest import ROOT
 
 from tfhub_transfer.cli.main import main
 from tfhub_transfer.config import TrainConfig
@@ -40,7 +39,7 @@ def test_concurrent_writers_never_share_or_replace_a_version(tmp_path):
     import time
 
     start = str(time.time() + 3)
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ)
     procs = [subprocess.Popen([sys.executable, "-c", RACE, str(tmp_path), tag, start], stdout=subprocess.PIPE,
                               text=True, env=env) for tag in ("a", "b", "c")]
     claimed = [p.communicate(timeout=120)[0].split() for p in procs]
@@ -266,7 +265,7 @@ def test_soak_concurrent_exports_and_predictions_leave_every_version_loadable(ti
             count += len(ExportedClassifier(sys.argv[1]).predict(["a wonderful film", "awful"])["labels"])
         print(count)
     """)
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     procs = [subprocess.Popen([sys.executable, "-c", exporter, str(tmp_path / "model"),
                                str(tmp_path / "saved_models"), "25"], env=env, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]

@@ -129,6 +129,7 @@ def test_frozen_bilstm_head_with_layer_mix(item_corpus, tiny_encoder, tmp_path):
     assert result.metrics["f1"] > 0.5
 
 
+@pytest.mark.slow
 def test_token_feature_cache_trains_the_same_head(item_corpus, tiny_encoder, tmp_path, monkeypatch):
     monkeypatch.setenv("TFHUB_TRANSFER_CACHE", str(tmp_path / "cache"))
     train_path, valid_path = item_corpus

@@ -3,7 +3,8 @@
 The encoder is saved as a plain tracked object with an explicit
 `__call__(inputs, training)` and explicit `variables` / `trainable_variables`
 lists, so `hub.KerasLayer(path, trainable=True)` fine-tunes exactly the encoder's
-variables. The MLM head is a separate subobject `mlm`; keeping its variables out
+variables. The Keras encoder itself is reached only through those functions, not saved as a
+subobject: its per-layer call traces would double the SavedModel and make it 4x slower to load. The MLM head is a separate subobject `mlm`; keeping its variables out
 of the root lists stops fine-tuning from warning "Gradients do not exist".
 """
 
@@ -26,8 +27,9 @@ METADATA_FILE = "tfhub_transfer.json"
 ENCODER_DIR = "encoder"
 PREPROCESSOR_DIR = "preprocessor"
 # 2: `pooled_output` follows `config.pooled_output` (+ `cls_pooled_output`), a `serving_default`
-# signature, `vocab_file` / `do_lower_case` on the encoder. Caches written by older writers are rebuilt.
-WRITER_VERSION = 2
+# signature, `vocab_file` / `do_lower_case` on the encoder. 3: the Keras encoder is no longer saved as a
+# subobject (its per-layer traces made the SavedModel slow to load). Caches from older writers are rebuilt.
+WRITER_VERSION = 3
 
 POOLED_OUTPUT_NOTES = {
     "pooler": "BERT's tanh pooler over [CLS] (same as cls_pooled_output)",
@@ -69,8 +71,6 @@ def as_float32(outputs):
 class _MlmModule(tf.train.Checkpoint):
     def __init__(self, encoder: BertEncoder, head: MaskedLMHead):
         super().__init__()
-        self._encoder = encoder
-        self._head = head
         self.variables = _unique(encoder.variables + head.variables)
         self.trainable_variables = _unique(encoder.trainable_variables + head.trainable_variables)
         self.regularization_losses = []
@@ -107,7 +107,6 @@ class EncoderModule(tf.train.Checkpoint):
     def __init__(self, encoder: BertEncoder, head: MaskedLMHead, vocab_path: str | Path | None = None,
                  lower_case: bool | None = None):
         super().__init__()
-        self._encoder = encoder
         self.variables = list(encoder.variables)
         self.trainable_variables = list(encoder.trainable_variables)
         self.regularization_losses = []
