@@ -28,10 +28,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m ruff check tfhub_transfer tests benchmarks tools
-	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not soak and not integration"
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder -m "not soak and not integration"
 
 integration: install
-	$(BIN)/python -m pytest -n 2 --dist loadfile -m integration
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder -m integration
 
 soak: install
 	$(BIN)/python -m pytest -m soak

@@ -52,7 +52,7 @@ REPLICAS_SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.slow
+@pytest.mark.integration  # a multi-process run over a minute: make integration (CI)
 def test_mirrored_on_two_cpus_matches_one_device_for_the_same_global_batch(
         tiny_encoder_no_dropout, tmp_path):
     data = json.dumps({"text": TEXTS * 4, "label": LABELS * 4})
@@ -96,6 +96,7 @@ def _free_ports(count: int) -> list[int]:
     return ports
 
 
+@pytest.mark.integration  # a multi-process run over a minute: make integration (CI)
 def test_two_multi_worker_processes_end_with_identical_weights_and_one_export(
         tiny_encoder_no_dropout, tmp_path):
     import os

@@ -178,3 +178,18 @@ def test_compare_reports_test_scores_and_speed(tiny_encoder, demo_data, tmp_path
     assert "| test score | test macro-F1 |" in table and "| examples/s |" in table
     row = next(csv.DictReader((out / "compare.csv").open()))
     assert 0 <= float(row["test_score"]) <= 1 and float(row["examples_per_second"]) > 0
+
+
+def test_only_a_notebook_stdout_counts_as_interactive(monkeypatch):
+    """Importing ipykernel (nbclient does) does not make a log file interactive; a kernel's stream does."""
+    import sys
+
+    import ipykernel.iostream  # noqa: F401
+
+    from tfhub_transfer.training.callbacks import interactive_output
+
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    assert not interactive_output()
+    kernel_stream = type("OutStream", (io.StringIO,), {"__module__": "ipykernel.iostream"})
+    monkeypatch.setattr(sys, "stdout", kernel_stream())
+    assert interactive_output()

@@ -43,7 +43,7 @@ def run_mirrored(encoder, mode):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.slow
+@pytest.mark.integration  # a multi-process run over a minute: make integration (CI)
 def test_partial_and_gradual_under_mirrored_strategy(tiny_encoder):
     partial = run_mirrored(tiny_encoder, "partial:1")
     assert partial["replicas"] == 2

@@ -72,7 +72,8 @@ def interactive_output() -> bool:
     (Keras' own test also counts every POSIX system as interactive, so its bars pile up in log files.)
     """
     isatty = getattr(sys.stdout, "isatty", None)
-    return bool(isatty and isatty()) or "ipykernel" in sys.modules
+    # A notebook's stdout is ipykernel's stream; "ipykernel" merely imported (by nbclient, say) is not one.
+    return bool(isatty and isatty()) or type(sys.stdout).__module__.startswith("ipykernel")
 
 
 def progress_bar(total: int, what: str, verbose: int = 1) -> tf_keras.utils.Progbar:
