@@ -94,8 +94,6 @@ def _fresh_keras_state_per_module():
     """Each test file starts from a clean Keras session: a worker runs many files, and models left
     from earlier files only grow its memory (and the garbage collector's work)."""
     yield
-    import gc
-
     import tf_keras
 
     tf_keras.backend.clear_session()
