@@ -2,14 +2,16 @@
 
 import json
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
 import tf_keras
-from conftest import run_python, run_pythons
+from conftest import run_python
 
+from tfhub_transfer.cli.main import main
 from tfhub_transfer.config import TrainConfig
 from tfhub_transfer.errors import TrainingDiverged
 from tfhub_transfer.jobs.train import train
@@ -32,9 +34,6 @@ KILL_SCRIPT = textwrap.dedent("""
     train(_train_config(args, name=args.name, output_dir=args.out, export=False, callbacks=[KillAt()]))
 """)
 
-CLI = "from tfhub_transfer.cli.main import main; import sys; sys.exit(main(sys.argv[1:]))"
-
-
 def _weights(run_dir):
     with np.load(run_dir / "weights.npz") as saved:
         return [saved[k] for k in sorted(saved.files, key=lambda k: int(k.split("_")[1]))]
@@ -42,25 +41,27 @@ def _weights(run_dir):
 
 @pytest.mark.slow
 def test_kill_9_mid_epoch_then_resume_matches_an_uninterrupted_run(tiny_encoder_no_dropout, tmp_path,
-                                                                    demo_data):
+                                                                    demo_data, capsys):
     frame = pd.read_csv(demo_data, sep="\t").head(80)
     frame.iloc[:40].to_csv(tmp_path / "train.csv", index=False)
     frame.iloc[40:].to_csv(tmp_path / "valid.csv", index=False)
-    flags = ["train", "--train", tmp_path / "train.csv", "--valid", tmp_path / "valid.csv",
-             "--encoder", tiny_encoder_no_dropout, "--dropout", "0", "--epochs", "3",
-             "--batch-size", "8", "--lr", "3e-3", "--backup-every", "3", "--quiet",
-             "--out", tmp_path / "out", "--no-export"]
-    # 5 steps per epoch; backups after steps 3, 6, ...; the kill lands at step 8 (epoch 2).
-    reference, killed = run_pythons([(CLI, *flags, "--name", "reference"),
-                                     (KILL_SCRIPT, 8, *flags, "--name", "crash")])  # independent runs
-    assert reference.returncode == 0, reference.stderr[-3000:]
+    flags = [str(f) for f in ["train", "--train", tmp_path / "train.csv", "--valid", tmp_path / "valid.csv",
+                              "--encoder", tiny_encoder_no_dropout, "--dropout", "0", "--epochs", "3",
+                              "--batch-size", "8", "--lr", "3e-3", "--backup-every", "3", "--quiet",
+                              "--out", tmp_path / "out", "--no-export"]]
+    # 5 steps per epoch; backups after steps 3, 6, ...; the kill lands at step 8 (epoch 2). The killed
+    # run is a process of its own; the reference runs here meanwhile, and so does the resumed run.
+    with ThreadPoolExecutor(1) as pool:
+        crash = pool.submit(run_python, KILL_SCRIPT, 8, *flags, "--name", "crash")
+        assert main([*flags, "--name", "reference"]) == 0
+        killed = crash.result()
     assert killed.returncode == -9, killed.stderr[-3000:]
     backup = tmp_path / "out" / "crash" / "run" / "backup"
     assert read_resume_point(backup, steps_per_epoch=5).epoch == 1  # the step-6 backup: epoch 2, step 2
     assert not (tmp_path / "out" / "crash" / "run" / "weights.npz").exists()
-    resumed = run_python(CLI, *flags, "--name", "crash", "--resume")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "Resuming from the backup" in resumed.stderr
+    capsys.readouterr()
+    assert main([*flags, "--name", "crash", "--resume"]) == 0
+    assert "Resuming from the backup" in capsys.readouterr().err
     assert not backup.exists()  # removed once the run finished
     reference_weights = _weights(tmp_path / "out" / "reference" / "run")
     resumed_weights = _weights(tmp_path / "out" / "crash" / "run")
@@ -120,9 +121,10 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_backup(
     assert (point.epoch, point.step) == (0, 4)
 
 
-def test_cli_reports_divergence_without_a_traceback(tiny_encoder, tmp_path, demo_data):
-    done = run_python(CLI, "train", "--train", demo_data, "--encoder", tiny_encoder, "--lr", "1e30",
-                      "--optimizer", "sgd", "--schedule", "constant", "--epochs", "1", "--quiet",
-                      "--backup-every", "2", "--out", tmp_path)
-    assert done.returncode != 0
-    assert "training stopped" in done.stderr and "Traceback" not in done.stderr
+def test_cli_reports_divergence_without_a_traceback(tiny_encoder, tmp_path, demo_data, capsys):
+    code = main([str(a) for a in ("train", "--train", demo_data, "--encoder", tiny_encoder, "--lr", "1e30",
+                                  "--optimizer", "sgd", "--schedule", "constant", "--epochs", "1", "--quiet",
+                                  "--backup-every", "2", "--out", tmp_path)])
+    assert code != 0
+    err = capsys.readouterr().err
+    assert "training stopped" in err and "Traceback" not in err

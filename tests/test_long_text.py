@@ -46,7 +46,7 @@ def fitted(encoder, long_text: str, train) -> TextClassifier:
     model = TextClassifier.from_encoder(str(encoder), mode="finetune", seq_length=SEQ_LENGTH, long_text=long_text,
                                         pooling="mean", seed=0)
     model.compile(learning_rate=1e-2)
-    model.fit(*train, batch_size=16, epochs=10, verbose=0)
+    model.fit(*train, batch_size=16, epochs=6, verbose=0)
     return model
 
 
@@ -58,6 +58,6 @@ def test_truncation_misses_the_late_label_and_windows_find_it(tiny_encoder, tmp_
     assert cut < 0.7  # the first 14 pieces hold no cue: chance (0.5 +- 0.05 on 96 texts)
     windowed = fitted(tiny_encoder, "windows:14", train)
     logits = windowed.predict(texts, verbose=0)
-    assert np.mean(np.argmax(logits, axis=-1) == labels) >= 0.85  # measured: 0.97
+    assert np.mean(np.argmax(logits, axis=-1) == labels) >= 0.85  # measured: 0.93
     served = ExportedClassifier(windowed.export(tmp_path, "long")).predict(texts)  # raw strings, same windows
     np.testing.assert_allclose(served["probabilities"], tf.nn.softmax(logits).numpy(), atol=1e-5)

@@ -9,7 +9,7 @@ from shared_encoders import shared_tiny_bert
 @pytest.mark.slow
 def test_feature_based_notebook(tmp_path):
     encoder = shared_tiny_bert(num_layers=4)
-    env = notebook_env(tmp_path / "out", encoder=encoder, epochs=3, lr="3e-3",
+    env = notebook_env(tmp_path / "out", encoder=encoder, epochs=2, lr="3e-3",
                        TFHUB_TRANSFER_CACHE=str(tmp_path / "cache"),
                        TFHUB_TRANSFER_NOTEBOOK_MIXES="scalar_mix")  # one of the six keeps it short
     notebook = execute("feature_based.ipynb", env, tmp_path)
@@ -21,7 +21,7 @@ def test_feature_based_notebook(tmp_path):
 
 @pytest.mark.slow
 def test_distributed_training_notebook(tiny_encoder, tmp_path):
-    env = notebook_env(tmp_path / "out", encoder=tiny_encoder, epochs=3, lr="3e-3")
+    env = notebook_env(tmp_path / "out", encoder=tiny_encoder, epochs=2, lr="3e-3")
     notebook = execute("distributed_training.ipynb", env, tmp_path)
     assert last_output(notebook, "replicas = ") == "2"  # two logical CPU devices, mirrored
     assert float(last_output(notebook, "mirrored_accuracy = ")) > 0.7

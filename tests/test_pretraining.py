@@ -86,9 +86,19 @@ def test_packing_fills_sequences(tiny_encoder, demo_data):
     lines = read_corpus_lines([demo_data], text_column="text")
     assert len(lines) == 400
     sequences = pack_words(lines, pre, budget=62)
-    lengths = [sum(len(w) for w in s) for s in sequences]
+    lengths = sequences.lengths()
     assert max(lengths) <= 62
     assert np.mean(lengths[:-1]) > 55  # few pads: lines are packed together
+    words = [w for line in pre.module.tokenize(tf.constant(lines)).to_list() for w in line]
+    assert [w for s in sequences.ragged.to_list() for w in s] == words  # every word, in order, whole
+
+
+def test_packing_cuts_words_longer_than_the_budget(tiny_encoder):
+    pre = TextPreprocessor(str(tiny_encoder / "preprocessor"))
+    words = pre.module.tokenize(tf.constant(["the " + "x" * 40 + " movie"])).to_list()[0]
+    assert max(map(len, words)) > 4  # a word of many pieces
+    packed = pack_words(["the " + "x" * 40 + " movie"], pre, budget=4).ragged.to_list()
+    assert packed == [[words[0]], [words[1][:4]], [words[2]]]
 
 
 TOPICS = [[f"{topic}{i}" for i in range(8)] for topic in ("sun", "rain", "snow", "wind", "fog")]

@@ -3,6 +3,7 @@
     python tools/make_notebooks.py
 """
 
+import hashlib
 from pathlib import Path
 
 import nbformat
@@ -381,7 +382,7 @@ def distributed_training() -> nbformat.NotebookNode:
             "from tfhub_transfer.jobs.demo import DEMO_DATA\n\n"
             "config = TrainConfig.of(train=DEMO_DATA, encoder=ENCODER, epochs=EPOCHS, batch_size=8,\n"
             "                     learning_rate=LEARNING_RATE, seq_length=64, validation_fraction=0.25,\n"
-            "                     name='distributed', output_dir=OUT, backup_every_steps=5, verbose=2)\n"
+            "                     name='distributed', output_dir=OUT, backup_every_steps=20, verbose=2)\n"
             "result = train(config, strategy=strategy)\n"
             "mirrored_accuracy = result.metrics['accuracy']\n"
             "mirrored_accuracy"
@@ -451,14 +452,22 @@ def distributed_training() -> nbformat.NotebookNode:
     return _notebook(cells)
 
 
+def _write(notebook: nbformat.NotebookNode, name: str) -> None:
+    """Writes with cell ids from the notebook's name and the cell's place, so regenerating one
+    notebook leaves the others' files unchanged."""
+    for index, cell in enumerate(notebook.cells):
+        cell.id = hashlib.sha1(f"{name}:{index}".encode()).hexdigest()[:8]
+    nbformat.write(notebook, NOTEBOOKS / name)
+
+
 def main() -> None:
     NOTEBOOKS.mkdir(exist_ok=True)
-    nbformat.write(quickstart(), NOTEBOOKS / "quickstart.ipynb")
-    nbformat.write(transfer_modes(), NOTEBOOKS / "transfer_modes.ipynb")
-    nbformat.write(word_vectors(), NOTEBOOKS / "word_vectors.ipynb")
-    nbformat.write(continued_pretraining(), NOTEBOOKS / "continued_pretraining.ipynb")
-    nbformat.write(feature_based(), NOTEBOOKS / "feature_based.ipynb")
-    nbformat.write(distributed_training(), NOTEBOOKS / "distributed_training.ipynb")
+    _write(quickstart(), "quickstart.ipynb")
+    _write(transfer_modes(), "transfer_modes.ipynb")
+    _write(word_vectors(), "word_vectors.ipynb")
+    _write(continued_pretraining(), "continued_pretraining.ipynb")
+    _write(feature_based(), "feature_based.ipynb")
+    _write(distributed_training(), "distributed_training.ipynb")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from tfhub_transfer.errors import ConfigError
 from tfhub_transfer.files import check_writable
 from tfhub_transfer.jobs.options import check_value
 from tfhub_transfer.models.masked_lm import MaskedLM, MaskedLMConfig, evaluate_mlm
-from tfhub_transfer.preprocessing.masking import fixed_heldout, pack_words
+from tfhub_transfer.preprocessing.masking import PackedSequences, fixed_heldout, pack_words
 from tfhub_transfer.training.distribution import global_batch_size, is_chief, make_distribution
 from tfhub_transfer.training.loop import fit_task
 
@@ -78,11 +78,12 @@ class PretrainResult:
     history: dict
 
 
-def split_heldout(sequences: list, fraction: float, seed: int) -> tuple[list, list]:
+def split_heldout(sequences: PackedSequences, fraction: float,
+                  seed: int) -> tuple[PackedSequences, PackedSequences]:
     order = np.random.default_rng(seed).permutation(len(sequences))
     n_held = max(1, int(len(sequences) * fraction))
-    held = [sequences[i] for i in order[:n_held]]
-    return [sequences[i] for i in order[n_held:]] or held, held
+    held = sequences.take(order[:n_held])
+    return (sequences.take(order[n_held:]) if len(sequences) > n_held else held), held
 
 
 def pretrain(config: PretrainConfig, strategy: tf.distribute.Strategy | None = None) -> PretrainResult:

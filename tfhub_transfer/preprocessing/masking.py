@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_text as text
 
@@ -82,32 +83,58 @@ def mask_batch(
     return inputs, tf.cast(lm_ids, tf.int32), tf.cast(lm_weights, tf.float32)
 
 
-def pack_words(lines: list[str], preprocessor: TextPreprocessor, budget: int) -> list[list[list[int]]]:
-    """Greedily packs consecutive lines' words into sequences of at most `budget` word pieces."""
-    sequences, current, used = [], [], 0
-    for start in range(0, len(lines), 1024):
-        tokens = preprocessor.module.tokenize(tf.constant(lines[start : start + 1024]))
-        for line_words in tokens.to_list():
-            for word in line_words:
-                word = word[:budget]
-                if used + len(word) > budget and current:
-                    sequences.append(current)
-                    current, used = [], 0
-                current.append(word)
-                used += len(word)
-    if current:
-        sequences.append(current)
-    return sequences
+@dataclasses.dataclass(frozen=True)
+class PackedSequences:
+    """Training sequences packed from corpus lines: a [sequences, words, pieces] RaggedTensor of token ids."""
+
+    ragged: tf.RaggedTensor
+
+    def __len__(self) -> int:
+        return int(self.ragged.nrows())
+
+    def take(self, indices) -> PackedSequences:
+        return PackedSequences(tf.gather(self.ragged, indices))
+
+    def lengths(self) -> np.ndarray:
+        """Word pieces per sequence."""
+        return self.ragged.merge_dims(1, 2).row_lengths().numpy()
 
 
-def _ragged(sequences: list[list[list[int]]]) -> tf.RaggedTensor:
-    return tf.ragged.constant(sequences, dtype=tf.int32, ragged_rank=2)
+def pack_words(lines: list[str], preprocessor: TextPreprocessor, budget: int,
+               chunk: int = 4096) -> PackedSequences:
+    """Greedily packs consecutive lines' words into sequences of at most `budget` word pieces (a word
+    longer than the budget keeps its first `budget` pieces)."""
+    pieces, word_lengths = [], []
+    for start in range(0, len(lines), chunk):  # tokenized in chunks; packed on flat arrays, not Python lists
+        words = preprocessor.module.tokenize(tf.constant(lines[start : start + chunk])).merge_dims(0, 1)
+        lengths = words.row_lengths().numpy()
+        keep = np.arange(int(words.values.shape[0])) - np.repeat(words.row_starts().numpy(), lengths)
+        pieces.append(words.flat_values.numpy()[keep < budget])
+        word_lengths.append(np.minimum(lengths, budget))
+    word_lengths = np.concatenate(word_lengths or [np.zeros(0, np.int64)])
+    flat = np.concatenate(pieces or [np.zeros(0, np.int32)]).astype(np.int32)
+    ragged = tf.RaggedTensor.from_nested_row_lengths(
+        flat, [_words_per_sequence(word_lengths.tolist(), budget), word_lengths.astype(np.int64)])
+    return PackedSequences(ragged)
 
 
-def mlm_dataset(sequences, special_ids, masking: MaskingConfig, batch_size: int,
+def _words_per_sequence(word_lengths: list[int], budget: int) -> np.ndarray:
+    counts, words, used = [], 0, 0
+    for length in word_lengths:
+        if used + length > budget and words:
+            counts.append(words)
+            words, used = 0, 0
+        words += 1
+        used += length
+    if words:
+        counts.append(words)
+    return np.asarray(counts, np.int64)
+
+
+def mlm_dataset(sequences: PackedSequences, special_ids, masking: MaskingConfig, batch_size: int,
                 shuffle: bool, seed: int | None = None) -> tf.data.Dataset:
     """Batches of (inputs, masked_lm_ids, masked_lm_weights), masked anew each epoch."""
-    dataset = tf.data.Dataset.from_tensor_slices(_ragged(sequences))
+    dataset = tf.data.Dataset.from_tensor_slices(sequences.ragged)
     if shuffle:
         dataset = dataset.shuffle(len(sequences), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.ragged_batch(batch_size)
@@ -116,7 +143,7 @@ def mlm_dataset(sequences, special_ids, masking: MaskingConfig, batch_size: int,
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def fixed_heldout(sequences, special_ids, masking: MaskingConfig, batch_size: int, seed: int) -> list:
+def fixed_heldout(sequences: PackedSequences, special_ids, masking: MaskingConfig, batch_size: int, seed: int) -> list:
     """The held-out set masked once and kept, so `before` and `after` see the same masks."""
     tf.random.set_seed(seed)
     return list(mlm_dataset(sequences, special_ids, masking, batch_size, False, seed))
