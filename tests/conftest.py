@@ -1,3 +1,4 @@
+import collections
 import gc
 import os
 
@@ -85,11 +86,11 @@ def run_pythons(runs: list[tuple], env: dict | None = None, timeout: int = 600) 
 
 
 def pytest_collection_modifyitems(config, items):
-    """Files with `slow` tests first: the parallel workers (`-n 2 --dist loadfile
-    --no-loadscope-reorder`, which keeps this order) start the long runs early and fill in with short
-    files, instead of ending on one long notebook."""
-    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_files)
+    """Files with the most `slow` tests (those over about 25 s) first: the parallel workers (`-n 2
+    --dist loadfile --no-loadscope-reorder`, which keeps this order) start the long runs early and end
+    on short files, instead of one worker finishing a long file while the other waits."""
+    slow_tests = collections.Counter(item.path for item in items if item.get_closest_marker("slow"))
+    items.sort(key=lambda item: -slow_tests[item.path])
 
 
 @pytest.fixture(scope="module", autouse=True)

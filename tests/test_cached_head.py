@@ -16,6 +16,7 @@ def cache_root(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
+@pytest.mark.slow
 def test_standardisation_folds_into_the_head_of_the_served_model(tiny_encoder, demo_data, tmp_path, cache_root):
     config = TrainConfig.of(train=demo_data, encoder=str(tiny_encoder), mode="freeze", feature_cache=True,
                             layer_mix="scalar_mix", seq_length=32, dropout=0.0, validation_fraction=0.25)

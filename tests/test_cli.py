@@ -50,6 +50,7 @@ def test_encoders_list_and_info(tiny_encoder, capsys):
     assert "transformer/layer_1" in out and "vocab size" in out
 
 
+@pytest.mark.slow
 def test_compare_writes_table_csv_and_png(tiny_encoder, demo_data, tmp_path, capsys):
     out = tmp_path / "cmp"
     code = main(["compare", "--train", str(demo_data), "--encoder", str(tiny_encoder), "--epochs", "1",
@@ -86,6 +87,7 @@ def test_train_rnn_from_word_vectors_file(demo_data, tmp_path, capsys):
 
 
 
+@pytest.mark.slow
 def test_study_layers_writes_table(demo_data, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("TFHUB_TRANSFER_CACHE", str(tmp_path / "cache"))
     encoder = shared_tiny_bert(num_layers=4)

@@ -46,6 +46,7 @@ def exported(tiny_encoder, tmp_path_factory, demo_data):
     return result, spy
 
 
+@pytest.mark.slow
 def test_one_backup_at_a_time_and_none_after_the_run(exported):
     result, spy = exported
     assert max(spy.counts) == 1  # backups were taken, and never two at once

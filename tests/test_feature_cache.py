@@ -61,6 +61,7 @@ def test_cache_holds_per_layer_pooled_features_and_is_reused(tiny_encoder, cache
     assert again == path and (path / "manifest.json").stat().st_mtime_ns == stamp
 
 
+@pytest.mark.slow
 def test_cached_training_matches_uncached_and_exports(tiny_encoder, demo_data, tmp_path, cache_root):
     common = dict(train=demo_data, encoder=str(tiny_encoder), mode="freeze", layer_mix="scalar_mix",
                   pooling="mean", dropout=0.0, epochs=2, batch_size=16, learning_rate=1e-2, shuffle=False,

@@ -36,6 +36,7 @@ def fit(frame, tiny_encoder, tmp_path, **kwargs):
     return train(TrainConfig.of(**{**defaults, **kwargs}))
 
 
+@pytest.mark.slow
 def test_multi_label_head_learns_and_exports_label_lists(reviews, tiny_encoder, tmp_path):
     frame = reviews.assign(label=[f"{s},{domain_of(t)}" for t, s in zip(reviews.text, reviews.sentiment)])
     result = fit(frame, tiny_encoder, tmp_path, task="multi_label", name="ml", epochs=6)
@@ -49,6 +50,7 @@ def test_multi_label_head_learns_and_exports_label_lists(reviews, tiny_encoder, 
     assert served["predicted"].sum() == len([x for x in served["labels"][0].split(",") if x])
 
 
+@pytest.mark.slow
 def test_regression_head_correlates(reviews, tiny_encoder, tmp_path):
     scores = [(1.0 if s == "positive" else -1.0) for s in reviews.sentiment]
     result = fit(reviews.assign(label=scores), tiny_encoder, tmp_path, task="regression", name="reg")
@@ -58,6 +60,7 @@ def test_regression_head_correlates(reviews, tiny_encoder, tmp_path):
     assert served["score"].shape == (2,) and served["score"][0] > served["score"][1]
 
 
+@pytest.mark.slow
 def test_sentence_pairs_use_the_second_segment(reviews, tiny_encoder, tmp_path):
     shuffled = reviews.sample(frac=1.0, random_state=0).reset_index(drop=True)
     frame = pd.DataFrame({"text_a": reviews.text, "text_b": shuffled.text, "label": shuffled.sentiment})
@@ -78,6 +81,7 @@ def four_layer_encoder():
     return shared_tiny_bert(num_layers=4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mix", ["scalar_mix", "concat_last4"])  # every mix's values: test_layer_mix_values
 def test_layer_mixes_train_above_chance(mix, four_layer_encoder, demo_data, tmp_path):
     result = fit(demo_data, four_layer_encoder, tmp_path, layer_mix=mix, mode="finetune",

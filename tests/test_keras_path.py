@@ -218,6 +218,7 @@ def test_out_of_range_values_are_refused_naming_the_flag(flag, field, value):
         check_options(TrainConfig.of(train="x", **{field: value}))
 
 
+@pytest.mark.slow
 def test_multi_label_through_compare(tiny_encoder, tmp_path):
     from tfhub_transfer.jobs.compare import compare_modes
 

@@ -68,6 +68,7 @@ def fit(frame, encoder, tmp_path, **options):
     return train(TrainConfig.of(**{**defaults, **options}))
 
 
+@pytest.mark.slow
 def test_korean_classifier_export_serves_korean_strings(korean_encoder, tmp_path, capsys):
     frame = korean_reviews(96, seed=0).rename(columns={"sentiment": "label"})
     result = fit(frame, korean_encoder, tmp_path, name="ko", epochs=2)

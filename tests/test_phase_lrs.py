@@ -83,6 +83,7 @@ def test_encoder_rates_spread_from_lr_over_lr_mult_to_lr_once_it_trains(discrimi
     assert moved(before[0], recorder.after[-1][0]) == ["embeddings", "layer_0", "layer_1"]
 
 
+@pytest.mark.slow
 def test_gradual_trains_only_the_head_in_its_frozen_phase(tiny_encoder):
     model = TextClassifier.from_encoder(str(tiny_encoder), mode="gradual", frozen_epochs=1, pooling="cls", seed=0)
     model.compile(learning_rate=1e-2)  # the default head rate while frozen, the linear schedule per phase

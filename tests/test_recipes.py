@@ -217,6 +217,7 @@ def imbalanced_runs(tiny_encoder, demo_data, tmp_path_factory):
         return {name: train(base.replace(name=name, **options)) for name, options in settings.items()}
 
 
+@pytest.mark.slow
 def test_balanced_class_weights_raise_macro_f1_on_an_imbalanced_split(imbalanced_runs):
     plain, balanced = imbalanced_runs["plain"].metrics, imbalanced_runs["balanced"].metrics
     found = [run["confusion_matrix"][0][0] for run in (plain, balanced)]  # rare-class reviews recognised

@@ -214,6 +214,7 @@ def _crash_after(steps):
     return Crash()
 
 
+@pytest.mark.slow
 def test_a_leftover_backup_of_another_run_is_not_resumed(tiny_encoder, demo_data, tmp_path):
     frame = pd.read_csv(demo_data, sep="\t")
     common = dict(encoder=str(tiny_encoder), epochs=1, batch_size=8, backup_every_steps=2, output_dir=tmp_path,

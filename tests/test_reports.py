@@ -87,6 +87,23 @@ def test_long_epochs_get_a_line_every_n_steps(capsys):
     assert [line.split(":")[0] for line in lines] == ["epoch 1/1 step 100/250", "epoch 1/1 step 200/250", "epoch 1/1"]
 
 
+def test_long_encoding_in_a_log_file_prints_progress_lines(capsys, monkeypatch):
+    from tfhub_transfer.training import callbacks
+
+    clock = iter([0.0, 10.0, 31.0, 40.0, 70.0, 71.0])  # start, then one reading per update
+    monkeypatch.setattr(callbacks.time, "perf_counter", lambda: next(clock))
+    progress = callbacks.progress_bar(1000, "texts", verbose=1)  # pytest's stdout is not a terminal
+    for count in (100, 300, 400, 700, 1000):
+        progress.update(count)
+    out = capsys.readouterr().out
+    assert "\r" not in out
+    lines = out.splitlines()
+    assert lines[0] == "encoding 1,000 texts"
+    # every 30 s at most (31 s and 70 s in), and always the end
+    assert [line.split(" (")[0].strip() for line in lines[1:]] == ["300/1,000 texts", "700/1,000 texts",
+                                                                   "1,000/1,000 texts"]
+
+
 def test_quiet_still_announces_the_run(capsys):
     import tensorflow as tf
 

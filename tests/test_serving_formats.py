@@ -38,6 +38,7 @@ def trained(tiny_encoder_no_dropout, demo_data, tmp_path_factory):
     return result, out, open_export(saved_model).predict(PROBES)
 
 
+@pytest.mark.slow
 def test_serving_tokenizer_gives_the_preprocessor_ids(trained, demo_data):
     model = trained[0].model
     tokenizer = ServingTokenizer.of_model(model)

@@ -55,6 +55,7 @@ def test_a_resumed_stream_is_the_tail_of_the_full_stream(preprocessor):
     assert all(np.array_equal(a[1], b[1]) for a, b in zip(tail, full[18:]))
 
 
+@pytest.mark.slow
 def test_steps_per_execution_gives_the_same_weights(tiny_encoder_no_dropout, tmp_path, demo_data):
     weights = []
     for steps in (1, 4):

@@ -49,6 +49,7 @@ def test_best_epoch_is_restored(finetuned):
     assert finetuned.metrics["accuracy"] == pytest.approx(max(finetuned.history["val_accuracy"]))
 
 
+@pytest.mark.slow
 def test_finetune_changes_encoder_and_freeze_does_not(tiny_encoder, tmp_path, demo_data):
     from tfhub_transfer.models.text_classifier import TextClassifier
 

@@ -111,6 +111,7 @@ def test_gradual_unfreezes_top_down_one_group_per_epoch(tiny_encoder):
     assert changed == [[], ["pooler"], ["layer_1", "pooler"], ["layer_0", "layer_1", "pooler"]]
 
 
+@pytest.mark.slow
 def test_gradual_every_n_steps(tiny_encoder):
     from tfhub_transfer.transfer.unfreezing import GradualUnfreezing
 

@@ -121,6 +121,7 @@ def one_step(mode, vectors_file, texts, labels, slow_factor=0.01):
     return embedding_values(model) - before
 
 
+@pytest.mark.slow
 def test_freeze_keeps_embeddings_and_slow_moves_them_by_the_factor(vectors_file, demo_data):
     table = read_table(demo_data)
     texts, labels = table.texts[:64], np.array([t == "positive" for t in table.labels[:64]], np.int32)

@@ -76,12 +76,34 @@ def interactive_output() -> bool:
     return bool(isatty and isatty()) or type(sys.stdout).__module__.startswith("ipykernel")
 
 
-def progress_bar(total: int, what: str, verbose: int = 1) -> tf_keras.utils.Progbar:
-    """A labelled progress bar ("encoding 5,452 texts"); in a log file it prints one line when done."""
+PROGRESS_LINE_SECONDS = 30.0  # in a log file, long work prints a progress line at most this often
+
+
+class ProgressLines:
+    """Progress of long work written to a log file: a line at most every `every_seconds` (count, share,
+    rate) and one when done, instead of a redrawn bar."""
+
+    def __init__(self, total: int, what: str, every_seconds: float = PROGRESS_LINE_SECONDS):
+        self.total, self.what, self.every_seconds = total, what, every_seconds
+        self.started = self.printed = time.perf_counter()
+
+    def update(self, current: int, values=None) -> None:
+        now = time.perf_counter()
+        if current < self.total and now - self.printed < self.every_seconds:
+            return
+        self.printed = now
+        rate = current / max(now - self.started, 1e-9)
+        print(f"  {current:,}/{self.total:,} {self.what} ({100 * current / max(self.total, 1):.0f} %), "
+              f"{rate:,.0f} {self.what}/s", flush=True)
+
+
+def progress_bar(total: int, what: str, verbose: int = 1) -> tf_keras.utils.Progbar | ProgressLines:
+    """A labelled progress bar ("encoding 5,452 texts"); in a log file, a progress line every 30 s."""
     if verbose:
         print(f"encoding {total:,} {what}", flush=True)
-    return tf_keras.utils.Progbar(total, verbose=(verbose if interactive_output() else 2) if verbose else 0,
-                                  unit_name=what.rstrip("s") or what)
+        if not interactive_output():
+            return ProgressLines(total, what)
+    return tf_keras.utils.Progbar(total, verbose=verbose, unit_name=what.rstrip("s") or what)
 
 
 def _megabytes(kilobytes: float) -> float:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -102,6 +103,24 @@ def pooled_layers(outputs: dict, input_mask: tf.Tensor, pooling: str) -> tf.Tens
     return tf.reduce_sum(stacked * mask, axis=2) / tf.maximum(tf.reduce_sum(mask, axis=2), 1.0)
 
 
+_ENCODE_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _pooled_encoder(encoder_layer, pooling: str):
+    """One traced `inputs -> pooled layers` function per encoder layer and pooling, so the training and
+    validation texts of one model share a trace instead of tracing it once each."""
+    functions = _ENCODE_FUNCTIONS.setdefault(encoder_layer, {})
+    if pooling not in functions:
+        layer = weakref.ref(encoder_layer)  # a strong reference here would keep the key alive for good
+
+        @tf.function(reduce_retracing=True)  # batches differ in length (dynamic padding)
+        def encode(inputs):
+            return pooled_layers(layer()(inputs, training=False), inputs["input_mask"], pooling)
+
+        functions[pooling] = encode
+    return functions[pooling]
+
+
 def build_feature_cache(
     encoder_layer, preprocessor: TextPreprocessor, spec: EncoderSpec, feature: FeatureSpec,
     texts: Sequence[str], texts_b: Sequence[str] | None = None, root: str | Path | None = None,
@@ -114,11 +133,7 @@ def build_feature_cache(
         return target
     dataset = make_dataset(texts, None, preprocessor, batch_size, feature.seq_length, cache=False,
                            texts_b=texts_b)
-
-    @tf.function(reduce_retracing=True)  # batches differ in length (dynamic padding)
-    def encode(inputs):
-        return pooled_layers(encoder_layer(inputs, training=False), inputs["input_mask"], feature.pooling)
-
+    encode = _pooled_encoder(encoder_layer, feature.pooling)
     progress = progress_bar(len(texts), "texts", verbose)
     buffer, shard, count = [], 0, 0
     with atomic_directory(target, overwrite=True) as tmp:  # our cache: a stale partial entry may go
