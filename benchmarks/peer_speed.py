@@ -173,7 +173,7 @@ def accuracy(runs: list[dict]) -> str:
 def ratios(rows: dict) -> list[str]:
     median = {arm: statistics.median(r["examples_per_s"] for r in runs) for arm, runs in rows.items()}
     pairs = [("ours_bucketed", "torch_grouped"), ("ours_bucketed", "torch_plain"),
-             ("ours_no_bucket", "torch_plain"), ("torch_grouped", "torch_plain")]
+             ("ours_no_bucket", "torch_plain"), ("torch_grouped", "torch_plain"), ("ours_bucketed", "keras_hub")]
     lines = [f"{a} / {b}: {median[a] / median[b]:.2f}x examples/s" for a, b in pairs if a in median and b in median]
     per_token = {arm: statistics.median(r["examples_per_s"] * r["mean_padded_length"] for r in runs)
                  for arm, runs in rows.items()}

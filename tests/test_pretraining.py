@@ -137,10 +137,10 @@ def test_mlm_loss_falls_on_a_learnable_corpus(pretrained):
     assert pretrained.before["loss"] > unigram_entropy + 0.5
     assert pretrained.after["loss"] < pretrained.before["loss"] - 1.0
     assert pretrained.after["loss"] < unigram_entropy + 0.05
-    losses = pretrained.history["loss"]
-    # The training masks are drawn in a parallel tf.data map, so this curve varies between runs (drops
-    # of 0.48-0.81 seen); the held-out checks above use fixed masks.
-    assert losses[-1] < losses[0] - 0.3
+    # The training curve ends well below the untrained model's loss. (Its first epoch's mean already holds
+    # most of the learning, and its masks are drawn in a parallel tf.data map, so epoch 1 vs epoch N
+    # varied from 0.13 to 0.81 between runs; the held-out checks above use fixed masks.)
+    assert pretrained.history["loss"][-1] < pretrained.before["loss"] - 0.8
 
 
 def test_written_encoder_loads_trainable_and_differs(pretrained, topic_encoder):
