@@ -5,6 +5,8 @@ import pytest
 from notebook_helpers import execute, last_output, notebook_env
 from shared_encoders import shared_tiny_bert
 
+from tfhub_transfer.encoders.dtypes import bfloat16_fallback
+
 
 @pytest.mark.slow
 def test_feature_based_notebook(tmp_path):
@@ -25,7 +27,11 @@ def test_distributed_training_notebook(tiny_encoder, tmp_path):
     notebook = execute("distributed_training.ipynb", env, tmp_path)
     assert last_output(notebook, "replicas = ") == "2"  # two logical CPU devices, mirrored
     assert float(last_output(notebook, "mirrored_accuracy = ")) > 0.7
-    assert float(last_output(notebook, "bf16_accuracy = ")) > 0.7
+    bf16 = last_output(notebook, "bf16_accuracy = ")
+    if bfloat16_fallback():  # this CPU would emulate bfloat16: the notebook says so instead of a second run
+        assert "skipped: this CPU has no bfloat16 instructions" in bf16
+    else:
+        assert float(bf16) > 0.7
     assert "positive" in last_output(notebook, "served = ")
     assert (tmp_path / "out" / "distributed" / "1" / "saved_model.pb").exists()
     assert not (tmp_path / "out" / "distributed" / "run" / "backup").exists()
