@@ -53,22 +53,11 @@ def train_flops(real_lengths: list[int]) -> float:
 
 
 # -- the arms' measurements --------------------------------------------------------------------------
-def tf_matmul_gflops(repeats: int = 20) -> float:
-    import tensorflow as tf
-
-    a, b = tf.random.normal([4096, 1024]), tf.random.normal([1024, 4096])
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        tf.matmul(a, b).numpy()
-        best = min(best, time.perf_counter() - started)
-    return 2 * 4096 * 1024 * 4096 / best / 1e9
-
-
 def run_ours(args) -> dict:
     """One ours arm in this process: the task model through the one training loop."""
     import tensorflow as tf
     import tf_keras
+    from train_step_flops import matmul_rate
 
     from tfhub_transfer.config import OptimizationConfig, RuntimeConfig
     from tfhub_transfer.data.tables import load_labelled
@@ -82,7 +71,7 @@ def run_ours(args) -> dict:
         def on_train_batch_end(self, batch, logs=None):
             self.ends.append(time.perf_counter() - self.started)
 
-    rate = tf_matmul_gflops()
+    rate = matmul_rate(tf.float32) / 1e9
     splits = load_labelled(args.train, args.dev, seed=args.seed)
     model = TextClassifier.from_encoder("default", labels=splits.label_names, mode="finetune",
                                         seq_length=args.seq_length, seed=args.seed)
