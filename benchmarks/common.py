@@ -12,6 +12,7 @@ from pathlib import Path
 import tf_keras
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+OUT = Path(__file__).resolve().parent / "out"  # git-ignored; the same folder from any working directory
 
 
 def machine() -> str:

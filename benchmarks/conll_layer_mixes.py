@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from common import machine, require_shared
+from common import OUT, machine, require_shared
 
 from tfhub_transfer.config import TrainConfig
 from tfhub_transfer.jobs.study import study_layers
@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--frozen-epochs", type=int, default=3,
                         help="epochs of the frozen rows (cheap: they train from the feature cache)")
     parser.add_argument("--skip-finetune", action="store_true")
-    parser.add_argument("--out", default="benchmarks/out/conll_layer_mixes")
+    parser.add_argument("--out", default=str(OUT / "conll_layer_mixes"))
     args = parser.parse_args()
     conll = require_shared("conll2003")
     # The tagger used to score its last epoch and save nothing: keep both (no best-epoch

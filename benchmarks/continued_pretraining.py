@@ -19,7 +19,7 @@ import json
 import statistics
 from pathlib import Path
 
-from common import machine, require_shared
+from common import OUT, machine, require_shared
 
 from tfhub_transfer.config import TrainConfig
 from tfhub_transfer.jobs.pretrain import PretrainConfig, pretrain
@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--sst2-lines", type=int, default=20000, help="unlabelled SST-2 lines to use")
     parser.add_argument("--labelled", type=int, default=1000)
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--out", default="benchmarks/out/continued_pretraining")
+    parser.add_argument("--out", default=str(OUT / "continued_pretraining"))
     args = parser.parse_args()
     wiki, sst2, out = require_shared("wikitext103_tokens"), require_shared("sst2"), Path(args.out)
     report = {"machine": machine(), "args": vars(args), "pretraining": {}, "fine_tuning": {}}

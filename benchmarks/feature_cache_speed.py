@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import tf_keras
-from common import TrainTimer, machine, require_shared
+from common import OUT, TrainTimer, machine, require_shared
 
 from tfhub_transfer.data.tables import load_labelled
 from tfhub_transfer.models.cached_heads import CachedHead
@@ -32,7 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--train-examples", type=int, default=4000)
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--out", default="benchmarks/out/feature_cache_speed.json")
+    parser.add_argument("--out", default=str(OUT / "feature_cache_speed.json"))
     args = parser.parse_args()
     sst2 = require_shared("sst2")
     splits = load_labelled(sst2 / "train.tsv", sst2 / "dev.tsv", max_train_examples=args.train_examples)

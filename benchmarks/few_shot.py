@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import tf_keras
-from common import machine, peak_rss_mb, require_shared
+from common import OUT, machine, peak_rss_mb, require_shared
 
 from tfhub_transfer.config import OptimizationConfig, RuntimeConfig, field_default
 from tfhub_transfer.data.tables import Examples, read_table
@@ -94,7 +94,7 @@ def main() -> None:
     parser.add_argument("--finetune-epochs", type=int,
                         help="default: as many steps as the pair fit (2 x iterations x contrastive epochs)")
     parser.add_argument("--max-eval", type=int, default=0, help="score on a seeded subset of this size (0: all)")
-    parser.add_argument("--out", default="benchmarks/out/few_shot")
+    parser.add_argument("--out", default=str(OUT / "few_shot"))
     args = parser.parse_args()
     args.finetune_epochs = args.finetune_epochs or 2 * args.iterations * args.contrastive_epochs
     modes = [m for m in args.modes.split(",") if m]

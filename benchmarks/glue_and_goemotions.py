@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from common import machine, require_shared
+from common import OUT, machine, require_shared
 
 from tfhub_transfer.config import TrainConfig
 from tfhub_transfer.jobs.train import train
@@ -24,14 +24,14 @@ def main() -> None:
     parser.add_argument("--goemotions-train", type=int, default=4000)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--pairs", default="rte,mrpc")
-    parser.add_argument("--out", default="benchmarks/out/glue_and_goemotions.json")
+    parser.add_argument("--out", default=str(OUT / "glue_and_goemotions.json"))
     args = parser.parse_args()
     report = {"machine": machine(), "args": vars(args)}
     go = require_shared("goemotions")
     result = train(TrainConfig.of(train=go / "train.tsv", valid=go / "dev.tsv", task="multi_label",
                                   max_train_examples=args.goemotions_train, epochs=args.epochs,
                                   learning_rate=1e-4, seq_length=64, export=False, verbose=2,
-                                  output_dir="benchmarks/out/models", name="goemotions"))
+                                  output_dir=str(OUT / "models"), name="goemotions"))
     report["goemotions"] = {k: v for k, v in result.metrics.items() if k != "thresholds"}
     print("goemotions", report["goemotions"], flush=True)
     for name in args.pairs.split(","):
@@ -39,7 +39,7 @@ def main() -> None:
         result = train(TrainConfig.of(train=data / "train.tsv", valid=data / "dev.tsv", text_column="text_a",
                                       text_b_column="text_b", epochs=args.epochs, learning_rate=5e-5,
                                       seq_length=128, export=False, verbose=2,
-                                      output_dir="benchmarks/out/models", name=name))
+                                      output_dir=str(OUT / "models"), name=name))
         report[name] = {k: result.metrics[k] for k in ("accuracy", "macro_f1", "examples")}
         print(name, report[name], flush=True)
     print(json.dumps(report, indent=2))

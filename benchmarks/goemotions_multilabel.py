@@ -16,7 +16,7 @@ import json
 import time
 from pathlib import Path
 
-from common import machine, require_shared
+from common import OUT, machine, require_shared
 
 from tfhub_transfer.config import TrainConfig
 from tfhub_transfer.jobs.train import train
@@ -35,11 +35,11 @@ def main() -> None:
     parser.add_argument("--finetune-examples", type=int, default=8000)
     parser.add_argument("--finetune-epochs", type=int, default=4)
     parser.add_argument("--skip-finetune", action="store_true")
-    parser.add_argument("--out", default="benchmarks/out/goemotions.json")
+    parser.add_argument("--out", default=str(OUT / "goemotions.json"))
     args = parser.parse_args()
     go = require_shared("goemotions")
     common = dict(train=go / "train.tsv", valid=go / "dev.tsv", task="multi_label", seq_length=64,
-                  export=False, verbose=2, output_dir="benchmarks/out/models", name="goemotions")
+                  export=False, verbose=2, output_dir=str(OUT / "models"), name="goemotions")
     report = {"machine": machine(), "args": vars(args)}
     report["frozen_scalar_mix_cache"] = run(TrainConfig.of(
         **common, mode="freeze", layer_mix="scalar_mix", pooling="mean", feature_cache=True,

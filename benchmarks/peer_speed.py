@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -37,7 +36,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import cpu_flags, machine, require_shared
+from common import OUT, cpu_flags, machine, peak_rss_mb, require_shared
 
 HERE = Path(__file__).resolve().parent
 OURS = ("ours_bucketed", "ours_no_bucket")
@@ -87,7 +86,7 @@ def run_ours(args) -> dict:
     predicted = np.argmax(outcome.valid_outputs, -1)
     return {"arm": args.arm, "matmul_gflops": rate, "step_ends": clock.ends, "batches": batches,
             "dev_accuracy": float(np.mean(predicted == splits.valid_examples.targets)),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_rss_mb": peak_rss_mb(),
             "threads": os.cpu_count(), "versions": {"tensorflow": tf.__version__}}
 
 
@@ -228,7 +227,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--seq-length", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=str(HERE / "out" / "peers"))
+    parser.add_argument("--out", default=str(OUT / "peers"))
     args = parser.parse_args()
     if args.arm:
         print(json.dumps(run_ours(args)))

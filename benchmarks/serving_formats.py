@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import cpu_flags, machine, require_shared
+from common import OUT, cpu_flags, machine, require_shared
 
 from tfhub_transfer.config import TrainConfig
 from tfhub_transfer.data.tables import read_table
@@ -133,8 +133,8 @@ def main() -> None:
     parser.add_argument("--throughput-batches", type=int, default=10, help="batches of 64 per format per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="TFLite / onnxruntime threads")
-    parser.add_argument("--scratch", default="benchmarks/out/serving_formats_models")
-    parser.add_argument("--out", default="benchmarks/out/serving_formats")
+    parser.add_argument("--scratch", default=str(OUT / "serving_formats_models"))
+    parser.add_argument("--out", default=str(OUT / "serving_formats"))
     args = parser.parse_args()
 
     sst2 = require_shared("sst2")

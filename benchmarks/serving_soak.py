@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import tensorflow as tf
-from common import machine, require_shared
+from common import OUT, machine, require_shared
 
 from tfhub_transfer.data.tables import read_table
 from tfhub_transfer.export.saved_model import export_classifier
@@ -35,8 +35,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--predictions", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--scratch", default="benchmarks/out/soak_models")
-    parser.add_argument("--out", default="benchmarks/out/serving_soak.json")
+    parser.add_argument("--scratch", default=str(OUT / "soak_models"))
+    parser.add_argument("--out", default=str(OUT / "serving_soak.json"))
     args = parser.parse_args()
     texts = list(read_table(require_shared("sst2") / "train.tsv").texts)
     path = export_classifier(TextClassifier.from_encoder("default", num_classes=2, seed=0),

@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_hub as hub
 import tf_keras
-from common import TrainTimer, add_sst2_arguments, load_sst2_subset, machine, steady_rate
+from common import OUT, TrainTimer, add_sst2_arguments, load_sst2_subset, machine, steady_rate
 
 from tfhub_transfer.encoders.resolve import resolve_encoder
 from tfhub_transfer.layers.heads import ClassificationHead
@@ -74,7 +74,7 @@ def run_tutorial_shape(splits, lr: float, args, return_model: bool = False):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    add_sst2_arguments(parser, "benchmarks/out/sst2_foundation.json")
+    add_sst2_arguments(parser, str(OUT / "sst2_foundation.json"))
     args = parser.parse_args()
     _, splits = load_sst2_subset(args)
     results = {"machine": machine(), "args": vars(args), "runs": {}}

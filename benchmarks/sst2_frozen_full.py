@@ -17,7 +17,7 @@ import json
 import time
 
 import numpy as np
-from common import machine, peak_rss_mb, require_shared
+from common import OUT, machine, peak_rss_mb, require_shared
 
 from tfhub_transfer.config import TrainConfig
 from tfhub_transfer.data.tables import read_table
@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--validation-fraction", type=float, default=0.05)
     parser.add_argument("--seq-length", type=int, default=64)
     parser.add_argument("--encoder", default="default")
-    parser.add_argument("--out", default="benchmarks/out/frozen_full")
+    parser.add_argument("--out", default=str(OUT / "frozen_full"))
     args = parser.parse_args()
     variants = [json.loads(v) for v in args.variants] or list(VARIANTS)
     sst2 = require_shared("sst2")

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import tensorflow as tf
-from common import TrainTimer, add_sst2_arguments, load_sst2_subset, machine, peak_rss_mb, steady_rate
+from common import OUT, TrainTimer, add_sst2_arguments, load_sst2_subset, machine, peak_rss_mb, steady_rate
 from sst2_foundation import run_tutorial_shape
 
 from tfhub_transfer.config import TrainConfig
@@ -54,8 +54,8 @@ def serving_rate(signature, texts: list[str], batch: int = 64, passes: int = 3) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    add_sst2_arguments(parser, "benchmarks/out/sst2_speed.json")
-    parser.add_argument("--scratch", default="benchmarks/out/speed_models")
+    add_sst2_arguments(parser, str(OUT / "sst2_speed.json"))
+    parser.add_argument("--scratch", default=str(OUT / "speed_models"))
     args = parser.parse_args()
     sst2, splits = load_sst2_subset(args)
     results = {"machine": machine(), "args": vars(args), "train": {}, "serving": {}}

@@ -23,7 +23,7 @@ import json
 import time
 from pathlib import Path
 
-from common import machine, peak_rss_mb, require_shared
+from common import OUT, machine, peak_rss_mb, require_shared
 
 from tfhub_transfer.config import TrainConfig, field_default
 from tfhub_transfer.jobs.compare import ModeResult, compare_modes, results_markdown
@@ -81,7 +81,7 @@ def main() -> None:
     parser.add_argument("--frozen-epochs", type=float, help="override: head-only epochs of gradual/discriminative")
     parser.add_argument("--lr-mult", type=float, help="override: discriminative's top-to-bottom rate ratio")
     parser.add_argument("--no-cache-row", action="store_true", help="skip the freeze (feature cache) row")
-    parser.add_argument("--out", default="benchmarks/out/transfer_modes")
+    parser.add_argument("--out", default=str(OUT / "transfer_modes"))
     args = parser.parse_args()
     sst2 = require_shared("sst2")
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import tf_keras
-from common import TrainTimer, machine, require_shared
+from common import OUT, TrainTimer, machine, require_shared
 
 from tfhub_transfer.data.tables import load_labelled
 from tfhub_transfer.data.vectors import read_word_vectors
@@ -46,13 +46,13 @@ def run(mode: str, splits, vectors, args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--vectors", default="benchmarks/out/word2vec/wikitext103.txt")
+    parser.add_argument("--vectors", default=str(OUT / "word2vec/wikitext103.txt"))
     parser.add_argument("--train-examples", type=int, default=4000)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--slow-factor", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="benchmarks/out/sst2_word_vectors.json")
+    parser.add_argument("--out", default=str(OUT / "sst2_word_vectors.json"))
     args = parser.parse_args()
     sst2 = require_shared("sst2")
     splits = load_labelled(sst2 / "train.tsv", sst2 / "dev.tsv", max_train_examples=args.train_examples,

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 import tf_keras
-from common import machine, peak_rss_mb
+from common import OUT, machine, peak_rss_mb
 
 from tfhub_transfer.encoders.dtypes import encoder_with_dtype
 from tfhub_transfer.encoders.resolve import read_metadata, resolve_encoder
@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32, help="per step (one device)")
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--out", default="benchmarks/out/train_step_flops.json")
+    parser.add_argument("--out", default=str(OUT / "train_step_flops.json"))
     args = parser.parse_args()
     spec = resolve_encoder("default")
     config = read_metadata(Path(spec.encoder).parent)["config"]

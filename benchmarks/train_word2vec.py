@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import require_shared
+from common import OUT, require_shared
 
 from tfhub_transfer.data.vectors import WordVectors, write_glove, write_word2vec_binary, write_word2vec_text
 
@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--min-count", type=int, default=3)
-    parser.add_argument("--out", default="benchmarks/out/word2vec")
+    parser.add_argument("--out", default=str(OUT / "word2vec"))
     args = parser.parse_args()
     from gensim.models import Word2Vec
 
