@@ -4,7 +4,10 @@
     python benchmarks/few_shot.py --datasets sst2 --shots 8 --seeds 1 --max-eval 200   # a quick check
 
 For each dataset, number of labelled examples per class and seed, one seeded draw of that many
-training examples per class is given to every mode; each is scored on the same evaluation split
+training examples per class is given to every mode. `--pool sentences` (the default) draws only rows
+that end like a sentence (`.`, `!` or `?`): SST-2's training file also holds 54k sub-sentence phrases
+("the", "good"), which a few-shot user would not label, and SetFit's own SST-2 is the sentence-level
+split; `--pool all` draws from every row; each is scored on the same evaluation split
 (SST-2 dev, AG News test; `--max-eval` takes a seeded subset of it). No validation data is used
 for any choice, as a few-shot user would have none.
 
@@ -45,12 +48,23 @@ MODES = ("contrastive", "freeze", "finetune")
 BATCH = 16
 
 
-def draw(labels: list[str], per_class: int, seed: int) -> list[int]:
-    """`per_class` row indices of each class, drawn reproducibly from `seed`."""
+SENTENCE_END = (".", "!", "?")
+
+
+def eligible(texts: list[str], pool: str) -> list[bool]:
+    """Which rows a draw may take: every row, or those that end like a whole sentence."""
+    if pool == "all":
+        return [True] * len(texts)
+    return [text.rstrip().endswith(SENTENCE_END) for text in texts]
+
+
+def draw(labels: list[str], per_class: int, seed: int, allowed: list[bool] | None = None) -> list[int]:
+    """`per_class` row indices of each class (among the `allowed` rows), drawn reproducibly from `seed`."""
     rng = np.random.default_rng(seed)
+    allowed = allowed or [True] * len(labels)
     rows = []
     for name in sorted(set(labels)):
-        members = [i for i, y in enumerate(labels) if y == name]
+        members = [i for i, y in enumerate(labels) if y == name and allowed[i]]
         if len(members) < per_class:
             raise SystemExit(f"class {name!r} has {len(members)} training examples, fewer than {per_class}")
         rows += [int(i) for i in rng.choice(members, per_class, replace=False)]
@@ -93,6 +107,8 @@ def main() -> None:
     parser.add_argument("--contrastive-lr", type=float, help="default: the package's (2e-5)")
     parser.add_argument("--finetune-epochs", type=int,
                         help="default: as many steps as the pair fit (2 x iterations x contrastive epochs)")
+    parser.add_argument("--pool", choices=("sentences", "all"), default="sentences",
+                        help="draw from rows that end like a sentence (default) or from every row")
     parser.add_argument("--max-eval", type=int, default=0, help="score on a seeded subset of this size (0: all)")
     parser.add_argument("--out", default=str(OUT / "few_shot"))
     args = parser.parse_args()
@@ -109,6 +125,7 @@ def main() -> None:
         train_table, eval_table = read_table(root / train_file), read_table(root / eval_file)
         train_labels = [str(y) for y in train_table.labels]
         classes = sorted(set(train_labels))
+        allowed = eligible(list(train_table.texts), args.pool)
         keep = np.arange(len(eval_table))
         if args.max_eval and args.max_eval < len(eval_table):
             keep = np.sort(np.random.default_rng(0).choice(len(eval_table), args.max_eval, replace=False))
@@ -117,7 +134,7 @@ def main() -> None:
         for shots in [int(s) for s in args.shots.split(",")]:
             scores = {mode: [] for mode in modes}
             for seed in range(args.seeds):
-                chosen = draw(train_labels, shots, seed)
+                chosen = draw(train_labels, shots, seed, allowed)
                 texts = [train_table.texts[i] for i in chosen]
                 train = Examples(texts, np.asarray([classes.index(train_labels[i]) for i in chosen], np.int32))
                 for mode in modes:
