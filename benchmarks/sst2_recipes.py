@@ -3,6 +3,7 @@
 options as JSON, e.g.
 
     python benchmarks/sst2_recipes.py 8000 '{"mode": "finetune"}' '{"mode": "gradual"}'
+    python benchmarks/sst2_recipes.py 67349 '{"mode": "finetune", "epochs": 1, "verbose": 1}'   # all of SST-2
 
 Prints one JSON line per run: dev accuracy, the dev accuracy per epoch, the seconds it took.
 """
@@ -26,8 +27,9 @@ SST2 = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2"
 def main(size: int, runs: list[dict]) -> None:
     splits = load_labelled(SST2 / "train.tsv", SST2 / "dev.tsv", max_train_examples=size, seed=0)
     for options in runs:
-        config = TrainConfig.of(train=SST2 / "train.tsv", encoder="default", epochs=2, batch_size=32, seq_length=64,
-                                max_train_examples=size, verbose=0, export=False, tensorboard=False, **options)
+        budget = {"epochs": 2, "batch_size": 32, "seq_length": 64, "verbose": 0, **options}  # options may change it
+        config = TrainConfig.of(train=SST2 / "train.tsv", encoder="default", max_train_examples=size, export=False,
+                                tensorboard=False, **budget)
         tf_keras.utils.set_random_seed(0)
         model = build_task_model(config, splits)
         started = time.time()
