@@ -4,24 +4,23 @@ The encoder is saved as a plain tracked object with an explicit
 `__call__(inputs, training)` and explicit `variables` / `trainable_variables`
 lists, so `hub.KerasLayer(path, trainable=True)` fine-tunes exactly the encoder's
 variables. The Keras encoder itself is reached only through those functions, not saved as a
-subobject: its per-layer call traces would double the SavedModel and make it 4x slower to load. The MLM head is a separate subobject `mlm`; keeping its variables out
-of the root lists stops fine-tuning from warning "Gradients do not exist".
+subobject: its per-layer call traces would double the SavedModel and make it 4x slower to load.
+The MLM head is a separate subobject `mlm`; keeping its variables out of the root lists stops
+fine-tuning from warning "Gradients do not exist".
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import tensorflow as tf
 
 from tfhub_transfer.encoders.build.bert import BertEncoder, MaskedLMHead
-from tfhub_transfer.files import atomic_directory
 from tfhub_transfer.encoders.build.preprocessor_module import BertPreprocessorModule
 from tfhub_transfer.encoders.build.vocab import read_vocab, special_token_ids
+from tfhub_transfer.files import atomic_directory
 
 METADATA_FILE = "tfhub_transfer.json"
 ENCODER_DIR = "encoder"

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from tfhub_transfer.files import atomic_directory
 from tfhub_transfer.data.vectors import WordVectors
+from tfhub_transfer.files import atomic_directory
 
 PUNCTUATION = r"[^\w\s]"
 
