@@ -37,18 +37,11 @@ from pathlib import Path
 
 import numpy as np
 from common import OUT, cpu_flags, machine, peak_rss_mb, require_shared
+from peer_common import summarise
 
 HERE = Path(__file__).resolve().parent
 OURS = ("ours_bucketed", "ours_no_bucket")
-LAYERS, HIDDEN, INTERMEDIATE = 6, 384, 1536  # all-MiniLM-L6-v2
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
-
-
-def train_flops(real_lengths: list[int]) -> float:
-    """Matmul FLOPs of one training step over these sentences' real tokens (no padding counted)."""
-    n = np.asarray(real_lengths, np.float64)
-    per_token = 8 * HIDDEN**2 + 4 * HIDDEN * INTERMEDIATE
-    return float(3 * LAYERS * (n * per_token + 4 * n * n * HIDDEN).sum())
 
 
 # -- the arms' measurements --------------------------------------------------------------------------
@@ -121,21 +114,6 @@ def run_arm(command: list[str]) -> dict:
         raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
     return {**result, "load_average_before": load, "process_seconds": time.perf_counter() - started}
-
-
-def summarise(run: dict, warmup: int, peak: float) -> dict:
-    """Steady examples/s and useful FLOP/s over the steps after `warmup`, padding and accuracy."""
-    batches, ends = run["batches"], run["step_ends"]
-    steady = batches[warmup:]
-    seconds = ends[-1] - ends[warmup - 1]
-    examples = sum(b[0] for b in steady)
-    padded_tokens = sum(b[0] * b[1] for b in batches)
-    real_tokens = sum(sum(b[2]) for b in batches)
-    useful = sum(train_flops(b[2]) for b in steady) / seconds / 1e9
-    return {"examples_per_s": examples / seconds, "mean_padded_length": padded_tokens / sum(b[0] for b in batches),
-            "real_token_share": real_tokens / padded_tokens, "useful_gflops": useful,
-            "fraction_of_peak": useful / peak, "dev_accuracy": run["dev_accuracy"], "peak_rss_mb": run["peak_rss_mb"],
-            "matmul_gflops": run["matmul_gflops"]}
 
 
 def table(rows: dict, peak: float) -> str:
