@@ -9,6 +9,7 @@ import textwrap
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_text  # noqa: F401  (the exported model's tokenizer ops, loaded here)
 from conftest import run_python
 
 from tfhub_transfer.errors import ConfigError
