@@ -23,8 +23,8 @@ import tensorflow as tf
 import tf_keras
 from common import OUT, machine, peak_rss_mb
 
-from tfhub_transfer.encoders.dtypes import encoder_with_dtype
 from tfhub_transfer.encoders.resolve import read_metadata, resolve_encoder
+from tfhub_transfer.encoders.variants import encoder_variant
 from tfhub_transfer.models.text_classifier import TextClassifier
 
 
@@ -77,7 +77,7 @@ def main() -> None:
     flops = train_step_flops(config, args.batch, args.seq)
     results = {"machine": machine(), "args": vars(args), "train_step_gflop": flops / 1e9}
     runs = (("float32", tf.float32, "default", "float32"),
-            ("bfloat16", tf.bfloat16, encoder_with_dtype("default", "bfloat16"), "float32"),
+            ("bfloat16", tf.bfloat16, encoder_variant("default", "bfloat16"), "float32"),
             ("float32_savedmodel_under_mixed_policy", tf.bfloat16, "default", "mixed_bfloat16"))
     for name, dtype, encoder, policy in runs:
         peak = matmul_rate(dtype)

@@ -8,7 +8,7 @@ import tensorflow as tf
 import tensorflow_hub as hub
 
 from tfhub_transfer.config import TrainConfig
-from tfhub_transfer.encoders.dtypes import encoder_with_dtype
+from tfhub_transfer.encoders.variants import encoder_variant
 from tfhub_transfer.errors import EncoderError
 from tfhub_transfer.jobs.train import train
 from tfhub_transfer.preprocessing.text import TextPreprocessor, make_training_dataset
@@ -73,10 +73,10 @@ BF16_CPU = {"avx512f", "avx512_bf16"}  # as if this CPU had bf16 instructions (e
 def test_bfloat16_copy_is_written_once_and_matches_float32(tiny_encoder, preprocessor, tmp_path):
     source = tmp_path / "tiny"
     shutil.copytree(tiny_encoder, source)
-    copy = encoder_with_dtype(str(source), "bfloat16", cpu_flags=BF16_CPU)
+    copy = encoder_variant(str(source), "bfloat16", cpu_flags=BF16_CPU)
     assert copy == str(tmp_path / "tiny-bfloat16")
     stamp = (tmp_path / "tiny-bfloat16" / "encoder" / "saved_model.pb").stat().st_mtime_ns
-    assert encoder_with_dtype(str(source), "bfloat16", cpu_flags=BF16_CPU) == copy
+    assert encoder_variant(str(source), "bfloat16", cpu_flags=BF16_CPU) == copy
     assert (tmp_path / "tiny-bfloat16" / "encoder" / "saved_model.pb").stat().st_mtime_ns == stamp
     inputs = preprocessor.encode(TEXTS[:8], 64)
     full = hub.KerasLayer(str(source / "encoder"))(inputs)["sequence_output"]
@@ -91,4 +91,4 @@ def test_bfloat16_on_a_published_style_encoder_explains_hub_466(tiny_encoder, tm
     bare = tmp_path / "bare_encoder"
     shutil.copytree(tiny_encoder / "encoder", bare)
     with pytest.raises(EncoderError, match="tensorflow/hub#466"):
-        encoder_with_dtype(str(bare), "bfloat16", preprocessor=str(tiny_encoder / "preprocessor"), cpu_flags=BF16_CPU)
+        encoder_variant(str(bare), "bfloat16", preprocessor=str(tiny_encoder / "preprocessor"), cpu_flags=BF16_CPU)

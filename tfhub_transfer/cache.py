@@ -127,9 +127,10 @@ def _describe(kind_dir: str, entry: Path) -> tuple[str, str]:
             return "token features", f"{manifest.get('sentences', '?')} sentences, {manifest.get('encoder', '?')}"
         return "features", f"{manifest.get('examples', '?')} texts, {manifest.get('encoder', '?')}"
     meta = _read_json(entry / "tfhub_transfer.json")
-    dtype = meta.get("compute_dtype")
-    if dtype and dtype != "float32":
-        return "encoder copy", f"{meta.get('name', entry.name)} computing in {dtype}"
+    dtype, packed = meta.get("compute_dtype"), meta.get("config", {}).get("packed_segments")
+    if (dtype and dtype != "float32") or packed:
+        what = [f"computing in {dtype}"] * bool(dtype and dtype != "float32") + ["reading packed rows"] * bool(packed)
+        return "encoder copy", f"{meta.get('name', entry.name)} {' and '.join(what)}"
     return "encoder", meta.get("name", entry.name)
 
 

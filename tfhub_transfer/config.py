@@ -69,6 +69,7 @@ class ModelConfig:
     max_tokens: int = 20_000
     text_embedding: str | None = None  # a TF Hub text-embedding module (strings -> vectors)
     long_text: str = "truncate"  # truncate | windows:STRIDE (overlapping windows, pooled; see preprocessing.text)
+    packing: int = 0  # train on batches packed into rows of this many word pieces (preprocessing.packing); 0: off
 
 
 @dataclasses.dataclass

@@ -12,7 +12,7 @@ from tfhub_transfer.preprocessing.text import LongText
 from tfhub_transfer.training.weighting import NO_CLASSES, parse_class_weight
 from tfhub_transfer.transfer.modes import TransferMode
 
-FLAG_NAMES = {"learning_rate": "--lr", "head_learning_rate": "--head-lr", "output_dir": "--out",
+FLAG_NAMES = {"learning_rate": "--lr", "packing": "--pack", "head_learning_rate": "--head-lr", "output_dir": "--out",
               "standardize_features": "--no-standardize-features",
               "bucket": "--no-bucket",
               "backup_every_steps": "--backup-every", "restore_best": "--no-restore-best",
@@ -20,7 +20,7 @@ FLAG_NAMES = {"learning_rate": "--lr", "head_learning_rate": "--head-lr", "outpu
 
 ENCODER_ONLY = {"preprocessor", "pooling", "layer_mix", "feature_cache", "dtype", "embedding_lr_multiplier",
                 "head_learning_rate", "head_lr_multiplier", "frozen_epochs", "lr_mult", "long_text", "tune_head",
-                "standardize_features", "export_format", "quantize"}
+                "standardize_features", "export_format", "quantize", "packing"}
 TAGGER_RECIPE = "a tagger takes the modes' default recipes (its config has no field for this option)"
 RNN_ONLY = {"word_vectors", "embedding_mode", "slow_factor", "rnn", "rnn_units", "max_tokens"}
 SENTENCE_ONLY = {"text_b_column", "label_separator", "text_column", "label_column", "pooling"}
@@ -32,6 +32,7 @@ REFUSED = {
                "pooling": "a tagger labels each word's first piece; there is nothing to pool",
                **dict.fromkeys(("frozen_epochs", "lr_mult", "tune_head", "standardize_features"), TAGGER_RECIPE),
                "long_text": "a tagger labels the words of each sentence (it splits none into windows)",
+               "packing": "packing is built for sentence-level tasks (one output per example)",
                **dict.fromkeys(("export_format", "quantize"), "a tagger exports as a SavedModel (TFLite and ONNX "
                                                           "exports are for sentence classifiers)"),
                "class_weight": NO_CLASSES["tokens"], "weight_column": "CoNLL files have no columns to read it from"},
@@ -64,6 +65,7 @@ RANGES = {  # field -> (low, high, low inclusive, what)
     "frozen_epochs": (0, None, True, "a number of epochs >= 0 (fractions allowed)"),
     "lr_mult": (1, None, True, "a number >= 1 (the top group's rate over the embeddings')"),
     "early_stopping": (0, None, True, "a whole number of epochs >= 0 (0: never stop early)"),
+    "packing": (0, None, True, "a whole number of word pieces per packed row >= 0 (0: no packing)"),
 }
 
 
@@ -145,6 +147,9 @@ def check_recipe(config: TrainConfig) -> None:
     if not config.standardize_features and not config.feature_cache:
         raise ConfigError("--no-standardize-features is about the head on cached features: add --feature-cache")
     long_text = LongText.parse(config.long_text, config.seq_length, config.text_b_column is not None)
+    if config.packing and config.feature_cache:
+        raise ConfigError("--pack does not apply to --feature-cache: the encoder runs once per text to fill the "
+                          "cache, and the head trains on the features; drop --pack")
     if long_text.windowed and config.feature_cache:
         raise ConfigError(f"--long-text {config.long_text} does not apply to --feature-cache: the cache holds one "
                           "feature vector per text, from its first seq_length pieces; drop one of them")

@@ -8,7 +8,7 @@ import tf_keras
 
 from tfhub_transfer.config import TrainConfig
 from tfhub_transfer.data.conll import TaggedSentences, read_conll, tag_vocabulary
-from tfhub_transfer.encoders.dtypes import encoder_with_dtype
+from tfhub_transfer.encoders.variants import encoder_variant
 from tfhub_transfer.errors import DataError
 from tfhub_transfer.jobs.common import TrainResult, announce, finish
 from tfhub_transfer.models.cached_heads import CachedExamples, CachedTaggerHead
@@ -30,7 +30,7 @@ def read_tagged_splits(config: TrainConfig) -> tuple[TaggedSentences, TaggedSent
 
 
 def tagger_config(config: TrainConfig, num_tags: int) -> TaggerConfig:
-    return TaggerConfig(num_tags, encoder_with_dtype(config.encoder, config.dtype, config.preprocessor),
+    return TaggerConfig(num_tags, encoder_variant(config.encoder, config.dtype, config.preprocessor),
                         config.preprocessor, config.mode,
                         config.layer_mix or ("last" if config.feature_cache else None), config.tagger_head,
                         config.dropout, config.seq_length, config.seed,

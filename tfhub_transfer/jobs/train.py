@@ -16,7 +16,7 @@ import tf_keras
 from tfhub_transfer.cache import honours_cache_dir
 from tfhub_transfer.config import TrainConfig
 from tfhub_transfer.data.tables import LabelledSplits, load_labelled
-from tfhub_transfer.encoders.dtypes import encoder_with_dtype
+from tfhub_transfer.encoders.variants import encoder_variant
 from tfhub_transfer.files import check_writable
 from tfhub_transfer.jobs.cached_training import cached_optimization, tune_cached_head
 from tfhub_transfer.jobs.common import TrainResult, announce, finish
@@ -47,12 +47,13 @@ def classifier_config(config: TrainConfig, num_classes: int) -> ClassifierConfig
     """The encoder classifier `config` describes (a feature cache defaults to mean pooling of the last layer)."""
     cached = config.feature_cache
     return ClassifierConfig(
-        num_classes=num_classes, encoder=encoder_with_dtype(config.encoder, config.dtype, config.preprocessor),
+        num_classes=num_classes, encoder=encoder_variant(config.encoder, config.dtype, config.preprocessor),
         preprocessor=config.preprocessor, mode=config.mode, embedding_lr_multiplier=config.embedding_lr_multiplier,
         pooling=config.pooling or ("mean" if cached else None), dropout=config.dropout,
         seq_length=config.seq_length, seed=config.seed, task=config.task,
         layer_mix=config.layer_mix or ("last" if cached else None), pair=config.text_b_column is not None,
         frozen_epochs=config.frozen_epochs, lr_mult=config.lr_mult, long_text=config.long_text,
+        packing=config.packing,
     )
 
 

@@ -16,13 +16,20 @@ class SequencePooling(tf_keras.layers.Layer):
       else the published encoder's `pooled_output`;
     - `first`: the raw [CLS] vector of `sequence_output`;
     - `mean` / `max`: over the real (unmasked) tokens of `sequence_output`.
+
+    With `segments` (packed rows, see preprocessing.packing; `mean` only), `input_mask` numbers the
+    examples in each row and the output is one mean per segment slot, [rows x most segments, hidden]
+    in row-major order; a 0/1 mask gives the plain mean, [batch, hidden].
     """
 
-    def __init__(self, mode: str = "cls", **kwargs):
+    def __init__(self, mode: str = "cls", segments: bool = False, **kwargs):
         super().__init__(**kwargs)
         if mode not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, not {mode!r}")
+        if segments and mode != "mean":
+            raise ValueError(f"packed rows are pooled per segment by their mean, not by {mode!r}")
         self.mode = mode
+        self.segments = segments
 
     def call(self, encoder_outputs, input_mask: tf.Tensor) -> tf.Tensor:
         """`encoder_outputs`: a Hub encoder's output dict, or one [batch, seq, hidden] tensor."""
@@ -33,6 +40,8 @@ class SequencePooling(tf_keras.layers.Layer):
         sequence = encoder_outputs["sequence_output"]
         if self.mode == "first":
             return sequence[:, 0, :]
+        if self.segments:
+            return segment_means(sequence, input_mask)
         mask = tf.cast(input_mask, sequence.dtype)[:, :, tf.newaxis]
         if self.mode == "mean":
             total = tf.reduce_sum(sequence * mask, axis=1)
@@ -41,4 +50,14 @@ class SequencePooling(tf_keras.layers.Layer):
         return tf.reduce_max(sequence + (1.0 - mask) * very_negative, axis=1)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "mode": self.mode}
+        return {**super().get_config(), "mode": self.mode, "segments": self.segments}
+
+
+def segment_means(sequence: tf.Tensor, segments: tf.Tensor) -> tf.Tensor:
+    """[rows, seq, hidden] and [rows, seq] segment ids (0: padding) -> [rows x S, hidden], the mean of each
+    segment's tokens (S = the largest id; a row's unused slots are zeros)."""
+    ids = tf.range(1, tf.maximum(tf.reduce_max(segments), 1) + 1)
+    members = tf.cast(segments[:, :, tf.newaxis] == ids, sequence.dtype)  # [rows, seq, S]; padding: all zeros
+    totals = tf.einsum("rts,rth->rsh", members, sequence)
+    sizes = tf.maximum(tf.reduce_sum(members, axis=1), 1.0)[:, :, tf.newaxis]
+    return tf.reshape(totals / sizes, [-1, sequence.shape[-1] or tf.shape(sequence)[-1]])

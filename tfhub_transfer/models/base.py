@@ -370,7 +370,7 @@ class TaskModel(tf_keras.Model):
         x, y, sample_weight = tf_keras.utils.unpack_x_y_sample_weight(data)
         variables = self.step_variables()
         with tf.GradientTape() as tape:
-            y_pred = self(x, training=True)
+            y_pred = self.training_outputs(x)
             loss = self.compute_loss(x, y, y_pred, sample_weight)
         gradients = tape.gradient(loss, variables)
         if self.distribute_strategy.num_replicas_in_sync > 1:
@@ -462,6 +462,15 @@ class TaskModel(tf_keras.Model):
     def encode_dataset(self, dataset: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
         raise ConfigError(f"{type(self).__name__} cannot read a tf.data dataset of strings")
 
+    def training_outputs(self, x) -> tf.Tensor:
+        """The outputs a training step scores: the model's, in training mode."""
+        return self(x, training=True)
+
+    def packed_for_training(self, x):
+        """What a training step reads from `x`'s batches: the batches themselves, unless the model packs
+        them (see TextClassifier)."""
+        return x
+
     # -- fit / evaluate / predict -----------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_data=None, shuffle=True, steps_per_epoch=None, seed: int = 0, *, class_weight=None,
@@ -485,6 +494,7 @@ class TaskModel(tf_keras.Model):
         if dataset is not None:
             x, y, batch_size, sample_weight = dataset, None, None, None
         x, sample_weight = self._weighted(x, y, sample_weight, per_class)
+        x = self.packed_for_training(x)
         if isinstance(validation_data, tuple) and self._is_raw(validation_data[0]):
             validation_data = self.encode_examples(validation_data[0], validation_data[1], batch)
         elif isinstance(validation_data, tf.data.Dataset):
@@ -551,7 +561,8 @@ class TaskModel(tf_keras.Model):
             parts = tuple(part for part in (x, y, sample_weight) if part is not None)
             dataset = tf.data.Dataset.from_tensor_slices(parts).shuffle(4096, seed=seed).batch(batch)
         dataset, _ = self._weighted(dataset, None, None, per_class)
-        result = range_test(self, dataset.repeat(), start_lr, end_lr, num_steps, stop_factor, verbose)
+        result = range_test(self, self.packed_for_training(dataset).repeat(), start_lr, end_lr, num_steps,
+                            stop_factor, verbose)
         if plot_to is not None:
             replace_file(plot_to, lambda handle: handle.write(result.plot_png()))
         return result

@@ -18,12 +18,14 @@ import tf_keras
 
 from tfhub_transfer.encoders.loading import check_compatible, load_encoder_layer
 from tfhub_transfer.encoders.resolve import resolve_encoder
+from tfhub_transfer.encoders.variants import encoder_variant
 from tfhub_transfer.errors import ConfigError, EncoderError
 from tfhub_transfer.layers.heads import ClassificationHead
 from tfhub_transfer.layers.layer_mix import LayerMix, StackLayers
 from tfhub_transfer.layers.pooling import SequencePooling
 from tfhub_transfer.models.base import TaskModel, register
 from tfhub_transfer.models.contrastive import check_applies, fit_on_texts
+from tfhub_transfer.preprocessing.packing import EXAMPLE_SLOTS, packed_batches, slot_outputs
 from tfhub_transfer.preprocessing.text import LongText, TextPreprocessor, make_dataset, make_training_dataset
 from tfhub_transfer.transfer.layer_groups import layer_groups
 from tfhub_transfer.transfer.modes import TransferMode
@@ -52,6 +54,7 @@ class ClassifierConfig:
     frozen_epochs: float | None = None  # head-only epochs before the encoder trains; None: the mode's default
     lr_mult: float | None = None  # discriminative / gradual: top group's rate over the bottom one's
     long_text: str = "truncate"  # or windows:STRIDE[:logits], see preprocessing.text.LongText
+    packing: int = 0  # train on packed rows of this many word pieces (preprocessing.packing); 0: one example a row
 
 
 def encoder_inputs(windowed: bool = False) -> dict[str, tf_keras.Input]:
@@ -79,8 +82,12 @@ class WindowMean(tf_keras.layers.Layer):
 
 
 def load_encoder(config, mode: TransferMode):
-    """(spec, preprocessor, hub.KerasLayer) for a config with encoder/preprocessor/seq_length."""
-    spec = resolve_encoder(config.encoder, config.preprocessor)
+    """(spec, preprocessor, hub.KerasLayer) for a config with encoder/preprocessor/seq_length (and `packing`:
+    the encoder's variant that reads packed rows)."""
+    encoder = config.encoder
+    if getattr(config, "packing", 0):
+        encoder = encoder_variant(encoder, preprocessor=config.preprocessor, packed=True)
+    spec = resolve_encoder(encoder, config.preprocessor)
     preprocessor = TextPreprocessor(spec.preprocessor)
     layer = load_encoder_layer(spec, trainable=mode.encoder_trainable)
     check_compatible(layer, spec, preprocessor.vocab_size, config.seq_length)
@@ -89,13 +96,34 @@ def load_encoder(config, mode: TransferMode):
 
 def encoder_features(outputs: dict, input_mask, config: ClassifierConfig, spec) -> tf.Tensor:
     """Pooled features: the encoder's own outputs, or a layer mix then pooling."""
+    packed = bool(getattr(config, "packing", 0))
     if config.layer_mix is None:
-        return SequencePooling(config.pooling or spec.pooling, name="pooling")(outputs, input_mask)
+        return SequencePooling(pooling_of(config, spec), packed, name="pooling")(outputs, input_mask)
     stacked = StackLayers(need_embeddings=config.layer_mix == "embeddings", name="stack_layers")(outputs)
     mixed = LayerMix(config.layer_mix, int(stacked.shape[1]), spec.has_embedding_output,
                      name="layer_mix")(stacked)
-    pooling = config.pooling if config.pooling not in (None, "cls") else "mean"
-    return SequencePooling(pooling, name="pooling")(mixed, input_mask)
+    return SequencePooling(pooling_of(config, spec), packed, name="pooling")(mixed, input_mask)
+
+
+def pooling_of(config, spec) -> str:
+    """The pooling a config asks for: its own, else the encoder's recommendation (mean after a layer mix)."""
+    if config.layer_mix is None:
+        return config.pooling or spec.pooling
+    return config.pooling if config.pooling not in (None, "cls") else "mean"
+
+
+def check_packing(config: ClassifierConfig, mode: TransferMode, long_text: LongText) -> None:
+    """Packing's needs: whole examples in a row, one mean per example, and training through `fit`."""
+    if not config.packing:
+        return
+    if long_text.windowed or mode.kind == "contrastive":
+        what, reason = ((f"--long-text {long_text}", "it encodes each window apart") if long_text.windowed else
+                        ("--mode contrastive", "its pair fit reads single sentences"))
+        raise ConfigError(f"--pack does not apply to {what}: {reason}; drop one of them")
+    pooling = pooling_of(config, resolve_encoder(config.encoder, config.preprocessor))
+    if pooling != "mean":
+        raise ConfigError(f"--pack pools each packed example by its mean, not by {pooling!r} pooling: use "
+                          "--pooling mean (or drop --pack)")
 
 
 def transfer_mode_of(config) -> TransferMode:
@@ -145,6 +173,7 @@ class TextClassifier(TaskModel):
         long_text = LongText.parse(config.long_text, config.seq_length, config.pair)
         if mode.kind == "contrastive" and config.pooling is None and config.layer_mix is None:
             config = dataclasses.replace(config, pooling="mean")  # SetFit's mean-pooled sentence embeddings
+        check_packing(config, mode, long_text)
         spec, preprocessor, layer = load_encoder(config, mode)
         inputs = encoder_inputs(windowed=long_text.windowed)
         encoded = FlattenWindows(name="flatten_windows")(inputs) if long_text.windowed else inputs
@@ -174,7 +203,8 @@ class TextClassifier(TaskModel):
         discriminative[:DECAY], slow_embeddings:FACTOR, reinit, contrastive[:ITERATIONS]), `task` (single_label,
         multi_label, regression), `pair`, `pooling`, `layer_mix`, `dropout`, `seq_length`,
         `preprocessor`, `seed`, `embedding_lr_multiplier`, the recipe's `frozen_epochs` (head-only
-        epochs first) and `lr_mult` (discriminative spread), and `long_text` (`truncate` or `windows:STRIDE`).
+        epochs first) and `lr_mult` (discriminative spread), `long_text` (`truncate` or `windows:STRIDE`), and
+        `packing` (train on rows of that many word pieces holding several examples; 0: off).
         """
         if num_classes is None:
             num_classes = len(labels) if labels else (1 if options.get("task") == "regression" else 2)
@@ -188,6 +218,26 @@ class TextClassifier(TaskModel):
         if self.mode.kind == "contrastive":
             return fit_on_texts(self, x, y, **kwargs)
         return super().fit(x, y, **kwargs)
+
+    def packed_for_training(self, x):
+        """With `packing`, the training batches packed into rows (preprocessing.packing): the same loss and
+        gradients as the batches themselves, with (almost) no padding."""
+        if not self.config.packing:
+            return x
+        if not isinstance(x, tf.data.Dataset):
+            raise ConfigError("a packing model trains on texts or a tf.data dataset of (inputs, targets) "
+                              "batches, not on arrays of encoder inputs")
+        if self.distribute_strategy.num_replicas_in_sync > 1:
+            raise ConfigError("--pack does not apply under a distribution strategy with several replicas: "
+                              "a packed batch's rows cannot be split evenly between them; drop --pack")
+        return packed_batches(x, self.config.packing)
+
+    def training_outputs(self, x) -> tf.Tensor:
+        """On packed batches, the outputs of the examples' slots, in the batch's order."""
+        if not (isinstance(x, dict) and EXAMPLE_SLOTS in x):
+            return super().training_outputs(x)
+        inputs = {name: value for name, value in x.items() if name != EXAMPLE_SLOTS}
+        return slot_outputs(self(inputs, training=True), x[EXAMPLE_SLOTS])
 
     # -- data in ----------------------------------------------------------------------------------
     def _texts(self, x) -> tuple[list[str], list[str] | None]:

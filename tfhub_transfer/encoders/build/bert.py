@@ -37,7 +37,10 @@ class PositionEmbedding(tf_keras.layers.Layer):
         )
         super().build(input_shape)
 
-    def call(self, inputs):
+    def call(self, inputs, positions=None):
+        """[1, seq, hidden] for positions 0..seq-1, or [batch, seq, hidden] for given `positions`."""
+        if positions is not None:
+            return tf.cast(tf.gather(self.embeddings, positions), inputs.dtype)
         length = tf.shape(inputs)[1]
         return tf.cast(self.embeddings[tf.newaxis, :length, :], inputs.dtype)
 
@@ -91,6 +94,24 @@ def pool_sequence(sequence: tf.Tensor, mask: tf.Tensor, mode: str) -> tf.Tensor:
     return tf.reduce_max(sequence + (1.0 - weights) * lowest, axis=1)
 
 
+def segment_attention_mask(segments: tf.Tensor) -> tf.Tensor:
+    """[batch, seq] segment ids (0 padding) -> [batch, seq, seq]: a real token attends to the real tokens
+    of its own segment (block-diagonal); a padding query attends to every real key, as it does unpacked."""
+    query, key = segments[:, :, tf.newaxis], segments[:, tf.newaxis, :]
+    return (key > 0) & ((query == key) | (query == 0))
+
+
+def segment_positions(segments: tf.Tensor) -> tf.Tensor:
+    """[batch, seq] segment ids (contiguous, 1, 2, ... from the row's start; 0 padding at the end) ->
+    each token's position within its segment (padding keeps its row position).
+
+    A segment starts after every real token of the segments before it, so its start is a count of
+    those ([batch, seq, seq] comparisons, the attention mask's size; ops every export format has)."""
+    query, key = segments[:, :, tf.newaxis], segments[:, tf.newaxis, :]
+    starts = tf.reduce_sum(tf.cast((key > 0) & (key < query), tf.int32), axis=-1)
+    return tf.range(tf.shape(segments)[1])[tf.newaxis, :] - starts
+
+
 class BertEncoder(tf_keras.Model):
     """Maps the three BERT input tensors to the TF Hub encoder outputs.
 
@@ -100,6 +121,8 @@ class BertEncoder(tf_keras.Model):
     tanh pooler over [CLS]), `encoder_outputs` (one tensor per transformer layer) and
     `embedding_output`. `pooled_output` is the pooler's output for BERT checkpoints and the
     sentence embedding (`config.pooled_output`, e.g. the masked mean) for sentence-transformers ones.
+    With `config.packed_segments`, `input_mask` may number several examples packed into a row
+    (`segment_attention_mask`, `segment_positions`); the pooled outputs then read the whole row.
     """
 
     def __init__(self, config: BertConfig, **kwargs):
@@ -136,18 +159,23 @@ class BertEncoder(tf_keras.Model):
     def from_config(cls, config: dict) -> BertEncoder:
         return cls(BertConfig.from_dict(config["config"]), name=config.get("name"))
 
-    def embed(self, word_ids, type_ids, training=None):
+    def embed(self, word_ids, type_ids, training=None, positions=None):
         words = self.word_embeddings(word_ids)
-        x = words + self.position_embedding(words) + self.type_embeddings(type_ids)
+        x = words + self.position_embedding(words, positions) + self.type_embeddings(type_ids)
         return self.embedding_dropout(self.embedding_layer_norm(x), training=training)
 
     def call(self, inputs, training=None):
         word_ids = inputs["input_word_ids"]
         mask = inputs["input_mask"]
-        x = self.embed(word_ids, inputs["input_type_ids"], training=training)
+        if self.config.packed_segments:
+            x = self.embed(word_ids, inputs["input_type_ids"], training, segment_positions(mask))
+            attention_mask = segment_attention_mask(mask)
+            mask = tf.minimum(mask, 1)
+        else:
+            x = self.embed(word_ids, inputs["input_type_ids"], training=training)
+            # [batch, 1, seq]: every query position may attend to the real key positions.
+            attention_mask = tf.cast(mask, tf.bool)[:, tf.newaxis, :]
         embedding_output = x
-        # [batch, 1, seq]: every query position may attend to the real key positions.
-        attention_mask = tf.cast(mask, tf.bool)[:, tf.newaxis, :]
         layer_outputs = []
         for block in self.blocks:
             x = block(x, attention_mask, training=training)

@@ -28,6 +28,10 @@ class BertConfig:
     # sentence-transformers checkpoint was trained with: "mean" / "max" over the input mask,
     # "first" (the raw [CLS] vector). The pooler's output is always `cls_pooled_output` too.
     pooled_output: str = "pooler"
+    # Packed rows (several examples in one row, see preprocessing.packing): `input_mask` holds each token's
+    # segment (1, 2, ... in order; 0 padding), tokens attend only within their segment and positions
+    # restart at each segment's start. With a 0/1 mask it computes exactly what an ordinary encoder does.
+    packed_segments: bool = False
 
     def __post_init__(self) -> None:
         if self.pooled_output not in POOLED_OUTPUTS:
