@@ -98,6 +98,7 @@ def main() -> None:
     parser.add_argument("--datasets", default="sst2,ag_news")
     parser.add_argument("--shots", default="8,16,64", help="labelled training examples per class")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds FIRST_SEED .. FIRST_SEED + SEEDS - 1")
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--encoder", default="default")
     parser.add_argument("--seq-length", type=int, default=128)
@@ -133,7 +134,7 @@ def main() -> None:
         eval_labels = [str(eval_table.labels[i]) for i in keep]
         for shots in [int(s) for s in args.shots.split(",")]:
             scores = {mode: [] for mode in modes}
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 chosen = draw(train_labels, shots, seed, allowed)
                 texts = [train_table.texts[i] for i in chosen]
                 train = Examples(texts, np.asarray([classes.index(train_labels[i]) for i in chosen], np.int32))

@@ -12,6 +12,8 @@ mean pooling, dropout 0.1 and a linear head, for one epoch; then scores all of S
 - ours_bucketed: `TextClassifier.from_encoder("default")` fitted through the one training loop
   (`fit_task`), length buckets (the default);
 - ours_no_bucket: the same with `--no-bucket` (shuffled batches padded to their longest row);
+- ours_packed: shuffled batches, each packed into rows of --seq-length word pieces (`--pack`; the same
+  loss and gradients as the batch unpacked): no bucketing needed, almost no padding;
 - torch_plain / torch_grouped (/ torch_bf16 where the CPU has bf16 instructions): peer_torch.py;
 - keras_hub (when it imports in the peers' virtualenv): peer_keras_hub.py, --keras-hub-steps steps.
 
@@ -40,7 +42,7 @@ from common import OUT, cpu_flags, machine, peak_rss_mb, require_shared
 from peer_common import summarise
 
 HERE = Path(__file__).resolve().parent
-OURS = ("ours_bucketed", "ours_no_bucket")
+OURS = ("ours_bucketed", "ours_no_bucket", "ours_packed")
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
@@ -54,6 +56,7 @@ def run_ours(args) -> dict:
     from tfhub_transfer.config import OptimizationConfig, RuntimeConfig
     from tfhub_transfer.data.tables import load_labelled
     from tfhub_transfer.models.text_classifier import TextClassifier
+    from tfhub_transfer.preprocessing.packing import pack_batch
     from tfhub_transfer.training.loop import fit_task, training_batches
 
     class StepClock(tf_keras.callbacks.Callback):
@@ -65,8 +68,9 @@ def run_ours(args) -> dict:
 
     rate = matmul_rate(tf.float32) / 1e9
     splits = load_labelled(args.train, args.dev, seed=args.seed)
+    packing = args.seq_length if args.arm == "ours_packed" else 0
     model = TextClassifier.from_encoder("default", labels=splits.label_names, mode="finetune",
-                                        seq_length=args.seq_length, seed=args.seed)
+                                        seq_length=args.seq_length, seed=args.seed, packing=packing)
     clock = StepClock()
     optimization = OptimizationConfig(epochs=1, batch_size=args.batch_size, learning_rate=args.lr)
     runtime = RuntimeConfig(bucket=args.arm == "ours_bucketed", seed=args.seed, verbose=0, backup_every_steps=0,
@@ -75,7 +79,10 @@ def run_ours(args) -> dict:
     batches = []
     for inputs, *_ in training_batches(model, splits.train_examples, args.batch_size, 1, runtime):
         mask = inputs["input_mask"].numpy()
-        batches.append([int(mask.shape[0]), int(mask.shape[1]), mask.sum(1).astype(int).tolist()])
+        computed = pack_batch(inputs, packing)["input_mask"].shape if packing else mask.shape
+        # [examples, tokens computed per example, each example's real tokens]
+        batches.append([int(mask.shape[0]), computed[0] * computed[1] / mask.shape[0],
+                        mask.sum(1).astype(int).tolist()])
     predicted = np.argmax(outcome.valid_outputs, -1)
     return {"arm": args.arm, "matmul_gflops": rate, "step_ends": clock.ends, "batches": batches,
             "dev_accuracy": float(np.mean(predicted == splits.valid_examples.targets)),
@@ -139,13 +146,14 @@ def accuracy(runs: list[dict]) -> str:
 
 def ratios(rows: dict) -> list[str]:
     median = {arm: statistics.median(r["examples_per_s"] for r in runs) for arm, runs in rows.items()}
-    pairs = [("ours_bucketed", "torch_grouped"), ("ours_bucketed", "torch_plain"),
+    pairs = [("ours_bucketed", "torch_grouped"), ("ours_packed", "torch_grouped"), ("ours_bucketed", "torch_plain"),
              ("ours_no_bucket", "torch_plain"), ("torch_grouped", "torch_plain"), ("ours_bucketed", "keras_hub")]
     lines = [f"{a} / {b}: {median[a] / median[b]:.2f}x examples/s" for a, b in pairs if a in median and b in median]
     per_token = {arm: statistics.median(r["examples_per_s"] * r["mean_padded_length"] for r in runs)
                  for arm, runs in rows.items()}
     lines += [f"{a} / {b} per padded token: {per_token[a] / per_token[b]:.2f}x"
-              for a, b in (("ours_no_bucket", "torch_plain"), ("ours_bucketed", "torch_grouped"))
+              for a, b in (("ours_no_bucket", "torch_plain"), ("ours_bucketed", "torch_grouped"),
+                           ("ours_packed", "torch_grouped"))
               if a in per_token and b in per_token]
     return lines
 

@@ -163,7 +163,7 @@ def _add_speed_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pack", dest="packing", type=int, metavar="ROW_LENGTH", default=field_default("packing"),
                    help="train on each batch packed into rows of ROW_LENGTH word pieces, several examples a row "
                         "(block-diagonal attention), so almost no token is padding; the same loss and gradients "
-                        "as unpacked. Encoders this package wrote, mean pooling; e.g. --pack 128 (default: 0, off)")
+                        "as unpacked. Encoders this package wrote, mean pooling; e.g. --pack 128; 0: off")
     p.add_argument("--no-bucket", action="store_true",
                    help="do not group similar lengths into batches (each batch is still padded only "
                         "to its own longest row)")
