@@ -141,7 +141,7 @@ VALUES = {  # one non-default value per flag
     "--dropout": "0.2", "--epochs": "2", "--batch-size": "8", "--lr": "0.01", "--warmup-fraction": "0.2",
     "--weight-decay": "0.1", "--seq-length": "64", "--validation-fraction": "0.2", "--max-train-examples": "10",
     "--seed": "3", "--quiet": None, "--distribution": "one_device", "--dtype": "bfloat16", "--no-bucket": None,
-    "--steps-per-execution": "2", "--jit-compile": None, "--resume": None, "--no-resume": None,
+    "--pack": "64", "--steps-per-execution": "2", "--jit-compile": None, "--resume": None, "--no-resume": None,
     "--backup-every": "10", "--no-restore-best": None, "--name": "n", "--out": "o", "--no-export": None,
     "--early-stopping": "2", "--class-weight": "balanced", "--weight-column": "w",
     "--head-lr": "0.01", "--head-lr-multiplier": "10", "--frozen-epochs": "1", "--lr-mult": "100",

@@ -127,10 +127,11 @@ def _describe(kind_dir: str, entry: Path) -> tuple[str, str]:
             return "token features", f"{manifest.get('sentences', '?')} sentences, {manifest.get('encoder', '?')}"
         return "features", f"{manifest.get('examples', '?')} texts, {manifest.get('encoder', '?')}"
     meta = _read_json(entry / "tfhub_transfer.json")
-    dtype, packed = meta.get("compute_dtype"), meta.get("config", {}).get("packed_segments")
-    if (dtype and dtype != "float32") or packed:
-        what = [f"computing in {dtype}"] * bool(dtype and dtype != "float32") + ["reading packed rows"] * bool(packed)
-        return "encoder copy", f"{meta.get('name', entry.name)} {' and '.join(what)}"
+    dtype = meta.get("compute_dtype") or "float32"
+    changes = [f"computing in {dtype}"] * (dtype != "float32")
+    changes += ["reading packed rows"] * bool(meta.get("config", {}).get("packed_segments"))
+    if changes:
+        return "encoder copy", f"{meta.get('name', entry.name)} {' and '.join(changes)}"
     return "encoder", meta.get("name", entry.name)
 
 

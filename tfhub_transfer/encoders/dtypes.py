@@ -17,7 +17,6 @@ from pathlib import Path
 import tensorflow as tf
 
 DTYPES = ("float32", "bfloat16")
-_PAIR_FORMAT = "tfhub_transfer/bert-pair/1"
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 AVX-512 BF16 and AMX; Arm's Features line
 
 

@@ -24,6 +24,7 @@ from tfhub_transfer.encoders.build.config import BertConfig
 from tfhub_transfer.encoders.build.hub_writer import (
     ENCODER_DIR,
     METADATA_FILE,
+    PAIR_FORMAT,
     PREPROCESSOR_DIR,
     EncoderModule,
     _unique,
@@ -34,7 +35,6 @@ from tfhub_transfer.encoders.resolve import read_metadata, resolve_encoder
 from tfhub_transfer.errors import ConfigError, EncoderError
 from tfhub_transfer.files import atomic_directory
 
-_PAIR_FORMAT = "tfhub_transfer/bert-pair/1"
 _SUFFIXES = ("-packed", "-bfloat16", "-float32")
 
 
@@ -56,7 +56,7 @@ def encoder_variant(name: str, dtype: str | None = None, preprocessor: str | Non
     spec = resolve_encoder(name, preprocessor)
     source = Path(spec.encoder).parent
     meta = read_metadata(source) if source.is_dir() else {}
-    if meta.get("format") != _PAIR_FORMAT:
+    if meta.get("format") != PAIR_FORMAT:
         raise EncoderError(_not_rebuildable(spec.encoder, dtype, packed))
     have = (meta.get("compute_dtype", "float32"), bool(meta["config"].get("packed_segments")))
     want = (dtype or have[0], have[1] if packed is None else packed)

@@ -23,6 +23,7 @@ from tfhub_transfer.encoders.build.vocab import read_vocab, special_token_ids
 from tfhub_transfer.files import atomic_directory
 
 METADATA_FILE = "tfhub_transfer.json"
+PAIR_FORMAT = "tfhub_transfer/bert-pair/1"  # the metadata `format` of encoder pairs this package writes
 ENCODER_DIR = "encoder"
 PREPROCESSOR_DIR = "preprocessor"
 # 2: `pooled_output` follows `config.pooled_output` (+ `cls_pooled_output`), a `serving_default`
@@ -177,7 +178,7 @@ def write_encoder_pair(
     when this package wrote it)."""
     out_dir = Path(out_dir)
     info = {
-        "format": "tfhub_transfer/bert-pair/1",
+        "format": PAIR_FORMAT,
         "writer_version": WRITER_VERSION,
         "config": encoder.config.to_dict(),
         "lower_case": lower_case,
