@@ -1,6 +1,8 @@
 """Length bucketing, steps_per_execution and bfloat16 encoder copies."""
 
+import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,6 +10,9 @@ import tensorflow as tf
 import tensorflow_hub as hub
 
 from tfhub_transfer.config import TrainConfig
+from tfhub_transfer.encoders.build.bert import build_bert
+from tfhub_transfer.encoders.build.config import BertConfig
+from tfhub_transfer.encoders.build.hub_writer import METADATA_FILE
 from tfhub_transfer.encoders.variants import encoder_variant
 from tfhub_transfer.errors import EncoderError
 from tfhub_transfer.jobs.train import train
@@ -92,3 +97,33 @@ def test_bfloat16_on_a_published_style_encoder_explains_hub_466(tiny_encoder, tm
     shutil.copytree(tiny_encoder / "encoder", bare)
     with pytest.raises(EncoderError, match="tensorflow/hub#466"):
         encoder_variant(str(bare), "bfloat16", preprocessor=str(tiny_encoder / "preprocessor"), cpu_flags=BF16_CPU)
+
+
+def test_a_bfloat16_encoder_keeps_layer_norms_and_the_residual_stream_in_float32():
+    config = BertConfig(vocab_size=50, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32,
+                        compute_dtype="bfloat16")
+    encoder, _ = build_bert(config)
+    block = encoder.blocks[0]
+    matmuls = (block.self_attention, block.self_attention._query_dense, block.self_attention._softmax,
+               block.intermediate, block.output_dense)
+    assert {layer.compute_dtype for layer in matmuls} == {"bfloat16"}
+    assert {layer.compute_dtype for layer in (block.attention_layer_norm, block.output_layer_norm,
+                                              block.output_dropout, encoder.word_embeddings)} == {"float32"}
+    assert {v.dtype for v in encoder.variables} == {tf.float32}
+    outputs = encoder(encoder.dummy_inputs())
+    assert outputs["sequence_output"].dtype == tf.float32
+    assert block.intermediate(outputs["sequence_output"]).dtype == tf.bfloat16
+    with pytest.raises(ValueError, match="compute_dtype"):
+        BertConfig(vocab_size=50, compute_dtype="float16")
+
+
+def test_a_bfloat16_copy_written_by_an_older_recipe_is_rewritten(tiny_encoder, tmp_path):
+    source = tmp_path / "tiny"
+    shutil.copytree(tiny_encoder, source)
+    copy = Path(encoder_variant(str(source), "bfloat16", cpu_flags=BF16_CPU))
+    meta = json.loads((copy / METADATA_FILE).read_text())
+    assert meta["config"]["compute_dtype"] == "bfloat16"
+    del meta["config"]["compute_dtype"]  # as the whole-model mixed_bfloat16 copies of earlier versions
+    (copy / METADATA_FILE).write_text(json.dumps(meta))
+    assert encoder_variant(str(source), "bfloat16", cpu_flags=BF16_CPU) == str(copy)
+    assert json.loads((copy / METADATA_FILE).read_text())["config"]["compute_dtype"] == "bfloat16"

@@ -158,8 +158,10 @@ def _add_distribution_flag(p: argparse.ArgumentParser) -> None:
 def _add_speed_flags(p: argparse.ArgumentParser) -> None:
     _add_distribution_flag(p)
     p.add_argument("--dtype", default=field_default("dtype"), choices=["float32", "bfloat16"],
-                   help="encoder compute dtype; bfloat16 writes (once) and uses a mixed_bfloat16 copy "
-                        "of an encoder this package wrote (not possible for published Hub encoders)")
+                   help="encoder compute dtype; bfloat16 writes (once) and uses a copy of an encoder this "
+                        "package wrote whose attention and feed-forward matmuls run in bfloat16 (layer norms and "
+                        "residual sums stay float32); not possible for published Hub encoders; falls back to "
+                        "float32, saying so, on a CPU without bf16 instructions")
     p.add_argument("--pack", dest="packing", type=int, metavar="ROW_LENGTH", default=field_default("packing"),
                    help="train on each batch packed into rows of ROW_LENGTH word pieces, several examples a row "
                         "(block-diagonal attention), so almost no token is padding; the same loss and gradients "

@@ -3,7 +3,7 @@
 A SavedModel's functions are traced with fixed dtypes, so a Keras mixed-precision
 policy set when *loading* a Hub encoder changes nothing inside it (tensorflow/hub#466):
 published Hub encoders stay float32. Encoders this package writes carry their BERT config,
-so they can be rebuilt under `mixed_bfloat16` (encoders.variants).
+so they can be rebuilt with bfloat16 matmuls (BertConfig.compute_dtype, encoders.variants).
 
 bfloat16 pays only where the hardware computes it: a GPU, a TPU, or a CPU with bf16
 instructions (x86 `avx512_bf16` / `amx_bf16`, Arm `bf16`). Elsewhere TensorFlow emulates it,
@@ -16,7 +16,9 @@ from pathlib import Path
 
 import tensorflow as tf
 
-DTYPES = ("float32", "bfloat16")
+from tfhub_transfer.encoders.build.config import COMPUTE_DTYPES
+
+DTYPES = COMPUTE_DTYPES
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 AVX-512 BF16 and AMX; Arm's Features line
 
 

@@ -1,12 +1,12 @@
-"""Variants of an encoder this package wrote: a mixed_bfloat16 copy, a copy that reads packed rows, or both.
+"""Variants of an encoder this package wrote: a bfloat16 copy, a copy that reads packed rows, or both.
 
 Encoders this package writes (the default, tiny fixtures, conversions, continued pretraining)
 carry their BERT config, so they can be rebuilt with other settings and saved again, with the
-same weights: under `mixed_bfloat16` (bfloat16 matmuls, float32 variables, float32 outputs;
-see encoders.dtypes for when that pays), and with `packed_segments` (several examples packed
-into one row, see preprocessing.packing). A variant is written once, beside its source
+same weights: with `compute_dtype` bfloat16 (bfloat16 matmuls; float32 variables, elementwise work
+and outputs; see encoders.dtypes for when that pays), and with `packed_segments` (several examples
+packed into one row, see preprocessing.packing). A variant is written once, beside its source
 (`NAME-bfloat16`, `NAME-packed`, `NAME-bfloat16-packed`), and rewritten when the source's weights
-change. Published Hub encoders cannot be rebuilt: their config is not known.
+or the variant's recipe change. Published Hub encoders cannot be rebuilt: their config is not known.
 """
 
 from __future__ import annotations
@@ -63,7 +63,9 @@ def encoder_variant(name: str, dtype: str | None = None, preprocessor: str | Non
     if want == have:
         return str(source)
     target = source.with_name(_variant_name(source.name, *want))
-    if read_metadata(target).get("source_fingerprint") != _fingerprint(source):
+    written = read_metadata(target)
+    if (written.get("source_fingerprint") != _fingerprint(source)
+            or written.get("config") != _variant_config(meta, *want).to_dict()):
         write_variant(source, target, *want)
     return str(target)
 
@@ -91,8 +93,12 @@ def _fingerprint(pair_dir: Path) -> str:
     return f"{stat.st_size}-{stat.st_mtime_ns}"
 
 
+def _variant_config(meta: dict, dtype: str, packed: bool) -> BertConfig:
+    return BertConfig.from_dict({**meta["config"], "packed_segments": packed, "compute_dtype": dtype})
+
+
 @contextlib.contextmanager
-def _policy(name: str):
+def _global_policy(name: str):
     previous = tf_keras.mixed_precision.global_policy()
     tf_keras.mixed_precision.set_global_policy(name)
     try:
@@ -101,13 +107,18 @@ def _policy(name: str):
         tf_keras.mixed_precision.set_global_policy(previous)
 
 
-def write_variant(source: Path, target: Path, dtype: str = "float32", packed: bool = False) -> Path:
+def write_variant(source: Path, target: Path, dtype: str = "float32", packed: bool = False,
+                  global_policy: str = "float32") -> Path:
     """Rebuilds the encoder pair in `source` computing in `dtype` (reading packed rows when `packed`)
-    and writes it, with the same weights, to `target`."""
+    and writes it, with the same weights, to `target`.
+
+    The layers are built under `global_policy` (never the caller's): `mixed_bfloat16` with dtype float32
+    gives the whole-model mixed-precision copy (all elementwise work in bfloat16 too) that
+    benchmarks/train_step_flops.py compares with."""
     meta = read_metadata(source)
-    config = BertConfig.from_dict({**meta["config"], "packed_segments": packed})
+    config = _variant_config(meta, dtype, packed)
     loaded = tf.saved_model.load(str(source / ENCODER_DIR))
-    with _policy("float32" if dtype == "float32" else f"mixed_{dtype}"):
+    with _global_policy(global_policy):
         encoder, head = build_bert(config)
     # The writer saved mlm.variables as encoder + head variables in build order.
     targets = _unique(encoder.variables + head.variables)
@@ -116,8 +127,9 @@ def write_variant(source: Path, target: Path, dtype: str = "float32", packed: bo
         raise EncoderError(f"{source}: its variables do not match its config; cannot rebuild it")
     for variable, value in zip(targets, sources):
         variable.assign(value)
-    info = {**meta, "config": config.to_dict(), "compute_dtype": dtype, "source_fingerprint": _fingerprint(source),
-            "variant_source": str(source)}
+    compute_dtype = dtype if global_policy == "float32" else global_policy.removeprefix("mixed_")
+    info = {**meta, "config": config.to_dict(), "compute_dtype": compute_dtype,
+            "source_fingerprint": _fingerprint(source), "variant_source": str(source)}
     with atomic_directory(target, overwrite=True) as tmp:  # our own copy, rewritten when stale
         vocab = source / "vocab.txt"
         if vocab.exists():

@@ -45,13 +45,22 @@ class PositionEmbedding(tf_keras.layers.Layer):
         return tf.cast(self.embeddings[tf.newaxis, :length, :], inputs.dtype)
 
 
+def _matmul_policy(config: BertConfig) -> str | None:
+    """The Keras dtype policy of the attention and feed-forward matmul layers (None: the global policy)."""
+    return None if config.compute_dtype == "float32" else f"mixed_{config.compute_dtype}"
+
+
 class TransformerBlock(tf_keras.layers.Layer):
     """Self-attention and feed-forward sublayers, each with residual and post layer norm."""
 
     def __init__(self, config: BertConfig, **kwargs):
         super().__init__(**kwargs)
         eps = config.layer_norm_epsilon
+        matmuls = _matmul_policy(config)
+        # The whole attention sublayer (projections, scores, softmax, attention dropout) computes in the
+        # matmul dtype: on a bf16 CPU its softmax and dropout are no slower in bfloat16 (benchmarks/RESULTS.md).
         self.self_attention = tf_keras.layers.MultiHeadAttention(
+            dtype=matmuls,
             num_heads=config.num_heads,
             key_dim=config.head_size,
             dropout=config.attention_dropout,
@@ -62,12 +71,13 @@ class TransformerBlock(tf_keras.layers.Layer):
         self.attention_layer_norm = tf_keras.layers.LayerNormalization(
             epsilon=eps, name="self_attention_layer_norm"
         )
+        # GELU stays in the matmul layer: oneDNN fuses matmul + bias + GELU (a separate float32 GELU measured slower).
         self.intermediate = tf_keras.layers.Dense(
             config.intermediate_size, activation=exact_gelu, kernel_initializer=_init(config),
-            name="intermediate",
+            name="intermediate", dtype=matmuls,
         )
         self.output_dense = tf_keras.layers.Dense(
-            config.hidden_size, kernel_initializer=_init(config), name="output"
+            config.hidden_size, kernel_initializer=_init(config), name="output", dtype=matmuls
         )
         self.output_dropout = tf_keras.layers.Dropout(config.hidden_dropout)
         self.output_layer_norm = tf_keras.layers.LayerNormalization(

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 POOLED_OUTPUTS = ("pooler", "mean", "max", "first")
+COMPUTE_DTYPES = ("float32", "bfloat16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,8 +33,15 @@ class BertConfig:
     # segment (1, 2, ... in order; 0 padding), tokens attend only within their segment and positions
     # restart at each segment's start. With a 0/1 mask it computes exactly what an ordinary encoder does.
     packed_segments: bool = False
+    # The dtype of the attention sublayer (projections, scores, softmax, its dropout) and of the
+    # feed-forward matmuls. Variables, embeddings, GELU, layer norms, residual sums and the outputs stay
+    # float32: on CPUs, TensorFlow's bfloat16 GELU and layer norm are slower than float32 ones, while
+    # its bfloat16 matmuls are faster (benchmarks/train_step_flops.py measures each op).
+    compute_dtype: str = "float32"
 
     def __post_init__(self) -> None:
+        if self.compute_dtype not in COMPUTE_DTYPES:
+            raise ValueError(f"compute_dtype must be one of {COMPUTE_DTYPES}, not {self.compute_dtype!r}")
         if self.pooled_output not in POOLED_OUTPUTS:
             raise ValueError(f"pooled_output must be one of {POOLED_OUTPUTS}, not {self.pooled_output!r}")
         if self.hidden_size % self.num_heads:
