@@ -35,18 +35,22 @@ from tfhub_transfer.encoders.variants import encoder_variant, write_variant
 from tfhub_transfer.models.text_classifier import TextClassifier
 
 
-def matmul_rate(dtype: tf.DType, m: int = 4096, k: int = 1024, n: int = 4096, repeats: int = 20) -> float:
-    a = tf.random.normal([m, k], dtype=tf.float32)
-    b = tf.random.normal([k, n], dtype=tf.float32)
-    a, b = tf.cast(a, dtype), tf.cast(b, dtype)
-    step = tf.function(lambda: tf.reduce_sum(tf.cast(tf.matmul(a, b), tf.float32)))
+def best_seconds(step, repeats: int = 20) -> float:
+    """The fastest of `repeats` calls of the tf.function `step`, after one call that traces it."""
     step()
     best = float("inf")
     for _ in range(repeats):
         started = time.perf_counter()
         step().numpy()
         best = min(best, time.perf_counter() - started)
-    return 2 * m * k * n / best
+    return best
+
+
+def matmul_rate(dtype: tf.DType, m: int = 4096, k: int = 1024, n: int = 4096) -> float:
+    a = tf.random.normal([m, k], dtype=tf.float32)
+    b = tf.random.normal([k, n], dtype=tf.float32)
+    a, b = tf.cast(a, dtype), tf.cast(b, dtype)
+    return 2 * m * k * n / best_seconds(tf.function(lambda: tf.reduce_sum(tf.cast(tf.matmul(a, b), tf.float32))))
 
 
 def train_step_flops(config: dict, batch: int, seq: int) -> float:
@@ -55,7 +59,7 @@ def train_step_flops(config: dict, batch: int, seq: int) -> float:
     return 3.0 * forward
 
 
-def op_milliseconds(op, shape: list[int], dtype: tf.DType, repeats: int = 20) -> float:
+def op_milliseconds(op, shape: list[int], dtype: tf.DType) -> float:
     """Best milliseconds of forward + backward of `op` on a random float32 tensor of `shape` cast to `dtype`."""
     x = tf.cast(tf.random.normal(shape), dtype)
 
@@ -66,13 +70,7 @@ def op_milliseconds(op, shape: list[int], dtype: tf.DType, repeats: int = 20) ->
             y = op(x)
         return tape.gradient(y, x)
 
-    step()
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        step().numpy()
-        best = min(best, time.perf_counter() - started)
-    return best * 1e3
+    return best_seconds(step) * 1e3
 
 
 def step_ops(config: dict, batch: int, seq: int) -> dict[str, tuple]:

@@ -2,11 +2,12 @@
 
 Encoders this package writes (the default, tiny fixtures, conversions, continued pretraining)
 carry their BERT config, so they can be rebuilt with other settings and saved again, with the
-same weights: with `compute_dtype` bfloat16 (bfloat16 matmuls; float32 variables, elementwise work
-and outputs; see encoders.dtypes for when that pays), and with `packed_segments` (several examples
-packed into one row, see preprocessing.packing). A variant is written once, beside its source
-(`NAME-bfloat16`, `NAME-packed`, `NAME-bfloat16-packed`), and rewritten when the source's weights
-or the variant's recipe change. Published Hub encoders cannot be rebuilt: their config is not known.
+same weights: with `compute_dtype` bfloat16 (bfloat16 attention and feed-forward matmuls; float32
+variables, layer norms, residual stream and outputs; see encoders.dtypes for when that pays), and
+with `packed_segments` (several examples packed into one row, see preprocessing.packing). A variant
+is written once, beside its source (`NAME-bfloat16`, `NAME-packed`, `NAME-bfloat16-packed`), and
+rewritten when the source's weights or the variant's recipe change. Published Hub encoders cannot be
+rebuilt: their config is not known.
 """
 
 from __future__ import annotations

@@ -34,9 +34,9 @@ class BertConfig:
     # restart at each segment's start. With a 0/1 mask it computes exactly what an ordinary encoder does.
     packed_segments: bool = False
     # The dtype of the attention sublayer (projections, scores, softmax, its dropout) and of the
-    # feed-forward matmuls. Variables, embeddings, GELU, layer norms, residual sums and the outputs stay
-    # float32: on CPUs, TensorFlow's bfloat16 GELU and layer norm are slower than float32 ones, while
-    # its bfloat16 matmuls are faster (benchmarks/train_step_flops.py measures each op).
+    # feed-forward matmuls with their fused GELU. Variables, embeddings, layer norms, residual sums,
+    # hidden dropout and the outputs stay float32: on a bf16 CPU, TensorFlow's bfloat16 layer norm is
+    # slower than float32's while its bfloat16 matmuls are faster (benchmarks/train_step_flops.py).
     compute_dtype: str = "float32"
 
     def __post_init__(self) -> None:
