@@ -21,10 +21,9 @@ import time
 from common import OUT, TrainTimer, add_sst2_arguments, cpu_flags, machine, require_shared, steady_rate
 
 from tfhub_transfer.config import TrainConfig
+from tfhub_transfer.encoders.build.config import COMPUTE_DTYPES as DTYPES
 from tfhub_transfer.encoders.dtypes import bfloat16_fallback
 from tfhub_transfer.jobs.train import train
-
-DTYPES = ("float32", "bfloat16")
 
 
 def run(args, dtype: str, seed: int) -> dict:

@@ -16,9 +16,6 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from tfhub_transfer.encoders.build.config import COMPUTE_DTYPES
-
-DTYPES = COMPUTE_DTYPES
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 AVX-512 BF16 and AMX; Arm's Features line
 
 

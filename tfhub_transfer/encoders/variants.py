@@ -21,7 +21,7 @@ import tensorflow as tf
 import tf_keras
 
 from tfhub_transfer.encoders.build.bert import build_bert
-from tfhub_transfer.encoders.build.config import BertConfig
+from tfhub_transfer.encoders.build.config import COMPUTE_DTYPES, BertConfig
 from tfhub_transfer.encoders.build.hub_writer import (
     ENCODER_DIR,
     METADATA_FILE,
@@ -31,7 +31,7 @@ from tfhub_transfer.encoders.build.hub_writer import (
     _unique,
     save_encoder_module,
 )
-from tfhub_transfer.encoders.dtypes import DTYPES, bfloat16_fallback
+from tfhub_transfer.encoders.dtypes import bfloat16_fallback
 from tfhub_transfer.encoders.resolve import read_metadata, resolve_encoder
 from tfhub_transfer.errors import ConfigError, EncoderError
 from tfhub_transfer.files import atomic_directory
@@ -47,8 +47,8 @@ def encoder_variant(name: str, dtype: str | None = None, preprocessor: str | Non
 
     Where bfloat16 would be emulated (`bfloat16_fallback`), prints one line saying so and keeps float32.
     """
-    if dtype is not None and dtype not in DTYPES:
-        raise ConfigError(f"--dtype must be one of {DTYPES}, not {dtype!r}")
+    if dtype is not None and dtype not in COMPUTE_DTYPES:
+        raise ConfigError(f"--dtype must be one of {COMPUTE_DTYPES}, not {dtype!r}")
     if dtype == "bfloat16" and (reason := bfloat16_fallback(cpu_flags, accelerator)):
         print(f"--dtype bfloat16: {reason}; using float32 instead.", flush=True)
         dtype = None
