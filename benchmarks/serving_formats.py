@@ -8,7 +8,10 @@
 One classifier (trained here unless --run names one) is exported as: fp32 SavedModel (today's
 export, the baseline), TFLite fp32 and int8 (raw strings in, tokenised inside), ONNX fp32 and
 int8 (token ids in; tokenised by the same FastBertTokenizer graph outside onnxruntime, which is
-timed: every figure is raw strings in, probabilities out). Each is loaded with its own runtime
+timed: every figure is raw strings in, probabilities out). Where the CPU has bfloat16 instructions,
+also a bf16 SavedModel: the same trained weights in the encoder's `--dtype bfloat16` copy (bfloat16
+attention and feed-forward matmuls, float32 variables and layer norms), what a model trained with
+`--dtype bfloat16` exports. Each is loaded with its own runtime
 (TensorFlow, the TFLite interpreter with tensorflow-text's kernels, onnxruntime), given the same
 number of threads, warmed up, then measured in interleaved rounds (A B C ... A B C ...) so that
 load on a shared machine falls on every format alike:
@@ -24,6 +27,7 @@ The CPU's flags (`lscpu`), load averages and library versions are recorded with 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import tempfile
@@ -35,11 +39,14 @@ from common import OUT, cpu_flags, machine, require_shared
 
 from tfhub_transfer.config import TrainConfig
 from tfhub_transfer.data.tables import read_table
+from tfhub_transfer.encoders.dtypes import bfloat16_fallback
+from tfhub_transfer.encoders.variants import encoder_variant
 from tfhub_transfer.export.onnx import OnnxClassifier
 from tfhub_transfer.export.saved_model import ExportedClassifier
 from tfhub_transfer.export.tflite import TFLiteClassifier
 from tfhub_transfer.jobs.train import train
 from tfhub_transfer.models.saving import load
+from tfhub_transfer.models.text_classifier import TextClassifier
 
 VARIANTS = (  # name, format, quantize
     ("saved_model_fp32", "saved_model", None),
@@ -47,6 +54,7 @@ VARIANTS = (  # name, format, quantize
     ("tflite_int8", "tflite", "int8"),
     ("onnx_fp32", "onnx", None),
     ("onnx_int8", "onnx", "int8"),
+    ("saved_model_bf16", "saved_model", None),  # exported from bfloat16_twin, on bf16 CPUs only
 )
 BATCH = 64
 
@@ -69,6 +77,19 @@ def trained_model(args, sst2: Path):
                             seq_length=args.seq_length, seed=args.seed, export=False,
                             output_dir=args.scratch, name="serving_formats", verbose=1)
     return train(config).model
+
+
+def bfloat16_twin(model):
+    """The trained classifier with its encoder computing in bfloat16: the same float32 weights."""
+    config = dataclasses.replace(model.config, encoder=encoder_variant(model.config.encoder, "bfloat16"))
+    twin = TextClassifier(config, model.label_names)
+    twin.set_weights(model.get_weights())
+    return twin
+
+
+def largest_difference(model, twin, texts: list[str]) -> float:
+    """The largest |output difference| of two classifiers on `texts` (proof that the twin has the weights)."""
+    return float(np.max(np.abs(model.predict(texts, verbose=0) - twin.predict(texts, verbose=0))))
 
 
 def open_variant(path: Path, fmt: str, threads: int):
@@ -110,7 +131,7 @@ def accuracy(predictor, texts: list[str], labels: np.ndarray, names: list[str]) 
 
 def markdown(results: dict) -> str:
     base = results["variants"]["saved_model_fp32"]
-    lines = ["| format | weights | size (MB) | p50 batch 1 (ms) | p99 batch 1 (ms) | batch 64 (examples/s) "
+    lines = ["| format | precision | size (MB) | p50 batch 1 (ms) | p99 batch 1 (ms) | batch 64 (examples/s) "
              "| vs SavedModel | SST-2 dev accuracy |", "|---|---|---|---|---|---|---|---|"]
     for name, row in results["variants"].items():
         fmt, precision = name.rsplit("_", 1)
@@ -147,8 +168,16 @@ def main() -> None:
     exports = Path(tempfile.mkdtemp(prefix="exports-", dir=args.scratch))  # a fresh one per run
     predictors, results = {}, {"variants": {}}
     for name, fmt, quantize in VARIANTS:
+        if name.endswith("bf16") and (reason := bfloat16_fallback()):
+            print(f"{name}: skipped, {reason}", flush=True)
+            continue
         began = time.perf_counter()
-        path = model.export(exports, name, format=fmt, quantize=quantize)
+        source = bfloat16_twin(model) if name.endswith("bf16") else model
+        if source is not model:
+            results["bf16_max_output_difference"] = largest_difference(model, source, texts[:64])
+            print(f"{name}: largest output difference from float32 on 64 sentences "
+                  f"{results['bf16_max_output_difference']:.4f}", flush=True)
+        path = source.export(exports, name, format=fmt, quantize=quantize)
         predictors[name] = open_variant(path, fmt, args.threads)
         results["variants"][name] = {"export_s": time.perf_counter() - began, "size_mb": directory_mb(path),
                                      "accuracy": accuracy(predictors[name], texts, gold_ids, names)}
@@ -171,8 +200,10 @@ def main() -> None:
         row.update(p50_ms=float(np.percentile(times[name], 50)), p99_ms=float(np.percentile(times[name], 99)),
                    examples_per_s=rates[name][0] / rates[name][1], latency_calls=len(times[name]))
     fp32 = results["variants"]
-    for quantized, reference in (("tflite_int8", "tflite_fp32"), ("onnx_int8", "onnx_fp32")):
-        fp32[quantized]["accuracy_minus_fp32"] = fp32[quantized]["accuracy"] - fp32[reference]["accuracy"]
+    for quantized, reference in (("tflite_int8", "tflite_fp32"), ("onnx_int8", "onnx_fp32"),
+                                 ("saved_model_bf16", "saved_model_fp32")):
+        if quantized in fp32:
+            fp32[quantized]["accuracy_minus_fp32"] = fp32[quantized]["accuracy"] - fp32[reference]["accuracy"]
     results.update(machine=machine(), cpu_flags=cpu_flags(), load_average_before=load_before,
                    load_average_after=os.getloadavg(), versions=versions(), args=vars(args),
                    dev_examples=len(texts), model=model.name, encoder=getattr(model.spec, "name", None))
