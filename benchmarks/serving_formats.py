@@ -168,12 +168,13 @@ def main() -> None:
     exports = Path(tempfile.mkdtemp(prefix="exports-", dir=args.scratch))  # a fresh one per run
     predictors, results = {}, {"variants": {}}
     for name, fmt, quantize in VARIANTS:
-        if name.endswith("bf16") and (reason := bfloat16_fallback()):
+        bf16 = name.endswith("bf16")
+        if bf16 and (reason := bfloat16_fallback()):
             print(f"{name}: skipped, {reason}", flush=True)
             continue
         began = time.perf_counter()
-        source = bfloat16_twin(model) if name.endswith("bf16") else model
-        if source is not model:
+        source = bfloat16_twin(model) if bf16 else model
+        if bf16:
             results["bf16_max_output_difference"] = largest_difference(model, source, texts[:64])
             print(f"{name}: largest output difference from float32 on 64 sentences "
                   f"{results['bf16_max_output_difference']:.4f}", flush=True)
