@@ -14,6 +14,8 @@ mean pooling, dropout 0.1 and a linear head, for one epoch; then scores all of S
 - ours_no_bucket: the same with `--no-bucket` (shuffled batches padded to their longest row);
 - ours_packed: shuffled batches, each packed into rows of --seq-length word pieces (`--pack`; the same
   loss and gradients as the batch unpacked): no bucketing needed, almost no padding;
+- ours_bf16 (where the CPU has bf16 instructions): ours_bucketed on the encoder's `--dtype bfloat16` copy
+  (bfloat16 attention and feed-forward matmuls; float32 variables, layer norms and outputs);
 - torch_plain / torch_grouped (/ torch_bf16 where the CPU has bf16 instructions): peer_torch.py;
 - keras_hub (when it imports in the peers' virtualenv): peer_keras_hub.py, --keras-hub-steps steps.
 
@@ -42,7 +44,7 @@ from common import OUT, cpu_flags, machine, peak_rss_mb, require_shared
 from peer_common import summarise
 
 HERE = Path(__file__).resolve().parent
-OURS = ("ours_bucketed", "ours_no_bucket", "ours_packed")
+OURS = ("ours_bucketed", "ours_no_bucket", "ours_packed", "ours_bf16")
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
@@ -55,6 +57,7 @@ def run_ours(args) -> dict:
 
     from tfhub_transfer.config import OptimizationConfig, RuntimeConfig
     from tfhub_transfer.data.tables import load_labelled
+    from tfhub_transfer.encoders.variants import encoder_variant
     from tfhub_transfer.models.text_classifier import TextClassifier
     from tfhub_transfer.preprocessing.packing import pack_batch
     from tfhub_transfer.training.loop import fit_task, training_batches
@@ -69,12 +72,13 @@ def run_ours(args) -> dict:
     rate = matmul_rate(tf.float32) / 1e9
     splits = load_labelled(args.train, args.dev, seed=args.seed)
     packing = args.seq_length if args.arm == "ours_packed" else 0
-    model = TextClassifier.from_encoder("default", labels=splits.label_names, mode="finetune",
+    encoder = encoder_variant("default", "bfloat16") if args.arm == "ours_bf16" else "default"
+    model = TextClassifier.from_encoder(encoder, labels=splits.label_names, mode="finetune",
                                         seq_length=args.seq_length, seed=args.seed, packing=packing)
     clock = StepClock()
     optimization = OptimizationConfig(epochs=1, batch_size=args.batch_size, learning_rate=args.lr)
-    runtime = RuntimeConfig(bucket=args.arm == "ours_bucketed", seed=args.seed, verbose=0, backup_every_steps=0,
-                            tensorboard=False, restore_best=False, callbacks=[clock])
+    runtime = RuntimeConfig(bucket=args.arm in ("ours_bucketed", "ours_bf16"), seed=args.seed, verbose=0,
+                            backup_every_steps=0, tensorboard=False, restore_best=False, callbacks=[clock])
     outcome = fit_task(model, splits.train_examples, splits.valid_examples, optimization, runtime)
     batches = []
     for inputs, *_ in training_batches(model, splits.train_examples, args.batch_size, 1, runtime):
@@ -147,7 +151,9 @@ def accuracy(runs: list[dict]) -> str:
 def ratios(rows: dict) -> list[str]:
     median = {arm: statistics.median(r["examples_per_s"] for r in runs) for arm, runs in rows.items()}
     pairs = [("ours_bucketed", "torch_grouped"), ("ours_packed", "torch_grouped"), ("ours_bucketed", "torch_plain"),
-             ("ours_no_bucket", "torch_plain"), ("torch_grouped", "torch_plain"), ("ours_bucketed", "keras_hub")]
+             ("ours_no_bucket", "torch_plain"), ("torch_grouped", "torch_plain"), ("ours_bucketed", "keras_hub"),
+             ("ours_bf16", "ours_bucketed"), ("torch_bf16", "torch_grouped"), ("ours_bf16", "torch_bf16"),
+             ("ours_bf16", "torch_grouped")]
     lines = [f"{a} / {b}: {median[a] / median[b]:.2f}x examples/s" for a, b in pairs if a in median and b in median]
     per_token = {arm: statistics.median(r["examples_per_s"] * r["mean_padded_length"] for r in runs)
                  for arm, runs in rows.items()}
@@ -163,16 +169,16 @@ def drive(args) -> None:
     out.mkdir(parents=True, exist_ok=True)
     train, dev = write_subset(args, out)
     flags = cpu_flags()
-    arms = [*OURS, "torch_plain", "torch_grouped"]
+    arms = [arm for arm in OURS if arm != "ours_bf16"] + ["torch_plain", "torch_grouped"]
     skipped = {}
     if subprocess.run([args.peers_python, "-c", "import keras_hub"], capture_output=True).returncode == 0:
         arms.append("keras_hub")
     else:
         skipped["keras_hub"] = f"keras_hub does not import in {args.peers_python} (make bench-peers installs it)"
     if any(flag in flags.split() for flag in BF16_FLAGS):
-        arms.append("torch_bf16")
+        arms += ["ours_bf16", "torch_bf16"]
     else:
-        skipped["torch_bf16"] = f"this CPU has none of {BF16_FLAGS}: bfloat16 would be emulated"
+        skipped["ours_bf16"] = skipped["torch_bf16"] = f"this CPU has none of {BF16_FLAGS}: bfloat16 would be emulated"
     if args.arms:
         arms = [arm for arm in arms if arm in args.arms.split(",")]
     runs: dict[str, list[dict]] = {arm: [] for arm in arms}
