@@ -43,9 +43,10 @@ import numpy as np
 from common import OUT, cpu_flags, machine, peak_rss_mb, require_shared
 from peer_common import summarise
 
+from tfhub_transfer.encoders.dtypes import bfloat16_fallback
+
 HERE = Path(__file__).resolve().parent
 OURS = ("ours_bucketed", "ours_no_bucket", "ours_packed", "ours_bf16")
-BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 # -- the arms' measurements --------------------------------------------------------------------------
@@ -175,10 +176,11 @@ def drive(args) -> None:
         arms.append("keras_hub")
     else:
         skipped["keras_hub"] = f"keras_hub does not import in {args.peers_python} (make bench-peers installs it)"
-    if any(flag in flags.split() for flag in BF16_FLAGS):
-        arms += ["ours_bf16", "torch_bf16"]
+    # the package's own rule for when bfloat16 is native; the peers run on this CPU, never an accelerator
+    if reason := bfloat16_fallback(frozenset(flags.split()), accelerator=False):
+        skipped["ours_bf16"] = skipped["torch_bf16"] = reason
     else:
-        skipped["ours_bf16"] = skipped["torch_bf16"] = f"this CPU has none of {BF16_FLAGS}: bfloat16 would be emulated"
+        arms += ["ours_bf16", "torch_bf16"]
     if args.arms:
         arms = [arm for arm in arms if arm in args.arms.split(",")]
     runs: dict[str, list[dict]] = {arm: [] for arm in arms}
