@@ -55,3 +55,18 @@ def test_tune_head_sweeps_and_reports_its_choice(tiny_encoder, demo_data, tmp_pa
     assert result.metrics["accuracy"] == pytest.approx(best["score"], abs=1e-6)  # the chosen head is the one kept
     printed = capsys.readouterr().out
     assert f"tune-head: chose lr {chosen['head_learning_rate']:g}, l2 {chosen['l2']:g}" in printed
+
+
+def test_cached_head_default_budget_trains_longer_at_a_lower_rate_unless_told_otherwise():
+    from tfhub_transfer.config import CACHED_HEAD_EPOCHS, CACHED_HEAD_LEARNING_RATE, CACHED_HEAD_PATIENCE
+    from tfhub_transfer.jobs.cached_training import cached_optimization
+
+    def options(**given):
+        return cached_optimization(TrainConfig.of(train="t.tsv", mode="freeze", feature_cache=True, **given))
+
+    default = options()
+    assert (default.epochs, default.early_stopping) == (CACHED_HEAD_EPOCHS, CACHED_HEAD_PATIENCE)
+    assert default.head_learning_rate == CACHED_HEAD_LEARNING_RATE and default.learning_rate is None
+    assert options(head_learning_rate=5e-3).head_learning_rate == 5e-3
+    assert options(learning_rate=5e-3).head_learning_rate is None  # in freeze mode --lr is the head's rate
+    assert options(epochs=4).head_learning_rate is None and options(epochs=4).epochs == 4  # the user's budget

@@ -1,5 +1,7 @@
 """Encode once: the feature cache's key, streaming, and equality with training without it."""
 
+import json
+
 import numpy as np
 import pytest
 import tensorflow_hub as hub
@@ -62,6 +64,34 @@ def test_cache_holds_per_layer_pooled_features_and_is_reused(tiny_encoder, cache
 
 
 @pytest.mark.slow
+def fake_cache(path, shard_sizes, layers=2, hidden=3):
+    """Shards whose every feature is its row number, with the manifest the reader needs."""
+    path.mkdir(parents=True)
+    start = 0
+    for index, size in enumerate(shard_sizes):
+        rows = np.arange(start, start + size, dtype=np.float16)
+        np.save(path / f"shard_{index:05d}.npy", np.broadcast_to(rows[:, None, None], (size, layers, hidden)))
+        start += size
+    (path / "manifest.json").write_text(json.dumps({"examples": start, "layers": layers, "hidden": hidden}))
+    return path
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_cached_batches_are_whole_and_keep_each_row_with_its_target(tmp_path, shuffle):
+    path = fake_cache(tmp_path / "cache", [5, 7, 4])  # shard ends fall inside batches
+    targets = np.arange(16) * 10
+    dataset = cached_dataset(path, targets, batch_size=3, shuffle=shuffle, seed=1)
+    epochs = [[(x.numpy(), y.numpy()) for x, y in dataset] for _ in range(2)]
+    for batches in epochs:
+        assert [len(y) for _, y in batches] == [3] * 5 + [1]
+        rows = np.concatenate([x[:, 0, 0] for x, _ in batches]).astype(int)
+        assert sorted(rows) == list(range(16))  # every row once per epoch
+        assert np.all(np.concatenate([x for x, _ in batches]) == rows[:, None, None])
+        np.testing.assert_array_equal(np.concatenate([y for _, y in batches]), rows * 10)
+    orders = [np.concatenate([y for _, y in batches]).tolist() for batches in epochs]
+    assert (orders[0] != orders[1]) == shuffle and (orders[0] == sorted(orders[0])) != shuffle
+
+
 def test_cached_training_matches_uncached_and_exports(tiny_encoder, demo_data, tmp_path, cache_root):
     common = dict(train=demo_data, encoder=str(tiny_encoder), mode="freeze", layer_mix="scalar_mix",
                   pooling="mean", dropout=0.0, epochs=2, batch_size=16, learning_rate=1e-2, shuffle=False,

@@ -22,7 +22,8 @@ def _train(optimizer_class, traced: bool, steps: int = 6) -> list[np.ndarray]:
     def step(i):
         scale = tf.cast(i + 1, tf.float32)
         dense = tf.reshape(tf.cast(tf.range(35), tf.float32), (7, 5)) * 0.01 * scale
-        sparse = tf.IndexedSlices(tf.ones((2, 5)) * 0.3, tf.constant([1, 4]), tf.constant([11, 5]))
+        rows = tf.constant([[0.3] * 5, [0.1] * 5, [-0.2] * 5])  # row 1 twice: the two are summed
+        sparse = tf.IndexedSlices(rows * scale, tf.constant([1, 4, 1]), tf.constant([11, 5]))
         optimizer.apply_gradients([(dense, kernel), (tf.ones(5) * 0.2 - scale * 0.05, bias), (sparse, table)])
 
     run = tf.function(step) if traced else step

@@ -17,7 +17,8 @@ from tfhub_transfer.errors import ConfigError
 HEAD_LEARNING_RATE = 1e-3  # what trains when the encoder is frozen: a new head (or RNN, mix)
 ENCODER_LEARNING_RATE = 5e-5  # fine-tuning a pretrained transformer
 CACHED_HEAD_EPOCHS = 50  # --feature-cache with the default --epochs: the head trains to convergence...
-CACHED_HEAD_PATIENCE = 5  # ...stopping after this many epochs without a better validation score
+CACHED_HEAD_PATIENCE = 5  # ...stopping after this many epochs without a better validation score...
+CACHED_HEAD_LEARNING_RATE = 3e-4  # ...at this head rate unless one is given (more epochs, a better head)
 PRETRAIN_EPOCHS = 1  # continued masked-LM pretraining (jobs.pretrain); its other defaults are train's
 PRETRAIN_HOLDOUT_FRACTION = 0.05
 CONTRASTIVE_LEARNING_RATE = 2e-5  # --mode contrastive: the encoder on pairs (SetFit's body rate)
@@ -96,7 +97,8 @@ class OptimizationConfig:
     schedule: str = "linear"  # linear (warmup + decay) | slanted_triangular | one_cycle | constant
     warmup_fraction: float = 0.1
     weight_decay: float = 0.01
-    head_learning_rate: float | None = None  # a new head's rate while the encoder is frozen; None: 1e-3
+    head_learning_rate: float | None = None  # a new head's rate while the encoder is frozen; None: 1e-3 (3e-4
+    # for a --feature-cache head trained to convergence)
     head_lr_multiplier: float = 1.0  # while the encoder trains, the head's rate is this x learning_rate
     early_stopping: int = 0  # stop after this many epochs without a better validation score (0: never)
     class_weight: str | dict | None = None  # "balanced", "label=weight,..." or {label: weight}

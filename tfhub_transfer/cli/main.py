@@ -15,6 +15,7 @@ import tfhub_transfer.cli.lr_find as lr_find  # noqa: E402
 import tfhub_transfer.cli.serve_check as serve_check  # noqa: E402
 from tfhub_transfer.config import (  # noqa: E402  (light: no TensorFlow, so --help stays fast)
     ARCHITECTURES,
+    CACHED_HEAD_LEARNING_RATE,
     CONTRASTIVE_LEARNING_RATE,
     ENCODER_LEARNING_RATE,
     HEAD_LEARNING_RATE,
@@ -112,7 +113,8 @@ def _add_phase_flags(p: argparse.ArgumentParser) -> None:
     """The head's own learning rates, head-first epochs, discriminative spread, long texts, head tuning."""
     p.add_argument("--head-lr", dest="head_lr", type=float, default=field_default("head_learning_rate"),
                    help=f"the new head's peak learning rate while the encoder is frozen (--mode freeze, the "
-                        f"head-first epochs) (default: {HEAD_LEARNING_RATE:g}; in freeze mode --lr if given)")
+                        f"head-first epochs) (default: {HEAD_LEARNING_RATE:g}; {CACHED_HEAD_LEARNING_RATE:g} for a "
+                        f"--feature-cache head with the default --epochs; in freeze mode --lr if given)")
     p.add_argument("--head-lr-multiplier", type=float, default=field_default("head_lr_multiplier"),
                    help="while the encoder trains, the head's rate is this x --lr")
     p.add_argument("--frozen-epochs", type=float, default=field_default("frozen_epochs"),

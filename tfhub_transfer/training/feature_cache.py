@@ -171,24 +171,30 @@ def cached_dataset(path: str | Path, targets: np.ndarray, batch_size: int = 32, 
     if starts[-1] != len(targets):
         raise ValueError(f"cache {path} holds {starts[-1]} examples but {len(targets)} targets were given")
 
-    def generate():
+    def generate():  # whole batches from numpy: a Python loop per row made reading the epoch's bottleneck
         rng = np.random.default_rng(seed + generate.epoch) if shuffle else None
         generate.epoch += 1
         order = rng.permutation(len(shards)) if shuffle else range(len(shards))
+        carried = (np.zeros((0, *feature_shape), np.float32), targets[:0])
         for index in order:
-            features = np.load(shards[index]).astype(np.float32)
+            features = np.load(shards[index])
             rows = rng.permutation(len(features)) if shuffle else np.arange(len(features))
-            for row in rows:
-                yield features[row], targets[starts[index] + row]
+            features = np.concatenate([carried[0], features[rows].astype(np.float32)])
+            shard_targets = np.concatenate([carried[1], targets[starts[index] + rows]])
+            whole = len(features) - len(features) % batch_size
+            for start in range(0, whole, batch_size):
+                yield features[start:start + batch_size], shard_targets[start:start + batch_size]
+            carried = (features[whole:], shard_targets[whole:])
+        if len(carried[0]):
+            yield carried
 
     generate.epoch = 0
     feature_shape = (manifest["layers"], manifest["hidden"])
-    target_spec = tf.TensorSpec(targets.shape[1:], tf.as_dtype(targets.dtype))
+    target_spec = tf.TensorSpec((None, *targets.shape[1:]), tf.as_dtype(targets.dtype))
     dataset = tf.data.Dataset.from_generator(
-        generate, output_signature=(tf.TensorSpec(feature_shape, tf.float32), target_spec))
+        generate, output_signature=(tf.TensorSpec((None, *feature_shape), tf.float32), target_spec))
     batches = -(-len(targets) // batch_size)
-    return dataset.batch(batch_size).apply(
-        tf.data.experimental.assert_cardinality(batches)).prefetch(tf.data.AUTOTUNE)
+    return dataset.apply(tf.data.experimental.assert_cardinality(batches)).prefetch(tf.data.AUTOTUNE)
 
 
 # -- token level (taggers) -------------------------------------------------------------------------
