@@ -1,9 +1,10 @@
 """Transfer-mode recipes on an SST-2 subset with the default encoder, the transfer-mode table's budget
 (2 epochs, batch 32, seq 64, seed 0, best dev epoch kept). Each argument after the size is one run's
-options as JSON, e.g.
+options as JSON; a run's "seed" draws its subset and seeds its model and batches (default 0), e.g.
 
     python benchmarks/sst2_recipes.py 8000 '{"mode": "finetune"}' '{"mode": "gradual"}'
     python benchmarks/sst2_recipes.py 67349 '{"mode": "finetune", "epochs": 1, "verbose": 1}'   # all of SST-2
+    python benchmarks/sst2_recipes.py 8000 '{"mode": "finetune", "seed": 1}' '{"mode": "gradual", "seed": 1}'
 
 Prints one JSON line per run: dev accuracy, the dev accuracy per epoch, the seconds it took.
 """
@@ -25,12 +26,16 @@ SST2 = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2"
 
 
 def main(size: int, runs: list[dict]) -> None:
-    splits = load_labelled(SST2 / "train.tsv", SST2 / "dev.tsv", max_train_examples=size, seed=0)
+    subsets = {}
     for options in runs:
+        seed = options.get("seed", 0)
+        if seed not in subsets:
+            subsets[seed] = load_labelled(SST2 / "train.tsv", SST2 / "dev.tsv", max_train_examples=size, seed=seed)
+        splits = subsets[seed]
         budget = {"epochs": 2, "batch_size": 32, "seq_length": 64, "verbose": 0, **options}  # options may change it
         config = TrainConfig.of(train=SST2 / "train.tsv", encoder="default", max_train_examples=size, export=False,
                                 tensorboard=False, **budget)
-        tf_keras.utils.set_random_seed(0)
+        tf_keras.utils.set_random_seed(seed)
         model = build_task_model(config, splits)
         started = time.time()
         outcome = fit_task(model, splits.train_examples, splits.valid_examples, config.optimization,

@@ -112,7 +112,9 @@ class _FusedAdamUpdate:
         if self.amsgrad:
             return super().update_step(gradient, variable)
         if isinstance(gradient, tf.IndexedSlices):
-            gradient = tf.convert_to_tensor(gradient)  # duplicate rows are summed, as tf_keras's scatter_add does
+            # Duplicate rows are summed, as tf_keras's scatter_add does; written out rather than
+            # tf.convert_to_tensor, which warns about memory for large vocabularies at every trace.
+            gradient = tf.math.unsorted_segment_sum(gradient.values, gradient.indices, tf.shape(variable)[0])
         index = self._index_dict[self._var_key(variable)]
         scalars = self._scalars(variable.dtype)
         tf.raw_ops.ResourceApplyAdam(
