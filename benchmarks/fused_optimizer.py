@@ -42,12 +42,6 @@ class StepClock(tf_keras.callbacks.Callback):
         self.times = []
 
 
-def tf_keras_adamw(steps: int, lr: float) -> tf_keras.optimizers.Optimizer:
-    optimizer = tf_keras.optimizers.AdamW(WarmupLinearDecay(lr, steps, steps // 10), weight_decay=0.01, epsilon=1e-6)
-    optimizer.exclude_from_weight_decay(var_names=NO_DECAY)
-    return optimizer
-
-
 class SparseKeptAdamW(FusedAdamW):
     """The fused update for dense gradients only: embedding-lookup gradients go through tf_keras's update."""
 
@@ -57,13 +51,14 @@ class SparseKeptAdamW(FusedAdamW):
         return super().update_step(gradient, variable)
 
 
-def sparse_kept_adamw(steps: int, lr: float) -> tf_keras.optimizers.Optimizer:
-    optimizer = SparseKeptAdamW(WarmupLinearDecay(lr, steps, steps // 10), weight_decay=0.01, epsilon=1e-6)
+def reference_adamw(optimizer_class, steps: int, lr: float) -> tf_keras.optimizers.Optimizer:
+    """An AdamW of `optimizer_class` with the package default's schedule, decay and epsilon."""
+    optimizer = optimizer_class(WarmupLinearDecay(lr, steps, steps // 10), weight_decay=0.01, epsilon=1e-6)
     optimizer.exclude_from_weight_decay(var_names=NO_DECAY)
     return optimizer
 
 
-REFERENCES = {"tf_keras": tf_keras_adamw, "fused_sparse_kept": sparse_kept_adamw}
+REFERENCES = {"tf_keras": tf_keras.optimizers.AdamW, "fused_sparse_kept": SparseKeptAdamW}
 
 
 def one_run(arm: str, texts, labels, args) -> tuple[float, float]:
@@ -72,7 +67,7 @@ def one_run(arm: str, texts, labels, args) -> tuple[float, float]:
     if arm == "fused":
         model.compile(learning_rate=args.lr, total_steps=args.steps)  # the package default: FusedAdamW
     else:
-        model.compile(optimizer=REFERENCES[arm](args.steps, args.lr))
+        model.compile(optimizer=reference_adamw(REFERENCES[arm], args.steps, args.lr))
     clock = StepClock()
     model.fit(texts, labels, batch_size=32, epochs=1, verbose=0, callbacks=[clock], shuffle=False)
     return clock.times[0], statistics.median(clock.times[1:])

@@ -179,8 +179,10 @@ def cached_dataset(path: str | Path, targets: np.ndarray, batch_size: int = 32, 
         for index in order:
             features = np.load(shards[index])
             rows = rng.permutation(len(features)) if shuffle else np.arange(len(features))
-            features = np.concatenate([carried[0], features[rows].astype(np.float32)])
-            shard_targets = np.concatenate([carried[1], targets[starts[index] + rows]])
+            features, shard_targets = features[rows].astype(np.float32), targets[starts[index] + rows]
+            if len(carried[0]):  # the last shard's remainder starts this shard's first batch
+                features = np.concatenate([carried[0], features])
+                shard_targets = np.concatenate([carried[1], shard_targets])
             whole = len(features) - len(features) % batch_size
             for start in range(0, whole, batch_size):
                 yield features[start:start + batch_size], shard_targets[start:start + batch_size]
