@@ -33,7 +33,7 @@ def main() -> None:
     # The tagger used to score its last epoch and save nothing: keep both (no best-epoch
     # restore; the run directory under --out rather than saved_models/).
     base = TrainConfig.of(task="tokens", train=conll / "train.txt", valid=conll / "valid.txt", encoder="default",
-                          tagger_head="bilstm", epochs=args.frozen_epochs, batch_size=32, learning_rate=1e-3,
+                          head="bilstm", epochs=args.frozen_epochs, batch_size=32, learning_rate=1e-3,
                           seq_length=128, max_train_examples=args.train_sentences, verbose=2, export=False,
                           restore_best=False, output_dir=args.out, name="tagger")
     results = study_layers(base, args.out, finetune=not args.skip_finetune, finetune_learning_rate=5e-5,

@@ -134,7 +134,7 @@ TASKS = {
 MODEL_CLASSES = {"rnn": "RnnClassifier", "text_embedding": "TextEmbeddingClassifier", "feature_cache": "CachedHead"}
 VALUES = {  # one non-default value per flag
     "--valid": "v.tsv", "--text-column": "t", "--label-column": "l", "--text-b-column": "b",
-    "--label-separator": ";", "--layer-mix": "last", "--feature-cache": None, "--tagger-head": "bilstm",
+    "--label-separator": ";", "--layer-mix": "last", "--feature-cache": None, "--head": "bilstm",
     "--max-sentences": "5", "--encoder": "other", "--preprocessor": "p", "--mode": "partial:1",
     "--embedding-lr-multiplier": "0.5", "--embedding-mode": "freeze", "--slow-factor": "0.5", "--rnn": "gru",
     "--rnn-units": "8", "--max-tokens": "100", "--optimizer": "sgd", "--schedule": "constant", "--pooling": "max",

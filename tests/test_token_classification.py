@@ -122,7 +122,7 @@ def test_frozen_bilstm_head_with_layer_mix(item_corpus, tiny_encoder, tmp_path):
     train_path, valid_path = item_corpus
     result = train_tagger(train=train_path, valid=valid_path, encoder=str(tiny_encoder),
                                             mode="freeze", layer_mix="scalar_mix",
-                                            tagger_head="bilstm", epochs=4, learning_rate=1e-2, seq_length=48,
+                                            head="bilstm", epochs=4, learning_rate=1e-2, seq_length=48,
                                             output_dir=tmp_path, name="f", verbose=0, export=False)
     encoder = result.model.get_layer("encoder")
     assert not encoder.trainable_weights
@@ -134,7 +134,7 @@ def test_token_feature_cache_trains_the_same_head(item_corpus, tiny_encoder, tmp
     monkeypatch.setenv("TFHUB_TRANSFER_CACHE", str(tmp_path / "cache"))
     train_path, valid_path = item_corpus
     result = train_tagger(train=train_path, valid=valid_path, encoder=str(tiny_encoder), mode="freeze",
-                          layer_mix="scalar_mix", tagger_head="dense", epochs=10, learning_rate=1e-2,
+                          layer_mix="scalar_mix", head="dense", epochs=10, learning_rate=1e-2,
                           seq_length=48, output_dir=tmp_path, name="c", verbose=0, feature_cache=True)
     assert (tmp_path / "cache" / "features").is_dir()
     assert result.metrics["f1"] > 0.5

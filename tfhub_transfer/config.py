@@ -14,6 +14,7 @@ from typing import Any
 
 from tfhub_transfer.errors import ConfigError
 
+HEADS = ("dense", "bilstm")  # the task head: see ModelConfig.head
 HEAD_LEARNING_RATE = 1e-3  # what trains when the encoder is frozen: a new head (or RNN, mix)
 ENCODER_LEARNING_RATE = 5e-5  # fine-tuning a pretrained transformer
 CACHED_HEAD_EPOCHS = 50  # --feature-cache with the default --epochs: the head trains to convergence...
@@ -61,7 +62,8 @@ class ModelConfig:
     seq_length: int = 128
     dtype: str = "float32"  # encoder compute dtype: float32 | bfloat16 (encoders this package wrote; float32
     # on a CPU without bf16 instructions, see encoders.dtypes)
-    tagger_head: str = "dense"  # tokens task: dense | bilstm
+    head: str = "dense"  # dense | bilstm: a BiLSTM over the token states (pooled by mean and max for a sentence
+    # task; before the tag layer for --task tokens), the BERT paper's reader of frozen features
     word_vectors: str | None = None  # word2vec / GloVe file -> an RNN classifier
     embedding_mode: str = "init"  # RNN: init | freeze | slow | random
     slow_factor: float = 0.01  # RNN: the embeddings' LR factor for embedding_mode=slow

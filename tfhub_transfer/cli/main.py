@@ -19,6 +19,7 @@ from tfhub_transfer.config import (  # noqa: E402  (light: no TensorFlow, so --h
     CONTRASTIVE_LEARNING_RATE,
     ENCODER_LEARNING_RATE,
     HEAD_LEARNING_RATE,
+    HEADS,
     PRETRAIN_EPOCHS,
     PRETRAIN_HOLDOUT_FRACTION,
     TASKS,
@@ -46,8 +47,11 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
                    help="feature-based layer mix (BERT section 5.3) (default: the encoder's outputs)")
     p.add_argument("--feature-cache", action="store_true",
                    help="freeze mode: encode the data once and train the mix + head from the cache")
-    p.add_argument("--tagger-head", default=field_default("tagger_head"), choices=["dense", "bilstm"],
-                   help="tokens task head")
+    p.add_argument("--head", default=field_default("head"), choices=HEADS,
+                   help="dense: the pooled features (or each word's) straight to the logits; bilstm: a BiLSTM "
+                        "over the token states first (sentence tasks pool its outputs by mean and max), the BERT "
+                        "paper's reader of frozen features, with --feature-cache a cache of every token's "
+                        "features (default: %(default)s)")
     p.add_argument("--max-sentences", type=int, help="tokens task: use the first N sentences (same as "
                    "--max-train-examples) (default: all)")
     p.add_argument("--encoder", default=field_default("encoder"),
@@ -279,7 +283,7 @@ def _train_config(args, **overrides):
         mode=args.mode, embedding_lr_multiplier=args.embedding_lr_multiplier, pooling=args.pooling,
         dropout=args.dropout, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
         optimizer=args.optimizer, schedule=args.schedule, warmup_fraction=args.warmup_fraction,
-        weight_decay=args.weight_decay, seq_length=args.seq_length, tagger_head=args.tagger_head,
+        weight_decay=args.weight_decay, seq_length=args.seq_length, head=args.head,
         validation_fraction=args.validation_fraction,
         max_train_examples=args.max_sentences if args.max_train_examples is None else args.max_train_examples,
         seed=args.seed, verbose=0 if args.quiet else 1, distribution=args.distribution,

@@ -46,8 +46,13 @@ def numeric_outputs(task: str, logits: tf.Tensor, thresholds: tf.Tensor) -> dict
     return {"probabilities": probabilities, "label_ids": tf.argmax(probabilities, axis=-1, output_type=tf.int32)}
 
 
+BILSTM_EXPORT = ("the BiLSTM of --head bilstm runs a loop over a text's length that neither converter takes; "
+                 "export it as saved_model")
+
+
 def check_exportable(model: tf_keras.Model, format: str) -> None:
-    """TFLite and ONNX exports take encoder sentence classifiers that read one window per text."""
+    """TFLite and ONNX exports take encoder sentence classifiers with a dense head that read one window per
+    text."""
     task = getattr(getattr(model, "config", None), "task", "single_label")
     if getattr(model, "preprocessor", None) is None or task not in SENTENCE_TASKS:
         raise ConfigError(f"--format {format} exports encoder sentence classifiers (TextClassifier); "
@@ -56,6 +61,8 @@ def check_exportable(model: tf_keras.Model, format: str) -> None:
     if long_text is not None and getattr(long_text, "windowed", False):
         raise ConfigError(f"--format {format} reads one window per text; a model trained with --long-text "
                           f"{long_text} exports as --format saved_model")
+    if getattr(getattr(model, "config", None), "head", "dense") == "bilstm":
+        raise ConfigError(f"--format {format} takes dense heads: {BILSTM_EXPORT}")
 
 
 def thresholds_tensor(label_names: Sequence[str], thresholds: Sequence[float] | None) -> tf.Tensor:

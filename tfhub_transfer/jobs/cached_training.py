@@ -1,6 +1,6 @@
 """Training a head on the feature cache at its best: to convergence, and optionally tuned.
 
-Epochs on cached features cost seconds, so with the default `--epochs` the head trains for
+Epochs of a linear head on cached features cost seconds, so with the default `--epochs` it trains for
 up to `CACHED_HEAD_EPOCHS` epochs with early stopping (`CACHED_HEAD_PATIENCE`) instead of
 a fine-tuning budget, and at `CACHED_HEAD_LEARNING_RATE` unless a rate is given: slower than
 the 1e-3 of a short budget, it reaches a better head on held-out data (benchmarks/RESULTS.md).
@@ -22,7 +22,7 @@ from tfhub_transfer.config import (
     TrainConfig,
     field_default,
 )
-from tfhub_transfer.models.cached_heads import CachedExamples, CachedHead
+from tfhub_transfer.models.cached_heads import CachedExamples, CachedHead, CachedSequenceHead
 from tfhub_transfer.training.loop import FitOutcome, fit_task
 
 TUNING_LEARNING_RATES = (3e-4, 1e-3, 3e-3)
@@ -31,9 +31,10 @@ TUNING_L2 = (0.0, 1e-3, 1e-2, 1e-1)
 
 def cached_optimization(config: TrainConfig):
     """The optimisation options for a cached head: the user's, with a longer, early-stopped default budget
-    at a lower default rate."""
+    at a lower default rate for the linear head. A BiLSTM head's epochs take minutes, not seconds, and it
+    peaks within the ordinary budget (benchmarks/RESULTS.md), so it keeps that."""
     optimization = config.optimization
-    if optimization.epochs == field_default("epochs"):
+    if optimization.epochs == field_default("epochs") and config.head == "dense":
         optimization = dataclasses.replace(optimization, epochs=CACHED_HEAD_EPOCHS)
         if optimization.learning_rate is None and optimization.head_learning_rate is None:
             optimization = dataclasses.replace(optimization, head_learning_rate=CACHED_HEAD_LEARNING_RATE)
@@ -48,8 +49,8 @@ def best_score(head, outcome: FitOutcome) -> float:
     return max(values) if head.objective.monitor_mode == "max" else -min(values)
 
 
-def tune_cached_head(model, head: CachedHead, train: CachedExamples, valid: CachedExamples, config: TrainConfig,
-                     **fit_options) -> tuple[CachedHead, FitOutcome, dict]:
+def tune_cached_head(model, head: CachedHead | CachedSequenceHead, train: CachedExamples, valid: CachedExamples,
+                     config: TrainConfig, **fit_options) -> tuple[CachedHead | CachedSequenceHead, FitOutcome, dict]:
     """Fits one head per (learning rate, L2) pair on the cache; returns the best head, its fit and the sweep."""
     optimization = cached_optimization(config)
     quiet = dataclasses.replace(config.runtime, verbose=0)
@@ -58,7 +59,7 @@ def tune_cached_head(model, head: CachedHead, train: CachedExamples, valid: Cach
         for l2 in TUNING_L2:
             tf_keras.utils.set_random_seed(config.seed)
             with model.distribute_strategy.scope():
-                candidate = CachedHead(model, head.input_shape[1], head.input_shape[2], head.scaling, l2)
+                candidate = head.with_l2(model, l2)
             trial = dataclasses.replace(optimization, head_learning_rate=rate, learning_rate=None)
             outcome = fit_task(candidate, train, valid, trial, quiet, None, job="--tune-head", **fit_options)
             score = best_score(candidate, outcome)

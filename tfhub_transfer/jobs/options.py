@@ -6,7 +6,7 @@ import math
 
 from tfhub_transfer.config import TrainConfig, differs, field_default
 from tfhub_transfer.errors import ConfigError
-from tfhub_transfer.export.serving import check_format
+from tfhub_transfer.export.serving import BILSTM_EXPORT, check_format
 from tfhub_transfer.files import check_name
 from tfhub_transfer.preprocessing.text import LongText
 from tfhub_transfer.training.weighting import NO_CLASSES, parse_class_weight
@@ -38,15 +38,15 @@ REFUSED = {
                "class_weight": NO_CLASSES["tokens"], "weight_column": "CoNLL files have no columns to read it from"},
     "rnn": {**dict.fromkeys(ENCODER_ONLY, "it applies to encoder models, not word-vector RNNs"),
             "mode": "the RNN's transfer mode is --embedding-mode (init, freeze, slow, random)",
-            "text_b_column": "the RNN classifier takes one text", "tagger_head": "it is for --task tokens",
+            "text_b_column": "the RNN classifier takes one text",
+            "head": "the word-vector RNN is its own head (--rnn, --rnn-units)",
             "text_embedding": "give either --word-vectors or --text-embedding"},
     "text_embedding": {**dict.fromkeys(ENCODER_ONLY, "it applies to encoder models, not text-embedding modules"),
                        **dict.fromkeys(RNN_ONLY, "it applies to word-vector RNNs"),
                        "seq_length": "a text-embedding module takes whole strings",
                        "text_b_column": "a text-embedding module takes one text",
-                       "tagger_head": "it is for --task tokens"},
-    "encoder": {**dict.fromkeys(RNN_ONLY - {"word_vectors"}, "it applies to word-vector RNNs (--word-vectors)"),
-                "tagger_head": "it is for --task tokens"},
+                       "head": "a text-embedding module gives one vector per text, no token states to read"},
+    "encoder": dict.fromkeys(RNN_ONLY - {"word_vectors"}, "it applies to word-vector RNNs (--word-vectors)"),
     "multi_label": {"class_weight": NO_CLASSES["multi_label"]}, "single_label": {},
     "regression": {"class_weight": NO_CLASSES["regression"]},
 }
@@ -130,6 +130,8 @@ def check_export_options(config: TrainConfig) -> None:
     if config.export_format != "saved_model" and str(config.long_text).startswith("windows"):
         raise ConfigError(f"--export-format {config.export_format} reads one window per text; a model trained "
                           f"with --long-text {config.long_text} exports as saved_model")
+    if config.export_format != "saved_model" and config.head == "bilstm":
+        raise ConfigError(f"--export-format {config.export_format} takes dense heads: {BILSTM_EXPORT}")
 
 
 def check_recipe(config: TrainConfig) -> None:
@@ -146,6 +148,9 @@ def check_recipe(config: TrainConfig) -> None:
         raise ConfigError("--tune-head sweeps the head on cached features: add --feature-cache (with --mode freeze)")
     if not config.standardize_features and not config.feature_cache:
         raise ConfigError("--no-standardize-features is about the head on cached features: add --feature-cache")
+    if not config.standardize_features and config.head == "bilstm":
+        raise ConfigError("--no-standardize-features is about the linear head: --head bilstm reads the cached "
+                          "features as they are")
     long_text = LongText.parse(config.long_text, config.seq_length, config.text_b_column is not None)
     if config.packing and config.feature_cache:
         raise ConfigError("--pack does not apply to --feature-cache: the encoder runs once per text to fill the "

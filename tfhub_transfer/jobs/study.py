@@ -33,7 +33,7 @@ def run_setting(base: TrainConfig, mix: str | None, finetune_lr: float | None,
     """One row: a frozen encoder with `mix` trained from the feature cache, or (mix None) fine-tuning."""
     if mix is None:
         config = base.replace(mode="finetune", layer_mix=None, feature_cache=False, export=False,
-                              tagger_head="dense", learning_rate=finetune_lr or base.learning_rate,
+                              head="dense", learning_rate=finetune_lr or base.learning_rate,
                               epochs=finetune_epochs or base.epochs)
     else:
         config = base.replace(mode="freeze", layer_mix=mix, feature_cache=True, export=False)

@@ -32,7 +32,7 @@ def read_tagged_splits(config: TrainConfig) -> tuple[TaggedSentences, TaggedSent
 def tagger_config(config: TrainConfig, num_tags: int) -> TaggerConfig:
     return TaggerConfig(num_tags, encoder_variant(config.encoder, config.dtype, config.preprocessor),
                         config.preprocessor, config.mode,
-                        config.layer_mix or ("last" if config.feature_cache else None), config.tagger_head,
+                        config.layer_mix or ("last" if config.feature_cache else None), config.head,
                         config.dropout, config.seq_length, config.seed,
                         embedding_lr_multiplier=config.embedding_lr_multiplier)
 

@@ -22,8 +22,9 @@ from tfhub_transfer.jobs.cached_training import cached_optimization, tune_cached
 from tfhub_transfer.jobs.common import TrainResult, announce, finish
 from tfhub_transfer.jobs.options import check_options
 from tfhub_transfer.jobs.tagging import train_tagger
+from tfhub_transfer.layers.layer_mix import top_layers_read
 from tfhub_transfer.models.base import TaskModel
-from tfhub_transfer.models.cached_heads import CachedExamples, CachedHead
+from tfhub_transfer.models.cached_heads import CachedExamples, CachedHead, CachedSequenceHead
 from tfhub_transfer.models.contrastive import fit_contrastive
 from tfhub_transfer.models.rnn_classifier import RnnClassifier, RnnClassifierConfig
 from tfhub_transfer.models.saving import load
@@ -34,7 +35,7 @@ from tfhub_transfer.models.text_embedding_classifier import (
 )
 from tfhub_transfer.training.callbacks import TENSORBOARD_DIR
 from tfhub_transfer.training.distribution import make_distribution
-from tfhub_transfer.training.feature_cache import FeatureSpec, build_feature_cache
+from tfhub_transfer.training.feature_cache import FeatureSpec, build_feature_cache, build_sequence_feature_cache
 from tfhub_transfer.training.loop import FitOutcome, fit_task
 from tfhub_transfer.training.objectives import validation_report
 
@@ -44,16 +45,17 @@ def num_outputs(splits: LabelledSplits) -> int:
 
 
 def classifier_config(config: TrainConfig, num_classes: int) -> ClassifierConfig:
-    """The encoder classifier `config` describes (a feature cache defaults to mean pooling of the last layer)."""
+    """The encoder classifier `config` describes (a feature cache defaults to the last layer, mean-pooled by a
+    dense head)."""
     cached = config.feature_cache
     return ClassifierConfig(
         num_classes=num_classes, encoder=encoder_variant(config.encoder, config.dtype, config.preprocessor),
         preprocessor=config.preprocessor, mode=config.mode, embedding_lr_multiplier=config.embedding_lr_multiplier,
-        pooling=config.pooling or ("mean" if cached else None), dropout=config.dropout,
+        pooling=config.pooling or ("mean" if cached and config.head == "dense" else None), dropout=config.dropout,
         seq_length=config.seq_length, seed=config.seed, task=config.task,
         layer_mix=config.layer_mix or ("last" if cached else None), pair=config.text_b_column is not None,
         frozen_epochs=config.frozen_epochs, lr_mult=config.lr_mult, long_text=config.long_text,
-        packing=config.packing,
+        packing=config.packing, head=config.head,
     )
 
 
@@ -76,16 +78,22 @@ def build_task_model(config: TrainConfig, splits: LabelledSplits) -> TaskModel:
 
 
 def cached_head(model: TextClassifier, splits: LabelledSplits, verbose: int = 1,
-                standardize: bool = True) -> tuple[CachedHead, CachedExamples, CachedExamples]:
-    """Encodes train and validation once; the mix + head model on the cache (on standardised features unless
-    told not to), with its train and valid examples."""
-    feature = FeatureSpec(model.config.pooling, model.config.seq_length)
-    encoder = model.get_layer("encoder")
-    paths = [build_feature_cache(encoder, model.preprocessor, model.spec, feature, table.texts,
-                                 table.texts_b, verbose=verbose)
-             for table in (splits.train, splits.valid)]
+                standardize: bool = True) -> tuple[CachedHead | CachedSequenceHead, CachedExamples, CachedExamples]:
+    """Encodes train and validation once; the mix + head model on the cache (pooled features, standardised
+    unless told not to; every token's features for a BiLSTM head), with its train and valid examples."""
+    config, encoder = model.config, model.get_layer("encoder")
+    if config.head == "bilstm":
+        kind, layers = CachedSequenceHead, top_layers_read(config.layer_mix)
+        paths = [build_sequence_feature_cache(encoder, model.preprocessor, model.spec, config.seq_length, layers,
+                                              table.texts, table.texts_b, verbose=verbose)
+                 for table in (splits.train, splits.valid)]
+    else:
+        kind, feature = CachedHead, FeatureSpec(config.pooling, config.seq_length)
+        paths = [build_feature_cache(encoder, model.preprocessor, model.spec, feature, table.texts,
+                                     table.texts_b, verbose=verbose)
+                 for table in (splits.train, splits.valid)]
     with model.distribute_strategy.scope():  # standardises the features (folded back in copy_weights_to)
-        head = CachedHead.on_cache(model, paths[0], standardize)
+        head = kind.on_cache(model, paths[0], standardize)
     return (head, CachedExamples(paths[0], splits.train_ids, len(splits.train), splits.train_examples.weights),
             CachedExamples(paths[1], splits.valid_ids, len(splits.valid)))
 

@@ -17,6 +17,12 @@ import tf_keras
 from tfhub_transfer.errors import EncoderError
 
 LAYER_MIXES = ("embeddings", "last", "second_to_last", "sum_last4", "concat_last4", "scalar_mix")
+_TOP_LAYERS_READ = {"last": 1, "second_to_last": 2, "sum_last4": 4, "concat_last4": 4}
+
+
+def top_layers_read(mix: str) -> int | None:
+    """How many of the top layers `mix` reads (None: every layer), so a cache can keep only those."""
+    return _TOP_LAYERS_READ.get(mix)
 
 
 class StackLayers(tf_keras.layers.Layer):

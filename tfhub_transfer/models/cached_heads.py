@@ -20,11 +20,16 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from tfhub_transfer.layers.heads import ClassificationHead, tagging_head
-from tfhub_transfer.layers.layer_mix import LayerMix
+from tfhub_transfer.layers.heads import ClassificationHead, RecurrentPooling, tagging_head
+from tfhub_transfer.layers.layer_mix import LayerMix, top_layers_read
 from tfhub_transfer.models.base import TaskModel
 from tfhub_transfer.models.token_classifier import per_word_outputs
-from tfhub_transfer.training.feature_cache import cached_dataset, cached_token_dataset, read_manifest
+from tfhub_transfer.training.feature_cache import (
+    cached_dataset,
+    cached_sequence_dataset,
+    cached_token_dataset,
+    read_manifest,
+)
 from tfhub_transfer.transfer.modes import TransferMode
 
 NO_BACKUPS = "training from the feature cache takes seconds and keeps no backups"
@@ -61,6 +66,12 @@ class _CachedHead(TaskModel):
 
     def evaluation_dataset(self, examples, batch_size: int) -> tf.data.Dataset:
         return self.reader(examples.path, examples.targets, batch_size)
+
+    def _penalise(self, head: ClassificationHead, l2: float) -> None:
+        """Adds `l2` x the squared logits kernel to the loss (--tune-head sweeps it)."""
+        self.l2 = float(l2)
+        if l2:
+            self.add_loss(lambda: self.l2 * tf.reduce_sum(tf.square(head.logits.kernel)))
 
     def copy_weights_to(self, model: TaskModel) -> None:
         names = {layer.name for layer in model.layers}
@@ -130,9 +141,8 @@ class CachedHead(_CachedHead):
         logits = head(mixed)
         super().__init__(inputs=features, outputs=logits, name="cached_head")
         self._take_over(model)
-        self.scaling, self.l2 = scaling, float(l2)
-        if l2:
-            self.add_loss(lambda: self.l2 * tf.reduce_sum(tf.square(head.logits.kernel)))
+        self.scaling = scaling
+        self._penalise(head, l2)
 
     @classmethod
     def on_cache(cls, model: TaskModel, path: str | Path, standardize: bool = True, l2: float = 0.0) -> CachedHead:
@@ -140,6 +150,10 @@ class CachedHead(_CachedHead):
         manifest = read_manifest(path)
         scaling = FeatureScaling.of_cache(path, mix_layer(model, manifest["layers"])) if standardize else None
         return cls(model, manifest["layers"], manifest["hidden"], scaling, l2)
+
+    def with_l2(self, model: TaskModel, l2: float) -> CachedHead:
+        """A fresh head like this one (the same features and standardisation) with that L2 penalty."""
+        return type(self)(model, self.input_shape[1], self.input_shape[2], self.scaling, l2)
 
     def copy_weights_to(self, model: TaskModel) -> None:
         """The mix and head weights, the standardisation folded into the head:
@@ -154,9 +168,44 @@ class CachedHead(_CachedHead):
         head.set_weights([kernel * inverse[:, np.newaxis], bias - (mixed_mean * inverse) @ kernel])
 
 
-def mix_layer(model: TaskModel, layers: int) -> LayerMix:
-    """A fresh layer mix of `model`'s kind over `layers` stacked layers (named as the model's)."""
-    return LayerMix(model.config.layer_mix, layers, model.spec.has_embedding_output, name="layer_mix")
+class CachedSequenceHead(_CachedHead):
+    """Per-token features of the top layers the mix reads -> LayerMix -> the BiLSTM head (`head="bilstm"`).
+
+    The features go in as cached: the BiLSTM's input kernel learns its own scale, and standardising them
+    would not fold back into the full model as it does for a linear head.
+    """
+
+    reader = staticmethod(cached_sequence_dataset)
+
+    def __init__(self, model: TaskModel, layers: int, hidden: int, l2: float = 0.0):
+        config = model.config
+        features = tf_keras.Input(shape=(None, layers, hidden), name="token_features")
+        mask = tf_keras.Input(shape=(None,), dtype="bool", name="token_mask")
+        by_layer = tf_keras.layers.Permute((2, 1, 3))(features)  # [batch, layers, tokens, hidden]
+        states = mix_layer(model, layers, top_only=top_layers_read(config.layer_mix) is not None)(by_layer)
+        pooled = RecurrentPooling(dropout=config.dropout, seed=config.seed, name="bilstm_pooling")(states, mask)
+        outputs = config.num_classes if config.task != "regression" else 1
+        head = ClassificationHead(outputs, config.dropout, config.seed, name="head")
+        super().__init__(inputs=[features, mask], outputs=head(pooled), name="cached_sequence_head")
+        self._take_over(model)
+        self._penalise(head, l2)
+
+    @classmethod
+    def on_cache(cls, model: TaskModel, path: str | Path, standardize: bool = True,
+                 l2: float = 0.0) -> CachedSequenceHead:
+        """A head for the token cache at `path` (`standardize` does not apply, see the class)."""
+        manifest = read_manifest(path)
+        return cls(model, manifest["layers"], manifest["hidden"], l2)
+
+    def with_l2(self, model: TaskModel, l2: float) -> CachedSequenceHead:
+        return type(self)(model, self.input_shape[0][2], self.input_shape[0][3], l2)
+
+
+def mix_layer(model: TaskModel, layers: int, top_only: bool = False) -> LayerMix:
+    """A fresh layer mix of `model`'s kind over `layers` stacked layers (named as the model's); `top_only`: the
+    cache kept only the top layers the mix reads, so the embeddings are not among them."""
+    has_embeddings = model.spec.has_embedding_output and not top_only
+    return LayerMix(model.config.layer_mix, layers, has_embeddings, name="layer_mix")
 
 
 class CachedTaggerHead(_CachedHead):

@@ -20,7 +20,7 @@ from tfhub_transfer.encoders.loading import check_compatible, load_encoder_layer
 from tfhub_transfer.encoders.resolve import resolve_encoder
 from tfhub_transfer.encoders.variants import encoder_variant
 from tfhub_transfer.errors import ConfigError, EncoderError
-from tfhub_transfer.layers.heads import ClassificationHead
+from tfhub_transfer.layers.heads import ClassificationHead, RecurrentPooling, check_head
 from tfhub_transfer.layers.layer_mix import LayerMix, StackLayers
 from tfhub_transfer.layers.pooling import SequencePooling
 from tfhub_transfer.models.base import TaskModel, register
@@ -55,6 +55,7 @@ class ClassifierConfig:
     lr_mult: float | None = None  # discriminative / gradual: top group's rate over the bottom one's
     long_text: str = "truncate"  # or windows:STRIDE[:logits], see preprocessing.text.LongText
     packing: int = 0  # train on packed rows of this many word pieces (preprocessing.packing); 0: one example a row
+    head: str = "dense"  # dense: pooled features -> logits; bilstm: a BiLSTM over the tokens, mean and max pooled
 
 
 def encoder_inputs(windowed: bool = False) -> dict[str, tf_keras.Input]:
@@ -94,15 +95,22 @@ def load_encoder(config, mode: TransferMode):
     return spec, preprocessor, layer
 
 
-def encoder_features(outputs: dict, input_mask, config: ClassifierConfig, spec) -> tf.Tensor:
-    """Pooled features: the encoder's own outputs, or a layer mix then pooling."""
-    packed = bool(getattr(config, "packing", 0))
+def token_states(outputs: dict, config: ClassifierConfig, spec) -> dict | tf.Tensor:
+    """The encoder's own outputs, or the layer mix of its stacked layers ([batch, seq, hidden])."""
     if config.layer_mix is None:
-        return SequencePooling(pooling_of(config, spec), packed, name="pooling")(outputs, input_mask)
+        return outputs
     stacked = StackLayers(need_embeddings=config.layer_mix == "embeddings", name="stack_layers")(outputs)
-    mixed = LayerMix(config.layer_mix, int(stacked.shape[1]), spec.has_embedding_output,
-                     name="layer_mix")(stacked)
-    return SequencePooling(pooling_of(config, spec), packed, name="pooling")(mixed, input_mask)
+    return LayerMix(config.layer_mix, int(stacked.shape[1]), spec.has_embedding_output, name="layer_mix")(stacked)
+
+
+def encoder_features(outputs: dict, input_mask, config: ClassifierConfig, spec) -> tf.Tensor:
+    """Features for the head's last layer: the token states pooled, or read by a BiLSTM (`head="bilstm"`)."""
+    states = token_states(outputs, config, spec)
+    if getattr(config, "head", "dense") == "bilstm":
+        sequence = states["sequence_output"] if isinstance(states, dict) else states
+        return RecurrentPooling(dropout=config.dropout, seed=config.seed, name="bilstm_pooling")(sequence, input_mask)
+    packed = bool(getattr(config, "packing", 0))
+    return SequencePooling(pooling_of(config, spec), packed, name="pooling")(states, input_mask)
 
 
 def pooling_of(config, spec) -> str:
@@ -110,6 +118,19 @@ def pooling_of(config, spec) -> str:
     if config.layer_mix is None:
         return config.pooling or spec.pooling
     return config.pooling if config.pooling not in (None, "cls") else "mean"
+
+
+def check_head_options(config: ClassifierConfig, mode: TransferMode) -> None:
+    """The BiLSTM head pools its own outputs and reads single rows of token states."""
+    check_head(config.head)
+    if config.head != "bilstm":
+        return
+    clash = (("--pooling", "it pools its BiLSTM's outputs by their mean and max") if config.pooling else
+             ("--pack", "its BiLSTM would read across the examples of a packed row") if config.packing else
+             ("--mode contrastive", "the pair fit tunes mean-pooled sentence embeddings")
+             if mode.kind == "contrastive" else None)
+    if clash:
+        raise ConfigError(f"{clash[0]} does not apply to --head bilstm: {clash[1]}; drop one of them")
 
 
 def check_packing(config: ClassifierConfig, mode: TransferMode, long_text: LongText) -> None:
@@ -171,6 +192,7 @@ class TextClassifier(TaskModel):
             raise ConfigError(f"num_classes must be at least 2, not {config.num_classes}")
         mode = transfer_mode_of(config)
         long_text = LongText.parse(config.long_text, config.seq_length, config.pair)
+        check_head_options(config, mode)
         if mode.kind == "contrastive" and config.pooling is None and config.layer_mix is None:
             config = dataclasses.replace(config, pooling="mean")  # SetFit's mean-pooled sentence embeddings
         check_packing(config, mode, long_text)
@@ -204,7 +226,9 @@ class TextClassifier(TaskModel):
         multi_label, regression), `pair`, `pooling`, `layer_mix`, `dropout`, `seq_length`,
         `preprocessor`, `seed`, `embedding_lr_multiplier`, the recipe's `frozen_epochs` (head-only
         epochs first) and `lr_mult` (discriminative spread), `long_text` (`truncate` or `windows:STRIDE`), and
-        `packing` (train on rows of that many word pieces holding several examples; 0: off).
+        `packing` (train on rows of that many word pieces holding several examples; 0: off), and `head` (`dense`, or
+        `bilstm`: a BiLSTM over the token states, its outputs mean- and max-pooled; the BERT paper's reader of
+        frozen features).
         """
         if num_classes is None:
             num_classes = len(labels) if labels else (1 if options.get("task") == "regression" else 2)

@@ -19,14 +19,12 @@ from tfhub_transfer.data.conll import TaggedSentences
 from tfhub_transfer.errors import ConfigError
 from tfhub_transfer.export.saved_model import export_tagger
 from tfhub_transfer.export.serving import check_format
-from tfhub_transfer.layers.heads import GatherWords, WordMask, tagging_head
+from tfhub_transfer.layers.heads import GatherWords, WordMask, check_head, tagging_head
 from tfhub_transfer.layers.layer_mix import LayerMix, StackLayers
 from tfhub_transfer.models.base import TaskModel, register
 from tfhub_transfer.models.text_classifier import apply_transfer_mode, encoder_inputs, load_encoder
 from tfhub_transfer.preprocessing.tokens import make_tagging_dataset, make_tagging_stream
 from tfhub_transfer.transfer.modes import TransferMode
-
-TAGGER_HEADS = ("dense", "bilstm")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,8 +53,7 @@ class TokenClassifier(TaskModel):
 
     def __init__(self, config: TaggerConfig | dict, label_names: Sequence[str] | None = None, **kwargs):
         config = TaggerConfig(**config) if isinstance(config, dict) else config
-        if config.head not in TAGGER_HEADS:
-            raise ConfigError(f"--tagger-head must be one of {TAGGER_HEADS}, not {config.head!r}")
+        check_head(config.head)
         mode = TransferMode.parse(config.mode, config.embedding_lr_multiplier)
         spec, preprocessor, layer = load_encoder(config, mode)
         inputs = encoder_inputs()

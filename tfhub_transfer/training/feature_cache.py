@@ -11,6 +11,11 @@ features. Reading streams shard by shard, so memory stays bounded.
 
 Every layer mix is linear in the layers and `first` / `mean` pooling is linear
 per layer, so one cache serves every mix: the mix is trained with the head.
+
+Two token-level caches keep rows of varying length (shards of rows back to back, with
+each row's length beside them): a tagger's per-word features (`build_token_feature_cache`)
+and, for a BiLSTM head (`--head bilstm`), every real token's features from the top layers
+the mix reads (`build_sequence_feature_cache`: one layer for `last`, all for `scalar_mix`).
 """
 
 from __future__ import annotations
@@ -225,16 +230,48 @@ def build_token_feature_cache(
         kept = tf.reduce_sum(tf.cast(keep, tf.int32), axis=1)
         return tf.transpose(gathered, [0, 2, 1, 3]), kept
 
-    progress = progress_bar(len(sentences), "sentences", verbose)
+    batches = (encode(tf.ragged.constant([list(s) for s in sentences[start : start + batch_size]]))
+               for start in range(0, len(sentences), batch_size))
+    _write_rows(target, batches, progress_bar(len(sentences), "sentences", verbose), shard_size,
+                {"level": "tokens", "encoder": spec.encoder}, "sentences")
+    _report(target, verbose, wrote=True)
+    return target
+
+
+def cached_token_dataset(path: str | Path, tags: Sequence[Sequence[int]], batch_size: int = 32,
+                         shuffle: bool = False, seed: int = 0) -> tf.data.Dataset:
+    """Batches of ((features [b, words, layers, hidden], word mask), tag ids, weights) from the shards."""
+    path = Path(path)
+    manifest = read_manifest(path)
+
+    def generate():
+        for sentence, features in _rows(path, False, None):
+            count = len(features)
+            yield (features, np.ones(count, bool)), np.asarray(tags[sentence][:count], np.int32), \
+                np.ones(count, np.float32)
+
+    shape = (None, manifest["layers"], manifest["hidden"])
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=(
+        (tf.TensorSpec(shape, tf.float32), tf.TensorSpec([None], tf.bool)),
+        tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.float32)))
+    if shuffle:
+        dataset = dataset.shuffle(4096, seed=seed, reshuffle_each_iteration=True)
+    batches = -(-len(tags) // batch_size)
+    return dataset.padded_batch(batch_size).apply(
+        tf.data.experimental.assert_cardinality(batches)).prefetch(tf.data.AUTOTUNE)
+
+
+# -- rows of varying length (both token-level caches) --------------------------------------------
+def _write_rows(target: Path, batches, progress, shard_size: int, about: dict, count_name: str) -> None:
+    """Writes (features [batch, items, layers, hidden], item counts [batch]) batches as float16 shards of each
+    row's first `count` items back to back, with the counts beside them and a manifest; all or nothing."""
     rows, lengths, shard, done = [], [], 0, 0
     with atomic_directory(target, overwrite=True) as tmp:  # our cache: a stale partial entry may go
         def flush(index):
             np.save(tmp / f"shard_{index:05d}.npy", np.concatenate(rows))
             np.save(tmp / f"lengths_{index:05d}.npy", np.asarray(lengths, np.int32))
 
-        for start in range(0, len(sentences), batch_size):
-            batch = tf.ragged.constant([list(s) for s in sentences[start : start + batch_size]])
-            features, kept = encode(batch)
+        for features, kept in batches:
             for row, count in zip(features.numpy().astype(np.float16), kept.numpy()):
                 rows.append(row[:count])
                 lengths.append(int(count))
@@ -247,38 +284,75 @@ def build_token_feature_cache(
             flush(shard)
             shard += 1
         first = np.load(tmp / "shard_00000.npy", mmap_mode="r")
-        manifest = {"sentences": done, "shards": shard, "layers": int(first.shape[1]),
-                    "hidden": int(first.shape[2]), "level": "tokens", "encoder": spec.encoder}
+        manifest = {count_name: done, "shards": shard, "layers": int(first.shape[1]),
+                    "hidden": int(first.shape[2]), **about}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+
+
+def _rows(path: Path, shuffle: bool, rng) -> tuple:
+    """(row index, [items, layers, hidden] float32 features) of every cached row; shards and the rows in each
+    in a random order with `shuffle`."""
+    shards = sorted(path.glob("shard_*.npy"))
+    counts = [np.load(shard.with_name(shard.name.replace("shard_", "lengths_"))) for shard in shards]
+    firsts = np.cumsum([0] + [len(c) for c in counts])
+    for index in (rng.permutation(len(shards)) if shuffle else range(len(shards))):
+        features = np.load(shards[index]).astype(np.float32)
+        offsets = np.concatenate([[0], np.cumsum(counts[index])])
+        for i in (rng.permutation(len(counts[index])) if shuffle else range(len(counts[index]))):
+            yield firsts[index] + i, features[offsets[i] : offsets[i + 1]]
+
+
+# -- token sequences (a BiLSTM head over a sentence's token states) ----------------------------------
+def sequence_cache_key(spec: EncoderSpec, seq_length: int, top_layers: int | None, texts: Sequence[str],
+                       texts_b: Sequence[str] | None = None) -> str:
+    return f"sequence{top_layers or 'all'}-" + cache_key(spec, FeatureSpec("mean", seq_length), texts, texts_b)
+
+
+def build_sequence_feature_cache(
+    encoder_layer, preprocessor: TextPreprocessor, spec: EncoderSpec, seq_length: int, top_layers: int | None,
+    texts: Sequence[str], texts_b: Sequence[str] | None = None, root: str | Path | None = None,
+    shard_size: int = 1024, batch_size: int = 64, verbose: int = 1,
+) -> Path:
+    """Every real token's features from the top `top_layers` layers (None: all, embeddings first), as the model
+    reads them: shards of [tokens, layers, hidden] + each text's token count."""
+    root = Path(root) if root else cache_dir() / FEATURES_DIR
+    target = root / sequence_cache_key(spec, seq_length, top_layers, texts, texts_b)
+    if _found(target, verbose):
+        return target
+
+    @tf.function(reduce_retracing=True)  # batches differ in length (dynamic padding)
+    def encode(inputs):
+        stacked = stack_layers(encoder_layer(inputs, training=False), need_embeddings=False)
+        kept = stacked[:, -top_layers:] if top_layers else stacked
+        return tf.transpose(kept, [0, 2, 1, 3]), tf.reduce_sum(tf.cast(inputs["input_mask"], tf.int32), axis=1)
+
+    dataset = make_dataset(texts, None, preprocessor, batch_size, seq_length, cache=False, texts_b=texts_b)
+    _write_rows(target, (encode(inputs) for inputs in dataset), progress_bar(len(texts), "texts", verbose),
+                shard_size, {"level": "sequence", "encoder": spec.encoder, "seq_length": seq_length}, "examples")
     _report(target, verbose, wrote=True)
     return target
 
 
-def cached_token_dataset(path: str | Path, tags: Sequence[Sequence[int]], batch_size: int = 32,
-                         shuffle: bool = False, seed: int = 0) -> tf.data.Dataset:
-    """Batches of ((features [b, words, layers, hidden], word mask), tag ids, weights) from the shards."""
+def cached_sequence_dataset(path: str | Path, targets: np.ndarray, batch_size: int = 32, shuffle: bool = False,
+                            seed: int = 0) -> tf.data.Dataset:
+    """Batches of ({"token_features": [b, tokens, layers, hidden], "token_mask": [b, tokens]}, targets), padded
+    per batch; with `shuffle`, a new order each epoch."""
     path = Path(path)
     manifest = read_manifest(path)
-    shards = sorted(path.glob("shard_*.npy"))
+    if manifest["examples"] != len(targets):
+        raise ValueError(f"cache {path} holds {manifest['examples']} examples but {len(targets)} targets were given")
 
     def generate():
-        sentence = 0
-        for shard in shards:
-            features = np.load(shard).astype(np.float32)
-            lengths = np.load(shard.with_name(shard.name.replace("shard_", "lengths_")))
-            offsets = np.concatenate([[0], np.cumsum(lengths)])
-            for i, count in enumerate(lengths):
-                kept_tags = np.asarray(tags[sentence][:count], np.int32)
-                yield (features[offsets[i] : offsets[i + 1]], np.ones(count, bool)), kept_tags, \
-                    np.ones(count, np.float32)
-                sentence += 1
+        rng = np.random.default_rng(seed + generate.epoch)
+        generate.epoch += 1
+        for row, features in _rows(path, shuffle, rng):
+            yield {"token_features": features, "token_mask": np.ones(len(features), bool)}, targets[row]
 
+    generate.epoch = 0
     shape = (None, manifest["layers"], manifest["hidden"])
     dataset = tf.data.Dataset.from_generator(generate, output_signature=(
-        (tf.TensorSpec(shape, tf.float32), tf.TensorSpec([None], tf.bool)),
-        tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.float32)))
-    if shuffle:
-        dataset = dataset.shuffle(4096, seed=seed, reshuffle_each_iteration=True)
-    batches = -(-len(tags) // batch_size)
+        {"token_features": tf.TensorSpec(shape, tf.float32), "token_mask": tf.TensorSpec([None], tf.bool)},
+        tf.TensorSpec(targets.shape[1:], tf.as_dtype(targets.dtype))))
+    batches = -(-len(targets) // batch_size)
     return dataset.padded_batch(batch_size).apply(
         tf.data.experimental.assert_cardinality(batches)).prefetch(tf.data.AUTOTUNE)
