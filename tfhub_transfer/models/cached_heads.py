@@ -32,7 +32,7 @@ from tfhub_transfer.training.feature_cache import (
 )
 from tfhub_transfer.transfer.modes import TransferMode
 
-NO_BACKUPS = "training from the feature cache takes seconds and keeps no backups"
+NO_BACKUPS = "training from the feature cache keeps no backups: a re-run reads the cache, it does not encode again"
 
 
 @dataclasses.dataclass
