@@ -198,6 +198,7 @@ class CachedSequenceHead(_CachedHead):
         return cls(model, manifest["layers"], manifest["hidden"], l2)
 
     def with_l2(self, model: TaskModel, l2: float) -> CachedSequenceHead:
+        """A fresh head like this one (the same token features) with that L2 penalty."""
         return type(self)(model, self.input_shape[0][2], self.input_shape[0][3], l2)
 
 

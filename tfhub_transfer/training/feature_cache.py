@@ -24,7 +24,7 @@ import dataclasses
 import hashlib
 import json
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -289,7 +289,7 @@ def _write_rows(target: Path, batches, progress, shard_size: int, about: dict, c
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
 
 
-def _rows(path: Path, shuffle: bool, rng) -> tuple:
+def _rows(path: Path, shuffle: bool, rng) -> Iterator[tuple[int, np.ndarray]]:
     """(row index, [items, layers, hidden] float32 features) of every cached row; shards and the rows in each
     in a random order with `shuffle`."""
     shards = sorted(path.glob("shard_*.npy"))
