@@ -94,7 +94,7 @@ def test_gradual_trains_only_the_head_in_its_frozen_phase(tiny_encoder):
     assert moved(before[0], after_first_epoch[0]) == []
     assert all(not np.array_equal(a, b) for a, b in zip(before[1], after_first_epoch[1]))
     assert all(rates["head"] <= HEAD_LEARNING_RATE * (1 + 1e-6) for rates in recorder.rates[:4])
-    # then one group per 1 step (8 steps left, thawing over the first half), top-down; the pooler is read (cls)
+    # then one group per step (8 steps left; a quarter of them is under 1 a group), top-down; pooler read (cls)
     assert recorder.frozen[4:9] == [("embeddings", "layer_0", "layer_1"), ("embeddings", "layer_0"),
                                     ("embeddings",), (), ()]
     # each phase runs its own linear decay (too few steps for a warmup): the head's ends near 0, the
@@ -146,4 +146,5 @@ def test_recipe_options_reach_the_mode():
     assert TransferMode.parse("discriminative", lr_mult=100.0).default_rate(5e-5) == pytest.approx(5e-4)
     lp_ft = TransferMode.parse("finetune", frozen_epochs=1.0)  # linear probing, then fine-tuning
     assert lp_ft.has_phases and lp_ft.needs_groups
-    assert "head first 0.5 epochs" in TransferMode.parse("gradual").describe()
+    assert "head first" not in TransferMode.parse("gradual").describe()  # no head-only phase by default
+    assert "head first 0.5 epochs" in TransferMode.parse("gradual", frozen_epochs=0.5).describe()

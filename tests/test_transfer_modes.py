@@ -43,7 +43,7 @@ def fit(model, epochs=1, batch_size=8, learning_rate=1e-2, optimizer="adamw", ca
     ("gradual", "gradual", {"unfreeze_every_steps": None}),
     ("gradual:100", "gradual", {"unfreeze_every_steps": 100}),
     ("discriminative", "discriminative", {"decay": None, "spread": 10.0, "head_epochs": 0.0}),
-    ("gradual", "gradual", {"spread": 10.0, "head_epochs": 0.5}),
+    ("gradual", "gradual", {"spread": 10.0, "head_epochs": 0.0, "has_phases": True}),
     ("finetune", "finetune", {"spread": 1.0, "head_epochs": 0.0, "has_phases": False}),
     ("discriminative:0.8", "discriminative", {"decay": 0.8}),
     ("slow_embeddings:0.01", "slow_embeddings", {"embedding_multiplier": 0.01}),

@@ -123,7 +123,7 @@ def _add_phase_flags(p: argparse.ArgumentParser) -> None:
                    help="while the encoder trains, the head's rate is this x --lr")
     p.add_argument("--frozen-epochs", type=float, default=field_default("frozen_epochs"),
                    help="epochs (fractions allowed) that train the head alone before the encoder, counted in "
-                        "--epochs; fastai's fine_tune, or LP-FT with finetune (default: 0.5 for gradual, else 0)")
+                        "--epochs; fastai's fine_tune, or LP-FT with finetune (default: 0)")
     p.add_argument("--lr-mult", type=float, default=field_default("lr_mult"),
                    help="discriminative / gradual: the top layer group trains at --lr, the embeddings at "
                         "--lr / LR_MULT, geometrically between; without --lr the top rate is 5e-5 x sqrt(LR_MULT), "

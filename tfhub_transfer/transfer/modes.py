@@ -3,12 +3,12 @@
 - `freeze`: feature extraction; only the new head trains, the encoder runs in inference mode.
 - `finetune`: everything trains.
 - `partial:K` (alias `freeze_bottom:K`): embeddings and layers 0..K-1 fixed; the rest trains.
-- `gradual` / `gradual:STEPS`: the head alone first (`frozen_epochs`, default half an epoch),
-  then one more layer group thaws, top-down, spread evenly over the first half of the steps
-  that remain, so every group trains for at least half of them (ULMFiT's one group per epoch
-  needs more epochs than a short budget has); the groups' rates are spread as below (ULMFiT
-  pairs both). `gradual:STEPS` thaws one group every STEPS steps, after STEPS steps of the
-  head alone (unless `frozen_epochs` is given).
+- `gradual` / `gradual:STEPS`: one more layer group thaws, top-down, spread evenly over the
+  first quarter of the steps, so every group trains for at least three quarters of them
+  (ULMFiT's one group per epoch needs more epochs than a short budget has, and a head-only
+  phase first cost 1–1.5 points at 8k examples; benchmarks/RESULTS.md); the groups' rates are
+  spread as below (ULMFiT pairs both). `gradual:STEPS` thaws one group every STEPS steps,
+  after STEPS steps of the head alone (unless `frozen_epochs` is given).
 - `discriminative` / `discriminative:DECAY`: everything trains, each group at its own rate.
   By default the rates are spread geometrically from LR/`lr_mult` (embeddings) to LR (top
   layer), as fastai's `slice(lr / lr_mult, lr)`, with `lr_mult` 10; `frozen_epochs` > 0
@@ -41,8 +41,8 @@ ULMFIT_DECAY = 1 / 2.6
 # Measured on SST-2 (1k / 8k examples, 2 epochs, benchmarks/RESULTS.md): a spread centred on the usual rate
 # beats a uniform one for both; a head-only half epoch first costs discriminative encoder steps it needs.
 DEFAULT_LR_MULT = {"discriminative": 10.0, "gradual": 10.0}  # top group's rate / the embeddings'
-DEFAULT_FROZEN_EPOCHS = {"gradual": 0.5}  # head-only epochs first
-THAW_FRACTION = 0.5  # gradual: all groups thawed after this fraction of the steps after the head phase
+DEFAULT_FROZEN_EPOCHS: dict[str, float] = {}  # head-only epochs first, by mode (none by default)
+THAW_FRACTION = 0.25  # gradual: all groups thawed after this fraction of the steps after the head phase
 SPREAD_KINDS = ("discriminative", "gradual")  # the modes that take lr_mult
 CONTRASTIVE_ITERATIONS = 20  # SetFit's num_iterations
 
