@@ -22,7 +22,6 @@ from tfhub_transfer.jobs.cached_training import cached_optimization, tune_cached
 from tfhub_transfer.jobs.common import TrainResult, announce, finish
 from tfhub_transfer.jobs.options import check_options
 from tfhub_transfer.jobs.tagging import train_tagger
-from tfhub_transfer.layers.layer_mix import top_layers_read
 from tfhub_transfer.models.base import TaskModel
 from tfhub_transfer.models.cached_heads import CachedExamples, CachedHead, CachedSequenceHead
 from tfhub_transfer.models.contrastive import fit_contrastive
@@ -35,7 +34,6 @@ from tfhub_transfer.models.text_embedding_classifier import (
 )
 from tfhub_transfer.training.callbacks import TENSORBOARD_DIR
 from tfhub_transfer.training.distribution import make_distribution
-from tfhub_transfer.training.feature_cache import FeatureSpec, build_feature_cache, build_sequence_feature_cache
 from tfhub_transfer.training.loop import FitOutcome, fit_task
 from tfhub_transfer.training.objectives import validation_report
 
@@ -81,17 +79,8 @@ def cached_head(model: TextClassifier, splits: LabelledSplits, verbose: int = 1,
                 standardize: bool = True) -> tuple[CachedHead | CachedSequenceHead, CachedExamples, CachedExamples]:
     """Encodes train and validation once; the mix + head model on the cache (pooled features, standardised
     unless told not to; every token's features for a BiLSTM head), with its train and valid examples."""
-    config, encoder = model.config, model.get_layer("encoder")
-    if config.head == "bilstm":
-        kind, layers = CachedSequenceHead, top_layers_read(config.layer_mix)
-        paths = [build_sequence_feature_cache(encoder, model.preprocessor, model.spec, config.seq_length, layers,
-                                              table.texts, table.texts_b, verbose=verbose)
-                 for table in (splits.train, splits.valid)]
-    else:
-        kind, feature = CachedHead, FeatureSpec(config.pooling, config.seq_length)
-        paths = [build_feature_cache(encoder, model.preprocessor, model.spec, feature, table.texts,
-                                     table.texts_b, verbose=verbose)
-                 for table in (splits.train, splits.valid)]
+    kind = CachedSequenceHead if model.config.head == "bilstm" else CachedHead
+    paths = [kind.encode(model, table.texts, table.texts_b, verbose) for table in (splits.train, splits.valid)]
     with model.distribute_strategy.scope():  # standardises the features (folded back in copy_weights_to)
         head = kind.on_cache(model, paths[0], standardize)
     return (head, CachedExamples(paths[0], splits.train_ids, len(splits.train), splits.train_examples.weights),

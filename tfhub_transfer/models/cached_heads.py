@@ -25,6 +25,9 @@ from tfhub_transfer.layers.layer_mix import LayerMix, top_layers_read
 from tfhub_transfer.models.base import TaskModel
 from tfhub_transfer.models.token_classifier import per_word_outputs
 from tfhub_transfer.training.feature_cache import (
+    FeatureSpec,
+    build_feature_cache,
+    build_sequence_feature_cache,
     cached_dataset,
     cached_sequence_dataset,
     cached_token_dataset,
@@ -144,6 +147,13 @@ class CachedHead(_CachedHead):
         self.scaling = scaling
         self._penalise(head, l2)
 
+    @staticmethod
+    def encode(model: TaskModel, texts, texts_b=None, verbose: int = 1) -> Path:
+        """The cache of `model`'s per-layer pooled features of these texts (encoded now unless already there)."""
+        feature = FeatureSpec(model.config.pooling, model.config.seq_length)
+        return build_feature_cache(model.get_layer("encoder"), model.preprocessor, model.spec, feature, texts,
+                                   texts_b, verbose=verbose)
+
     @classmethod
     def on_cache(cls, model: TaskModel, path: str | Path, standardize: bool = True, l2: float = 0.0) -> CachedHead:
         """A head for the cache at `path` (the training features), standardising them unless told not to."""
@@ -189,6 +199,15 @@ class CachedSequenceHead(_CachedHead):
         super().__init__(inputs=[features, mask], outputs=head(pooled), name="cached_sequence_head")
         self._take_over(model)
         self._penalise(head, l2)
+
+    @staticmethod
+    def encode(model: TaskModel, texts, texts_b=None, verbose: int = 1) -> Path:
+        """The cache of every token's features from the top layers `model`'s mix reads (encoded now unless
+        already there)."""
+        config = model.config
+        return build_sequence_feature_cache(model.get_layer("encoder"), model.preprocessor, model.spec,
+                                            config.seq_length, top_layers_read(config.layer_mix), texts, texts_b,
+                                            verbose=verbose)
 
     @classmethod
     def on_cache(cls, model: TaskModel, path: str | Path, standardize: bool = True,
