@@ -7,7 +7,7 @@ epochs 2..N, so tracing is excluded; dev accuracy on all 872 dev sentences):
 - tutorial: string input, preprocessing hub.KerasLayer inside the model, fixed seq 128, float32;
 - ours_float32: `train()` with tf.data preprocessing, each batch padded to its own longest row;
 - ours_bucketed: the same plus length bucketing (similar lengths share a batch);
-- ours_bucketed_bf16: the same with the mixed_bfloat16 copy of the default encoder.
+- ours_bucketed_bf16: the same with `--dtype bfloat16` (the default encoder's bfloat16 copy, BertConfig.compute_dtype).
 Serving: examples/s of each export's raw-string `serving_default` on the dev sentences in
 batches of 64 (after one warm-up pass): the tutorial's `model.save` export against ours.
 """
