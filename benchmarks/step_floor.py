@@ -63,9 +63,9 @@ def step_matmuls(batch: int, seq: int, dtype: tf.DType) -> tuple[list, float]:
                  (d_scores, k_, False, False), (d_scores, q, True, False),  # dq, dk
                  (d_context, v, False, True), (probs, d_context, True, False)]  # d probs, dv
     flops = 0.0
-    for a, b, transpose_a, _ in work:
+    for a, b, transpose_a, transpose_b in work:
         m, k = (a.shape[-1], a.shape[-2]) if transpose_a else (a.shape[-2], a.shape[-1])
-        n = b.shape[-2] if _ else b.shape[-1]
+        n = b.shape[-2] if transpose_b else b.shape[-1]
         flops += 2.0 * np.prod(a.shape[:-2]) * m * k * n
     return work, flops
 
