@@ -28,7 +28,6 @@ import glob
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -176,4 +175,4 @@ def profile_markdown(op_type_ms: dict[str, dict[str, float]]) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
