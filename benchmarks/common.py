@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import platform
-import resource
-import subprocess
 import time
 from pathlib import Path
 
 import tf_keras
+from peer_common import cpu_flags as cpu_flags
+from peer_common import peak_rss_mb as peak_rss_mb
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 OUT = Path(__file__).resolve().parent / "out"  # git-ignored; the same folder from any working directory
@@ -28,25 +28,6 @@ def machine() -> str:
         pass
     return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
             f"TensorFlow {tf.__version__}")
-
-
-def cpu_flags() -> str:
-    """The CPU's feature flags as `lscpu` lists them (recorded with every figure)."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=30).stdout
-        for line in out.splitlines():
-            if line.startswith("Flags:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith(("flags", "Features")):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class TrainTimer(tf_keras.callbacks.Callback):

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import tf_keras
 from common import OUT, machine, peak_rss_mb, require_shared
+from few_shot_draws import draw, eligible, evaluation_rows
 
 from tfhub_transfer.config import OptimizationConfig, RuntimeConfig, field_default
 from tfhub_transfer.data.tables import Examples, read_table
@@ -46,29 +47,6 @@ DATASETS = {  # name -> (folder, training file, evaluation file, table title)
 }
 MODES = ("contrastive", "freeze", "finetune")
 BATCH = 16
-
-
-SENTENCE_END = (".", "!", "?")
-
-
-def eligible(texts: list[str], pool: str) -> list[bool]:
-    """Which rows a draw may take: every row, or those that end like a whole sentence."""
-    if pool == "all":
-        return [True] * len(texts)
-    return [text.rstrip().endswith(SENTENCE_END) for text in texts]
-
-
-def draw(labels: list[str], per_class: int, seed: int, allowed: list[bool] | None = None) -> list[int]:
-    """`per_class` row indices of each class (among the `allowed` rows), drawn reproducibly from `seed`."""
-    rng = np.random.default_rng(seed)
-    allowed = allowed or [True] * len(labels)
-    rows = []
-    for name in sorted(set(labels)):
-        members = [i for i, y in enumerate(labels) if y == name and allowed[i]]
-        if len(members) < per_class:
-            raise SystemExit(f"class {name!r} has {len(members)} training examples, fewer than {per_class}")
-        rows += [int(i) for i in rng.choice(members, per_class, replace=False)]
-    return rows
 
 
 def run_mode(mode: str, args, classes: list[str], train: Examples, texts: list[str], seed: int) -> tuple[object, float]:
@@ -127,9 +105,7 @@ def main() -> None:
         train_labels = [str(y) for y in train_table.labels]
         classes = sorted(set(train_labels))
         allowed = eligible(list(train_table.texts), args.pool)
-        keep = np.arange(len(eval_table))
-        if args.max_eval and args.max_eval < len(eval_table):
-            keep = np.sort(np.random.default_rng(0).choice(len(eval_table), args.max_eval, replace=False))
+        keep = evaluation_rows(len(eval_table), args.max_eval)
         eval_texts = [eval_table.texts[i] for i in keep]
         eval_labels = [str(eval_table.labels[i]) for i in keep]
         for shots in [int(s) for s in args.shots.split(",")]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import resource
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,21 @@ def read_tsv(path: str) -> tuple[list[str], np.ndarray]:
     lines = Path(path).read_text(encoding="utf-8").splitlines()[1:]
     texts, labels = zip(*(line.rsplit("\t", 1) for line in lines))
     return list(texts), np.asarray(labels, np.int64)
+
+
+def cpu_flags() -> str:
+    """The CPU's feature flags as `lscpu` lists them (recorded with every figure)."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=30).stdout
+        for line in out.splitlines():
+            if line.startswith("Flags:"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith(("flags", "Features")):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
 
 
 def peak_rss_mb() -> float:

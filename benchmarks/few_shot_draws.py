@@ -1,0 +1,37 @@
+"""The few-shot draws, shared by few_shot.py (ours) and peer_setfit.py (SetFit, in the peers' virtualenv).
+
+Numpy only, so both interpreters draw the very same training rows and score the very same evaluation rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SENTENCE_END = (".", "!", "?")
+
+
+def eligible(texts: list[str], pool: str) -> list[bool]:
+    """Which rows a draw may take: every row, or those that end like a whole sentence."""
+    if pool == "all":
+        return [True] * len(texts)
+    return [text.rstrip().endswith(SENTENCE_END) for text in texts]
+
+
+def draw(labels: list[str], per_class: int, seed: int, allowed: list[bool] | None = None) -> list[int]:
+    """`per_class` row indices of each class (among the `allowed` rows), drawn reproducibly from `seed`."""
+    rng = np.random.default_rng(seed)
+    allowed = allowed or [True] * len(labels)
+    rows = []
+    for name in sorted(set(labels)):
+        members = [i for i, y in enumerate(labels) if y == name and allowed[i]]
+        if len(members) < per_class:
+            raise SystemExit(f"class {name!r} has {len(members)} training examples, fewer than {per_class}")
+        rows += [int(i) for i in rng.choice(members, per_class, replace=False)]
+    return rows
+
+
+def evaluation_rows(size: int, max_eval: int) -> np.ndarray:
+    """All `size` evaluation rows, or a seeded subset of `max_eval` of them (the same one for every run)."""
+    if max_eval and max_eval < size:
+        return np.sort(np.random.default_rng(0).choice(size, max_eval, replace=False))
+    return np.arange(size)
