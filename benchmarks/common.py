@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 import tf_keras
+from peer_common import SHARED
 from peer_common import cpu_flags as cpu_flags
 from peer_common import peak_rss_mb as peak_rss_mb
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 OUT = Path(__file__).resolve().parent / "out"  # git-ignored; the same folder from any working directory
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 LAYERS, HIDDEN, INTERMEDIATE = 6, 384, 1536  # all-MiniLM-L6-v2
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def model_dir() -> Path:

@@ -12,10 +12,10 @@ beside few_shot.py's row for row.
   scikit-learn logistic regression head).
 - `setfit_paper`: the SetFit paper's recipe, 20 pair iterations (`num_iterations=20`), 1 epoch.
 - `setfit_3_epochs`: 20 iterations and 3 pair epochs: the package's contrastive defaults, run by SetFit.
-- `hf_finetune`: what a Transformers user writes: AutoModelForSequenceClassification ([CLS] + a new pooler and
-  head), AdamW 5e-5, weight decay 0.01 (not on biases and norms), 10 % warmup and linear decay, batch 16, for
-  the 120 epochs our `finetune` arm takes (2 x 20 pair iterations x 3 pair epochs). This is the SetFit paper's
-  kind of fine-tuning baseline.
+- `hf_finetune`: what a Transformers user writes: AutoModelForSequenceClassification ([CLS] through the
+  checkpoint's BERT pooler, then a new linear head), peer_torch's AdamW (5e-5, weight decay 0.01 off biases
+  and norms, eps 1e-6), 10 % warmup and linear decay, batch 16, for the 120 epochs our `finetune` arm takes
+  (2 x 20 pair iterations x 3 pair epochs). This is the SetFit paper's kind of fine-tuning baseline.
 """
 
 from __future__ import annotations
@@ -30,12 +30,11 @@ from pathlib import Path
 
 import numpy as np
 from few_shot_draws import draw, eligible, evaluation_rows
-from peer_common import cpu_flags, model_dir, peak_rss_mb
+from peer_common import SHARED, cpu_flags, model_dir, peak_rss_mb
 
 DATASETS = {"sst2": ("sst2", "train.tsv", "dev.tsv"), "ag_news": ("ag_news", "train.tsv", "test.tsv")}
 BATCH = 16
 ARMS = ("setfit", "setfit_paper", "setfit_3_epochs", "hf_finetune")
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def read_rows(path: Path) -> tuple[list[str], list[str]]:
@@ -61,16 +60,13 @@ def run_setfit(arm: str, texts: list[str], labels: list[int], seed: int):
 
 def run_hf_finetune(texts: list[str], labels: list[int], seed: int, classes: int, epochs: int = 120):
     import torch
+    from peer_torch import adamw
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir()))
     model = AutoModelForSequenceClassification.from_pretrained(str(model_dir()), num_labels=classes)
-    no_decay = ("bias", "LayerNorm")
-    decay = [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)]
-    rest = [p for n, p in model.named_parameters() if any(k in n for k in no_decay)]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": rest, "weight_decay": 0.0}],
-                                  lr=5e-5)
+    optimizer = adamw(model, lr=5e-5, weight_decay=0.01)
     steps = epochs * -(-len(texts) // BATCH)
     schedule = get_linear_schedule_with_warmup(optimizer, int(0.1 * steps), steps)
     rng = np.random.default_rng(seed)
