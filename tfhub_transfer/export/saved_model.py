@@ -3,6 +3,12 @@
 Layout: `<out_dir>/<name>/<version>/` (TF Serving). The version is written to a
 temporary directory and renamed into place, so an interrupted export never
 leaves a half-written version and the previous one keeps serving.
+
+Like TF's tutorial model, the loaded root object is callable on a string vector:
+`tf.saved_model.load(path)(tf.constant(["text"]))` returns the same dict as
+`.signatures["serving_default"](text=...)` (pair models: `loaded(text_a, text_b)`).
+Unlike the tutorial's, that dict holds the serving outputs (probabilities, label ids and
+names, or a score), not raw logits.
 """
 
 from __future__ import annotations
@@ -205,11 +211,27 @@ def write_export(module: tf.Module, model: tf_keras.Model, model_dir: Path, vers
     Written beside and renamed into place; the version (the given one, or the next free one)
     is claimed atomically, so concurrent exports never share or replace a version.
     """
+    make_callable(module)
+
     def save(tmp: Path) -> None:
         tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve},
                             options=save_options(model.distribute_strategy))
 
     return write_version(model_dir.parent, model_dir.name, version, save, record, extra_files)
+
+
+def make_callable(module: tf.Module) -> None:
+    """Makes `module.serve` the loaded root's `__call__`, so the export is called like any SavedModel.
+
+    Args:
+        module: a serving module whose `serve` is a `tf.function` with an input signature.
+
+    Example:
+        >>> make_callable(module)  # then: tf.saved_model.load(path)(tf.constant(["good film"]))
+    """
+    # The loader gives the restored object a `__call__` when the saved one has a function under
+    # that name; the same function object is saved once, whichever names refer to it.
+    module.__call__ = module.serve
 
 
 def write_version(out_dir: str | Path, name: str, version: int | None, write: Callable[[Path], None],
