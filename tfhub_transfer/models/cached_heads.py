@@ -60,7 +60,7 @@ class _CachedHead(TaskModel):
     unsupported = {"resume": NO_BACKUPS, "backup_every_steps": NO_BACKUPS}
 
     def _take_over(self, model: TaskModel) -> None:
-        self._setup(model.config, TransferMode("freeze"), model.spec, None, model.label_names)
+        self._setup(model.config, TransferMode.parse("freeze"), model.spec, None, model.label_names)
         self.task = model.task
 
     def training_stream(self, examples, batch_size, epochs, seed, start, bucket, drop_remainder,

@@ -134,7 +134,7 @@ class FeatureHead(TaskModel):
         super().__init__(inputs=features, outputs=logits, name="feature_head")
         if l2:
             self.add_loss(lambda: l2 * tf.reduce_sum(tf.square(head.logits.kernel)))
-        self._setup(model.config, TransferMode("freeze"), model.spec, None, model.label_names)
+        self._setup(model.config, TransferMode.parse("freeze"), model.spec, None, model.label_names)
         self.task = model.task
 
     def training_stream(self, examples: FeatureExamples, batch_size, epochs, seed, start, bucket,

@@ -60,7 +60,7 @@ class MaskedLM(TaskModel):
         super().__init__(inputs=inputs, outputs=logits, name=kwargs.pop("name", "masked_lm"), **kwargs)
         self.loaded = loaded
         self.loss_tracker = tf_keras.metrics.Mean(name="loss")
-        self._setup(config, TransferMode("finetune"), spec, preprocessor)
+        self._setup(config, TransferMode.parse("finetune"), spec, preprocessor)
         self.masking = MaskingConfig(whole_word=config.whole_word_masking, seq_length=config.seq_length)
 
     @classmethod

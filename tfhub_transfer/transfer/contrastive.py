@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from tfhub_transfer.errors import ConfigError
 from tfhub_transfer.preprocessing.text import AUTOTUNE, TextPreprocessor, epoch_stream
-from tfhub_transfer.transfer.modes import CONTRASTIVE_ITERATIONS
+from tfhub_transfer.transfer.modes.contrastive import CONTRASTIVE_ITERATIONS
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,7 +17,6 @@ import math
 import tf_keras
 
 from tfhub_transfer.transfer.layer_groups import LayerGroups
-from tfhub_transfer.transfer.modes import THAW_FRACTION, TransferMode
 
 
 def unfreezing_stages(groups: LayerGroups, unused: tuple[str, ...] = (), settled: tuple[str, ...] = ()) \
@@ -132,27 +131,8 @@ class GradualUnfreezing(TransferPhases):
         return [stages[min(i * per, last)] for i in range(math.ceil(last / per) + 1)]
 
 
-def phase_callback(mode: TransferMode, groups: LayerGroups, unused: tuple[str, ...],
-                   steps_per_epoch: int | None, epochs: int) -> TransferPhases | None:
-    """The callback that takes a model in `mode` through its phases in a fit of `epochs` epochs, or None."""
-    if not mode.has_phases:
-        return None
-    settled = mode.settled_frozen(groups)
-    if steps_per_epoch is None:  # unknown length: whole epochs
-        frozen_epochs = math.ceil(mode.head_epochs)
-        if mode.kind != "gradual":
-            return HeadFirst(None, settled, frozen_epochs=frozen_epochs)
-        callback = GradualUnfreezing(mode.unfreeze_every_steps, settled=settled)
-        callback.frozen_epochs = frozen_epochs if mode.frozen_epochs is not None else callback.frozen_epochs
-        return callback
-    frozen_steps = round(mode.head_epochs * steps_per_epoch)
-    if mode.kind != "gradual":
-        return HeadFirst(frozen_steps, settled)
-    every = mode.unfreeze_every_steps
-    if every is not None and mode.frozen_epochs is None:
-        frozen_steps = every  # gradual:STEPS: the head alone is the first stage, as long as the others
-    if every is None:
-        thaws = len(unfreezing_stages(groups, unused, tuple(settled))) - 1
-        remaining = max(epochs * steps_per_epoch - frozen_steps, 1)
-        every = max(1, int(remaining * THAW_FRACTION / max(thaws, 1)))
-    return GradualUnfreezing(every, frozen_steps=frozen_steps, settled=settled)
+def phase_callback(mode, groups: LayerGroups, unused: tuple[str, ...], steps_per_epoch: int | None,
+                   epochs: int) -> TransferPhases | None:
+    """The callback that takes a model in `mode` (a `TransferMode`) through its phases in a fit of `epochs`
+    epochs, or None; each mode builds its own (`TransferMode.phase_callback`)."""
+    return mode.phase_callback(groups, unused, steps_per_epoch, epochs)

@@ -1,0 +1,54 @@
+"""`contrastive` / `contrastive:ITERATIONS`: few-shot, SetFit's recipe.
+
+The encoder is first fine-tuned on pairs of labelled texts (cosine 1 for the same class, 0
+otherwise; ITERATIONS pairs of each kind per example, default 20), then the head is fitted on its
+frozen embeddings (models.contrastive brings that fit; the jobs call it for this mode).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from tfhub_transfer.errors import ConfigError
+from tfhub_transfer.transfer.modes.base import TransferMode, register_mode, whole_number
+
+CONTRASTIVE_ITERATIONS = 20  # SetFit's num_iterations
+APPLIES_TO = ("single_label", "multi_label")
+
+
+@register_mode
+@dataclasses.dataclass(frozen=True)
+class Contrastive(TransferMode):
+    """Pairs first (siamese, mean pooling, cosine targets), then the head on the tuned embeddings."""
+
+    pair_iterations: int = CONTRASTIVE_ITERATIONS  # positive (and negative) pairs per example
+
+    name = "contrastive"
+    argument = "ITERATIONS"
+    summary = ("few-shot (SetFit): the encoder on pairs of labelled texts, then the head on its frozen "
+               "embeddings")
+    brings_own_fit = True
+
+    @classmethod
+    def from_argument(cls, spec, value, **options) -> Contrastive:
+        iterations = whole_number(spec, value, "contrastive:N draws N positive and N negative pairs per example, "
+                                               "e.g. contrastive:20")
+        return cls(pair_iterations=iterations or CONTRASTIVE_ITERATIONS, **options)
+
+    @classmethod
+    def check_recipe(cls, spec, value, lr_mult, frozen_epochs) -> None:
+        super().check_recipe(spec, value, lr_mult, frozen_epochs)
+        if frozen_epochs:
+            raise ConfigError("--frozen-epochs does not apply to mode contrastive: it tunes the encoder on pairs "
+                              "first, then fits the head on its embeddings")
+
+    @classmethod
+    def check_applies(cls, task, pair=False, windowed=False, architecture="encoder") -> None:
+        if task not in APPLIES_TO or pair or windowed or architecture != "encoder":
+            what = ("sentence pairs" if pair else "--long-text windows" if windowed else
+                    f"--architecture {architecture}" if architecture != "encoder" else f"--task {task}")
+            raise ConfigError(f"--mode contrastive applies to single_label and multi_label classification of one "
+                              f"text on an encoder, not to {what}; use --mode finetune or freeze there")
+
+    def argument_value(self) -> int:
+        return self.pair_iterations
