@@ -30,9 +30,11 @@ import tensorflow as tf
 import tf_keras
 
 from tfhub_transfer.config import HEAD_LEARNING_RATE, default_learning_rate, field_default
-from tfhub_transfer.errors import ConfigError
+from tfhub_transfer.errors import ConfigError, TransferError
 from tfhub_transfer.export.formats import export_model
+from tfhub_transfer.export.serving import FORMATS, QUANTIZATIONS
 from tfhub_transfer.files import atomic_directory, replace_file
+from tfhub_transfer.models.inputs import Given, as_values, check_scores, class_ids, normalise
 from tfhub_transfer.preprocessing.text import make_string_dataset, make_training_dataset
 from tfhub_transfer.training.callbacks import EarlyStopping
 from tfhub_transfer.training.loop import inputs_only, predict_outputs
@@ -51,6 +53,7 @@ from tfhub_transfer.transfer.layer_groups import LayerGroups
 from tfhub_transfer.transfer.modes import TransferMode
 from tfhub_transfer.transfer.unfreezing import TransferPhases, phase_callback
 
+CLASS_TASKS = ("single_label", "multi_label")  # tasks whose outputs are named classes
 MODEL_FILE = "tfhub_transfer_model.json"
 WEIGHTS_FILE = "weights.npz"
 DEFAULT_BATCH_SIZE = 32
@@ -107,6 +110,7 @@ class TaskModel(tf_keras.Model):
 
     task = "single_label"
     new_head = False  # a freshly initialised head on a pretrained encoder: it gets the head's learning rates
+    takes_texts = False  # fit / evaluate / predict read texts in every form models.inputs accepts
 
     def _setup(self, config, mode: TransferMode, spec=None, preprocessor=None,
                label_names: Sequence[str] | None = None) -> None:
@@ -114,7 +118,7 @@ class TaskModel(tf_keras.Model):
         self.mode = mode
         self.spec = spec
         self.preprocessor = preprocessor  # None for models whose first layer takes strings
-        self.label_names = list(label_names) if label_names else None
+        self.label_names = label_names
         self.layer_groups: LayerGroups | None = None
         self.frozen_groups: tuple[str, ...] = ()
         self.lr_multipliers: dict[str, float] = {}
@@ -127,9 +131,28 @@ class TaskModel(tf_keras.Model):
         self._schedule: DeferredSchedule | None = None
         self._stale_compile = False
 
+    # -- class names -------------------------------------------------------------------------------
+    @property
+    def label_names(self) -> list[str] | None:
+        """The class names (class id i is `label_names[i]`) as a plain list: those given, else "0".."n-1" for a
+        classifier built with `num_classes`; None for tasks without classes (regression, taggers built without
+        tag names)."""
+        given = self.__dict__.get("_given_label_names")
+        if given:
+            return [str(name) for name in given]  # Keras tracks attribute lists as ListWrapper: hand out a list
+        if self.task in CLASS_TASKS and getattr(self, "outputs", None):
+            return [str(i) for i in range(self.num_outputs)]
+        return None
+
+    @label_names.setter
+    def label_names(self, names: Sequence[str] | None) -> None:
+        self._given_label_names = [str(name) for name in names] if names else None
+
     # -- config: the constructor's arguments (keras-hub style), so from_config rebuilds the model --------
     def get_config(self) -> dict:
-        return {"config": dataclasses.asdict(self.config), "label_names": self.label_names, "name": self.name}
+        given = self.__dict__.get("_given_label_names")
+        return {"config": dataclasses.asdict(self.config), "label_names": list(given) if given else None,
+                "name": self.name}
 
     @classmethod
     def from_config(cls, config: dict, custom_objects=None):
@@ -399,14 +422,40 @@ class TaskModel(tf_keras.Model):
         """Class ids from label names (or ids) for single-label tasks; subclasses extend it."""
         if y is None:
             return None
-        values = list(y) if not isinstance(y, np.ndarray) else y
-        if self.label_names and _is_text(values):
-            index = {name: i for i, name in enumerate(self.label_names)}
-            unknown = sorted({v for v in values if v not in index})
-            if unknown:
-                raise ConfigError(f"labels {unknown[:5]} are not among the model's {self.label_names}")
-            return np.asarray([index[v] for v in values], np.int32)
+        values = as_values(y, "y")
+        if self.task == "single_label":
+            return class_ids(values, self.num_outputs, self.label_names)
+        if self.task == "regression":
+            return check_scores(values)
         return np.asarray(values)
+
+    def _given(self, x, y=None, sample_weight=None, method: str = "fit") -> Given:
+        """`x` (with `y`, `sample_weight`) in one form, checked (see models.inputs); as given for models that
+        take their own inputs."""
+        if not self.takes_texts:
+            return Given(x, y, sample_weight, raw=False)
+        return normalise(x, y, sample_weight, pair=bool(getattr(self.config, "pair", False)), method=method)
+
+    def _validation_dataset(self, validation_data, batch: int):
+        """`validation_data` in any form `fit`'s x takes ((x, y), (x, y, weights), a DataFrame, a dataset)."""
+        if validation_data is None:
+            return None
+        if not self.takes_texts:
+            if isinstance(validation_data, tuple) and self._is_raw(validation_data[0]):
+                return self.encode_examples(validation_data[0], validation_data[1], batch)
+            if isinstance(validation_data, tf.data.Dataset):
+                return self._inputs_from(validation_data, None, batch, False)
+            return validation_data
+        parts = validation_data if isinstance(validation_data, tuple) and len(validation_data) in (2, 3) else None
+        x, y, weights = (*parts, None)[:3] if parts else (validation_data, None, None)
+        try:
+            given = self._given(x, y, weights, "fit")
+        except TransferError as err:
+            raise type(err)(f"validation_data: {err}") from None
+        if not given.raw:
+            return self._inputs_from(given.x, None, batch, False) if isinstance(given.x, tf.data.Dataset) \
+                else validation_data
+        return self.encode_examples(given.x, given.y, given.batch_size or batch, sample_weight=given.sample_weight)
 
     def _inputs_from(self, x, y, batch_size, shuffle, seed=0, sample_weight=None):
         """A dataset the graph takes: raw examples and string datasets go through the pipeline."""
@@ -483,7 +532,17 @@ class TaskModel(tf_keras.Model):
         weight per example, also with raw strings (it rides through the input pipeline).
         `early_stopping=PATIENCE`: stop after that many epochs without a better validation score
         (`objective.monitor`) and end with the best epoch's weights.
+
+        `x` takes every form Keras users pass (see models.inputs): texts as a list, array, Series or string
+        tensor with `y` their label names or class ids; a DataFrame with `text` (`text_b` for pairs) and
+        `label` columns; a tf.data dataset of (strings, labels) or (strings, labels, weights), batched (its
+        batch size is used unless `batch_size` is given; it is read in its own order) or not. Bad input gets
+        one ConfigError / DataError naming the argument (`x`, `y`, `sample_weight`) before any training.
         """
+        given = self._given(x, y, sample_weight, "fit")
+        x, y, sample_weight = given.x, given.y, given.sample_weight
+        if given.from_dataset:
+            batch_size, shuffle = batch_size or given.batch_size, False  # Keras reads a dataset as it comes
         if self.optimizer is None:
             self.compile()
         elif self._stale_compile:
@@ -495,10 +554,7 @@ class TaskModel(tf_keras.Model):
             x, y, batch_size, sample_weight = dataset, None, None, None
         x, sample_weight = self._weighted(x, y, sample_weight, per_class)
         x = self.packed_for_training(x)
-        if isinstance(validation_data, tuple) and self._is_raw(validation_data[0]):
-            validation_data = self.encode_examples(validation_data[0], validation_data[1], batch)
-        elif isinstance(validation_data, tf.data.Dataset):
-            validation_data = self._inputs_from(validation_data, None, batch, False)
+        validation_data = self._validation_dataset(validation_data, batch)
         steps = self._epoch_steps(x, batch, steps_per_epoch)
         phases = self.transfer_callbacks(callbacks or [], steps, epochs)
         head_steps = phases[0].frozen_steps if phases and phases[0].frozen_steps else 0
@@ -568,18 +624,31 @@ class TaskModel(tf_keras.Model):
         return result
 
     def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
-        """`tf_keras.Model.evaluate`; raw strings and label names go through the input pipeline."""
-        dataset = self._inputs_from(x, y, batch_size or DEFAULT_BATCH_SIZE, False)
+        """`tf_keras.Model.evaluate`; `x` and `y` take the forms `fit` takes (texts go through the input
+        pipeline); no texts, or no labels, is a DataError naming the argument."""
+        given = self._given(x, y, kwargs.pop("sample_weight", None), "evaluate")
+        batch = batch_size or given.batch_size or DEFAULT_BATCH_SIZE
+        dataset = self._inputs_from(given.x, given.y, batch, False, sample_weight=given.sample_weight)
         if dataset is not None:
-            x, y, batch_size = dataset, None, None
-        return super().evaluate(x, y, batch_size=batch_size, **kwargs)
+            return super().evaluate(dataset, None, batch_size=None, **kwargs)
+        return super().evaluate(given.x, given.y, batch_size=batch_size, sample_weight=given.sample_weight,
+                                **kwargs)
 
     def predict(self, x, batch_size=None, **kwargs):
-        """`tf_keras.Model.predict` (logits; a score for regression); raw strings are tokenised first."""
-        dataset = self._inputs_from(x, None, batch_size or DEFAULT_BATCH_SIZE, False)
+        """`tf_keras.Model.predict`: logits, [examples, classes] (a score for regression), in `x`'s order.
+
+        `x` takes the forms `fit` takes (labels in it are ignored). One string is a batch of one (one row
+        back); an empty list gives an empty [0, classes] array. Texts must be str (UTF-8 bytes are decoded):
+        anything else is one ConfigError / DataError naming `x`.
+        """
+        given = self._given(x, None, None, "predict")
+        if given.raw and given.count == 0:
+            return np.zeros((0, self.num_outputs), np.float32)
+        batch = batch_size or given.batch_size or DEFAULT_BATCH_SIZE
+        dataset = self._inputs_from(given.x, None, batch, False)
         if dataset is not None:
-            x, batch_size = dataset.map(inputs_only), None
-        return super().predict(x, batch_size=batch_size, **kwargs)
+            return super().predict(dataset.map(inputs_only), batch_size=None, **kwargs)
+        return super().predict(given.x, batch_size=batch_size, **kwargs)
 
     def outputs_on(self, dataset: tf.data.Dataset):
         """The model's outputs on every batch of `dataset` (inputs, targets), in order, on this process."""
@@ -587,17 +656,28 @@ class TaskModel(tf_keras.Model):
 
     # -- out --------------------------------------------------------------------------------------
     def predict_labels(self, x, batch_size: int = 32) -> list[str]:
-        """Label names (single-label) for raw strings."""
-        if not self.label_names or self.task != "single_label":
-            raise ConfigError("predict_labels needs a single-label model built with label names")
+        """The predicted label name of each text (single-label models), in `x`'s order.
+
+        `x` takes the forms `predict` takes. A model built with `num_classes` names its classes
+        "0".."n-1" (give `labels=[...]` to name them).
+
+        Example:
+          >>> model.predict_labels(["great film", "dull"])
+          ['pos', 'neg']
+        """
+        if self.task != "single_label" or not self.label_names:
+            raise ConfigError(f"predict_labels picks one class per text: it applies to single-label models, not "
+                              f"task={self.task!r}; use predict() for its scores")
+        names = self.label_names
         ids = np.argmax(self.predict(x, batch_size=batch_size, verbose=0), axis=-1)
-        return [self.label_names[i] for i in ids]
+        return [names[i] for i in ids]
 
     def export(self, out_dir: str | Path, name: str | None = None, version: int | None = None,
                format: str = "saved_model", quantize: str | None = None, **options) -> Path:
         """Writes `out_dir/name/version`: a raw-string SavedModel (see export.saved_model), a raw-string
         TFLite model (`format="tflite"`) or an ONNX model on token ids (`format="onnx"`); `quantize="int8"`
         gives the last two dynamic-range int8 weights (see export.formats)."""
+        check_export_arguments(out_dir, format, quantize)
         names = self.label_names or [str(i) for i in range(self.num_outputs if self.task != "regression" else 0)]
         return export_model(self, names, out_dir, name or self.name, version, format, quantize, **options)
 
@@ -621,17 +701,60 @@ class TaskModel(tf_keras.Model):
         directory is replaced only with `overwrite=True`, and only when this package wrote it.
         For serving, use `export()` (a raw-string SavedModel).
         """
+        target = checked_save_path(filepath, overwrite)
         record = {"class": type(self).__name__, "config": self.get_config(), "format": 1}
-        with atomic_directory(Path(filepath), overwrite) as tmp:
-            (tmp / MODEL_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
-            with open(tmp / WEIGHTS_FILE, "wb") as handle:
-                np.savez(handle, *self.weight_values())
-                handle.flush()
-                os.fsync(handle.fileno())
+        try:
+            with atomic_directory(target, overwrite) as tmp:
+                (tmp / MODEL_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
+                with open(tmp / WEIGHTS_FILE, "wb") as handle:
+                    np.savez(handle, *self.weight_values())
+                    handle.flush()
+                    os.fsync(handle.fileno())
+        except ConfigError as err:
+            raise ConfigError(python_arguments(str(err))) from None
+
+
+def python_arguments(message: str) -> str:
+    """A message written for CLI users, with the flags a Python caller of `save` / `export` sets as arguments."""
+    return message.replace("pass --overwrite", "pass overwrite=True").replace("--overwrite", "overwrite=True") \
+        .replace("choose another --out", "choose another directory")
+
+
+def checked_save_path(filepath, overwrite: bool) -> Path:
+    """`filepath` as a Path, refused (naming the Python arguments) when it is not a path or holds files
+    and `overwrite` is not True."""
+    if not isinstance(filepath, (str, os.PathLike)) or not str(filepath):
+        raise ConfigError(f"save(filepath={filepath!r}): filepath must be a directory path (str or pathlib.Path)")
+    if not isinstance(overwrite, bool):
+        raise ConfigError(f"save(overwrite={overwrite!r}): overwrite must be True or False")
+    target = Path(filepath)
+    if target.is_file():
+        raise ConfigError(f"save(filepath={str(target)!r}): that is a file; save() writes a directory. Choose "
+                          "another filepath")
+    if not overwrite and target.is_dir() and any(target.iterdir()):
+        raise ConfigError(f"save(): {target} exists and is not empty; pass overwrite=True to replace a model "
+                          "saved there (only a directory tfhub_transfer wrote is replaced), or choose another "
+                          "filepath")
+    return target
+
+
+def check_export_arguments(out_dir, format, quantize) -> None:
+    """`export`'s arguments, refused naming the Python argument (the CLI's checks name its flags)."""
+    if not isinstance(out_dir, (str, os.PathLike)) or not str(out_dir):
+        raise ConfigError(f"export(out_dir={out_dir!r}): out_dir must be a directory path (str or pathlib.Path)")
+    if format not in FORMATS:
+        raise ConfigError(f"export(format={format!r}): format must be one of {FORMATS}")
+    if quantize is not None and quantize not in QUANTIZATIONS:
+        raise ConfigError(f"export(quantize={quantize!r}): quantize must be one of {QUANTIZATIONS} or None")
+    if quantize and format == "saved_model":
+        raise ConfigError(f"export(quantize={quantize!r}) applies to format='tflite' or 'onnx'; a SavedModel "
+                          "keeps float32 weights")
 
 
 class StringInputModel(TaskModel):
     """A task model whose first layer takes raw strings (TextVectorization, a text-embedding module)."""
+
+    takes_texts = True
 
     def default_learning_rate(self) -> float:
         return HEAD_LEARNING_RATE  # small models (an RNN, a bag of word vectors) train well at the head's rate

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -19,12 +20,13 @@ import tf_keras
 from tfhub_transfer.encoders.loading import check_compatible, load_encoder_layer
 from tfhub_transfer.encoders.resolve import resolve_encoder
 from tfhub_transfer.encoders.variants import encoder_variant
-from tfhub_transfer.errors import ConfigError, EncoderError
+from tfhub_transfer.errors import ConfigError, DataError, EncoderError
 from tfhub_transfer.layers.heads import ClassificationHead, RecurrentPooling, check_head
 from tfhub_transfer.layers.layer_mix import LayerMix, StackLayers
 from tfhub_transfer.layers.pooling import SequencePooling
 from tfhub_transfer.models.base import TaskModel, register
 from tfhub_transfer.models.contrastive import check_applies, fit_on_texts
+from tfhub_transfer.models.inputs import check_label_names, check_num_classes
 from tfhub_transfer.preprocessing.packing import EXAMPLE_SLOTS, packed_batches, slot_outputs
 from tfhub_transfer.preprocessing.text import LongText, TextPreprocessor, make_dataset, make_training_dataset
 from tfhub_transfer.transfer.layer_groups import layer_groups
@@ -183,13 +185,17 @@ class TextClassifier(TaskModel):
     """A sentence(-pair) classifier or regressor on a TF Hub encoder; outputs logits (or a score)."""
 
     new_head = True
+    takes_texts = True
 
     def __init__(self, config: ClassifierConfig | dict, label_names: Sequence[str] | None = None, **kwargs):
         config = ClassifierConfig(**config) if isinstance(config, dict) else config
         if config.task not in SENTENCE_TASKS:
             raise ConfigError(f"task must be one of {SENTENCE_TASKS}, not {config.task!r}")
-        if config.num_classes < 2 and config.task != "regression":
-            raise ConfigError(f"num_classes must be at least 2, not {config.num_classes}")
+        check_num_classes(config.num_classes, regression=config.task == "regression")
+        label_names = check_label_names(label_names, "label_names")
+        if label_names and len(label_names) != config.num_classes and config.task != "regression":
+            raise ConfigError(f"label_names holds {len(label_names)} names for num_classes={config.num_classes}; "
+                              "give one name per class")
         mode = transfer_mode_of(config)
         long_text = LongText.parse(config.long_text, config.seq_length, config.pair)
         check_head_options(config, mode)
@@ -220,7 +226,9 @@ class TextClassifier(TaskModel):
                      labels: Sequence[str] | None = None, **options) -> TextClassifier:
         """Builds a classifier on `encoder` (`default`, a catalogue name, a local directory or a hub handle).
 
-        Give `num_classes` or the label names (`labels`, whose order defines the class ids).
+        Give `num_classes` (a whole number >= 2; the classes are then named "0".."n-1") or the label names
+        (`labels`: distinct strings, whose order defines the class ids; `y` may then hold names or ids).
+        Bad values are one ConfigError naming the argument.
         Options are `ClassifierConfig` fields: `mode` (freeze, finetune, partial:K, gradual[:STEPS],
         discriminative[:DECAY], slow_embeddings:FACTOR, reinit, contrastive[:ITERATIONS]), `task` (single_label,
         multi_label, regression), `pair`, `pooling`, `layer_mix`, `dropout`, `seq_length`,
@@ -230,17 +238,30 @@ class TextClassifier(TaskModel):
         `bilstm`: a BiLSTM over the token states, its outputs mean- and max-pooled; the BERT paper's reader of
         frozen features).
         """
+        if not isinstance(encoder, (str, os.PathLike)) or not str(encoder):
+            raise ConfigError(f"from_encoder(encoder={encoder!r}): give an encoder name ('default', a catalogue "
+                              "name), a local directory or a TF Hub handle")
+        labels = check_label_names(labels)
+        regression = options.get("task") == "regression"
         if num_classes is None:
-            num_classes = len(labels) if labels else (1 if options.get("task") == "regression" else 2)
+            num_classes = len(labels) if labels else (1 if regression else 2)
+        num_classes = check_num_classes(num_classes, regression=regression)
         if labels and len(labels) != num_classes:
-            raise ConfigError(f"{len(labels)} label names for {num_classes} classes")
+            raise ConfigError(f"labels holds {len(labels)} names but num_classes={num_classes}; give one of them "
+                              "(or one name per class)")
+        unknown = sorted(set(options) - {f.name for f in dataclasses.fields(ClassifierConfig)})
+        if unknown:
+            raise ConfigError(f"from_encoder(): unknown option(s) {unknown}; options are ClassifierConfig fields: "
+                              f"{[f.name for f in dataclasses.fields(ClassifierConfig)][2:]}")
+        encoder = str(encoder)
         return cls(ClassifierConfig(num_classes=num_classes, encoder=encoder, **options), labels)
 
     def fit(self, x=None, y=None, **kwargs):
         """`TaskModel.fit`; in `contrastive` mode, the pair fit then the head fit on texts and labels
         (models.contrastive: `epochs`, `batch_size` and the compiled learning rate are the pair fit's)."""
         if self.mode.kind == "contrastive":
-            return fit_on_texts(self, x, y, **kwargs)
+            given = self._given(x, y, None, "fit")
+            return fit_on_texts(self, given.x, given.y, **kwargs)
         return super().fit(x, y, **kwargs)
 
     def packed_for_training(self, x):
@@ -283,7 +304,8 @@ class TextClassifier(TaskModel):
             if all(isinstance(n, str) for n in names):
                 for name in names:
                     if name not in index:
-                        raise ConfigError(f"label {name!r} is not among the model's {self.label_names}")
+                        raise DataError(f"y[{row}] names the label {name!r}, which is not among the model's "
+                                        f"{self.label_names}")
                     rows[row, index[name]] = 1.0
             else:
                 rows[row] = np.asarray(names, np.float32)
