@@ -74,7 +74,7 @@ def run_mode(base: TrainConfig, mode: str, splits: LabelledSplits, strategy,
     with strategy.scope():
         model = build_task_model(config, splits)
     timer = _StepTimer()
-    fit = fit_contrastive if model.mode.kind == "contrastive" else functools.partial(fit_task, run_dir=None)
+    fit = fit_contrastive if model.mode.brings_own_fit else functools.partial(fit_task, run_dir=None)
     outcome = fit(model, splits.train_examples, splits.valid_examples, config.optimization, config.runtime,
                   job="compare", extra_callbacks=(timer,))
     report = validation_report(splits.task, splits.valid_ids, outcome.valid_outputs, num_outputs(splits))

@@ -10,7 +10,6 @@ import tensorflow_hub as hub
 import tf_keras
 
 from tfhub_transfer.cache import check_handle_available
-from tfhub_transfer.errors import ConfigError
 from tfhub_transfer.models.base import StringInputModel, register
 from tfhub_transfer.transfer.modes import TransferMode
 
@@ -40,9 +39,7 @@ class TextEmbeddingClassifier(StringInputModel):
                  **kwargs):
         config = TextEmbeddingClassifierConfig(**config) if isinstance(config, dict) else config
         mode = TransferMode.parse(config.mode)
-        if mode.kind not in ("freeze", "finetune"):
-            raise ConfigError(f"--mode {config.mode} does not apply to a text-embedding module: it has no "
-                              "layer groups; use freeze or finetune")
+        mode.check_applies("single_label", architecture="text_embedding")
         check_handle_available(config.text_embedding)
         text = tf_keras.Input(shape=(), dtype=tf.string, name="text")
         layer = hub.KerasLayer(config.text_embedding, input_shape=[], dtype=tf.string,

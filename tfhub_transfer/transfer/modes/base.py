@@ -131,6 +131,7 @@ class TransferMode:
     brings_own_fit: ClassVar[bool] = False  # jobs call the mode's own fit (contrastive) instead of the loop's
     default_lr_mult: ClassVar[float] = 1.0  # the top group's rate over the embeddings' when none is given
     takes_lr_mult: ClassVar[bool] = False
+    backbones: ClassVar[tuple[str, ...]] = ("encoder",)  # architectures it trains (text_embedding: one block)
     needs_layer_groups: ClassVar[bool] = False  # works per layer group (freezes some, or rates per group)
 
     # -- parsing ------------------------------------------------------------------------------------
@@ -206,7 +207,18 @@ class TransferMode:
     @classmethod
     def check_applies(cls, task: str, pair: bool = False, windowed: bool = False,
                       architecture: str = "encoder") -> None:
-        """Refuses a task or backbone this mode cannot train (a ConfigError naming both); all apply here."""
+        """Refuses a task or backbone this mode cannot train, with a ConfigError naming it and what applies.
+
+        Args:
+            task: `single_label`, `multi_label`, `regression` or `tokens`.
+            pair: sentence pairs (`--text-b-column`).
+            windowed: long texts read in windows (`--long-text windows`).
+            architecture: the backbone, `encoder` or `text_embedding`.
+        """
+        if architecture not in cls.backbones:
+            fits = [c.name for c in _REGISTRY.values() if architecture in c.backbones]
+            raise ConfigError(f"--mode {cls.name} does not apply to {architecture} models: a text-embedding module "
+                              f"is one block of variables with no layer groups; use {' or '.join(fits)}")
 
     # -- recipe -------------------------------------------------------------------------------------
     def describe(self) -> str:

@@ -44,11 +44,16 @@ class Contrastive(TransferMode):
 
     @classmethod
     def check_applies(cls, task, pair=False, windowed=False, architecture="encoder") -> None:
-        if task not in APPLIES_TO or pair or windowed or architecture != "encoder":
-            what = ("sentence pairs" if pair else "--long-text windows" if windowed else
-                    f"--architecture {architecture}" if architecture != "encoder" else f"--task {task}")
-            raise ConfigError(f"--mode contrastive applies to single_label and multi_label classification of one "
-                              f"text on an encoder, not to {what}; use --mode finetune or freeze there")
+        super().check_applies(task, pair, windowed, architecture)
+        if windowed:
+            raise ConfigError("--long-text windows does not apply to --mode contrastive: its pairs compare one "
+                              "embedding per text (up to --seq-length word pieces); use --long-text truncate")
+        if task not in APPLIES_TO:
+            raise ConfigError(f"--mode contrastive does not apply to --task {task}: it pairs texts by "
+                              "their class labels (single_label or multi_label)")
+        if pair:
+            raise ConfigError("--mode contrastive does not apply to sentence pairs (--text-b-column): it "
+                              "compares the embeddings of single texts")
 
     def argument_value(self) -> int:
         return self.pair_iterations

@@ -14,4 +14,5 @@ class Finetune(TransferMode):
 
     name = "finetune"
     aliases = ("full",)
+    backbones = ("encoder", "text_embedding")
     summary = "everything"

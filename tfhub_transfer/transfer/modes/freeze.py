@@ -15,6 +15,7 @@ class Freeze(TransferMode):
 
     name = "freeze"
     aliases = ("feature_extraction",)
+    backbones = ("encoder", "text_embedding")
     summary = "the head only (feature extraction; encoder in inference mode)"
     encoder_trainable = False
 
