@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import traceback
@@ -11,8 +12,10 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tfhub_transfer.cli.cache as cache_command  # noqa: E402
+import tfhub_transfer.cli.checks as checks  # noqa: E402
 import tfhub_transfer.cli.lr_find as lr_find  # noqa: E402
 import tfhub_transfer.cli.serve_check as serve_check  # noqa: E402
+from tfhub_transfer.cli.parsing import CliParser, ConcernGroups  # noqa: E402
 from tfhub_transfer.config import (  # noqa: E402  (light: no TensorFlow, so --help stays fast)
     ARCHITECTURES,
     CACHED_HEAD_LEARNING_RATE,
@@ -26,17 +29,33 @@ from tfhub_transfer.config import (  # noqa: E402  (light: no TensorFlow, so --h
     field_default,
 )
 from tfhub_transfer.errors import TransferError  # noqa: E402
+from tfhub_transfer.transfer.modes import mode_syntax  # noqa: E402  (the registry only: no TensorFlow)
+
+Flags = argparse.ArgumentParser | ConcernGroups  # what the flag-adding helpers add to
 
 
-def _add_data_flags(p: argparse.ArgumentParser) -> None:
+def _add_data_flags(p: Flags) -> None:
     p.add_argument("--text-column", default=field_default("text_column"), help="column holding the text")
     p.add_argument("--label-column", default=field_default("label_column"), help="column holding the label")
+    p.add_argument("--tfds-data-dir", metavar="DIR",
+                   help="where prepared TFDS datasets are, for tfds:NAME[:SPLIT] inputs (`tfds build NAME "
+                        "--data_dir DIR` on a machine with network access writes them) (default: "
+                        "$TFDS_DATA_DIR, else ~/tensorflow_datasets)")
 
 
-def _add_training_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--train", required=True, help="training file (.csv, .tsv, .jsonl; CoNLL for tokens)")
-    p.add_argument("--valid", help="validation file (default: hold out --validation-fraction of --train)")
+def _add_training_flags(parser: Flags) -> None:
+    """Train's data, model, transfer, optimisation and runtime flags, each under its concern in --help."""
+    p = ConcernGroups.of(parser)
+    p.add_argument("--train", required=True,
+                   help="training file (.csv, .tsv, .jsonl; CoNLL for tokens) or a prepared TFDS dataset "
+                        "tfds:NAME[:SPLIT], e.g. tfds:glue/sst2 (its features named by --text-column / "
+                        "--label-column)")
+    p.add_argument("--valid",
+                   help="validation file or tfds:NAME:SPLIT (default: hold out --validation-fraction of --train)")
     _add_data_flags(p)
+    p.add_argument("--label-names", type=checks.label_names, metavar="NAME,NAME,...",
+                   help="names of integer labels 0, 1, ... in order, e.g. neg,pos; predictions and reports "
+                        "use them (default: labels as written in the file)")
     p.add_argument("--task", default=field_default("task"), choices=TASKS,
                    help="tokens = token classification (NER) on CoNLL column files")
     p.add_argument("--text-b-column", help="second text column: sentence-pair input (default: single texts)")
@@ -58,18 +77,17 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
                    help="default, a catalogue name, a path or a hub handle")
     p.add_argument("--preprocessor", help="the matching preprocessor, for a bare encoder SavedModel "
                    "(default: the one the encoder names)")
-    p.add_argument("--mode", default=field_default("mode"),
-                   help="transfer mode: freeze | finetune | partial:K | gradual[:STEPS] | "
-                        "discriminative[:DECAY] | slow_embeddings:FACTOR | reinit | contrastive[:ITERATIONS] "
-                        "(few-shot, SetFit: the encoder tuned on ITERATIONS positive and negative pairs per "
-                        "example for --epochs, then the head fitted on its embeddings)")
+    p.add_argument("--mode", default=field_default("mode"), type=checks.transfer_mode,
+                   help=f"transfer mode, one of: {mode_syntax()}; contrastive is few-shot (SetFit): the "
+                        "encoder tuned on ITERATIONS positive and negative pairs per example for --epochs, "
+                        "then the head fitted on its embeddings")
     p.add_argument("--embedding-lr-multiplier", type=float,
                    help="scale the embeddings' learning rate, e.g. 0.01 for slow embeddings (default: the "
                         "rate the mode gives them)")
     p.add_argument("--architecture", default=field_default("architecture"), choices=ARCHITECTURES,
                    help="auto: rnn with --word-vectors, text_embedding with --text-embedding, else encoder")
-    p.add_argument("--word-vectors", help="word2vec (text or .bin) / GloVe file for an RNN classifier "
-                   "(default: none)")
+    p.add_argument("--word-vectors",
+                   help="word2vec (text or .bin) / GloVe file for an RNN classifier (default: none)")
     p.add_argument("--embedding-mode", default=field_default("embedding_mode"),
                    choices=["init", "freeze", "slow", "random"],
                    help="how the RNN's embedding uses the vectors (random = no vectors)")
@@ -113,7 +131,7 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
     _add_speed_flags(p)
 
 
-def _add_phase_flags(p: argparse.ArgumentParser) -> None:
+def _add_phase_flags(p: Flags) -> None:
     """The head's own learning rates, head-first epochs, discriminative spread, long texts, head tuning."""
     p.add_argument("--head-lr", dest="head_lr", type=float, default=field_default("head_learning_rate"),
                    help=f"the new head's peak learning rate while the encoder is frozen (--mode freeze, the "
@@ -141,9 +159,7 @@ def _add_phase_flags(p: argparse.ArgumentParser) -> None:
                         "and keep the best (the chosen values are printed and saved with the metrics)")
 
 
-def _add_recipe_flags(p: argparse.ArgumentParser) -> None:
-    from tfhub_transfer.config import field_default
-
+def _add_recipe_flags(p: Flags) -> None:
     p.add_argument("--early-stopping", type=int, metavar="PATIENCE", default=field_default("early_stopping"),
                    help="stop after PATIENCE epochs without a better validation score and keep the best "
                         "epoch's weights (0: train every epoch)")
@@ -154,14 +170,14 @@ def _add_recipe_flags(p: argparse.ArgumentParser) -> None:
                    help="column of per-example training weights (numbers >= 0) (default: every example weighs 1)")
 
 
-def _add_distribution_flag(p: argparse.ArgumentParser) -> None:
+def _add_distribution_flag(p: Flags) -> None:
     p.add_argument("--distribution", default=field_default("distribution"),
                    choices=["auto", "one_device", "mirrored", "multi_worker", "tpu"],
                    help="tf.distribute strategy; auto: TPU if one answers, several GPUs -> mirrored, "
                         "else one device; multi_worker reads TF_CONFIG. --batch-size is per replica")
 
 
-def _add_speed_flags(p: argparse.ArgumentParser) -> None:
+def _add_speed_flags(p: Flags) -> None:
     _add_distribution_flag(p)
     p.add_argument("--dtype", default=field_default("dtype"), choices=["float32", "bfloat16"],
                    help="encoder compute dtype; bfloat16 writes (once) and uses a copy of an encoder this "
@@ -179,12 +195,13 @@ def _add_speed_flags(p: argparse.ArgumentParser) -> None:
                    help="training steps per tf.function call (fewer Python round trips)")
     p.add_argument("--jit-compile", action="store_true",
                    help="XLA-compile the train step (can help on GPU/TPU; slower on CPU)")
-    resume = p.add_mutually_exclusive_group()
+    resume = p.container_for("resume").add_mutually_exclusive_group()
     resume.add_argument("--resume", dest="resume", action="store_true", default=None,
-                        help="continue from the backup in the output directory (it must exist); "
-                             "without either flag a backup there is resumed automatically")
-    resume.add_argument("--no-resume", dest="resume", action="store_false",
-                        help="discard any backup in the output directory and start over")
+                        help="must resume: continue from the backup of this run (OUT/NAME/run), an error if "
+                             "there is none. Default (neither flag): resume automatically when a backup of this "
+                             "same run exists, else start fresh")
+    resume.add_argument("--no-resume", dest="resume", action="store_false", default=None,
+                        help="start over: discard any backup of this run")
     p.add_argument("--backup-every", type=int, default=field_default("backup_every_steps"),
                    help="back up the training state every N steps (0: never)")
     p.add_argument("--keep-backups", action="store_true", default=field_default("keep_backups"),
@@ -198,7 +215,7 @@ def _add_speed_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _add_train_parser(sub) -> None:
-    p = sub.add_parser("train", help="fine-tune an encoder classifier and export it")
+    p = ConcernGroups(sub.add_parser("train", help="fine-tune an encoder classifier and export it"))
     _add_training_flags(p)
     p.add_argument("--name", default=field_default("name"), help="model name: exports go to OUT/NAME/VERSION")
     p.add_argument("--out", default=field_default("output_dir"),
@@ -207,7 +224,7 @@ def _add_train_parser(sub) -> None:
     _add_format_flags(p, "--export-format")
 
 
-def _add_format_flags(p: argparse.ArgumentParser, format_flag: str) -> None:
+def _add_format_flags(p: Flags, format_flag: str) -> None:
     p.add_argument(format_flag, dest="export_format", default=field_default("export_format"),
                    choices=["saved_model", "tflite", "onnx"],
                    help="saved_model and tflite take raw strings; onnx takes token ids (its tokenizer is "
@@ -218,17 +235,17 @@ def _add_format_flags(p: argparse.ArgumentParser, format_flag: str) -> None:
 
 
 def _add_compare_parser(sub) -> None:
-    p = sub.add_parser("compare", help="run several transfer modes on the same data and seed")
+    p = ConcernGroups(sub.add_parser("compare", help="run several transfer modes on the same data and seed"))
     _add_training_flags(p)
     p.add_argument("--modes", default="freeze,partial:3,gradual,discriminative,finetune,reinit",
-                   help="comma-separated transfer modes")
+                   type=checks.transfer_modes, help="comma-separated transfer modes")
     p.add_argument("--out", default="saved_models/compare", help="writes compare.md, .csv, .png here")
-    p.add_argument("--test", help="a labelled test file: each mode's test scores beside validation "
-                   "(default: validation only)")
+    p.add_argument("--test",
+                   help="a labelled test file: each mode's test scores beside validation (default: validation only)")
 
 
 def _add_pretrain_parser(sub) -> None:
-    p = sub.add_parser("pretrain", help="continue masked-LM pretraining on unlabelled text")
+    p = ConcernGroups(sub.add_parser("pretrain", help="continue masked-LM pretraining on unlabelled text"))
     p.add_argument("--corpus", nargs="+", required=True,
                    help="text files (one passage per line) or .csv/.tsv/.jsonl with --text-column")
     p.add_argument("--text-column", help="column to read from labelled files, whose labels are ignored "
@@ -295,6 +312,7 @@ def _train_config(args, **overrides):
         standardize_features=args.standardize_features,
         class_weight=args.class_weight, weight_column=args.weight_column,
         tensorboard=args.tensorboard, keep_backups=args.keep_backups, cache_dir=args.cache_dir,
+        label_names=args.label_names,
     )
     if hasattr(args, "export_format"):  # train's own flags
         values.update(export_format=args.export_format, quantize=args.quantize)
@@ -303,9 +321,10 @@ def _train_config(args, **overrides):
 
 
 def _add_study_parser(sub) -> None:
-    p = sub.add_parser("study-layers", help="every layer mix (frozen) and fine-tuning on one dataset")
+    p = ConcernGroups(sub.add_parser("study-layers", help="every layer mix (frozen) and fine-tuning on one dataset"))
     _add_training_flags(p)
-    p.add_argument("--mixes", default="embeddings,last,second_to_last,sum_last4,concat_last4,scalar_mix")
+    p.add_argument("--mixes", default="embeddings,last,second_to_last,sum_last4,concat_last4,scalar_mix",
+                   help="comma-separated frozen layer mixes to compare (see --layer-mix)")
     p.add_argument("--no-finetune", action="store_true", help="skip the fine-tuned reference row")
     p.add_argument("--out", default="saved_models/study", help="writes study.md, .csv, .png here")
 
@@ -404,21 +423,10 @@ def _cmd_demo(args) -> int:
     return 0
 
 
-class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Appends "(default: X)" to each option's help; an option whose default is None or an off switch says
-    in its own help what leaving it out means, so "(default: None)" / "(default: False)" are not shown."""
-
-    def _get_help_string(self, action):
-        if action.default is None or action.default is False:
-            return action.help
-        return super()._get_help_string(action)
-
-
 def _with_defaults(add_parser):
-    """Every subcommand's --help shows each option's default."""
+    """Every subcommand takes --debug."""
 
     def add(*args, **kwargs):
-        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
         parser = add_parser(*args, **kwargs)
         parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                             help="show the full traceback of an error")
@@ -428,10 +436,7 @@ def _with_defaults(add_parser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="tfhub-transfer", description="Transfer learning on text with TF Hub encoders.",
-        formatter_class=DefaultsHelpFormatter,
-    )
+    parser = CliParser(prog="tfhub-transfer", description="Transfer learning on text with TF Hub encoders.")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser = _with_defaults(sub.add_parser)
@@ -442,7 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="score an exported model on a labelled file")
     p.add_argument("--model", required=True, help="saved_models/NAME/VERSION")
-    p.add_argument("--data", required=True, help="labelled file (.csv, .tsv, .jsonl)")
+    p.add_argument("--data", required=True,
+                   help="labelled file (.csv, .tsv, .jsonl) or tfds:NAME:SPLIT")
     _add_data_flags(p)
     p.add_argument("--out", help="also write metrics.json, confusion_matrix.png and errors.tsv (misclassified "
                    "examples, highest loss first) into this new directory (default: print only)")
@@ -450,8 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="classify strings with an exported model")
     p.add_argument("--model", required=True, help="saved_models/NAME/VERSION")
     p.add_argument("texts", nargs="*", help="texts to classify")
-    p.add_argument("--file", help="a text file (one per line) or a .csv/.tsv/.jsonl with --text-column "
-                   "(default: the texts given as arguments)")
+    p.add_argument("--file",
+                   help="a text file (one per line) or a .csv/.tsv/.jsonl with --text-column "
+                        "(default: the texts given as arguments)")
     p.add_argument("--text-column", default=field_default("text_column"), help="column holding the text")
 
     p = sub.add_parser("export", help="re-export a training run (SavedModel, TFLite or ONNX)")
@@ -490,11 +497,13 @@ def main(argv: list[str] | None = None) -> int:
     """Runs one subcommand. Errors are one line on stderr (exit 2 for bad input, 1 for anything else);
     `--debug` shows the traceback instead."""
     args = build_parser().parse_args(argv)
+    checks.check_arguments(args)  # missing files, misspelt encoders: before any command imports TensorFlow
     try:
-        return COMMANDS[args.command](args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        with _tfds_data_dir(getattr(args, "tfds_data_dir", None)):
+            return COMMANDS[args.command](args)
+    except KeyboardInterrupt as err:  # training's say whether rerunning resumes (fault_tolerance.Interrupted)
+        print(str(err) or "interrupted", file=sys.stderr)
+        return getattr(err, "exit_code", 130)
     except Exception as err:  # the one place that turns any failure into one line for a user
         if getattr(args, "debug", False):
             raise
@@ -503,6 +512,24 @@ def main(argv: list[str] | None = None) -> int:
         if not known:
             print("run with --debug for the traceback", file=sys.stderr)
         return 2 if known else 1
+
+
+@contextlib.contextmanager
+def _tfds_data_dir(directory: str | None):
+    """--tfds-data-dir, as the TFDS_DATA_DIR that TensorFlow Datasets reads when it is imported (the
+    commands import it lazily, after this) for tfds:NAME inputs; the caller's environment is restored."""
+    if directory is None:
+        yield
+        return
+    before = os.environ.get("TFDS_DATA_DIR")
+    os.environ["TFDS_DATA_DIR"] = str(Path(directory).resolve())
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TFDS_DATA_DIR", None)
+        else:
+            os.environ["TFDS_DATA_DIR"] = before
 
 
 def _one_line(err: BaseException) -> str:
