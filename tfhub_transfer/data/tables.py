@@ -685,8 +685,10 @@ def load_tfds(
         )
     except Exception as err:  # TFDS raises several unrelated types here.
         raise DataError(
-            f"TFDS dataset {name!r} (split {split!r}) is not available: {err}. Prepare it with "
-            f"`tfds build {name}` on a machine with network access, then pass --tfds-data-dir."
+            f"TFDS dataset {name!r} (split {split!r}) is not available: {err}. Download and prepare it with "
+            f"`tfds build {name} --data_dir DIR` on a machine with network access, copy DIR here and pass "
+            f"--tfds-data-dir DIR (from Python: set the TFDS_DATA_DIR environment variable to DIR before "
+            f"tensorflow_datasets is imported); TFDS's default DIR is ~/tensorflow_datasets."
         ) from None
     missing = [k for k in (text_key, label_key) if k and k not in info.features]
     if missing:
