@@ -36,12 +36,12 @@ from tfhub_transfer.export.serving import FORMATS, QUANTIZATIONS
 from tfhub_transfer.files import atomic_directory, replace_file
 from tfhub_transfer.models.inputs import Given, as_values, check_scores, class_ids, normalise
 from tfhub_transfer.preprocessing.text import make_string_dataset, make_training_dataset
-from tfhub_transfer.training.callbacks import EarlyStopping
+from tfhub_transfer.training.callbacks import EarlyStopping, fit_progress, summary_verbosity
 from tfhub_transfer.training.loop import inputs_only, predict_outputs
 from tfhub_transfer.training.lr_finder import LRFinderResult, range_test
 from tfhub_transfer.training.objectives import TASK_SPECS, compile_args
-from tfhub_transfer.training.optimizers import copy_factory, optimizer_factory
-from tfhub_transfer.training.schedules import DeferredSchedule, ScaledSchedule
+from tfhub_transfer.training.optimizers import OPTIMIZERS, copy_factory, optimizer_factory
+from tfhub_transfer.training.schedules import SCHEDULES, DeferredSchedule, ScaledSchedule
 from tfhub_transfer.training.weighting import (
     BALANCED,
     check_task,
@@ -299,7 +299,12 @@ class TaskModel(tf_keras.Model):
             `constant`; its length is set by `fit` unless `total_steps` is given.
           warmup_fraction, weight_decay: for the schedule and AdamW.
           **kwargs: passed to `tf_keras.Model.compile` (steps_per_execution, jit_compile, ...).
+
+        A value out of range is one ConfigError naming the argument.
         """
+        check_compile_arguments(optimizer, learning_rate=learning_rate, schedule=schedule,
+                                warmup_fraction=warmup_fraction, weight_decay=weight_decay, total_steps=total_steps,
+                                head_learning_rate=head_learning_rate, head_lr_multiplier=head_lr_multiplier)
         self._compile_options = dict(optimizer=optimizer, loss=loss, metrics=metrics,
                                      learning_rate=learning_rate, schedule=schedule,
                                      warmup_fraction=warmup_fraction, weight_decay=weight_decay,
@@ -564,7 +569,9 @@ class TaskModel(tf_keras.Model):
             if validation_data is None:
                 raise ConfigError("early_stopping watches the validation score: pass validation_data")
             callbacks.append(EarlyStopping(early_stopping, self.objective.monitor, self.objective.monitor_mode))
-        return super().fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
+        verbose, progress = fit_progress(verbose, epochs)  # lines, not `\r` bars, when logged to a file
+        return super().fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
+                           callbacks=callbacks + progress,
                            validation_data=validation_data, shuffle=shuffle, steps_per_epoch=steps_per_epoch,
                            sample_weight=sample_weight, **kwargs)
 
@@ -627,6 +634,7 @@ class TaskModel(tf_keras.Model):
         """`tf_keras.Model.evaluate`; `x` and `y` take the forms `fit` takes (texts go through the input
         pipeline); no texts, or no labels, is a DataError naming the argument."""
         given = self._given(x, y, kwargs.pop("sample_weight", None), "evaluate")
+        kwargs["verbose"] = summary_verbosity(kwargs.get("verbose", "auto"))
         batch = batch_size or given.batch_size or DEFAULT_BATCH_SIZE
         dataset = self._inputs_from(given.x, given.y, batch, False, sample_weight=given.sample_weight)
         if dataset is not None:
@@ -642,6 +650,7 @@ class TaskModel(tf_keras.Model):
         anything else is one ConfigError / DataError naming `x`.
         """
         given = self._given(x, None, None, "predict")
+        kwargs["verbose"] = summary_verbosity(kwargs.get("verbose", "auto"))
         if given.raw and given.count == 0:
             return np.zeros((0, self.num_outputs), np.float32)
         batch = batch_size or given.batch_size or DEFAULT_BATCH_SIZE
@@ -712,6 +721,41 @@ class TaskModel(tf_keras.Model):
                     os.fsync(handle.fileno())
         except ConfigError as err:
             raise ConfigError(python_arguments(str(err))) from None
+
+
+_COMPILE_RANGES = {  # argument -> (lowest, lowest allowed, highest, what)
+    "learning_rate": (0.0, False, None, "a number > 0"), "head_learning_rate": (0.0, False, None, "a number > 0"),
+    "head_lr_multiplier": (0.0, False, None, "a number > 0"), "warmup_fraction": (0.0, True, 1.0, "between 0 and 1"),
+    "weight_decay": (0.0, True, None, "a number >= 0"), "total_steps": (1, True, None, "a whole number >= 1"),
+}
+
+
+def check_compile_arguments(optimizer, **numbers) -> None:
+    """`compile`'s arguments: a known optimizer name (or an optimizer), a known schedule, numbers in range.
+
+    Args:
+      optimizer: an optimizer name or instance.
+      **numbers: `learning_rate`, `schedule`, `warmup_fraction`, ... as given to `compile` (None: unset).
+    Example:
+      >>> check_compile_arguments("adamw", learning_rate=3e-5, schedule="linear")
+    """
+    if isinstance(optimizer, str) and optimizer not in OPTIMIZERS:
+        raise ConfigError(f"compile(optimizer={optimizer!r}): give one of {OPTIMIZERS} or a tf_keras optimizer")
+    if not isinstance(optimizer, (str, tf_keras.optimizers.Optimizer)):
+        raise ConfigError(f"compile(optimizer={optimizer!r}): give one of {OPTIMIZERS} or a tf_keras optimizer "
+                          f"instance, not {type(optimizer).__name__}")
+    schedule = numbers.pop("schedule", "linear")
+    if schedule not in (*SCHEDULES, "constant"):
+        raise ConfigError(f"compile(schedule={schedule!r}): give one of {[*SCHEDULES, 'constant']}")
+    for name, value in numbers.items():
+        if value is None:
+            continue
+        low, inclusive, high, what = _COMPILE_RANGES[name]
+        number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+        whole = name != "total_steps" or isinstance(value, (int, np.integer))
+        if not (number and whole and np.isfinite(value) and (value >= low if inclusive else value > low)
+                and (high is None or value <= high)):
+            raise ConfigError(f"compile({name}={value!r}): {name} must be {what}")
 
 
 def python_arguments(message: str) -> str:

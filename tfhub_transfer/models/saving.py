@@ -39,6 +39,8 @@ def load(path: str | Path) -> TaskModel:
     Build it inside a distribution strategy's scope to train it there. The optimizer state
     is not saved: `compile()` again (or just `fit`, which compiles with the defaults).
     """
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise ConfigError(f"load(path={path!r}): path must be the directory model.save() wrote (str or pathlib.Path)")
     path = Path(path)
     model_file, weights_file, shared_file = path / MODEL_FILE, path / WEIGHTS_FILE, path / EXPORT_WEIGHTS_FILE
     if not model_file.is_file() or not (weights_file.is_file() or shared_file.is_file()):

@@ -16,12 +16,13 @@ import tensorflow as tf
 import tf_keras
 
 from tfhub_transfer.data.conll import TaggedSentences
-from tfhub_transfer.errors import ConfigError
+from tfhub_transfer.errors import ConfigError, DataError
 from tfhub_transfer.export.saved_model import export_tagger
 from tfhub_transfer.export.serving import check_format
 from tfhub_transfer.layers.heads import GatherWords, WordMask, check_head, tagging_head
 from tfhub_transfer.layers.layer_mix import LayerMix, StackLayers
 from tfhub_transfer.models.base import TaskModel, register
+from tfhub_transfer.models.inputs import Given, check_label_names, check_num_classes
 from tfhub_transfer.models.text_classifier import apply_transfer_mode, encoder_inputs, load_encoder
 from tfhub_transfer.preprocessing.tokens import make_tagging_dataset, make_tagging_stream
 from tfhub_transfer.transfer.modes import TransferMode
@@ -76,9 +77,13 @@ class TokenClassifier(TaskModel):
     def from_encoder(cls, encoder: str = "default", tags: Sequence[str] | None = None,
                      num_tags: int | None = None, **options) -> TokenClassifier:
         """A tagger for `tags` (IOB2 names, `O` first) or `num_tags`; options are `TaggerConfig` fields."""
-        num_tags = num_tags or (len(tags) if tags else None)
-        if not num_tags:
+        tags = check_label_names(tags, "tags")
+        num_tags = num_tags if num_tags is not None else (len(tags) if tags else None)
+        if num_tags is None:
             raise ConfigError("give the tag names (tags=[...]) or num_tags")
+        num_tags = check_num_classes(num_tags, "num_tags")
+        if tags and len(tags) != num_tags:
+            raise ConfigError(f"tags holds {len(tags)} names but num_tags={num_tags}; give one of them")
         return cls(TaggerConfig(num_tags=num_tags, encoder=encoder, **options), tags)
 
 
@@ -92,6 +97,17 @@ class TokenClassifier(TaskModel):
         words = [s.split() if isinstance(s, str) else list(s) for s in x]
         return TaggedSentences(words, [list(t) for t in y] if y is not None else None, "<in memory>",
                                list(range(1, len(words) + 1)))
+
+    def _given(self, x, y=None, sample_weight=None, method: str = "fit") -> Given:
+        """Sentences (word lists or whitespace-separated strings) with one tag list each, or model inputs."""
+        forms = "a list of sentences, each a list of words or a whitespace-separated string"
+        if x is None or isinstance(x, (str, bytes)):
+            raise ConfigError(f"{method}(x={x!r}): x must be {forms}" + ("" if x is None else " (a list, even of one)"))
+        if y is not None and self._is_raw(x) and len(y) != len(x):
+            raise DataError(f"x holds {len(x)} sentences but y holds {len(y)} tag lists: give one per sentence")
+        if method in ("fit", "evaluate") and isinstance(x, (list, tuple)) and not x:
+            raise DataError(f"{method}(): x holds no sentences; give at least one")
+        return Given(x, y, sample_weight, raw=False)
 
     def _is_raw(self, x) -> bool:
         return isinstance(x, TaggedSentences) or (isinstance(x, (list, tuple)) and bool(x)
