@@ -1,0 +1,75 @@
+"""`--mode auto`'s decision table and the step budgets, on synthetic data shapes (no training)."""
+
+import pytest
+
+from tfhub_transfer.transfer.modes import TransferMode
+from tfhub_transfer.transfer.modes.auto import (
+    FEW_SHOT_PER_CLASS,
+    NO_HOLDOUT_PER_CLASS,
+    PAIR_BUDGET,
+    DataProfile,
+    contrastive_iterations,
+    resolve_mode,
+)
+
+AUTO = TransferMode.parse("auto")
+
+
+def choose(**profile):
+    return resolve_mode(AUTO, DataProfile(**profile))
+
+
+@pytest.mark.parametrize("profile, mode", [
+    # few labels per class, one text, a sentence encoder: SetFit's pairs, 20 iterations while they fit the budget
+    (dict(examples=16, classes=2, smallest_class=8, sentence_encoder=True), "contrastive:20"),
+    (dict(examples=32, classes=2, smallest_class=16, sentence_encoder=True), "contrastive:20"),
+    (dict(examples=48, classes=6, smallest_class=8, sentence_encoder=True, task="multi_label"), "contrastive:13"),
+    (dict(examples=256, classes=4, smallest_class=64, sentence_encoder=True), "contrastive:2"),
+    # more labels than the few-shot range: phased fine-tuning
+    (dict(examples=300, classes=2, smallest_class=140, sentence_encoder=True), "gradual"),
+    (dict(examples=8000, classes=2, smallest_class=3500, sentence_encoder=True), "gradual"),
+    # pairs, regression, windows, a plain BERT: no contrastive, whatever the size
+    (dict(examples=16, classes=2, smallest_class=8, sentence_encoder=True, pair=True), "gradual"),
+    (dict(examples=40, classes=1, task="regression", sentence_encoder=True), "gradual"),
+    (dict(examples=16, classes=2, smallest_class=8, sentence_encoder=True, windowed=True), "gradual"),
+    (dict(examples=16, classes=2, smallest_class=8, sentence_encoder=False), "gradual"),
+    # token labels and one-block modules
+    (dict(examples=500, classes=9, task="tokens"), "finetune"),
+    (dict(examples=16, classes=2, smallest_class=8, architecture="text_embedding"), "finetune"),
+])
+def test_the_decision_table(profile, mode):
+    choice = choose(**profile)
+    assert choice.mode == mode
+    assert choice.mode in choice.describe() and "auto:" in choice.describe()
+    TransferMode.parse(choice.mode)  # always a mode that exists
+
+
+def test_the_few_shot_boundary_is_per_class_not_total():
+    at = choose(examples=FEW_SHOT_PER_CLASS * 10, classes=10, smallest_class=FEW_SHOT_PER_CLASS, sentence_encoder=True)
+    past = choose(examples=(FEW_SHOT_PER_CLASS + 1) * 10, classes=10, smallest_class=FEW_SHOT_PER_CLASS + 1,
+                  sentence_encoder=True)
+    assert at.mode.startswith("contrastive") and past.mode == "gradual"
+
+
+def test_pairs_stay_within_the_budget():
+    for examples in (16, 64, 128, 512, 5000):
+        iterations = contrastive_iterations(examples)
+        assert iterations >= 1
+        assert 2 * examples * iterations <= max(PAIR_BUDGET, 2 * examples)
+
+
+@pytest.mark.parametrize("smallest, given, holdout", [
+    (8, False, 0.0), (NO_HOLDOUT_PER_CLASS - 1, False, 0.0), (NO_HOLDOUT_PER_CLASS, False, None), (8, True, None)])
+def test_no_label_held_out_below_the_threshold(smallest, given, holdout):
+    choice = choose(examples=smallest * 2, classes=2, smallest_class=smallest, validation_given=given,
+                    sentence_encoder=True)
+    assert choice.validation_fraction == holdout
+
+
+def test_contrastive_choice_takes_one_pass_over_its_pairs_and_others_keep_the_epochs():
+    assert choose(examples=16, classes=2, smallest_class=8, sentence_encoder=True).epochs == 1
+    assert choose(examples=2000, classes=2, smallest_class=900, sentence_encoder=True).epochs is None
+
+
+def test_explicit_modes_are_not_resolved():
+    assert resolve_mode(TransferMode.parse("finetune"), DataProfile(16, 2, smallest_class=8)) is None
