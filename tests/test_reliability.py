@@ -74,8 +74,8 @@ def test_names_are_one_safe_path_component(name):
         check_name(name)
 
 
-def test_train_refuses_a_bad_name_before_anything_is_written(tmp_path, capsys):
-    code = main(["train", "--train", "x.tsv", "--name", "../escape", "--out", str(tmp_path / "out")])
+def test_train_refuses_a_bad_name_before_anything_is_written(tmp_path, capsys, demo_data):
+    code = main(["train", "--train", str(demo_data), "--name", "../escape", "--out", str(tmp_path / "out")])
     assert code == 2 and "--name '../escape'" in capsys.readouterr().err
     assert not (tmp_path / "escape").exists() and not (tmp_path / "out").exists()
 
@@ -229,14 +229,14 @@ def test_a_leftover_backup_of_another_run_is_not_resumed(tiny_encoder, demo_data
     assert result.metrics["examples"] == 4
 
 
-def test_numeric_options_are_refused_at_parse_time(capsys):
+def test_numeric_options_are_refused_at_parse_time(capsys, demo_data):
     for flags, message in ([["--epochs", "0"], "--epochs 0"], [["--batch-size", "-4"], "--batch-size -4"],
                            [["--dropout", "1.5"], "--dropout 1.5"], [["--lr", "-0.001"], "--lr -0.001"],
                            [["--max-train-examples", "0"], "--max-train-examples 0"],
                            [["--warmup-fraction", "5"], "--warmup-fraction 5"],
                            [["--backup-every", "-1"], "--backup-every -1"], [["--seq-length", "1"], "--seq-length 1"],
                            [["--seq-length", "4", "--text-b-column", "b"], "sentence pairs need at least 5"]):
-        assert main(["train", "--train", "x.tsv", *flags]) == 2
+        assert main(["train", "--train", str(demo_data), *flags]) == 2  # the file exists: the CLI checks that first
         assert message in capsys.readouterr().err
 
 

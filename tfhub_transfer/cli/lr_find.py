@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from tfhub_transfer.cli.parsing import ConcernGroups
+
 
 def add_parser(sub, add_training_flags) -> None:
     """Registers `lr-find`; `add_training_flags` adds train's data, model and optimisation flags."""
-    p = sub.add_parser("lr-find", help="sweep the learning rate (Smith's range test) and suggest one for --lr")
+    p = ConcernGroups(sub.add_parser("lr-find", help="sweep the learning rate (Smith's range test) and suggest "
+                                                     "one for --lr"))
     add_training_flags(p)
     p.add_argument("--start-lr", type=float, default=1e-7, help="the sweep's first learning rate")
     p.add_argument("--end-lr", type=float, default=10.0, help="the sweep's last learning rate")

@@ -198,10 +198,10 @@ def _add_speed_flags(p: Flags) -> None:
     resume = p.container_for("resume").add_mutually_exclusive_group()
     resume.add_argument("--resume", dest="resume", action="store_true", default=None,
                         help="must resume: continue from the backup of this run (OUT/NAME/run), an error if "
-                             "there is none. Default (neither flag): resume automatically when a backup of this "
-                             "same run exists, else start fresh")
+                             "there is none (default, neither flag: resume automatically when a backup of this "
+                             "same run exists, else start fresh)")
     resume.add_argument("--no-resume", dest="resume", action="store_false", default=None,
-                        help="start over: discard any backup of this run")
+                        help="start over: discard any backup of this run (default: see --resume)")
     p.add_argument("--backup-every", type=int, default=field_default("backup_every_steps"),
                    help="back up the training state every N steps (0: never)")
     p.add_argument("--keep-backups", action="store_true", default=field_default("keep_backups"),
