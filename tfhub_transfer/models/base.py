@@ -34,7 +34,7 @@ from tfhub_transfer.errors import ConfigError, TransferError
 from tfhub_transfer.export.formats import export_model
 from tfhub_transfer.export.serving import FORMATS, QUANTIZATIONS
 from tfhub_transfer.files import atomic_directory, replace_file
-from tfhub_transfer.models.inputs import Given, as_values, check_scores, class_ids, normalise
+from tfhub_transfer.models.inputs import TEXT_FORMS, Given, as_values, check_scores, class_ids, normalise
 from tfhub_transfer.preprocessing.text import make_string_dataset, make_training_dataset
 from tfhub_transfer.training.callbacks import EarlyStopping, fit_progress, summary_verbosity
 from tfhub_transfer.training.loop import inputs_only, predict_outputs
@@ -439,7 +439,12 @@ class TaskModel(tf_keras.Model):
         take their own inputs."""
         if not self.takes_texts:
             return Given(x, y, sample_weight, raw=False)
-        return normalise(x, y, sample_weight, pair=bool(getattr(self.config, "pair", False)), method=method)
+        given = normalise(x, y, sample_weight, pair=bool(getattr(self.config, "pair", False)), method=method)
+        expected = sorted(getattr(self, "input_names", None) or [])
+        if isinstance(given.x, dict) and expected and sorted(given.x) != expected:
+            raise ConfigError(f"{method}(): x is a dict with keys {sorted(given.x)[:6]}; encoder inputs are a dict "
+                              f"with exactly {expected}, and texts come as {TEXT_FORMS}")
+        return given
 
     def _validation_dataset(self, validation_data, batch: int):
         """`validation_data` in any form `fit`'s x takes ((x, y), (x, y, weights), a DataFrame, a dataset)."""

@@ -391,6 +391,8 @@ def _dataset_layout(dataset: tf.data.Dataset, pair: bool, method: str) -> tuple[
     """The names of an element's flattened parts, and whether its elements are batches."""
     spec = dataset.element_spec
     parts = spec if isinstance(spec, tuple) else (spec,)
+    if pair and len(parts) == 2 and all(getattr(p, "dtype", None) == tf.string for p in parts):
+        parts = (parts,)  # (a, b) elements: a pair of texts without labels
     texts = parts[0]
     if pair and isinstance(texts, tuple) and len(texts) == 2:
         names = ["texts", "texts_b"]
