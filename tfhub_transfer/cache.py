@@ -3,7 +3,10 @@ caches) and tensorflow_hub's download cache, and whether a hub handle can be loa
 
 The package's cache is `use_cache_dir(path)` / `set_cache_dir(path)` (the CLI's `--cache-dir`), else
 `$TFHUB_TRANSFER_CACHE`, else `$XDG_CACHE_HOME/tfhub_transfer`, else `~/.cache/tfhub_transfer`.
-`cache_entries()` lists what is in it and `remove_entry()` deletes only what this package wrote.
+`cache_entries()` lists what is in it and `remove_entry()` deletes only what this package wrote: never a
+file someone placed inside an entry, never through a symbolic link. Temporaries and partial entries left by
+an interrupted write are listed (kind `partial`) and removed once their writer is gone. A cache path that is a
+file is one `ConfigError` (`check_cache_dir`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 from collections.abc import Callable, Iterator
@@ -21,12 +25,39 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from tfhub_transfer.errors import ConfigError, EncoderError
-from tfhub_transfer.files import MARKER
+from tfhub_transfer.files import MARKER, is_temporary, temporary_writer, writer_alive
 
 CACHE_ENV = "TFHUB_TRANSFER_CACHE"
 FEATURES_DIR = "features"  # training.feature_cache: one directory per cached input set
 ENCODERS_DIR = "encoders"  # converted encoders (the default one) and their compute-dtype copies
 _chosen: Path | None = None  # set_cache_dir / use_cache_dir (the CLI's --cache-dir)
+# What this package writes at the top of an entry (training.feature_cache; encoders.build.hub_writer).
+_FEATURE_FILES = re.compile(r"^(?:manifest\.json|(?:shard|lengths)_\d{5}\.npy)$")
+_ENCODER_TOP = {"encoder", "preprocessor", "vocab.txt", "tfhub_transfer.json"}
+
+
+def check_cache_dir(root: str | Path | None = None) -> Path:
+    """The cache directory (`root`, default `cache_dir()`), refused at once when it (or a parent) is a file.
+
+    Args:
+        root: the cache directory to check; None for the one in use.
+
+    Returns:
+        The directory (it may not exist yet).
+
+    Example:
+        >>> check_cache_dir("/tmp/my-cache")
+        PosixPath('/tmp/my-cache')
+    """
+    root = Path(root) if root is not None else cache_dir()
+    for place in (root, *root.parents):
+        if place.exists():
+            if not place.is_dir():
+                raise ConfigError(
+                    f"the cache path {root} is {'a file' if place == root else f'under the file {place}'}, not a "
+                    f"directory; point --cache-dir (or ${CACHE_ENV}) at a directory, or move the file")
+            break
+    return root
 
 
 def cache_dir() -> Path:
@@ -97,11 +128,12 @@ class CacheEntry:
     """One thing in the package's cache: its kind, path, size, a description, and whether this package
     wrote it (only those are ever removed)."""
 
-    kind: str  # features | token features | encoder | encoder copy | other
+    kind: str  # features | token features | encoder | encoder copy | partial | link | other
     path: Path
     size: int
     about: str = ""
     ours: bool = True
+    foreign: tuple[Path, ...] = ()  # files inside that this package did not write: the entry is kept
 
 
 def _read_json(path: Path) -> dict:
@@ -113,6 +145,8 @@ def _read_json(path: Path) -> dict:
 
 def _written_here(kind_dir: str, entry: Path) -> bool:
     """The package's marker, or (entries older than the marker) its own manifest or encoder metadata."""
+    if entry.is_symlink() or not entry.is_dir():
+        return False
     if (entry / MARKER).exists():
         return True
     if kind_dir == FEATURES_DIR:
@@ -120,13 +154,45 @@ def _written_here(kind_dir: str, entry: Path) -> bool:
     return str(_read_json(entry / "tfhub_transfer.json").get("format", "")).startswith("tfhub_transfer/")
 
 
+def foreign_files(kind_dir: str, entry: Path) -> list[Path]:
+    """What inside a cache entry this package did not write (links included): a feature cache holds its
+    manifest and shards, an encoder its SavedModels, vocabulary and metadata.
+
+    Args:
+        kind_dir: the entry's folder in the cache (`features` or `encoders`).
+        entry: the entry's directory.
+
+    Returns:
+        The paths, sorted; [] for an entry holding only what this package wrote.
+
+    Example:
+        >>> foreign_files("features", cache_dir() / "features" / "0123abcd")
+        []
+    """
+    foreign = []
+    for item in sorted(entry.iterdir()):
+        if item.is_symlink():
+            foreign.append(item)
+        elif item.name == MARKER or is_temporary(item.name):
+            continue
+        elif kind_dir == FEATURES_DIR and not (_FEATURE_FILES.match(item.name) and item.is_file()):
+            foreign.append(item)
+        elif kind_dir != FEATURES_DIR and item.name not in _ENCODER_TOP:
+            foreign.append(item)
+    return foreign
+
+
 def _describe(kind_dir: str, entry: Path) -> tuple[str, str]:
     if kind_dir == FEATURES_DIR:
         manifest = _read_json(entry / "manifest.json")
+        if not manifest:
+            return "partial", "a feature cache without its manifest (an interrupted write)"
         if manifest.get("level") == "tokens":
             return "token features", f"{manifest.get('sentences', '?')} sentences, {manifest.get('encoder', '?')}"
         return "features", f"{manifest.get('examples', '?')} texts, {manifest.get('encoder', '?')}"
     meta = _read_json(entry / "tfhub_transfer.json")
+    if not meta or not (entry / "encoder" / "saved_model.pb").is_file():
+        return "partial", "an encoder without its metadata or SavedModel (an interrupted write)"
     dtype = meta.get("compute_dtype") or "float32"
     changes = [f"computing in {dtype}"] * (dtype != "float32")
     changes += ["reading packed rows"] * bool(meta.get("config", {}).get("packed_segments"))
@@ -135,37 +201,73 @@ def _describe(kind_dir: str, entry: Path) -> tuple[str, str]:
     return "encoder", meta.get("name", entry.name)
 
 
+def _entry(kind_dir: str, path: Path) -> CacheEntry:
+    """One entry of `features/` or `encoders/`, as `cache_entries` lists it."""
+    if path.is_symlink():
+        return CacheEntry("link", path, 0, f"a link to {os.readlink(path)}, not followed", ours=False)
+    pid = temporary_writer(path.name)
+    if pid is not None:
+        busy = writer_alive(pid)
+        about = f"being written by process {pid}" if busy else f"left by an interrupted write (process {pid})"
+        return CacheEntry("partial", path, directory_size(path), about, ours=not busy)
+    if not _written_here(kind_dir, path):
+        return CacheEntry("other", path, directory_size(path), "not written by tfhub_transfer", ours=False)
+    kind, about = _describe(kind_dir, path)
+    foreign = tuple(foreign_files(kind_dir, path))
+    if foreign:
+        about += f"; also holds {len(foreign)} file(s) tfhub_transfer did not write, so it is never removed"
+    return CacheEntry(kind, path, directory_size(path), about, True, foreign)
+
+
 def cache_entries(root: str | Path | None = None) -> list[CacheEntry]:
-    """What the package's cache (`root`, default `cache_dir()`) holds: each feature cache and encoder,
-    then anything else found there (`ours=False` when this package did not write it)."""
-    root = Path(root) if root is not None else cache_dir()
+    """What the package's cache (`root`, default `cache_dir()`) holds: each feature cache and encoder, the
+    temporaries and partial entries of interrupted writes, then anything else found there (`ours=False` when
+    this package did not write it). A cache path that is a file is a `ConfigError`."""
+    root = check_cache_dir(root)
     if not root.is_dir():
         return []
     entries = []
     for top in sorted(root.iterdir()):
         if top.name.startswith("."):
             continue
-        if top.is_dir() and top.name in (FEATURES_DIR, ENCODERS_DIR):
+        if top.is_dir() and not top.is_symlink() and top.name in (FEATURES_DIR, ENCODERS_DIR):
             for entry in sorted(top.iterdir()):
-                if entry.name.startswith("."):
-                    continue  # temporaries of a write in progress, lock files
-                ours = _written_here(top.name, entry)
-                kind, about = _describe(top.name, entry) if ours else ("other", "not written by tfhub_transfer")
-                entries.append(CacheEntry(kind, entry, directory_size(entry), about, ours))
+                if entry.name.startswith(".") and not is_temporary(entry.name):
+                    continue  # lock files
+                entries.append(_entry(top.name, entry))
+        elif top.is_symlink():
+            entries.append(CacheEntry("link", top, 0, f"a link to {os.readlink(top)}, not followed", ours=False))
         else:
             entries.append(CacheEntry("other", top, directory_size(top), "not written by tfhub_transfer",
                                       (top / MARKER).exists()))
     return entries
 
 
+def removable(entry: CacheEntry) -> bool:
+    """Whether `remove_entry` deletes `entry`: this package wrote it, no one else's file is inside, not a link."""
+    return entry.ours and not entry.foreign and not entry.path.is_symlink()
+
+
 def remove_entry(entry: CacheEntry) -> None:
     """Deletes a cache entry this package wrote: renamed aside first, so a half-deleted entry is never
     read as a complete one (a feature cache's manifest without its shards)."""
-    if not entry.ours or not _written_here(entry.path.parent.name, entry.path):
+    if entry.path.is_symlink():
+        raise ConfigError(f"{entry.path} is a symbolic link; the cache never deletes through one")
+    if entry.kind == "partial" and temporary_writer(entry.path.name) is not None:
+        if writer_alive(temporary_writer(entry.path.name)):
+            raise ConfigError(f"{entry.path} is being written by a running process; not deleted")
+    elif not entry.ours or not _written_here(entry.path.parent.name, entry.path):
         raise ConfigError(f"{entry.path} was not written by tfhub_transfer (no {MARKER} file); not deleted")
-    aside = entry.path.with_name(f".{entry.path.name}.old-{os.getpid()}-{os.urandom(3).hex()}")
+    foreign = foreign_files(entry.path.parent.name, entry.path) if entry.path.is_dir() else []
+    if foreign and temporary_writer(entry.path.name) is None:
+        raise ConfigError(f"{entry.path} holds {len(foreign)} file(s) tfhub_transfer did not write (such as "
+                          f"{foreign[0]}); not deleted: move them out, then clear again")
+    aside = entry.path.with_name(f".{entry.path.name.lstrip('.')}.old-{os.getpid()}-{os.urandom(3).hex()}")
     os.rename(entry.path, aside)
-    shutil.rmtree(aside, ignore_errors=True)
+    if aside.is_dir():
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        aside.unlink(missing_ok=True)
     lock = entry.path.with_name(f".{entry.path.name}.lock")  # the default encoder's conversion lock
     lock.unlink(missing_ok=True)
 

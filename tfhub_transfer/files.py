@@ -8,6 +8,9 @@
 - Temporaries carry the writer's process id; those of processes that are gone are removed the
   next time anything is written beside them.
 - A full disk becomes one `ConfigError` naming the directory and the free space.
+- A URL (`gs://`, `s3://`, `hdfs://` ...) is refused (`refuse_url`): remote paths are not supported
+  yet, and `Path("gs://b")` would silently become a local directory named `gs:`.
+- A version number taken by anything (a file, a dangling symlink) is skipped, never written through.
 """
 
 from __future__ import annotations
@@ -25,6 +28,45 @@ from tfhub_transfer.errors import ConfigError
 MARKER = ".tfhub_transfer"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old|partial)-(?P<pid>\d+)-")
+# A scheme of two or more letters, then ':/' (pathlib folds 'gs://b' into 'gs:/b'); 'C:/' stays a path.
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a file name is one of this package's temporaries (`.NAME.tmp-PID-...`, `.old-`, `.partial-`)."""
+    return bool(_TEMPORARY.match(name))
+
+
+def temporary_writer(name: str) -> int | None:
+    """The process id in one of our temporaries' names (None for other names)."""
+    match = _TEMPORARY.match(name)
+    return int(match.group("pid")) if match else None
+
+
+def writer_alive(pid: int) -> bool:
+    """Whether the process that writes a temporary still runs (then its temporary is in use)."""
+    return _alive(pid)
+
+
+def is_url(path) -> bool:
+    """Whether `path` is written as a URL (`gs://bucket/x`, `s3://...`, `hdfs://...`, `https://...`)."""
+    return isinstance(path, (str, os.PathLike)) and bool(_URL.match(os.fspath(path)))
+
+
+def refuse_url(path, what: str, error: type[Exception] = ConfigError) -> None:
+    """Raises `error` when `path` is a URL: remote paths are not supported yet.
+
+    Args:
+        path: the path as the user gave it.
+        what: how the user named it (a flag such as `--out`, or an argument such as `output_dir`).
+        error: the error type to raise (`DataError` for input data).
+
+    Example:
+        >>> refuse_url("saved_models", "--out")  # a local path: nothing happens
+    """
+    if is_url(path):
+        raise error(f"{what} {os.fspath(path)}: remote paths (gs://, s3://, hdfs://, http://) are not supported "
+                    "yet; copy the data to this machine (or mount the bucket) and pass a local path")
 
 
 def check_name(name: str, what: str = "--name") -> str:
@@ -45,8 +87,11 @@ def check_version(version) -> int | None:
 
 
 def check_writable(directory: str | Path, what: str = "--out") -> Path:
-    """Fails now, not after training, when `directory` cannot be created or written."""
+    """Fails now, not after training, when `directory` cannot be created or written (or is a URL or a file)."""
+    refuse_url(directory, what)
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"{what} {directory} is a file; choose a directory")
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=directory, prefix=f".write-check-{os.getpid()}-"):
@@ -119,6 +164,7 @@ def disk_full_error(directory: Path) -> ConfigError:
 
 @contextlib.contextmanager
 def _temporary_beside(target: Path):
+    refuse_url(target, "the output path")  # never a local directory named 'gs:'
     parent = target.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -167,7 +213,8 @@ def atomic_directory(target: str | Path, overwrite: bool = False):
 
 
 def next_version(model_dir: Path) -> int:
-    versions = [int(p.name) for p in Path(model_dir).glob("*") if p.is_dir() and p.name.isdigit()]
+    """One past the highest taken version; a number is taken by anything there (a file, a dangling link)."""
+    versions = [int(p.name) for p in Path(model_dir).glob("*") if p.name.isdigit()]
     return max(versions, default=0) + 1
 
 
@@ -183,7 +230,7 @@ def versioned_directory(model_dir: str | Path, version: int | None = None):
     `dir/<version>`, the given version or the next free one, claimed atomically."""
     model_dir = Path(model_dir)
     version = check_version(version)
-    if version is not None and (model_dir / str(version)).exists():
+    if version is not None and os.path.lexists(model_dir / str(version)):
         raise ConfigError(f"version {version} of {model_dir} exists; a version is never replaced: omit "
                           "--version for the next free one")
     claimed = Claimed()
@@ -198,12 +245,12 @@ def _claim(tmp: Path, model_dir: Path, version: int | None) -> Path:
     while True:
         target = model_dir / str(number)
         try:
-            if target.exists():
+            if os.path.lexists(target):  # a dangling symlink is taken too: a rename would go through it
                 raise FileExistsError(errno.EEXIST, "exists", str(target))
             os.rename(tmp, target)
             return target
         except OSError as err:
-            if err.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+            if err.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR):
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
             if version is not None:

@@ -2,18 +2,20 @@
 
 The cache (`--cache-dir`, else `$TFHUB_TRANSFER_CACHE`, else `~/.cache/tfhub_transfer`) holds
 feature caches (`features/`) and converted encoders with their bfloat16 copies (`encoders/`).
-`clear` removes the feature caches; `clear --all` everything this package wrote there, after
-asking (or with `--yes`). A directory without the package's marker file is never deleted.
+`clear` removes the feature caches and what interrupted writes left (partial entries, temporaries);
+`clear --all` everything this package wrote there, after asking (or with `--yes`). A directory without
+the package's marker file, an entry holding a file someone else put there, and a symbolic link are never
+deleted (nor followed); `clear` says which it left.
 """
 
 from __future__ import annotations
 
 import sys
 
-from tfhub_transfer.cache import CacheEntry, cache_entries, format_size, remove_entry, use_cache_dir
+from tfhub_transfer.cache import CacheEntry, cache_entries, format_size, removable, remove_entry, use_cache_dir
 from tfhub_transfer.errors import ConfigError
 
-FEATURE_KINDS = ("features", "token features")
+FEATURE_KINDS = ("features", "token features", "partial")  # what `clear` removes without --all
 
 
 def add_parser(sub) -> None:
@@ -52,10 +54,13 @@ def listing(root, entries: list[CacheEntry]) -> str:
 
 
 def _clear(root, entries: list[CacheEntry], everything: bool, yes: bool) -> int:
-    chosen = [e for e in entries if e.ours and (everything or e.kind in FEATURE_KINDS)]
+    # Links are listed among what `clear` looked at, to say they are left (never followed, never counted).
+    wanted = [e for e in entries if everything or e.kind in (*FEATURE_KINDS, "link")]
+    chosen = [e for e in wanted if removable(e)]
     size = format_size(sum(e.size for e in chosen))
     if not chosen:
         print(f"nothing to remove in {root}")
+        _report_left(wanted, everything)
         return 0
     if everything and not yes:
         question = f"remove {len(chosen)} items ({size}) from {root}, converted encoders included?"
@@ -68,7 +73,20 @@ def _clear(root, entries: list[CacheEntry], everything: bool, yes: bool) -> int:
     for entry in chosen:
         remove_entry(entry)
     print(f"removed {len(chosen)} item{'s' if len(chosen) != 1 else ''} ({size}) from {root}")
-    foreign = [e for e in entries if not e.ours]
+    _report_left(wanted, everything)
+    return 0
+
+
+def _report_left(wanted: list[CacheEntry], everything: bool) -> None:
+    """Says what `clear` left and why: files someone else put inside an entry, links, running writes."""
+    for entry in wanted:
+        if entry.foreign:
+            print(f"left {entry.path}: it holds {', '.join(str(p) for p in entry.foreign[:3])}, which tfhub_transfer "
+                  "did not write (move that out and clear again)")
+        elif entry.kind == "link":
+            print(f"left {entry.path}: {entry.about}")
+        elif entry.kind == "partial" and not entry.ours:
+            print(f"left {entry.path}: {entry.about}")
+    foreign = [e for e in wanted if not e.ours and e.kind not in ("link", "partial")]
     if everything and foreign:
         print(f"left {len(foreign)} item(s) this package did not write: " + ", ".join(str(e.path) for e in foreign))
-    return 0

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from tfhub_transfer.errors import DataError
+from tfhub_transfer.files import refuse_url
 
 MISSING_LABELS = {"", "nan", "NaN", "NA", "N/A", "null", "None"}
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
@@ -272,6 +273,7 @@ def _read_records(path: str | Path) -> _Records:
         raise DataError(
             f"data must be a file path, a pandas DataFrame or 'tfds:NAME[:SPLIT]', not {type(path).__name__}."
         )
+    refuse_url(path, "data file", DataError)  # before Path() folds gs://b/x.csv into a local gs:/b/x.csv
     path = Path(path)
     try:
         is_dir, exists = path.is_dir(), path.exists()

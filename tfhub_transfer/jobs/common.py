@@ -1,4 +1,10 @@
-"""What every training job does around the loop: announce the run, save it, export it."""
+"""What every training job does around the loop: check where it writes, announce the run, save it, export it.
+
+Before training, `check_output` refuses what would lose or misplace a user's files: a URL as --out, an
+`OUT/NAME` or `OUT/NAME/run` that is a symbolic link (never followed out of --out) or a file, and a run
+directory holding anything this package did not write. A finished run is a model: `keep_finished_run`
+moves it to `OUT/NAME/run.N` before a new run takes `OUT/NAME/run`, so it is never replaced.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +12,139 @@ import dataclasses
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 import tensorflow as tf
 
 from tfhub_transfer.config import TrainConfig
-from tfhub_transfer.files import replace_file
-from tfhub_transfer.models.base import TaskModel
-from tfhub_transfer.models.saving import share_export_weights
+from tfhub_transfer.errors import ConfigError
+from tfhub_transfer.files import MARKER, check_writable, is_temporary, refuse_url, replace_file
+from tfhub_transfer.models.base import MODEL_FILE, WEIGHTS_FILE, TaskModel
+from tfhub_transfer.models.saving import EXPORT_WEIGHTS_FILE, share_export_weights
 from tfhub_transfer.training.callbacks import TENSORBOARD_DIR, describe_speed
 from tfhub_transfer.training.distribution import describe, global_batch_size, is_chief
-from tfhub_transfer.training.fault_tolerance import BACKUP_DIR
+from tfhub_transfer.training.fault_tolerance import BACKUP_DIR, backup_foreign_files
 from tfhub_transfer.training.plots import confusion_matrix_png, training_curves_png
 
 KEPT_IN_RUN = (TENSORBOARD_DIR, BACKUP_DIR)  # what the fit wrote into the run directory and saving keeps
+RUN_FILES = (MARKER, MODEL_FILE, WEIGHTS_FILE, EXPORT_WEIGHTS_FILE, "metrics.json")  # save_run + finish
+_EVENTS = "events.out.tfevents."  # TensorBoard's event files
+
+
+def check_output(config: TrainConfig) -> None:
+    """Refuses, before anything is written or trained, an --out or run directory that would lose a user's files.
+
+    Args:
+        config: the training config (its `output_dir`, `name` and `run_dir`).
+
+    Example:
+        >>> check_output(TrainConfig.of(train="train.tsv", output_dir="saved_models"))
+    """
+    refuse_url(config.output_dir, "--out")
+    check_run_dir(Path(config.output_dir) / config.name, config.run_dir)
+    check_writable(config.output_dir)
+
+
+def check_run_dir(model_dir: Path, run_dir: Path) -> None:
+    """`model_dir` (OUT/NAME) and `run_dir` (OUT/NAME/run) are real directories or absent, and `run_dir`
+    holds only what a run writes (its model, metrics, TensorBoard logs and backup)."""
+    for place in (model_dir, run_dir):
+        if place.is_symlink():
+            raise ConfigError(f"{place} is a symbolic link (to {os.readlink(place)}); tfhub_transfer never "
+                              "follows a link out of --out: remove the link, or choose another --name")
+        if place.exists() and not place.is_dir():
+            raise ConfigError(f"{place} is a file, where the run's directory goes; move it, or choose another "
+                              "--name")
+    foreign = run_foreign_files(run_dir)
+    if foreign:
+        shown = ", ".join(str(p) for p in foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise ConfigError(
+            f"{run_dir} holds {shown}, which tfhub_transfer did not write; it keeps the run's own files there "
+            f"and replaces them when a run finishes, so it does not train into it. Move "
+            f"{'that' if len(foreign) == 1 else 'those'} elsewhere, or choose another --name.")
+
+
+def run_foreign_files(run_dir: Path) -> list[Path]:
+    """Everything in `run_dir` a run did not write (links included, never followed); [] when absent.
+
+    Args:
+        run_dir: a run directory (`OUT/NAME/run`).
+
+    Returns:
+        The paths, sorted.
+
+    Example:
+        >>> run_foreign_files(Path("saved_models/classifier/run"))
+        []
+    """
+    if not run_dir.is_dir() or run_dir.is_symlink():
+        return []
+    foreign = []
+    for entry in sorted(run_dir.iterdir()):
+        if entry.is_symlink():
+            foreign.append(entry)
+        elif entry.name == BACKUP_DIR and entry.is_dir():
+            foreign += backup_foreign_files(entry)
+        elif entry.name == TENSORBOARD_DIR and entry.is_dir():
+            foreign += _foreign_logs(entry)
+        elif not (is_temporary(entry.name) or (entry.name in RUN_FILES and entry.is_file())):
+            foreign.append(entry)
+    return foreign
+
+
+def _foreign_logs(board: Path) -> list[Path]:
+    foreign = []
+    for root, dirs, files in os.walk(board):
+        links = [d for d in dirs if os.path.islink(os.path.join(root, d))]
+        foreign += [Path(root, name) for name in links + files
+                    if not name.startswith(_EVENTS) or os.path.islink(os.path.join(root, name))]
+    return sorted(foreign)
+
+
+def is_finished_run(run_dir: Path) -> bool:
+    """Whether `run_dir` holds a saved model (what `tfhub_transfer.load` reads)."""
+    return (run_dir / MODEL_FILE).is_file() and ((run_dir / WEIGHTS_FILE).is_file()
+                                                 or (run_dir / EXPORT_WEIGHTS_FILE).is_file())
+
+
+def keep_finished_run(config: TrainConfig, chief: bool = True) -> Path | None:
+    """Moves a finished run out of the new run's way, to `OUT/NAME/run.N` (the first free N), and says so.
+
+    Not when this run resumes the finished run's kept backup (`--keep-backups`): that is the same run.
+
+    Args:
+        config: the new run's config.
+        chief: whether this process writes (only the chief moves anything).
+
+    Returns:
+        Where the finished run went, or None when nothing was moved.
+
+    Example:
+        >>> keep_finished_run(TrainConfig.of(train="train.tsv", output_dir="saved_models"))
+    """
+    run_dir = config.run_dir
+    if not chief or not is_finished_run(run_dir) or config.resume is True:
+        return None  # --resume: the backup there is resumed (or the missing one reported)
+    if config.resume is None and any((run_dir / BACKUP_DIR / "chief").glob("ckpt-*.index")):
+        return None  # its kept backup: resumed as done, or refused as another run's
+    kept = _claim_run_version(run_dir)
+    os.rename(run_dir, kept)  # onto the empty directory just claimed: atomic, nothing replaced
+    print(f"The finished run in {run_dir} is kept as {kept} (a finished run is never replaced); "
+          f"this run writes {run_dir}.", file=sys.stderr, flush=True)
+    return kept
+
+
+def _claim_run_version(run_dir: Path) -> Path:
+    number = 1
+    while True:
+        candidate = run_dir.with_name(f"{run_dir.name}.{number}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            number += 1
 
 
 @dataclasses.dataclass

@@ -17,9 +17,8 @@ from tfhub_transfer.cache import honours_cache_dir
 from tfhub_transfer.config import TrainConfig
 from tfhub_transfer.data.tables import LabelledSplits, load_labelled
 from tfhub_transfer.encoders.variants import encoder_variant
-from tfhub_transfer.files import check_writable
 from tfhub_transfer.jobs.cached_training import cached_optimization, tune_cached_head
-from tfhub_transfer.jobs.common import TrainResult, announce, finish
+from tfhub_transfer.jobs.common import TrainResult, announce, check_output, finish, keep_finished_run
 from tfhub_transfer.jobs.options import check_options
 from tfhub_transfer.jobs.tagging import train_tagger
 from tfhub_transfer.models.base import TaskModel
@@ -33,7 +32,8 @@ from tfhub_transfer.models.text_embedding_classifier import (
     TextEmbeddingClassifierConfig,
 )
 from tfhub_transfer.training.callbacks import TENSORBOARD_DIR
-from tfhub_transfer.training.distribution import make_distribution
+from tfhub_transfer.training.distribution import is_chief, make_distribution
+from tfhub_transfer.training.fault_tolerance import BACKUP_DIR, interruptible
 from tfhub_transfer.training.loop import FitOutcome, fit_task
 from tfhub_transfer.training.objectives import validation_report
 
@@ -111,10 +111,17 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -
     trains; only the chief writes files.
     """
     check_options(config)
-    check_writable(config.output_dir)  # now, not after the training
+    check_output(config)  # now, not after the training: nothing of the user's is lost or written through a link
     strategy = make_distribution(strategy or config.distribution)
-    if config.task == "tokens":
-        return train_tagger(config, strategy)
+    # SIGTERM and SIGINT end in one message that says whether the same command resumes.
+    with interruptible(config.run_dir / BACKUP_DIR if config.backup_every_steps > 0 else None):
+        if config.task == "tokens":
+            keep_finished_run(config, is_chief(strategy))
+            return train_tagger(config, strategy)
+        return _train_classifier(config, strategy)
+
+
+def _train_classifier(config: TrainConfig, strategy: tf.distribute.Strategy) -> TrainResult:
     tf_keras.utils.set_random_seed(config.seed)
     splits = load_labelled(
         config.train, config.valid, config.text_column, config.label_column, config.validation_fraction,
@@ -123,6 +130,7 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -
     )
     with strategy.scope():
         model = build_task_model(config, splits)
+    keep_finished_run(config, is_chief(strategy))  # after the data and model are known good
     announce(config, model, len(splits.train), len(splits.valid), splits.label_names, strategy)
     tuning = {}
     if config.feature_cache:

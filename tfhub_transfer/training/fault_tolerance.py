@@ -10,29 +10,103 @@ Only the newest checkpoint is kept (the one before it is deleted once the new on
 complete), beside one `best_weights.npz` (training.callbacks.RestoreBestWeights) and
 the epochs' logs. The whole backup is deleted when the run finishes, unless
 `keep_backups`: then it ends with a last checkpoint of the finished state.
+
+Only what this package wrote is ever deleted (`discard_backup`): a backup directory that
+holds anyone else's file is refused, not emptied. `interruptible` turns SIGTERM (as SIGINT
+already is) into one message saying that rerunning the same command resumes from the backup.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import json
 import math
+import os
+import re
 import shutil
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import tensorflow as tf
 import tf_keras
 
 from tfhub_transfer.errors import ConfigError, TrainingDiverged
-from tfhub_transfer.files import disk_full_error, replace_file
+from tfhub_transfer.files import disk_full_error, is_temporary, replace_file
 
 BACKUP_DIR = "backup"
 FINGERPRINT = "run_fingerprint.json"
 HISTORY = "history.json"
 _EPOCH_KEY = "ckpt_saved_epoch/.ATTRIBUTES/VARIABLE_VALUE"
 _BATCH_KEY = "ckpt_saved_batch/.ATTRIBUTES/VARIABLE_VALUE"
+BEST_WEIGHTS = "best_weights.npz"  # training.callbacks.RestoreBestWeights
+# Keras' BackupAndRestore writes the chief's checkpoints in `chief/`, other workers' in `workertemp_N/`.
+_CHECKPOINT_DIRS = re.compile(r"^(?:chief|workertemp_\d+)$")
+
+
+def backup_foreign_files(backup_dir: str | Path) -> list[Path]:
+    """The files (and links) under `backup_dir` this package did not write; [] when there is none.
+
+    Args:
+        backup_dir: a run's backup directory (`RUN_DIR/backup`).
+
+    Returns:
+        The paths of everything that is not a checkpoint, fingerprint, history, best weights
+        or one of our temporaries, in sorted order.
+
+    Example:
+        >>> backup_foreign_files("saved_models/classifier/run/backup")
+        []
+    """
+    backup_dir = Path(backup_dir)
+    if backup_dir.is_symlink() or (backup_dir.exists() and not backup_dir.is_dir()):
+        return [backup_dir]
+    foreign = []
+    for root, dirs, files in os.walk(backup_dir):
+        relative = Path(root).relative_to(backup_dir)
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+            if not _ours_in_backup(relative / name, Path(root, name)):
+                foreign.append(Path(root, name))
+    return sorted(foreign)
+
+
+def _ours_in_backup(relative: Path, path: Path) -> bool:
+    if path.is_symlink():
+        return False  # never written by us; deleting through it could reach anything
+    if is_temporary(relative.name):
+        return True
+    if len(relative.parts) == 1:
+        return relative.name in (FINGERPRINT, HISTORY, BEST_WEIGHTS)
+    return bool(_CHECKPOINT_DIRS.match(relative.parts[0]))
+
+
+def discard_backup(backup_dir: str | Path, what: str = "--name") -> None:
+    """Deletes a backup directory, refusing (before deleting anything) when it holds a file that is not ours.
+
+    Args:
+        backup_dir: the run's backup directory.
+        what: the option a user changes to train elsewhere (`--name` for the CLI).
+
+    Example:
+        >>> discard_backup("saved_models/classifier/run/backup")
+    """
+    backup_dir = Path(backup_dir)
+    foreign = backup_foreign_files(backup_dir)
+    if foreign:
+        raise ConfigError(
+            f"{backup_dir} holds {_listed(foreign)}, which tfhub_transfer did not write; it deletes only its own "
+            f"backups there. Move {'it' if len(foreign) == 1 else 'them'} elsewhere, or choose another {what}."
+        )
+    if backup_dir.exists():
+        shutil.rmtree(backup_dir)
+
+
+def _listed(paths: list[Path], shown: int = 3) -> str:
+    names = ", ".join(str(p) for p in paths[:shown])
+    return names + (f" and {len(paths) - shown} more" if len(paths) > shown else "")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +146,7 @@ def prepare_backup(backup_dir: str | Path, steps_per_epoch: int, resume: bool | 
     """
     backup_dir = Path(backup_dir)
     if resume is False and chief and backup_dir.exists():
-        shutil.rmtree(backup_dir)
+        discard_backup(backup_dir)
     if chief:
         for stale in (backup_dir / "chief").glob("*_temp*"):  # a checkpoint cut short (crash, full disk)
             shutil.rmtree(stale, ignore_errors=True)
@@ -84,7 +158,7 @@ def prepare_backup(backup_dir: str | Path, steps_per_epoch: int, resume: bool | 
                 "during training and removed when a run finishes. Run without --resume to start."
             )
         if chief and backup_dir.exists():
-            shutil.rmtree(backup_dir)  # leftovers from a run that never saved a checkpoint
+            discard_backup(backup_dir)  # leftovers from a run that never saved a checkpoint
         if chief and fingerprint is not None:
             backup_dir.mkdir(parents=True, exist_ok=True)
             (backup_dir / FINGERPRINT).write_text(json.dumps(fingerprint, indent=2), encoding="utf-8")
@@ -224,3 +298,57 @@ class DivergenceGuard(tf_keras.callbacks.Callback):
             raise TrainingDiverged(
                 f"training stopped: the loss became {float(loss)} at epoch {self.epoch + 1}, step {batch + 1}. "
                 f"Lower the learning rate{rate} or check the inputs and labels for extreme values.")
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped by SIGINT (Ctrl-C) or SIGTERM, with what a rerun does; `exit_code` is 130 or 143."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the main thread is (as Python raises KeyboardInterrupt for SIGINT)."""
+
+
+@contextlib.contextmanager
+def interruptible(backup_dir: str | Path | None):
+    """`with interruptible(backup_dir):` SIGINT or SIGTERM inside ends in one `Interrupted` saying whether
+    running the same command again resumes from the backup in `backup_dir`.
+
+    Args:
+        backup_dir: the run's backup directory (None when the job keeps no backups).
+
+    Example:
+        >>> with interruptible("saved_models/classifier/run/backup"):
+        ...     pass
+    """
+    installed = threading.current_thread() is threading.main_thread()  # handlers live in the main thread only
+    if installed:
+        previous = signal.getsignal(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    except Interrupted:
+        raise
+    except KeyboardInterrupt as err:
+        terminated = isinstance(err, _Terminated)
+        raise Interrupted(interrupted_message(backup_dir, "SIGTERM" if terminated else "SIGINT"),
+                          143 if terminated else 130) from None
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise _Terminated()
+
+
+def interrupted_message(backup_dir: str | Path | None, signal_name: str) -> str:
+    """What an interrupted run left and what running it again does."""
+    if backup_dir is not None and tf.train.latest_checkpoint(str(Path(backup_dir) / "chief")) is not None:
+        return (f"interrupted ({signal_name}); the newest backup is kept in {backup_dir}: run the same command "
+                "again to resume from it (--no-resume starts over)")
+    return (f"interrupted ({signal_name}); no backup had been written yet (see --backup-every), so running "
+            "the same command again starts over")

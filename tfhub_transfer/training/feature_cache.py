@@ -9,6 +9,10 @@ hashes the encoder (handle and its weight files), the preprocessor, the sequence
 length, the pooling and every input text, so changed inputs never reuse stale
 features. Reading streams shard by shard, so memory stays bounded.
 
+The manifest, written last, records each shard's size and CRC-32. An entry is checked when it is
+opened: a missing, truncated or altered shard, or one holding Python objects (never unpickled), is
+reported in one line and the entry is rebuilt; the command goes on.
+
 Every layer mix is linear in the layers and `first` / `mean` pooling is linear
 per layer, so one cache serves every mix: the mix is trained with the head.
 
@@ -23,15 +27,26 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import sys
 import weakref
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from tfhub_transfer.cache import FEATURES_DIR, cache_dir, directory_size, format_size, is_remote
+from tfhub_transfer.cache import (
+    FEATURES_DIR,
+    cache_dir,
+    check_cache_dir,
+    directory_size,
+    foreign_files,
+    format_size,
+    is_remote,
+)
 from tfhub_transfer.encoders.resolve import EncoderSpec
+from tfhub_transfer.errors import ConfigError
 from tfhub_transfer.files import atomic_directory
 from tfhub_transfer.layers.layer_mix import stack_layers
 from tfhub_transfer.preprocessing.text import TextPreprocessor, make_dataset
@@ -74,11 +89,79 @@ def _report(target: Path, verbose: int, wrote: bool = False) -> None:
               flush=True)
 
 
-def _found(target: Path, verbose: int) -> bool:
-    """Whether `target` holds a complete cache entry (a hit, reported); else a miss is reported."""
-    if (target / MANIFEST).exists():
-        _report(target, verbose)
+def _features_root(root: str | Path | None) -> Path:
+    return Path(root) if root else check_cache_dir(cache_dir()) / FEATURES_DIR
+
+
+def _crc32(path: Path) -> str:
+    crc = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 22):
+            crc = zlib.crc32(chunk, crc)
+    return f"{crc:08x}"
+
+
+def shard_record(directory: Path) -> dict[str, dict]:
+    """Each `.npy` file's size and CRC-32, for the manifest (written after the shards)."""
+    return {f.name: {"bytes": f.stat().st_size, "crc32": _crc32(f)} for f in sorted(directory.glob("*.npy"))}
+
+
+def damage(target: Path) -> str | None:
+    """What is wrong with the cache entry `target` (a missing, truncated, altered or pickled shard, an
+    unreadable manifest), or None when every shard matches its manifest.
+
+    Args:
+        target: a feature-cache entry (a directory holding `manifest.json`).
+
+    Returns:
+        A short description of the first problem found, or None.
+
+    Example:
+        >>> damage(Path("~/.cache/tfhub_transfer/features/0123abcd").expanduser())
+    """
+    try:
+        recorded = json.loads((target / MANIFEST).read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "its manifest is unreadable or lists no shard sizes (an older or interrupted write)"
+    found = {f.name for f in target.glob("*.npy")}
+    if found != set(recorded):
+        names = sorted(found ^ set(recorded))
+        return f"{names[0]} is {'missing' if names[0] in recorded else 'not in its manifest'}"
+    for name, expected in recorded.items():
+        size = (target / name).stat().st_size
+        if size != expected.get("bytes"):
+            return f"{name} is {size} bytes, not {expected.get('bytes')} (truncated or replaced)"
+        if _crc32(target / name) != expected.get("crc32"):
+            return f"{name} was altered (its checksum differs)"
+        if _holds_objects(target / name):
+            return f"{name} holds Python objects, which are never loaded (no pickles)"
+    return None
+
+
+def _holds_objects(path: Path) -> bool:
+    """Whether a shard holds Python objects (or is no readable array): memory-mapping reads only its header and
+    refuses object arrays, so nothing is ever unpickled."""
+    try:
+        np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError):
         return True
+    return False
+
+
+def _found(target: Path, verbose: int) -> bool:
+    """Whether `target` holds a complete, undamaged cache entry (a hit, reported); else a miss is reported.
+    A damaged entry is reported (even when quiet) and left to be rebuilt."""
+    if (target / MANIFEST).exists():
+        problem = damage(target)
+        if problem is None:
+            _report(target, verbose)
+            return True
+        foreign = foreign_files(FEATURES_DIR, target)
+        if foreign:
+            raise ConfigError(f"feature cache {target} is damaged ({problem}), and it holds {foreign[0]}, which "
+                              "tfhub_transfer did not write: move that out, then run again to rebuild the cache")
+        print(f"feature cache: {target} is damaged ({problem}); rebuilding it", file=sys.stderr, flush=True)
+        return False
     if verbose:
         print(f"feature cache: miss, writing {target}", flush=True)
     return False
@@ -132,7 +215,7 @@ def build_feature_cache(
     shard_size: int = 2048, batch_size: int = 64, verbose: int = 1,
 ) -> Path:
     """Returns the cache directory for these inputs, encoding them first if it does not exist."""
-    root = Path(root) if root else cache_dir() / FEATURES_DIR
+    root = _features_root(root)
     target = root / cache_key(spec, feature, texts, texts_b)
     if _found(target, verbose):
         return target
@@ -153,10 +236,10 @@ def build_feature_cache(
         if buffer:
             np.save(tmp / f"shard_{shard:05d}.npy", np.concatenate(buffer))
             shard += 1
-        first = np.load(tmp / "shard_00000.npy", mmap_mode="r")
+        first = np.load(tmp / "shard_00000.npy", mmap_mode="r", allow_pickle=False)
         manifest = {"examples": count, "shards": shard, "layers": int(first.shape[1]),
                     "hidden": int(first.shape[2]), "feature": dataclasses.asdict(feature),
-                    "encoder": spec.encoder, "preprocessor": spec.preprocessor}
+                    "encoder": spec.encoder, "preprocessor": spec.preprocessor, "files": shard_record(tmp)}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
     _report(target, verbose, wrote=True)
     return target
@@ -172,7 +255,7 @@ def cached_dataset(path: str | Path, targets: np.ndarray, batch_size: int = 32, 
     path = Path(path)
     manifest = read_manifest(path)
     shards = sorted(path.glob("shard_*.npy"))
-    starts = np.cumsum([0] + [np.load(s, mmap_mode="r").shape[0] for s in shards])
+    starts = np.cumsum([0] + [np.load(s, mmap_mode="r", allow_pickle=False).shape[0] for s in shards])
     if starts[-1] != len(targets):
         raise ValueError(f"cache {path} holds {starts[-1]} examples but {len(targets)} targets were given")
 
@@ -182,7 +265,7 @@ def cached_dataset(path: str | Path, targets: np.ndarray, batch_size: int = 32, 
         order = rng.permutation(len(shards)) if shuffle else range(len(shards))
         carried = (np.zeros((0, *feature_shape), np.float32), targets[:0])
         for index in order:
-            features = np.load(shards[index])
+            features = np.load(shards[index], allow_pickle=False)
             rows = rng.permutation(len(features)) if shuffle else np.arange(len(features))
             features, shard_targets = features[rows].astype(np.float32), targets[starts[index] + rows]
             if len(carried[0]):  # the last shard's remainder starts this shard's first batch
@@ -216,7 +299,7 @@ def build_token_feature_cache(
     batch_size: int = 32, verbose: int = 1,
 ) -> Path:
     """Per-layer features of each word's first piece: shards of [words, layers, hidden] + lengths."""
-    root = Path(root) if root else cache_dir() / FEATURES_DIR
+    root = _features_root(root)
     target = root / token_cache_key(spec, seq_length, sentences)
     if _found(target, verbose):
         return target
@@ -283,9 +366,9 @@ def _write_rows(target: Path, batches, progress, shard_size: int, about: dict, c
         if lengths:
             flush(shard)
             shard += 1
-        first = np.load(tmp / "shard_00000.npy", mmap_mode="r")
+        first = np.load(tmp / "shard_00000.npy", mmap_mode="r", allow_pickle=False)
         manifest = {count_name: done, "shards": shard, "layers": int(first.shape[1]),
-                    "hidden": int(first.shape[2]), **about}
+                    "hidden": int(first.shape[2]), **about, "files": shard_record(tmp)}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
 
 
@@ -293,10 +376,11 @@ def _rows(path: Path, shuffle: bool, rng) -> Iterator[tuple[int, np.ndarray]]:
     """(row index, [items, layers, hidden] float32 features) of every cached row; shards and the rows in each
     in a random order with `shuffle`."""
     shards = sorted(path.glob("shard_*.npy"))
-    counts = [np.load(shard.with_name(shard.name.replace("shard_", "lengths_"))) for shard in shards]
+    counts = [np.load(shard.with_name(shard.name.replace("shard_", "lengths_")), allow_pickle=False)
+              for shard in shards]
     firsts = np.cumsum([0] + [len(c) for c in counts])
     for index in (rng.permutation(len(shards)) if shuffle else range(len(shards))):
-        features = np.load(shards[index]).astype(np.float32)
+        features = np.load(shards[index], allow_pickle=False).astype(np.float32)
         offsets = np.concatenate([[0], np.cumsum(counts[index])])
         for i in (rng.permutation(len(counts[index])) if shuffle else range(len(counts[index]))):
             yield firsts[index] + i, features[offsets[i] : offsets[i + 1]]
@@ -315,7 +399,7 @@ def build_sequence_feature_cache(
 ) -> Path:
     """Every real token's features from the top `top_layers` layers (None: all, embeddings first), as the model
     reads them: shards of [tokens, layers, hidden] + each text's token count."""
-    root = Path(root) if root else cache_dir() / FEATURES_DIR
+    root = _features_root(root)
     target = root / sequence_cache_key(spec, seq_length, top_layers, texts, texts_b)
     if _found(target, verbose):
         return target

@@ -17,7 +17,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-from tfhub_transfer.cache import cache_dir
+from tfhub_transfer.cache import cache_dir, check_cache_dir
 from tfhub_transfer.encoders.build.convert import convert_hf_checkpoint
 from tfhub_transfer.encoders.build.hub_writer import METADATA_FILE, WRITER_VERSION
 from tfhub_transfer.errors import EncoderError
@@ -40,7 +40,8 @@ def default_checkpoint_dir() -> Path:
 
 
 def default_encoder_dir() -> Path:
-    return cache_dir() / "encoders" / f"{DEFAULT_NAME}-float32"
+    """Where the converted default encoder lives in the cache (a cache path that is a file: ConfigError)."""
+    return check_cache_dir(cache_dir()) / "encoders" / f"{DEFAULT_NAME}-float32"
 
 
 def ensure_default_encoder(verbose: bool = True) -> Path:
