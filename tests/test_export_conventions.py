@@ -1,12 +1,18 @@
-"""Exports and encoders behave as TensorFlow and TF Hub users expect of any SavedModel (issue #33, item 5).
+"""The package behaves as TensorFlow, TF Hub and Keras users expect (issue #33, items 5 and 8).
 
 - The export's root object is callable on a string vector, like TF's "Classify text with BERT" model,
   in a process that has only TensorFlow and tensorflow_text (not this package).
 - TF Hub's rule, stated in the README: `hub.KerasLayer(handle, signature=..., trainable=True)` is refused
   (signatures are inference-only); fine-tuning calls the default function, optionally with `output_key`.
+- Quiet by default: importing the package raises TensorFlow's C++ log level unless the user set one, and
+  `fit` / `evaluate` print lines, not `\\r` progress bars, when stdout is a file.
 """
 
 import json
+import os
+import re
+import subprocess
+import sys
 
 import pytest
 import tensorflow as tf
@@ -16,6 +22,7 @@ from conftest import run_python
 
 from tfhub_transfer.models.text_classifier import TextClassifier
 from tfhub_transfer.models.token_classifier import TokenClassifier
+from tfhub_transfer.training.callbacks import LineProgress, fit_progress, summary_verbosity
 
 PROBES = ["a good film", "dull and far too long", ""]
 
@@ -89,3 +96,68 @@ def test_tf_hub_refuses_trainable_signatures_and_fine_tunes_the_default_function
     assert pooled(inputs).shape == (2, 32) and pooled.trainable_weights
     with pytest.raises(ValueError, match="signature_outputs_as_dict is only valid if specifying a signature"):
         hub.KerasLayer(handle, trainable=True, signature_outputs_as_dict=True)
+
+
+# A small fit and evaluate from Python, as a user's script run with its output sent to a file.
+SMALL_FIT = """
+import sys
+import tfhub_transfer
+from tfhub_transfer import TextClassifier
+texts, labels = ["good film", "bad film", "great", "awful"] * 8, ["pos", "neg", "pos", "neg"] * 8
+model = TextClassifier.from_encoder(sys.argv[1], labels=["neg", "pos"], seq_length=16, seed=0)
+model.fit(texts, labels, batch_size=8, epochs=2, validation_data=(texts[:8], labels[:8]))
+model.evaluate(texts, labels)
+print("predicted", model.predict(texts[:2]).shape)
+"""
+
+
+def _small_fit(encoder, out_file) -> subprocess.Popen:
+    """SMALL_FIT in a fresh interpreter with stdout sent to `out_file`, and no TF_CPP_MIN_LOG_LEVEL (the
+    test process sets one)."""
+    clean = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    with open(out_file, "w") as stdout:
+        return subprocess.Popen([sys.executable, "-c", SMALL_FIT, str(encoder)], stdout=stdout,
+                                stderr=subprocess.PIPE, text=True, env=clean)
+
+
+@pytest.mark.slow
+def test_quiet_by_default_and_line_progress_in_a_log_file(tiny_encoder, tmp_path):
+    run = _small_fit(tiny_encoder, tmp_path / "quiet.log")
+    stderr = run.communicate(timeout=300)[1]
+    assert run.returncode == 0, stderr[-3000:]
+    for noise in ("cuInit", "Type inference failed", "cpu_feature_guard", "oneDNN"):
+        assert noise not in stderr
+
+    log = (tmp_path / "quiet.log").read_text()
+    assert "\r" not in log and "\b" not in log, log[:500]
+    lines = log.splitlines()
+    assert [line.split(":")[0] for line in lines if line.startswith("epoch ")] == ["epoch 1/2", "epoch 2/2"]
+    assert any("val_accuracy" in line for line in lines if line.startswith("epoch 2/2"))
+    summaries = [line for line in lines if re.match(r"\d+/\d+ - ", line)]  # Keras' verbose=2 lines
+    assert len(summaries) == 2 and "accuracy" in summaries[0]  # evaluate, then predict: one line each
+    assert "predicted (2, 2)" in lines
+
+
+LOG_LEVEL_AT_IMPORT = """
+import os, sys
+import tfhub_transfer
+print(os.environ.get("TF_CPP_MIN_LOG_LEVEL"), "tensorflow" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "3"), ("0", "0")])
+def test_import_raises_the_log_level_unless_the_user_set_one(given, expected):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env.update({"TF_CPP_MIN_LOG_LEVEL": given} if given is not None else {})
+    done = subprocess.run([sys.executable, "-c", LOG_LEVEL_AT_IMPORT], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert done.stdout.split() == [expected, "False"], done.stderr  # and the import stays TensorFlow-free
+
+
+def test_progress_choice_keeps_an_explicit_verbose(capsys):
+    """Under pytest stdout is captured (not a terminal): "auto" becomes lines; an explicit value is kept."""
+    verbose, progress = fit_progress("auto", epochs=3)
+    assert verbose == 0 and len(progress) == 1 and isinstance(progress[0], LineProgress)
+    assert progress[0].total_epochs == 3
+    assert fit_progress(1, epochs=3) == (1, []) and fit_progress(0, epochs=3) == (0, [])
+    assert summary_verbosity("auto") == 2 and summary_verbosity(1) == 1 and summary_verbosity(0) == 0

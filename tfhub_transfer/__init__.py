@@ -7,7 +7,13 @@ The public names below are imported lazily, so `import tfhub_transfer` (and the 
 start-up) does not load TensorFlow until one of them is used.
 """
 
+import os
 from importlib import import_module
+
+# Quiet by default: TensorFlow's C++ start-up logs (the cuInit error on machines without a GPU, oneDNN
+# and CPU-feature notes, "Type inference failed" blocks) are noise to a user of this package. Set before
+# any submodule imports TensorFlow, which reads it once; a value the user set is kept.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 __version__ = "0.1.0"
 

@@ -278,6 +278,44 @@ class LineProgress(tf_keras.callbacks.Callback):
         self._print(f"epoch {epoch + 1}/{self.total_epochs}: {_format_logs(logs or {})} ({timing})")
 
 
+def fit_progress(verbose: int | str, epochs: int) -> tuple[int | str, list[tf_keras.callbacks.Callback]]:
+    """Keras' `verbose` for a `fit` and the progress callbacks to add to it.
+
+    With `verbose="auto"` (Keras' default) and stdout not a terminal or notebook, the fit prints lines
+    (`LineProgress`, as the CLI does) instead of a bar whose `\\r` redraws pile up in a log file.
+    Any other `verbose` is the caller's choice and is kept.
+
+    Args:
+        verbose: the `verbose` passed to `fit`.
+        epochs: the fit's number of epochs (shown as "epoch 2/3").
+
+    Returns:
+        The `verbose` to give Keras and the callbacks to append to the fit's own.
+
+    Example:
+        >>> verbose, progress = fit_progress("auto", epochs=3)  # stdout redirected: (0, [LineProgress])
+    """
+    if verbose == "auto" and not interactive_output():
+        return 0, [LineProgress(epochs)]
+    return verbose, []
+
+
+def summary_verbosity(verbose: int | str) -> int | str:
+    """Keras' `verbose` for `evaluate` and `predict`: `"auto"` gives one summary line (2) when stdout is
+    not a terminal or notebook, instead of a redrawn bar.
+
+    Args:
+        verbose: the `verbose` passed to `evaluate` or `predict`.
+
+    Returns:
+        The `verbose` to give Keras.
+
+    Example:
+        >>> summary_verbosity("auto")  # 2 in a log file, "auto" (Keras' bar) in a terminal
+    """
+    return 2 if verbose == "auto" and not interactive_output() else verbose
+
+
 class TensorBoardLog(tf_keras.callbacks.Callback):
     """TensorBoard event files under `log_dir`: `train/` and `validation/` runs.
 
