@@ -47,6 +47,7 @@ class DataConfig:
     max_train_examples: int | None = None  # a seeded random subset (tokens: the first N sentences)
     shuffle: bool = True
     weight_column: str | None = None  # per-example training weights (numbers >= 0) read from this column
+    label_names: list[str] | None = None  # names of integer class ids 0..n-1, in order (the label column holds ids)
 
 
 @dataclasses.dataclass

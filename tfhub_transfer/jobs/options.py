@@ -23,7 +23,7 @@ ENCODER_ONLY = {"preprocessor", "pooling", "layer_mix", "feature_cache", "dtype"
                 "standardize_features", "export_format", "quantize", "packing"}
 TAGGER_RECIPE = "a tagger takes the modes' default recipes (its config has no field for this option)"
 RNN_ONLY = {"word_vectors", "embedding_mode", "slow_factor", "rnn", "rnn_units", "max_tokens"}
-SENTENCE_ONLY = {"text_b_column", "label_separator", "text_column", "label_column", "pooling"}
+SENTENCE_ONLY = {"text_b_column", "label_separator", "text_column", "label_column", "pooling", "label_names"}
 REFUSED = {
     # (architecture or task) -> {field: why}
     "tokens": {**dict.fromkeys(SENTENCE_ONLY, "CoNLL files hold one word and its tag per line"),
@@ -48,7 +48,8 @@ REFUSED = {
                        "head": "a text-embedding module gives one vector per text, no token states to read"},
     "encoder": dict.fromkeys(RNN_ONLY - {"word_vectors"}, "it applies to word-vector RNNs (--word-vectors)"),
     "multi_label": {"class_weight": NO_CLASSES["multi_label"]}, "single_label": {},
-    "regression": {"class_weight": NO_CLASSES["regression"]},
+    "regression": {"class_weight": NO_CLASSES["regression"],
+                   "label_names": "a regression target is a number, not a class id to name"},
 }
 RANGES = {  # field -> (low, high, low inclusive, what)
     "epochs": (1, None, True, "a whole number >= 1"), "batch_size": (1, None, True, "a whole number >= 1"),
@@ -114,6 +115,7 @@ def check_options(config: TrainConfig) -> None:
         raise ConfigError(f"--mode contrastive does not apply to {what}: it pairs single texts by their class "
                           "labels (--task single_label or multi_label)")
     parse_class_weight(config.class_weight)  # its syntax; the labels are checked once the data is read
+    check_label_names(config.label_names, config.label_separator if task == "multi_label" else None)
     check_export_options(config)
     if config.early_stopping and not config.restore_best:
         raise ConfigError("--early-stopping ends with the best epoch's weights; drop --no-restore-best "
@@ -122,6 +124,28 @@ def check_options(config: TrainConfig) -> None:
         raise ConfigError("--feature-cache needs --mode freeze: the cached features are the frozen encoder's")
     if kind in ("encoder", "tokens"):
         check_recipe(config)
+
+
+def check_label_names(names, separator: str | None = None) -> None:
+    """--label-names: at least 2 distinct non-empty names (without the multi-label separator), or None.
+
+    Args:
+      names: the names of class ids 0..n-1 in order (a list of str), or None.
+      separator: the multi-label separator, which a name cannot hold.
+    Example:
+      >>> check_label_names(["neg", "pos"])
+    """
+    if names is None:
+        return
+    if isinstance(names, str) or not all(isinstance(n, str) and n.strip() for n in names):
+        raise ConfigError(f"--label-names {names!r}: give the names of class ids 0, 1, ... in order, as a list of "
+                          "non-empty strings (label_names=['neg', 'pos']; on the command line neg,pos)")
+    repeated = sorted({n for n in names if list(names).count(n) > 1})
+    if len(names) < 2 or repeated:
+        why = f"names {repeated[0]!r} twice" if repeated else "names fewer than 2 classes"
+        raise ConfigError(f"--label-names {','.join(names)}: {why}; give each class id 0..n-1 its own name")
+    if separator and any(separator in n for n in names):
+        raise ConfigError(f"--label-names: a name holds the --label-separator {separator!r}; rename it")
 
 
 def check_export_options(config: TrainConfig) -> None:

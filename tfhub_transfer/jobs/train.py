@@ -126,7 +126,7 @@ def _train_classifier(config: TrainConfig, strategy: tf.distribute.Strategy) -> 
     splits = load_labelled(
         config.train, config.valid, config.text_column, config.label_column, config.validation_fraction,
         config.max_train_examples, config.seed, config.task, config.text_b_column, config.label_separator,
-        config.weight_column,
+        config.weight_column, config.label_names,
     )
     with strategy.scope():
         model = build_task_model(config, splits)
