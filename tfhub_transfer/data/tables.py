@@ -27,7 +27,6 @@ import pandas as pd
 from tfhub_transfer.errors import DataError
 from tfhub_transfer.files import refuse_url
 
-MISSING_LABELS = {"", "nan", "NaN", "NA", "N/A", "null", "None"}
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
 
 # A plain decimal number (ASCII digits only: no "1_000", no "inf"), as labels and targets are written.
@@ -340,6 +339,24 @@ def _is_missing(value) -> bool:
     return isinstance(value, (float, np.floating)) and math.isnan(value)
 
 
+def _check_unicode(values: list, locations: list[str], source: str, column: str) -> None:
+    """Every string is valid Unicode: JSON's \\ud800 escapes give lone surrogates, which TensorFlow cannot take."""
+    try:
+        "\n".join(v for v in values if isinstance(v, str)).encode("utf-8")
+        return
+    except UnicodeEncodeError:
+        pass
+    for i, value in enumerate(values):
+        try:
+            value.encode("utf-8") if isinstance(value, str) else None
+        except UnicodeEncodeError as err:
+            raise DataError(
+                f"{source}: {locations[i]}: column {column!r} holds {value[err.start]!r} (a lone surrogate, e.g. "
+                f"from a JSON escape \\ud800), which is not valid Unicode text. Remove it or re-encode the file "
+                f"with its characters whole (a pair such as \\ud83d\\ude00 is fine)."
+            ) from None
+
+
 def _texts(values: list, locations: list[str], source: str, column: str, numbers_ok: bool) -> list[str]:
     """Strings as given; a file's text must be a string, a DataFrame's may be a number (written as text)."""
     texts, wrong = [], []
@@ -359,6 +376,7 @@ def _texts(values: list, locations: list[str], source: str, column: str, numbers
             f"{source}: column {column!r} must hold a string in every row, but {len(wrong)} row(s) do not "
             f"({_shown(shown, len(wrong))}). Give each of those rows its text as a string, or drop them."
         )
+    _check_unicode(texts, locations, source, column)
     empty = [i for i, t in enumerate(texts) if not _has_content(t)]
     if empty:
         shown = [locations[i] for i in empty]
@@ -372,7 +390,8 @@ def _texts(values: list, locations: list[str], source: str, column: str, numbers
 def _is_missing_label(value) -> bool:
     if _is_missing(value):
         return True
-    return isinstance(value, str) and (value.strip() in MISSING_LABELS or not _has_content(value))
+    # Only an empty cell is missing: "None", "NA", "N/A", "null" and "nan" are label names as written.
+    return isinstance(value, str) and not _has_content(value)
 
 
 def _labels(values: list, locations: list[str], source: str, column: str) -> list:
@@ -393,6 +412,7 @@ def _labels(values: list, locations: list[str], source: str, column: str) -> lis
             f"{source}: column {column!r} has no label (empty/NaN) in "
             f"{len(missing)} row(s) ({_shown(shown, len(missing))}). Fill in their labels or drop those rows."
         )
+    _check_unicode(values, locations, source, column)
     return list(values)
 
 
@@ -468,16 +488,28 @@ def _integer_text(text: str) -> str | None:
 
 
 def label_key(value) -> str:
-    """Labels compare as strings: 1, "1", 1.0 and "1.0" from different files are the same class.
-
-    A label that is a number equal to an integer (read from JSON, a frame, or as text such as
-    "1.0" from a CSV) is keyed by that integer's text, so every split agrees on its classes.
-    Other labels keep their text, stripped ("0.5", "pos").
+    """Labels compare as written: a label written as text is that text, stripped ("007" and "7", "1e3" and
+    "1000", "NA" and "None" are each their own class); a number (from JSON or a DataFrame) equal to an
+    integer is that integer's text, so 1 and 1.0 from JSON and "1" from a CSV are one class.
     """
     text = str(value).strip()
-    if isinstance(value, (bool, np.bool_)):
+    if isinstance(value, (bool, np.bool_, str)) or not isinstance(value, (numbers.Number, np.generic)):
         return text
     return _integer_text(text) or text
+
+
+def _class_index(names: Sequence[str], ids: Sequence[str]) -> dict[str, int]:
+    """Class id of each label key: the names, and the integer ids "0".."n-1" standing for them (with
+    --label-names the file may hold either; an id wins over a name that reads the same)."""
+    return {**{name: i for i, name in enumerate(names)}, **{key: i for i, key in enumerate(ids)}}
+
+
+def _naming_problem(source: str, where: str, key: str, names: Sequence[str]) -> DataError:
+    return DataError(
+        f"{source}: the label {key!r} at {where} is not a class id 0..{len(names) - 1} (nor one of the names) of "
+        f"--label-names {','.join(names)} (label_names={list(names)}). Give one name per class id, in order, "
+        f"or fix that row."
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -485,6 +517,7 @@ class LabelVocabulary:
     """The classes seen in training, in a stable order (numeric when all look numeric)."""
 
     names: tuple[str, ...]
+    ids: tuple[str, ...] = ()  # with given names (--label-names): the integer ids "0".."n-1" that stand for them
 
     @classmethod
     def from_labels(cls, labels: Sequence, source: str = "training data") -> LabelVocabulary:
@@ -495,19 +528,27 @@ class LabelVocabulary:
             )
         return cls(tuple(keys))
 
+    @classmethod
+    def named(cls, names: Sequence[str]) -> LabelVocabulary:
+        """The classes `names` in order: class id i (written as the integer i, or as the name) is names[i]."""
+        return cls(tuple(names), tuple(str(i) for i in range(len(names))))
+
     def __len__(self) -> int:
         return len(self.names)
 
     def encode(self, table: TextTable) -> np.ndarray:
-        index = {name: i for i, name in enumerate(self.names)}
+        index = _class_index(self.names, self.ids)
         keys = [label_key(y) for y in table.labels]
         unseen = [i for i, k in enumerate(keys) if k not in index]
+        if unseen and self.ids:
+            raise _naming_problem(table.source, table.locations[unseen[0]], keys[unseen[0]], self.names)
         if unseen:
             bad = sorted({keys[i] for i in unseen})
             raise DataError(
                 f"{table.source}: label(s) {bad} at {table.locations[unseen[0]]} "
                 f"({len(unseen)} row(s)) never occur in the training data, whose labels are "
-                f"{list(self.names)}. Add examples of them to training or drop those rows."
+                f"{list(self.names)}. Add examples of them to training or drop those rows (labels are read "
+                f"as written: '1' and '1.0' are different classes)."
             )
         return np.asarray([index[k] for k in keys], dtype=np.int32)
 
@@ -525,9 +566,15 @@ class MultiLabelVocabulary:
 
     names: tuple[str, ...]
     separator: str = ","
+    ids: tuple[str, ...] = ()  # with given names (--label-names): the integer ids "0".."n-1" that stand for them
 
     def split(self, value) -> list[str]:
         return [label_key(part) for part in str(value).split(self.separator) if part.strip()]
+
+    @classmethod
+    def named(cls, names: Sequence[str], separator: str = ",") -> MultiLabelVocabulary:
+        """The labels `names` in order: label id i (written as the integer i, or as the name) is names[i]."""
+        return cls(tuple(names), separator, tuple(str(i) for i in range(len(names))))
 
     @classmethod
     def from_labels(cls, labels: Sequence, separator: str = ",", source: str = "training data"):
@@ -540,10 +587,13 @@ class MultiLabelVocabulary:
         return len(self.names)
 
     def encode(self, table: TextTable) -> np.ndarray:
-        index = {name: i for i, name in enumerate(self.names)}
+        index = _class_index(self.names, self.ids)
         out = np.zeros((len(table), len(self.names)), np.float32)
+        self._check_rows_name_labels(table)
         for row, value in enumerate(table.labels):
             for name in self.split(value):
+                if name not in index and self.ids:
+                    raise _naming_problem(table.source, table.locations[row], name, self.names)
                 if name not in index:
                     raise DataError(
                         f"{table.source}: label {name!r} at {table.locations[row]} never occurs in the "
@@ -551,6 +601,16 @@ class MultiLabelVocabulary:
                     )
                 out[row, index[name]] = 1.0
         return out
+
+    def _check_rows_name_labels(self, table: TextTable) -> None:
+        """A cell of separators alone (",") names no label: refused like an empty cell, with its lines."""
+        empty = [i for i, value in enumerate(table.labels) if not self.split(value)]
+        if empty:
+            shown = [f"{table.locations[i]}: {_shorten(table.labels[i])}" for i in empty]
+            raise DataError(
+                f"{table.source}: the label column has no label (only separators {self.separator!r} or spaces) "
+                f"in {len(empty)} row(s) ({_shown(shown, len(empty))}). Fill in their labels or drop those rows."
+            )
 
 
 def encode_scores(table: TextTable) -> np.ndarray:
@@ -641,15 +701,20 @@ def load_labelled(
     text_b_column: str | None = None,
     label_separator: str = ",",
     weight_column: str | None = None,
+    label_names: Sequence[str] | None = None,
 ) -> LabelledSplits:
     """Reads, checks and encodes training (and validation) data for a task.
 
     `task` is `single_label`, `multi_label` (labels are `label_separator`-separated
     names) or `regression` (numeric targets); `text_b_column` makes sentence pairs; `weight_column`
-    gives each training example a weight (validation stays unweighted).
+    gives each training example a weight (validation stays unweighted). `label_names` names the integer
+    class ids 0..n-1 in order: the label column holds those ids (or the names), and the classes are the
+    names in that order; an id >= len(label_names) is a DataError naming the file and line.
     """
     if task not in TASKS:
         raise DataError(f"task must be one of {TASKS}, not {task!r}")
+    if label_names is not None and task == "regression":
+        raise DataError("--label-names names the classes of integer labels; a regression task has none")
     train_table = read_table(train, text_column, label_column, text_b_column, weight_column)
     if valid is None:
         train_table, valid_table = split_validation(train_table, validation_fraction, seed)
@@ -662,9 +727,11 @@ def load_labelled(
         return LabelledSplits(train_table, valid_table, encode_scores(train_table),
                               encode_scores(valid_table), None, task)
     if task == "multi_label":
-        labels = MultiLabelVocabulary.from_labels(train_table.labels, label_separator, train_table.source)
+        labels = (MultiLabelVocabulary.named(label_names, label_separator) if label_names is not None else
+                  MultiLabelVocabulary.from_labels(train_table.labels, label_separator, train_table.source))
     else:
-        labels = LabelVocabulary.from_labels(train_table.labels, train_table.source)
+        labels = (LabelVocabulary.named(label_names) if label_names is not None else
+                  LabelVocabulary.from_labels(train_table.labels, train_table.source))
     return LabelledSplits(
         train_table, valid_table, labels.encode(train_table), labels.encode(valid_table), labels, task
     )
