@@ -65,8 +65,9 @@ def test_compare_writes_table_csv_and_png(tiny_encoder, demo_data, tmp_path, cap
 
 
 def test_compare_rejects_unknown_mode_before_training(demo_data, tmp_path, capsys):
-    code = main(["compare", "--train", str(demo_data), "--modes", "freeze,thaw", "--out", str(tmp_path)])
-    assert code == 2
+    with pytest.raises(SystemExit) as exited:  # refused while parsing, with compare's usage
+        main(["compare", "--train", str(demo_data), "--modes", "freeze,thaw", "--out", str(tmp_path)])
+    assert exited.value.code == 2
     assert "unknown transfer mode 'thaw'" in capsys.readouterr().err
 
 
