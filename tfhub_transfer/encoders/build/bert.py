@@ -140,20 +140,24 @@ class BertEncoder(tf_keras.Model):
         super().__init__(**kwargs)
         self.config = config
         self.word_embeddings = tf_keras.layers.Embedding(
-            config.vocab_size, config.hidden_size, embeddings_initializer=_init(config),
+            config.vocab_size, config.embedding_width, embeddings_initializer=_init(config),
             name="word_embeddings",
         )
         self.position_embedding = PositionEmbedding(
             config.max_position_embeddings, _init(config), name="position_embedding"
         )
         self.type_embeddings = tf_keras.layers.Embedding(
-            config.type_vocab_size, config.hidden_size, embeddings_initializer=_init(config),
+            config.type_vocab_size, config.embedding_width, embeddings_initializer=_init(config),
             name="type_embeddings",
         )
         self.embedding_layer_norm = tf_keras.layers.LayerNormalization(
             epsilon=config.layer_norm_epsilon, name="embeddings/layer_norm"
         )
         self.embedding_dropout = tf_keras.layers.Dropout(config.hidden_dropout)
+        # Model Garden's name for ELECTRA's / ALBERT's projection, so layer groups place it in `embeddings`.
+        self.embedding_projection = None if config.embedding_width == config.hidden_size else (
+            tf_keras.layers.Dense(config.hidden_size, kernel_initializer=_init(config),
+                                  name="embedding_projection"))
         self.blocks = [
             TransformerBlock(config, name=f"transformer/layer_{i}") for i in range(config.num_layers)
         ]
@@ -172,7 +176,8 @@ class BertEncoder(tf_keras.Model):
     def embed(self, word_ids, type_ids, training=None, positions=None):
         words = self.word_embeddings(word_ids)
         x = words + self.position_embedding(words, positions) + self.type_embeddings(type_ids)
-        return self.embedding_dropout(self.embedding_layer_norm(x), training=training)
+        x = self.embedding_dropout(self.embedding_layer_norm(x), training=training)
+        return x if self.embedding_projection is None else self.embedding_projection(x)
 
     def call(self, inputs, training=None):
         word_ids = inputs["input_word_ids"]
@@ -214,8 +219,9 @@ class MaskedLMHead(tf_keras.layers.Layer):
         kwargs.setdefault("name", "mlm")
         super().__init__(**kwargs)
         self.embedding_table = embedding_table
+        # Its output is multiplied by the word embeddings, so it has their width (ELECTRA's is narrower).
         self.transform = tf_keras.layers.Dense(
-            config.hidden_size, activation=exact_gelu, kernel_initializer=_init(config),
+            config.embedding_width, activation=exact_gelu, kernel_initializer=_init(config),
             name="transform",
         )
         self.layer_norm = tf_keras.layers.LayerNormalization(

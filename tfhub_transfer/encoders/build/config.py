@@ -16,6 +16,9 @@ class BertConfig:
 
     vocab_size: int
     hidden_size: int = 768
+    # The width of the word/position/type embeddings when it differs from `hidden_size` (ELECTRA): a
+    # dense `embedding_projection` maps them to `hidden_size` after the embedding layer norm. None: equal.
+    embedding_size: int | None = None
     num_layers: int = 12
     num_heads: int = 12
     intermediate_size: int = 3072
@@ -52,6 +55,11 @@ class BertConfig:
     @property
     def head_size(self) -> int:
         return self.hidden_size // self.num_heads
+
+    @property
+    def embedding_width(self) -> int:
+        """The width of the embedding tables (and of the MLM head, whose output is tied to them)."""
+        return self.embedding_size or self.hidden_size
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

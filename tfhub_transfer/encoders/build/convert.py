@@ -1,10 +1,11 @@
-"""Converts a Hugging Face BERT checkpoint directory into the TF Hub BERT format.
+"""Converts a Hugging Face checkpoint directory into the TF Hub BERT format, for every registered family.
 
-The directory needs `config.json`, `model.safetensors` and `vocab.txt`
-(`tokenizer_config.json` is read for `do_lower_case` when present). A checkpoint
-without an MLM head (e.g. sentence-transformers models) gets a freshly
-initialised one: dense transform + layer norm + zero bias, output tied to the
-word embeddings.
+The directory needs `config.json` (its `model_type` picks the family module, see `families`),
+`model.safetensors` and the tokenizer's files (`vocab.txt`, or XLM-R's `sentencepiece.bpe.model`;
+`tokenizer_config.json` is read for the tokenizer class and `do_lower_case`). A checkpoint without an MLM
+head (e.g. sentence-transformers models, ELECTRA discriminators) gets a freshly initialised one: dense
+transform + layer norm + zero bias, output tied to the word embeddings. A `pytorch_model.bin` only checkpoint
+is refused with the one-line conversion to safetensors.
 """
 
 from __future__ import annotations
@@ -13,98 +14,25 @@ import dataclasses
 import json
 from pathlib import Path
 
-import numpy as np
-
 from tfhub_transfer.encoders.build.bert import BertEncoder, MaskedLMHead, build_bert
-from tfhub_transfer.encoders.build.config import POOLED_OUTPUTS, BertConfig
+from tfhub_transfer.encoders.build.config import POOLED_OUTPUTS
+from tfhub_transfer.encoders.build.families import EncoderFamily, family_for, supported_summary
+from tfhub_transfer.encoders.build.families.weights import WeightSource
 from tfhub_transfer.encoders.build.hub_writer import write_encoder_pair
 from tfhub_transfer.encoders.build.safetensors_reader import read_safetensors
+from tfhub_transfer.encoders.build.tokenizer_files import (
+    WORDPIECE,
+    TokenizerFiles,
+    detect_tokenizer,
+    unsupported_tokenizer_message,
+)
 from tfhub_transfer.errors import EncoderError
 
-REQUIRED_FILES = ("config.json", "model.safetensors", "vocab.txt")
+REQUIRED_FILES = ("config.json", "model.safetensors")
 # The package's pooling (layers.pooling) that gives a classifier the encoder's `pooled_output`.
 _RECOMMENDED_POOLING = {"pooler": "cls", "mean": "mean", "max": "max", "first": "first"}
-
-
-def _strip_prefix(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Drops the `bert.` prefix of *ForMaskedLM / *ForPreTraining checkpoints."""
-    out = {}
-    for name, value in weights.items():
-        out[name[len("bert."):] if name.startswith("bert.") else name] = value
-    return out
-
-
-class _WeightSource:
-    """Hands out checkpoint tensors by name and remembers which were used."""
-
-    def __init__(self, weights: dict[str, np.ndarray], source: Path):
-        self.weights = weights
-        self.source = source
-        self.used: set[str] = set()
-
-    def get(self, name: str) -> np.ndarray:
-        if name not in self.weights:
-            raise EncoderError(f"{self.source}: tensor {name!r} is missing from the checkpoint")
-        self.used.add(name)
-        return self.weights[name]
-
-    def has(self, name: str) -> bool:
-        return name in self.weights
-
-
-def _dense(src: _WeightSource, prefix: str) -> list[np.ndarray]:
-    return [src.get(f"{prefix}.weight").T, src.get(f"{prefix}.bias")]
-
-
-def _layer_norm(src: _WeightSource, prefix: str) -> list[np.ndarray]:
-    return [src.get(f"{prefix}.weight"), src.get(f"{prefix}.bias")]
-
-
-def _assign_block(block, src: _WeightSource, prefix: str, config: BertConfig) -> None:
-    heads, size, hidden = config.num_heads, config.head_size, config.hidden_size
-    attention = block.self_attention
-    for name in ("query", "key", "value"):
-        kernel, bias = _dense(src, f"{prefix}.attention.self.{name}")
-        getattr(attention, f"_{name}_dense").set_weights(
-            [kernel.reshape(hidden, heads, size), bias.reshape(heads, size)]
-        )
-    kernel, bias = _dense(src, f"{prefix}.attention.output.dense")
-    attention._output_dense.set_weights([kernel.reshape(heads, size, hidden), bias])
-    block.attention_layer_norm.set_weights(_layer_norm(src, f"{prefix}.attention.output.LayerNorm"))
-    block.intermediate.set_weights(_dense(src, f"{prefix}.intermediate.dense"))
-    block.output_dense.set_weights(_dense(src, f"{prefix}.output.dense"))
-    block.output_layer_norm.set_weights(_layer_norm(src, f"{prefix}.output.LayerNorm"))
-
-
-def _assign_encoder(encoder: BertEncoder, src: _WeightSource) -> None:
-    config = encoder.config
-    encoder.word_embeddings.set_weights([src.get("embeddings.word_embeddings.weight")])
-    encoder.position_embedding.set_weights([src.get("embeddings.position_embeddings.weight")])
-    encoder.type_embeddings.set_weights([src.get("embeddings.token_type_embeddings.weight")])
-    encoder.embedding_layer_norm.set_weights(_layer_norm(src, "embeddings.LayerNorm"))
-    for i, block in enumerate(encoder.blocks):
-        _assign_block(block, src, f"encoder.layer.{i}", config)
-    if src.has("pooler.dense.weight"):
-        encoder.pooler.set_weights(_dense(src, "pooler.dense"))
-
-
-def _assign_mlm_head(head: MaskedLMHead, src: _WeightSource) -> bool:
-    """Copies a checkpoint's MLM head if it has one; returns whether it did."""
-    prefix = "cls.predictions"
-    if not src.has(f"{prefix}.transform.dense.weight"):
-        return False
-    head.transform.set_weights(_dense(src, f"{prefix}.transform.dense"))
-    head.layer_norm.set_weights(_layer_norm(src, f"{prefix}.transform.LayerNorm"))
-    head.output_bias.assign(src.get(f"{prefix}.bias"))
-    return True
-
-
-def _read_lower_case(checkpoint_dir: Path, default: bool = True) -> bool:
-    tokenizer_config = checkpoint_dir / "tokenizer_config.json"
-    if tokenizer_config.exists():
-        values = json.loads(tokenizer_config.read_text(encoding="utf-8"))
-        return bool(values.get("do_lower_case", default))
-    return default
+_TO_SAFETENSORS = ("python -c \"import torch, safetensors.torch as s; s.save_file({k: v.contiguous() for k, v in "
+                   "torch.load('pytorch_model.bin', map_location='cpu').items()}, 'model.safetensors')\"")
 
 
 _ST_POOLING_MODES = {"pooling_mode_mean_tokens": "mean", "pooling_mode_max_tokens": "max",
@@ -134,7 +62,7 @@ def sentence_transformers_pooling(checkpoint_dir: str | Path) -> str | None:
     return chosen[0]
 
 
-def _pooled_output_mode(checkpoint_dir: Path, requested: str) -> tuple[str, str]:
+def _pooled_output_mode(checkpoint_dir: Path, requested: str, has_pooler: bool) -> tuple[str, str]:
     """(what `pooled_output` is, why)."""
     if requested != "auto":
         if requested not in POOLED_OUTPUTS:
@@ -143,7 +71,67 @@ def _pooled_output_mode(checkpoint_dir: Path, requested: str) -> tuple[str, str]
     pooling = sentence_transformers_pooling(checkpoint_dir)
     if pooling:
         return pooling, "the checkpoint's sentence-transformers pooling"
-    return "pooler", "a BERT checkpoint (no sentence-transformers pooling)"
+    if not has_pooler:
+        # A freshly initialised pooler would make pooled_output random: the [CLS] vector is what it has.
+        return "first", "the checkpoint has no [CLS] pooler, so its [CLS] vector"
+    return "pooler", "a checkpoint with a [CLS] pooler (no sentence-transformers pooling)"
+
+
+def _check_files(checkpoint_dir: Path) -> None:
+    if not checkpoint_dir.is_dir():
+        raise EncoderError(f"{checkpoint_dir} is not a directory: pass a Hugging Face checkpoint directory "
+                           "(config.json, model.safetensors, tokenizer files) or an hf:ORG/NAME handle")
+    if not (checkpoint_dir / "model.safetensors").exists() and (checkpoint_dir / "pytorch_model.bin").exists():
+        raise EncoderError(f"{checkpoint_dir} has pytorch_model.bin but no model.safetensors; convert it once "
+                           f"with PyTorch and safetensors installed, in that directory: {_TO_SAFETENSORS}")
+    missing = [f for f in REQUIRED_FILES if not (checkpoint_dir / f).exists()]
+    if missing:
+        raise EncoderError(
+            f"{checkpoint_dir} is not a Hugging Face checkpoint directory: missing {missing} "
+            f"(needs {list(REQUIRED_FILES)} and the tokenizer's vocab.txt or sentencepiece.bpe.model)"
+        )
+
+
+def read_family(checkpoint_dir: str | Path) -> tuple[EncoderFamily, dict]:
+    """The family of a checkpoint (config.json's `model_type`) and its config.json values.
+
+    Args:
+      checkpoint_dir: a Hugging Face checkpoint directory.
+
+    Returns:
+      (the registered EncoderFamily, config.json as a dict).
+
+    Example:
+      >>> read_family("koelectra")[0].name  # doctest: +SKIP
+      'electra'
+    """
+    config_file = Path(checkpoint_dir) / "config.json"
+    try:
+        values = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise EncoderError(f"{config_file}: cannot read it as JSON ({err})") from None
+    return family_for(values.get("model_type"), checkpoint_dir), values
+
+
+def read_tokenizer(checkpoint_dir: str | Path, family: EncoderFamily) -> TokenizerFiles:
+    """The checkpoint's tokenizer, refused with one clear message when `family` cannot use it.
+
+    Args:
+      checkpoint_dir: a Hugging Face checkpoint directory.
+      family: the checkpoint's family (read_family).
+
+    Returns:
+      Its TokenizerFiles.
+
+    Example:
+      >>> read_tokenizer("klue-roberta-base", family).kind  # doctest: +SKIP
+      'wordpiece'
+    """
+    tokenizer = detect_tokenizer(checkpoint_dir, supported_summary())
+    if tokenizer.kind not in family.tokenizers:
+        raise EncoderError(unsupported_tokenizer_message(
+            Path(checkpoint_dir), f"{tokenizer.kind} with a {family.name} body", supported_summary()))
+    return tokenizer
 
 
 def load_hf_checkpoint(
@@ -152,25 +140,23 @@ def load_hf_checkpoint(
     """Builds a BertEncoder + MLM head holding a Hugging Face checkpoint's weights.
 
     `pooled_output`: "auto" makes it the sentence embedding of a sentence-transformers checkpoint
-    (the pooling its `1_Pooling/config.json` names) and BERT's [CLS] pooler otherwise."""
+    (the pooling its `1_Pooling/config.json` names), the [CLS] pooler of a checkpoint that has one, and
+    the [CLS] vector otherwise (ELECTRA, DistilBERT, most RoBERTa MLM checkpoints)."""
     checkpoint_dir = Path(checkpoint_dir)
-    missing = [f for f in REQUIRED_FILES if not (checkpoint_dir / f).exists()]
-    if missing:
-        raise EncoderError(
-            f"{checkpoint_dir} is not a Hugging Face BERT checkpoint directory: missing {missing} "
-            f"(needs {list(REQUIRED_FILES)})"
-        )
-    mode, reason = _pooled_output_mode(checkpoint_dir, pooled_output)
-    config = dataclasses.replace(BertConfig.from_hf_config(checkpoint_dir / "config.json"), pooled_output=mode)
-    src = _WeightSource(
-        _strip_prefix(read_safetensors(checkpoint_dir / "model.safetensors")), checkpoint_dir
-    )
+    _check_files(checkpoint_dir)
+    family, values = read_family(checkpoint_dir)
+    config = family.read_config(values, checkpoint_dir / "config.json")
+    src = WeightSource(read_safetensors(checkpoint_dir / "model.safetensors"), checkpoint_dir, family.prefixes)
     encoder, head = build_bert(config)
-    _assign_encoder(encoder, src)
-    had_mlm = _assign_mlm_head(head, src)
+    found = family.assign_weights(encoder, head, src, values)
+    mode, reason = _pooled_output_mode(checkpoint_dir, pooled_output, found["pooler"])
+    if mode != config.pooled_output:
+        encoder.config = dataclasses.replace(config, pooled_output=mode)
     info = {
-        "mlm_head": "from checkpoint" if had_mlm else "freshly initialised (checkpoint has none)",
-        "pooler": "from checkpoint" if src.has("pooler.dense.weight") else "freshly initialised",
+        "family": family.name,
+        "model_type": values.get("model_type", "bert"),
+        "mlm_head": "from checkpoint" if found["mlm_head"] else "freshly initialised (checkpoint has none)",
+        "pooler": "from checkpoint" if found["pooler"] else "freshly initialised (checkpoint has none)",
         "pooled_output_from": reason,
     }
     return encoder, head, info
@@ -182,13 +168,26 @@ def convert_hf_checkpoint(
 ) -> Path:
     """Converts `checkpoint_dir` into `out_dir/{encoder,preprocessor}` in TF Hub format.
 
-    A sentence-transformers checkpoint's `pooled_output` is the embedding it was trained for (see
-    `load_hf_checkpoint`), which is also recorded as its default pooling unless `metadata` names one."""
+    Args:
+      checkpoint_dir: a Hugging Face checkpoint directory of a registered family (`encoders list`).
+      out_dir: written atomically; an existing one only with `overwrite` and only if this package wrote it.
+      metadata: extra entries for the pair's tfhub_transfer.json (e.g. {"pooling": "mean"}).
+      overwrite: replace an encoder pair this package wrote at `out_dir`.
+      pooled_output: "auto", "pooler", "mean", "max" or "first" (see `load_hf_checkpoint`).
+
+    Returns:
+      `out_dir`.
+
+    Example:
+      >>> convert_hf_checkpoint("koelectra-small", "encoders/koelectra")  # doctest: +SKIP
+    """
     checkpoint_dir = Path(checkpoint_dir)
+    _check_files(checkpoint_dir)
+    tokenizer = read_tokenizer(checkpoint_dir, read_family(checkpoint_dir)[0])
     encoder, head, info = load_hf_checkpoint(checkpoint_dir, pooled_output)
-    meta = {"source": str(checkpoint_dir), **info, **(metadata or {})}
+    meta = {"source": str(checkpoint_dir), **info, "tokenizer": tokenizer.kind, **(metadata or {})}
     if meta.get("pooling") is None:
         meta["pooling"] = _RECOMMENDED_POOLING[encoder.config.pooled_output]
-    return write_encoder_pair(
-        encoder, head, checkpoint_dir / "vocab.txt", _read_lower_case(checkpoint_dir), out_dir, meta, overwrite
-    )
+    vocab = tokenizer.path if tokenizer.kind == WORDPIECE else None
+    return write_encoder_pair(encoder, head, vocab, tokenizer.lower_case, out_dir, meta, overwrite,
+                              tokenizer=tokenizer)

@@ -18,7 +18,16 @@ from pathlib import Path
 import tensorflow as tf
 
 from tfhub_transfer.encoders.build.bert import BertEncoder, MaskedLMHead
-from tfhub_transfer.encoders.build.preprocessor_module import BertPreprocessorModule
+from tfhub_transfer.encoders.build.preprocessor_module import (
+    BertPreprocessorModule,
+    SentencepiecePreprocessorModule,
+)
+from tfhub_transfer.encoders.build.tokenizer_files import (
+    SENTENCEPIECE,
+    SENTENCEPIECE_MODEL_FILE,
+    XLMR_ID_OFFSET,
+    TokenizerFiles,
+)
 from tfhub_transfer.encoders.build.vocab import read_vocab, special_token_ids
 from tfhub_transfer.files import atomic_directory
 
@@ -45,7 +54,7 @@ POOLED_OUTPUT_NOTES = {
 def normalization_note(lower_case: bool | None) -> str:
     """How the preprocessor normalises text before WordPiece (tensorflow-text's BertTokenizer)."""
     if lower_case is None:
-        return "unknown"
+        return "unknown (a SentencePiece model normalises with its own rules, e.g. XLM-R's NFKC; cased)"
     if lower_case:
         return "uncased: case-folded, NFD, accents (Mn) stripped; Hangul syllables decompose into jamo"
     return "cased: text kept as written (no case folding, no Unicode normalisation)"
@@ -163,20 +172,42 @@ def write_preprocessor(
     tf.saved_model.save(module, str(path))
 
 
+def write_sentencepiece_preprocessor(
+    model_path: str | Path, special_ids: dict[str, int], path: str | Path, default_seq_length: int = 128
+) -> None:
+    """Saves the XLM-R SentencePiece preprocessing SavedModel for `model_path`."""
+    module = SentencepiecePreprocessorModule(str(model_path), special_ids, XLMR_ID_OFFSET, default_seq_length)
+    tf.saved_model.save(module, str(path))
+
+
+def _write_sentencepiece_pair(encoder: BertEncoder, head: MaskedLMHead, tokenizer: TokenizerFiles,
+                              tmp: Path) -> None:
+    # The model travels inside the pair, so the preprocessor does not depend on the checkpoint's folder.
+    model_copy = tmp / SENTENCEPIECE_MODEL_FILE
+    shutil.copy(tokenizer.path, model_copy)
+    write_encoder(encoder, head, tmp / ENCODER_DIR)
+    special_ids = tokenizer.special_ids(encoder.config.vocab_size)
+    write_sentencepiece_preprocessor(model_copy, special_ids, tmp / PREPROCESSOR_DIR)
+
+
 def write_encoder_pair(
     encoder: BertEncoder,
     head: MaskedLMHead,
-    vocab_path: str | Path,
-    lower_case: bool,
+    vocab_path: str | Path | None,
+    lower_case: bool | None,
     out_dir: str | Path,
     metadata: dict | None = None,
     overwrite: bool = False,
+    tokenizer: TokenizerFiles | None = None,
 ) -> Path:
     """Writes `out_dir/encoder`, `out_dir/preprocessor` and a metadata file, atomically.
 
-    An existing non-empty `out_dir` is refused unless `overwrite` (and then replaced only
-    when this package wrote it)."""
+    The preprocessor tokenises with WordPiece from `vocab_path` / `lower_case`, or with `tokenizer` when it
+    is a SentencePiece one. An existing non-empty `out_dir` is refused unless `overwrite` (and then replaced
+    only when this package wrote it)."""
     out_dir = Path(out_dir)
+    if tokenizer is not None and tokenizer.kind == SENTENCEPIECE:
+        lower_case = None
     info = {
         "format": PAIR_FORMAT,
         "writer_version": WRITER_VERSION,
@@ -189,8 +220,11 @@ def write_encoder_pair(
         **(metadata or {}),
     }
     with atomic_directory(out_dir, overwrite) as tmp:
-        write_encoder(encoder, head, tmp / ENCODER_DIR, vocab_path, lower_case)
-        write_preprocessor(vocab_path, lower_case, tmp / PREPROCESSOR_DIR)
-        shutil.copy(vocab_path, tmp / "vocab.txt")
+        if tokenizer is not None and tokenizer.kind == SENTENCEPIECE:
+            _write_sentencepiece_pair(encoder, head, tokenizer, tmp)
+        else:
+            write_encoder(encoder, head, tmp / ENCODER_DIR, vocab_path, lower_case)
+            write_preprocessor(vocab_path, lower_case, tmp / PREPROCESSOR_DIR)
+            shutil.copy(vocab_path, tmp / "vocab.txt")
         (tmp / METADATA_FILE).write_text(json.dumps(info, indent=2), encoding="utf-8")
     return out_dir

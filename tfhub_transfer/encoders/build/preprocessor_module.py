@@ -38,6 +38,29 @@ def pack_segments(
     }
 
 
+def pack_xlmr_segments(
+    segments: list[tf.RaggedTensor], seq_length, special_ids: dict[str, int]
+) -> dict[str, tf.Tensor]:
+    """XLM-R's packing: `<s> A </s>` or `<s> A </s></s> B </s>`, every token type 0 (XLM-R's tokenizer gives
+    no types), trimmed round-robin and padded with <pad> to `seq_length`."""
+    flat = [s.merge_dims(-2, -1) if s.shape.rank > 2 else s for s in segments]
+    flat = [tf.cast(s, tf.int32) for s in flat]
+    budget = tf.cast(seq_length, tf.int32) - 2 * len(flat)
+    trimmed = text.RoundRobinTrimmer(max_seq_length=budget).trim(flat)
+    end = special_ids["end_of_segment_id"]
+    # The extra </s> opening each later segment; combine_segments adds <s> and each closing </s>.
+    trimmed = trimmed[:1] + [tf.concat([tf.fill([s.nrows(), 1], end), s], axis=1) for s in trimmed[1:]]
+    word_ids, _ = text.combine_segments(
+        trimmed, start_of_sequence_id=special_ids["start_of_sequence_id"], end_of_segment_id=end)
+    input_word_ids, input_mask = text.pad_model_inputs(
+        word_ids, max_seq_length=seq_length, pad_value=special_ids["padding_id"])
+    return {
+        "input_word_ids": tf.cast(input_word_ids, tf.int32),
+        "input_mask": tf.cast(input_mask, tf.int32),
+        "input_type_ids": tf.zeros_like(input_mask, tf.int32),
+    }
+
+
 def _string_batch() -> tf.TensorSpec:
     return tf.TensorSpec([None], tf.string)
 
@@ -52,26 +75,27 @@ class _SpecialTokens(tf.train.Checkpoint):
 
 
 class _Tokenize(tf.train.Checkpoint):
-    def __init__(self, tokenizer: text.BertTokenizer, special_ids: dict[str, int]):
+    def __init__(self, tokenizer, special_ids: dict[str, int], to_ids=None):
         super().__init__()
         self._tokenizer = tokenizer
+        to_ids = to_ids or (lambda strings: tf.cast(tokenizer.tokenize(strings), tf.int32))
 
         @tf.function(input_signature=[_string_batch()])
         def tokenize(strings):
-            return tf.cast(tokenizer.tokenize(strings), tf.int32)
+            return to_ids(strings)
 
         self.__call__ = tokenize
         self.get_special_tokens_dict = _SpecialTokens(special_ids)
 
 
 class _PackInputs(tf.train.Checkpoint):
-    def __init__(self, special_ids: dict[str, int], default_seq_length: int):
+    def __init__(self, special_ids: dict[str, int], default_seq_length: int, packer=pack_segments):
         super().__init__()
         ids = dict(special_ids)
 
         @tf.function(autograph=False)
         def pack(inputs, seq_length=default_seq_length):
-            return pack_segments(list(inputs), seq_length, ids)
+            return packer(list(inputs), seq_length, ids)
 
         self.__call__ = pack
         for ragged_rank in (1, 2):
@@ -112,6 +136,37 @@ class BertPreprocessorModule(tf.train.Checkpoint):
         @tf.function(input_signature=[_string_batch()])
         def preprocess(strings):
             # Instance-level __call__ attributes are not found by Python's call syntax.
+            tokens = self.tokenize.__call__(strings)
+            return self.bert_pack_inputs.__call__([tokens], seq_length=default_seq_length)
+
+        self.__call__ = preprocess
+
+
+class SentencepiecePreprocessorModule(tf.train.Checkpoint):
+    """The preprocessing SavedModel of an XLM-R-tokenised encoder: tensorflow-text's SentencepieceTokenizer,
+    XLM-R's fairseq ids (SentencePiece's ids + 1, its <unk> 0 -> 3) and `<s> A </s></s> B </s>` packing.
+
+    Same interface as BertPreprocessorModule, except that `tokenize` gives [batch, pieces] (no word level)
+    and it carries `sentencepiece_model` (an asset) instead of `vocab_file` / `do_lower_case`."""
+
+    def __init__(self, model_path: str, special_ids: dict[str, int], id_offset: int,
+                 default_seq_length: int = 128):
+        super().__init__()
+        with open(model_path, "rb") as f:
+            tokenizer = text.SentencepieceTokenizer(model=f.read(), out_type=tf.int32)
+        unknown = special_ids["unknown_id"]
+
+        def to_ids(strings):
+            pieces = tokenizer.tokenize(strings)
+            ids = pieces.flat_values
+            return pieces.with_flat_values(tf.where(ids == 0, unknown, ids + id_offset))
+
+        self.tokenize = _Tokenize(tokenizer, special_ids, to_ids)
+        self.bert_pack_inputs = _PackInputs(special_ids, default_seq_length, pack_xlmr_segments)
+        self.sentencepiece_model = tf.saved_model.Asset(model_path)
+
+        @tf.function(input_signature=[_string_batch()])
+        def preprocess(strings):
             tokens = self.tokenize.__call__(strings)
             return self.bert_pack_inputs.__call__([tokens], seq_length=default_seq_length)
 
