@@ -2,7 +2,6 @@
 subcommand's usage on its own errors, checks before TensorFlow loads, --help grouped by concern."""
 
 import argparse
-import dataclasses
 import os
 import re
 import subprocess
@@ -14,7 +13,6 @@ import pytest
 from tfhub_transfer.cli import checks
 from tfhub_transfer.cli.main import COMMANDS, _train_config, build_parser, main
 from tfhub_transfer.cli.parsing import TITLES, did_you_mean
-from tfhub_transfer.config import DataConfig
 
 TRAINING_COMMANDS = ("train", "compare", "study-layers", "lr-find")
 
@@ -192,8 +190,6 @@ def test_label_names_are_parsed_and_checked(demo_data, capsys):
     assert "argument --label-names" in err and "['neg'] occur more than once" in err
 
 
-@pytest.mark.skipif("label_names" not in {f.name for f in dataclasses.fields(DataConfig)},
-                    reason="DataConfig.label_names is not there yet")
 def test_label_names_reach_the_training_config(demo_data):
     args = build_parser().parse_args(["train", "--train", str(demo_data), "--label-names", "neg,pos"])
     assert _train_config(args).label_names == ["neg", "pos"]

@@ -147,10 +147,11 @@ VALUES = {  # one non-default value per flag
     "--head-lr": "0.01", "--head-lr-multiplier": "10", "--frozen-epochs": "1", "--lr-mult": "100",
     "--long-text": "windows:32", "--tune-head": None, "--no-standardize-features": None,
     "--export-format": "tflite", "--quantize": "int8",
-    "--no-tensorboard": None, "--keep-backups": None, "--cache-dir": "c",
+    "--no-tensorboard": None, "--keep-backups": None, "--cache-dir": "c", "--label-names": "neg,pos",
 }
 DEFINING = {"--train", "--task", "--architecture", "--word-vectors", "--text-embedding", "--help", "--debug",
-            "--tensorboard"}  # the last one restates its default (the pair of --no-tensorboard)
+            "--tensorboard",  # restates its default (the pair of --no-tensorboard)
+            "--tfds-data-dir"}  # where tfds:NAME inputs are read from (TFDS_DATA_DIR), not a training option
 
 
 def _train_flags() -> list[str]:

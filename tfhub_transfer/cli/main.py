@@ -312,9 +312,8 @@ def _train_config(args, **overrides):
         standardize_features=args.standardize_features,
         class_weight=args.class_weight, weight_column=args.weight_column,
         tensorboard=args.tensorboard, keep_backups=args.keep_backups, cache_dir=args.cache_dir,
+        label_names=args.label_names,
     )
-    if args.label_names is not None:  # DataConfig.label_names: names of integer labels 0..n-1
-        values.update(label_names=args.label_names)
     if hasattr(args, "export_format"):  # train's own flags
         values.update(export_format=args.export_format, quantize=args.quantize)
     values.update(overrides)

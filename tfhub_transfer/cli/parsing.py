@@ -22,8 +22,8 @@ TITLES = {"data": "data", "model": "model and encoder", "transfer": "transfer mo
 FLAG_FIELDS = {"lr": "learning_rate", "head_lr": "head_learning_rate", "backup_every": "backup_every_steps",
                "out": "output_dir", "no_bucket": "bucket", "no_restore_best": "restore_best", "quiet": "verbose",
                "max_sentences": "max_train_examples", "no_export": "export"}
-# Flags that set no TrainConfig field (label_names: until DataConfig has it), by the concern they belong with.
-OTHER_FLAGS = {"tfds_data_dir": "data", "label_names": "data", "test": "data", "corpus": "data", "max_lines": "data",
+# Flags of single subcommands that set no TrainConfig field, by the concern they belong with.
+OTHER_FLAGS = {"tfds_data_dir": "data", "test": "data", "corpus": "data", "max_lines": "data",
                "holdout_fraction": "data", "modes": "transfer", "mixes": "transfer", "no_finetune": "transfer",
                "whole_word_masking": "optimization", "start_lr": "optimization", "end_lr": "optimization",
                "num_steps": "optimization", "stop_factor": "optimization"}
