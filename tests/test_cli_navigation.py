@@ -165,6 +165,7 @@ def test_subcommands_sharing_training_flags_use_the_same_groups(command, capsys,
     options = re.findall(r"^  (--[\w-]+)", sections["options"], flags=re.M)
     assert options == ["--debug"], options  # every other flag sits in a concern's group
     assert {"data", "optimisation", "output and export"} <= set(sections)
+    assert ("transfer mode and recipe" in sections) == (command != "pretrain")  # no empty group is printed
 
 
 def test_each_default_is_stated_once_and_truly(capsys, monkeypatch):
@@ -193,6 +194,20 @@ def test_label_names_are_parsed_and_checked(demo_data, capsys):
 def test_label_names_reach_the_training_config(demo_data):
     args = build_parser().parse_args(["train", "--train", str(demo_data), "--label-names", "neg,pos"])
     assert _train_config(args).label_names == ["neg", "pos"]
+
+
+def test_integer_labels_come_back_named_from_the_cli(tiny_encoder, tmp_path, capsys):
+    data = tmp_path / "ids.tsv"
+    rows = [("a wonderful film", 1), ("an awful plot", 0)] * 20
+    data.write_text("text\tlabel\n" + "".join(f"{text}\t{label}\n" for text, label in rows))
+    code = main(["train", "--train", str(data), "--label-names", "neg,pos", "--encoder", str(tiny_encoder),
+                 "--epochs", "1", "--seq-length", "16", "--no-tensorboard", "--out", str(tmp_path), "--name", "ids",
+                 "--quiet"])
+    assert code == 0
+    capsys.readouterr()
+    assert main(["predict", "--model", str(tmp_path / "ids" / "1"), "a wonderful film", "an awful plot"]) == 0
+    predicted = [line.split("\t")[0] for line in capsys.readouterr().out.strip().splitlines()]
+    assert len(predicted) == 2 and set(predicted) <= {"neg", "pos"}
 
 
 def test_tfds_data_dir_is_what_tfds_reads_while_the_command_runs(demo_data, tmp_path, monkeypatch, capsys):

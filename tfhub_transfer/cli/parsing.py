@@ -167,10 +167,9 @@ class ConcernGroups:
 
     def __init__(self, parser: argparse.ArgumentParser) -> None:
         self.parser = parser
-        # All six made up front, in the config's order, so --help lists them in that order (empty ones
-        # print nothing).
-        self.groups = {concern: parser.add_argument_group(TITLES[concern], _first_line(cls.__doc__))
-                       for concern, cls in CONCERNS.items()}
+        # All six made up front, in the config's order, so --help lists them in that order; each gets its
+        # description with its first flag, as argparse prints a group with a description even when empty.
+        self.groups = {concern: parser.add_argument_group(TITLES[concern]) for concern in CONCERNS}
 
     @classmethod
     def of(cls, target: argparse.ArgumentParser | ConcernGroups) -> ConcernGroups:
@@ -184,7 +183,11 @@ class ConcernGroups:
     def container_for(self, dest: str):
         """The argument group for a destination (the parser itself for flags outside every concern)."""
         concern = concern_of(dest)
-        return self.parser if concern is None else self.groups[concern]
+        if concern is None:
+            return self.parser
+        group = self.groups[concern]
+        group.description = _first_line(CONCERNS[concern].__doc__)
+        return group
 
 
 def _destination(flags: Sequence[str], kwargs: dict) -> str:
