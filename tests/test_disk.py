@@ -135,8 +135,8 @@ def test_cache_dir_flag_then_cache_list_and_clear(tiny_encoder, demo_data, tmp_p
 
     ours, foreign = flagged / "encoders" / "converted", flagged / "encoders" / "users"
     for directory in (ours, foreign):
-        directory.mkdir(parents=True)
-        (directory / "weights.bin").write_bytes(b"x" * 5000)
+        (directory / "encoder").mkdir(parents=True)  # where an encoder's files go (a file elsewhere is a user's)
+        (directory / "encoder" / "weights.bin").write_bytes(b"x" * 5000)
     (ours / MARKER).write_text("written by tfhub_transfer\n")
     assert main(["cache", "list", "--cache-dir", str(flagged)]) == 0
     listing = capsys.readouterr().out

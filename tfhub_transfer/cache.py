@@ -192,7 +192,7 @@ def _describe(kind_dir: str, entry: Path) -> tuple[str, str]:
         return "features", f"{manifest.get('examples', '?')} texts, {manifest.get('encoder', '?')}"
     meta = _read_json(entry / "tfhub_transfer.json")
     if not meta or not (entry / "encoder" / "saved_model.pb").is_file():
-        return "partial", "an encoder without its metadata or SavedModel (an interrupted write)"
+        return "encoder", f"{entry.name}, incomplete (no metadata or SavedModel; converted again when used)"
     dtype = meta.get("compute_dtype") or "float32"
     changes = [f"computing in {dtype}"] * (dtype != "float32")
     changes += ["reading packed rows"] * bool(meta.get("config", {}).get("packed_segments"))
