@@ -161,3 +161,25 @@ def test_progress_choice_keeps_an_explicit_verbose(capsys):
     assert progress[0].total_epochs == 3
     assert fit_progress(1, epochs=3) == (1, []) and fit_progress(0, epochs=3) == (0, [])
     assert summary_verbosity("auto") == 2 and summary_verbosity(1) == 1 and summary_verbosity(0) == 0
+
+
+def test_export_hides_tensorflow_info_logs_as_in_a_notebook(tiny_encoder, tmp_path):
+    """In a notebook TensorFlow logs INFO to stdout: a save's "Assets written to: <temp dir>" is hidden."""
+    import logging
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        model = TextClassifier.from_encoder(str(tiny_encoder), labels=["neg", "pos"], seq_length=16, seed=0)
+        path = model.export(tmp_path, "quiet")
+        assert logger.level == logging.INFO  # put back after the save
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert (path / "saved_model.pb").exists()
+    assert not [r for r in records if "Assets written" in r.getMessage()]

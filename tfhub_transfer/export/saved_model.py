@@ -13,9 +13,11 @@ names, or a score), not raw logits.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import tensorflow as tf
@@ -214,10 +216,31 @@ def write_export(module: tf.Module, model: tf_keras.Model, model_dir: Path, vers
     make_callable(module)
 
     def save(tmp: Path) -> None:
-        tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve},
-                            options=save_options(model.distribute_strategy))
+        with tensorflow_info_hidden():
+            tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve},
+                                options=save_options(model.distribute_strategy))
 
     return write_version(model_dir.parent, model_dir.name, version, save, record, extra_files)
+
+
+@contextlib.contextmanager
+def tensorflow_info_hidden() -> Iterator[None]:
+    """Hides TensorFlow's Python INFO logs in the block, then restores the level.
+
+    In a notebook TensorFlow logs at INFO to stdout, so each save printed "INFO:tensorflow:Assets
+    written to: <the temporary directory>" twice; the path the export returns is the one that matters.
+
+    Example:
+        >>> with tensorflow_info_hidden():
+        ...     tf.saved_model.save(module, path)
+    """
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def make_callable(module: tf.Module) -> None:
