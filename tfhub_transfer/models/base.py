@@ -622,7 +622,9 @@ class TaskModel(tf_keras.Model):
         Returns the curve with the `valley` (the `suggestion`) and `steepest` rates; `plot_to`
         writes the loss-vs-rate PNG (`result.plot_png()` gives its bytes).
         """
-        batch = batch_size or DEFAULT_BATCH_SIZE
+        given = self._given(x, y, sample_weight, "lr_find")
+        x, y, sample_weight = given.x, given.y, given.sample_weight
+        batch = batch_size or given.batch_size or DEFAULT_BATCH_SIZE
         per_class = self.class_weight_vector(class_weight, y)
         dataset = self._inputs_from(x, y, batch, True, seed, sample_weight)
         if dataset is None:  # model inputs as arrays

@@ -300,7 +300,8 @@ class TextClassifier(TaskModel):
         index = {name: i for i, name in enumerate(self.label_names)}
         rows = np.zeros((len(y), len(self.label_names)), np.float32)
         for row, names in enumerate(y):
-            names = [n.strip() for n in names.split(",")] if isinstance(names, str) else names
+            names = names.decode("utf-8") if isinstance(names, bytes) else names  # from a tf.data dataset
+            names = [n.strip() for n in names.split(",") if n.strip()] if isinstance(names, str) else names
             if all(isinstance(n, str) for n in names):
                 for name in names:
                     if name not in index:
