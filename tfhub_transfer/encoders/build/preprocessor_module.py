@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 import tensorflow_text as text
+from tensorflow_text.python.ops.bert_tokenizer import BasicTokenizer  # BertTokenizer's first step
 
 
 def pack_segments(
@@ -59,6 +60,15 @@ def pack_xlmr_segments(
         "input_mask": tf.cast(input_mask, tf.int32),
         "input_type_ids": tf.zeros_like(input_mask, tf.int32),
     }
+
+
+MAX_CHARS_PER_WORD = 100  # BERT's WordPiece gives a longer word one [UNK]
+
+
+def bert_uncased(strings: tf.Tensor) -> tf.Tensor:
+    """BERT's uncased normalisation: lower case, NFD, accents (Unicode category Mn) removed."""
+    lowered = tf.strings.lower(strings, encoding="utf-8")
+    return tf.strings.regex_replace(text.normalize_utf8(lowered, "NFD"), r"\p{Mn}", "")
 
 
 def _string_batch() -> tf.TensorSpec:
@@ -125,10 +135,21 @@ class BertPreprocessorModule(tf.train.Checkpoint):
             value_index=tf.lookup.TextFileIndex.LINE_NUMBER,
         )
         self._vocab_table = tf.lookup.StaticHashTable(initializer, default_value=-1)
-        tokenizer = text.BertTokenizer(
-            self._vocab_table, token_out_type=tf.int64, lower_case=lower_case
-        )
-        self.tokenize = _Tokenize(tokenizer, special_ids)
+        # tensorflow-text's BertTokenizer, in its two steps, so that two of its rules can follow BERT's (and
+        # Hugging Face's): lower-casing as `bert_uncased` (its `lower_case` case-folds with NFKC, which differs
+        # on e.g. "ß" and compatibility jamo "ㅋ"), and [UNK] for words over 100 characters (it counts bytes,
+        # so a 34-syllable Hangul word would be [UNK]).
+        words = BasicTokenizer(lower_case=False)
+        pieces = text.WordpieceTokenizer(self._vocab_table, token_out_type=tf.int64,
+                                         max_bytes_per_word=4 * MAX_CHARS_PER_WORD)
+
+        def to_ids(strings):
+            split = words.tokenize(bert_uncased(strings) if lower_case else strings)
+            too_long = tf.strings.length(split.flat_values, unit="UTF8_CHAR") > MAX_CHARS_PER_WORD
+            split = split.with_flat_values(tf.where(too_long, "[UNK]", split.flat_values))
+            return tf.cast(pieces.tokenize(split), tf.int32)
+
+        self.tokenize = _Tokenize(pieces, special_ids, to_ids)
         self.bert_pack_inputs = _PackInputs(special_ids, default_seq_length)
         self.vocab_file = tf.saved_model.Asset(vocab_path)
         self.do_lower_case = tf.Variable(lower_case, trainable=False)
@@ -140,6 +161,9 @@ class BertPreprocessorModule(tf.train.Checkpoint):
             return self.bert_pack_inputs.__call__([tokens], seq_length=default_seq_length)
 
         self.__call__ = preprocess
+
+
+UNICODE_SPACES = r"[\t\n\x0b\x0c\r\x{85}\p{Zs}\x{2028}\x{2029}]"
 
 
 class SentencepiecePreprocessorModule(tf.train.Checkpoint):
@@ -157,7 +181,9 @@ class SentencepiecePreprocessorModule(tf.train.Checkpoint):
         unknown = special_ids["unknown_id"]
 
         def to_ids(strings):
-            pieces = tokenizer.tokenize(strings)
+            # Every Unicode space splits words, as in Hugging Face's XLM-R tokenizer (a model whose own
+            # normalisation maps them to spaces, like XLM-R's nmt_nfkc, gives the same pieces either way).
+            pieces = tokenizer.tokenize(tf.strings.regex_replace(strings, UNICODE_SPACES, " "))
             ids = pieces.flat_values
             return pieces.with_flat_values(tf.where(ids == 0, unknown, ids + id_offset))
 
