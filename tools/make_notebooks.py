@@ -688,6 +688,14 @@ TINY_SETTINGS = {
 }
 TINY_ENCODER_LAYERS = {"feature_based.ipynb": 4}  # its layer mixes need more than two layers
 TINY_NAME = "tiny-random-encoder"  # how a tiny encoder's scratch path reads in saved outputs
+NOTE_TAG = "outputs-note"  # the tag of the cell that says where the saved outputs come from
+OUTPUTS_NOTE = {
+    "tiny": "*The outputs saved below come from a quick run on a tiny random 2-layer encoder with small "
+            "settings (`python tools/make_notebooks.py --execute tiny`): they show what each step prints, "
+            "not the default encoder's accuracy. Run the notebook to see those.*",
+    "default": "*The outputs saved below come from a run of this notebook's own settings on the default "
+               "encoder, on CPU (`python tools/make_notebooks.py --execute default`).*",
+}
 
 
 def tiny_environment(name: str, scratch: Path) -> dict[str, str]:
@@ -774,6 +782,9 @@ def execute_all(names: list[str], encoder: str, timeout: int) -> None:
             env = tiny_environment(name, scratch) if encoder == "tiny" else {}
             started = time.perf_counter()
             notebook = execute(name, env, workdir, timeout)
+            note = new_markdown_cell(OUTPUTS_NOTE[encoder], metadata={"tags": [NOTE_TAG]})
+            note.id = hashlib.sha1(f"{name}:note".encode()).hexdigest()[:8]
+            notebook.cells.insert(1, note)  # under the badge
             replacements = {str(scratch / TINY_NAME): TINY_NAME, str(workdir) + os.sep: "", str(workdir): ".",
                             str(scratch): "<scratch>", str(NOTEBOOKS.parent) + os.sep: "", str(Path.home()): "~"}
             nbformat.write(scrubbed(notebook, replacements), NOTEBOOKS / name)
