@@ -1,7 +1,8 @@
 """Turns what a user names as an encoder into an encoder + preprocessor pair it can load.
 
-Accepted: `default` (the built-in all-MiniLM-L6-v2), a name from the catalogue of
-published TF Hub encoders, a local directory written by this package (holding
+Accepted: `default` (the built-in all-MiniLM-L6-v2), `hf:ORG/NAME[@REVISION]` (a Hugging Face
+checkpoint of a supported family, converted once into the cache: encoders.hf_hub), a name from the
+catalogue of published TF Hub encoders, a local directory written by this package (holding
 `encoder/` and `preprocessor/`), a local SavedModel directory plus an explicit
 preprocessor, or any tfhub.dev / Kaggle handle. Remote handles go through
 tensorflow_hub's cache (`TFHUB_CACHE_DIR`); with no network, an uncached handle
@@ -23,6 +24,7 @@ from tfhub_transfer.encoders.build.hub_writer import (
     METADATA_FILE,
     PREPROCESSOR_DIR,
 )
+from tfhub_transfer.encoders.hf_hub import ensure_hf_encoder, is_hf_handle
 from tfhub_transfer.errors import EncoderError
 
 
@@ -79,6 +81,9 @@ def resolve_encoder(name: str = "default", preprocessor: str | None = None) -> E
     """Returns the EncoderSpec for a name, path or handle (see the module docstring)."""
     if name in ("default", DEFAULT_NAME):
         return _local_pair(ensure_default_encoder(), DEFAULT_NAME)
+    if is_hf_handle(name):
+        spec = _local_pair(ensure_hf_encoder(name), name)
+        return dataclasses.replace(spec, preprocessor=preprocessor) if preprocessor else spec
     path = latest_version(Path(name))
     if (path / ENCODER_DIR / "saved_model.pb").exists():
         spec = _local_pair(path, Path(name).name)
@@ -94,7 +99,7 @@ def resolve_encoder(name: str = "default", preprocessor: str | None = None) -> E
             )
         return EncoderSpec(path.name or name, name, preprocessor)
     raise EncoderError(
-        f"unknown encoder {name!r}: not 'default', not a catalogue name "
+        f"unknown encoder {name!r}: not 'default', not an hf:ORG/NAME handle, not a catalogue name "
         f"(see `tfhub-transfer encoders list`), not a directory with encoder/ and preprocessor/, "
         f"and not a SavedModel or tfhub.dev/Kaggle handle."
     )
