@@ -57,7 +57,11 @@ def check_run_dir(model_dir: Path, run_dir: Path) -> None:
         if place.exists() and not place.is_dir():
             raise ConfigError(f"{place} is a file, where the run's directory goes; move it, or choose another "
                               "--name")
-    foreign = run_foreign_files(run_dir)
+    try:
+        foreign = run_foreign_files(run_dir)
+    except OSError as err:
+        raise ConfigError(f"{run_dir} cannot be read ({err.strerror}); fix its permissions, or choose another "
+                          "--name") from None
     if foreign:
         shown = ", ".join(str(p) for p in foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         raise ConfigError(
