@@ -93,7 +93,8 @@ class TransferConfig:
 class OptimizationConfig:
     """How the weights are fitted."""
 
-    epochs: int = 3
+    epochs: int | str = 3  # or "auto": enough optimizer steps for small data, 1-3 passes for large (training.budget)
+    max_steps: int | None = None  # stop after this many optimizer steps (the schedule ends there too)
     batch_size: int = 32  # per replica
     learning_rate: float | None = None  # None: default_learning_rate(encoder trains)
     optimizer: str = "adamw"  # adamw | adam | sgd
@@ -120,6 +121,7 @@ class RuntimeConfig:
     keep_backups: bool = False  # keep the run's backup (its final state) after it finishes; else deleted
     cache_dir: str | Path | None = None  # the package's cache; None: $TFHUB_TRANSFER_CACHE, else ~/.cache/...
     restore_best: bool = True  # end with the weights of the best validation epoch
+    time_budget: float | None = None  # minutes of training at most; then a clean stop with the best weights
     seed: int = 0
     verbose: int = 1  # 1: progress (bars on a terminal, a line per epoch in a log); 0: the header and result only
     tensorboard: bool = True  # TensorBoard logs in the run directory (OUT/NAME/run/tensorboard)

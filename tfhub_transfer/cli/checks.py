@@ -150,13 +150,13 @@ def encoder_name(value: str) -> str:
         'default'
     """
     names = known_encoder_names()
-    if value in names or is_remote(value) or Path(value).exists():
+    if value in names or is_remote(value) or value.startswith("hf:") or Path(value).exists():
         return value
     match = closest(value, names)
     hint = f" (did you mean {match}?)" if match else ""
     raise argparse.ArgumentTypeError(
         f"unknown encoder {value!r}{hint}: not 'default', not a catalogue name (`tfhub-transfer encoders "
-        "list`), not an existing directory and not a tfhub.dev/Kaggle handle")
+        "list`), not an existing directory, not an hf:ORG/NAME handle and not a tfhub.dev/Kaggle handle")
 
 
 def label_names(value: str) -> list[str]:
@@ -201,3 +201,29 @@ def _constant(source: str, name: str):
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
             return ast.literal_eval(node.value)
     raise LookupError(f"{name} is not assigned in the module")
+
+
+def epochs(value: str) -> int | str:
+    """`--epochs`: `auto` or a whole number >= 1.
+
+    Args:
+        value: the flag's value.
+
+    Returns:
+        `"auto"` or the number.
+
+    Example:
+        >>> epochs("auto"), epochs("3")
+        ('auto', 3)
+    """
+    if value == "auto":
+        return value
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: give a whole number of passes >= 1, or auto (enough optimizer "
+                                         "steps for small data, one to three passes for large)")
+    return number
+

@@ -107,7 +107,13 @@ def _add_training_flags(parser: Flags) -> None:
     p.add_argument("--pooling", choices=["cls", "first", "mean", "max"],
                    help="how token vectors become one (default: the encoder's own)")
     p.add_argument("--dropout", type=float, default=field_default("dropout"), help="dropout before the head")
-    p.add_argument("--epochs", type=int, default=field_default("epochs"), help="passes over the training data")
+    p.add_argument("--epochs", type=checks.epochs, default=field_default("epochs"),
+                   help="passes over the training data, or auto: at least 200 optimizer steps for small data, one "
+                        "to three passes for large (default: %(default)s)")
+    p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps; the schedule ends there "
+                   "(default: no limit)")
+    p.add_argument("--time-budget", type=float, metavar="MINUTES", help="stop training cleanly after this many "
+                   "minutes, keep the best weights and export (default: no limit)")
     p.add_argument("--batch-size", type=int, default=field_default("batch_size"),
                    help="examples per step (per replica)")
     p.add_argument("--lr", type=float, help=f"peak learning rate (default: {ENCODER_LEARNING_RATE:g} when the "
@@ -299,6 +305,7 @@ def _train_config(args, **overrides):
         rnn_units=args.rnn_units, max_tokens=args.max_tokens, text_embedding=args.text_embedding,
         mode=args.mode, embedding_lr_multiplier=args.embedding_lr_multiplier, pooling=args.pooling,
         dropout=args.dropout, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+        max_steps=args.max_steps, time_budget=args.time_budget,
         optimizer=args.optimizer, schedule=args.schedule, warmup_fraction=args.warmup_fraction,
         weight_decay=args.weight_decay, seq_length=args.seq_length, head=args.head,
         validation_fraction=args.validation_fraction,

@@ -21,6 +21,7 @@ MAX_EPOCHS = 200  # 200 steps of a 16-example set at batch 32; beyond, more pass
 # Large data: an epoch of this many steps or more is enough passes by itself (one, or two).
 ONE_PASS_STEPS, TWO_PASS_STEPS = 3000, 1000
 DEFAULT_PASSES = 3  # the fixed default before `--epochs auto`, kept for mid-sized data
+MAX_VALIDATIONS = 20  # many short epochs validate every k-th epoch, so scoring does not outweigh training
 
 
 def auto_epochs(examples: int, batch_size: int) -> int:
@@ -45,6 +46,19 @@ def auto_epochs(examples: int, batch_size: int) -> int:
 def resolve_epochs(epochs: int | str, examples: int, batch_size: int) -> int:
     """`epochs` as given, or `auto_epochs` for `"auto"`."""
     return auto_epochs(examples, batch_size) if epochs == "auto" else int(epochs)
+
+
+def validation_every(epochs: int) -> int | list[int]:
+    """Keras' `validation_freq`: every epoch up to `MAX_VALIDATIONS` epochs, else that many epochs spread evenly
+    (1-based, the last one included: the report reads its outputs).
+
+    Example:
+        >>> validation_every(3), validation_every(67)[:3], validation_every(67)[-1]
+        (1, [4, 7, 11], 67)
+    """
+    if epochs <= MAX_VALIDATIONS:
+        return 1
+    return sorted({math.ceil(epochs * i / MAX_VALIDATIONS) for i in range(1, MAX_VALIDATIONS + 1)})
 
 
 class StepBudget(tf_keras.callbacks.Callback):

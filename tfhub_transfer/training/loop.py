@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from tfhub_transfer.config import OptimizationConfig, RuntimeConfig, differs, field_default
 from tfhub_transfer.errors import ConfigError
+from tfhub_transfer.training.budget import StepBudget, resolve_epochs, validation_every
 from tfhub_transfer.training.callbacks import (
     TENSORBOARD_DIR,
     EarlyStopping,
@@ -64,6 +65,8 @@ class FitOutcome:
     seconds: float
     best_epoch: int | None = None
     speed: dict | None = None
+    stopped: str | None = None  # why training stopped before its epochs ran out (--max-steps, --time-budget)
+    epochs: int | None = None  # the epochs it was given (`--epochs auto` resolved)
 
 
 def check_supported(model, optimization: OptimizationConfig, runtime: RuntimeConfig, job: str) -> None:
@@ -133,6 +136,9 @@ def fit_task(model, train, valid, optimization: OptimizationConfig, runtime: Run
     on_tpu = isinstance(strategy, tf.distribute.TPUStrategy)
     whole = strategy.num_replicas_in_sync > 1 or on_tpu
     steps = steps_per_epoch(len(train), batch, whole)
+    epochs = resolve_epochs(optimization.epochs, len(train), batch)
+    optimization = dataclasses.replace(optimization, epochs=epochs)
+    total_steps = steps * epochs if optimization.max_steps is None else min(steps * epochs, optimization.max_steps)
     chief = is_chief(strategy)
     backup_dir = Path(run_dir) / BACKUP_DIR if run_dir is not None else None
     backups = backup_dir is not None and runtime.backup_every_steps > 0
@@ -147,7 +153,7 @@ def fit_task(model, train, valid, optimization: OptimizationConfig, runtime: Run
     rate = optimization.learning_rate or model.default_learning_rate()
     model.compile(optimization.optimizer, learning_rate=rate, schedule=optimization.schedule,
                   warmup_fraction=optimization.warmup_fraction, weight_decay=optimization.weight_decay,
-                  total_steps=steps * optimization.epochs, steps_per_execution=runtime.steps_per_execution,
+                  total_steps=total_steps, steps_per_execution=runtime.steps_per_execution,
                   jit_compile=runtime.jit_compile, **head_rates(model, optimization))
     log = HistoryLog(backup_dir, write=chief) if backups else None
     callbacks = [ResumableBackup(backup_dir, runtime.backup_every_steps, rate, keep=runtime.keep_backups), log] \
@@ -163,18 +169,20 @@ def fit_task(model, train, valid, optimization: OptimizationConfig, runtime: Run
         callbacks.append(best)
     meter = SpeedMeter(batch, len(train))
     callbacks += [meter, *_report_callbacks(runtime, meter, optimization.epochs, batch, chief, run_dir, log_dir)]
-    callbacks += [*runtime.callbacks, *extra_callbacks]
+    budget = StepBudget(optimization.max_steps, runtime.time_budget)
+    callbacks += [budget, *runtime.callbacks, *extra_callbacks]
     keras_bar = runtime.verbose and interactive_output()
     started = time.perf_counter()
     history = model.fit(train_ds, validation_data=valid_ds, epochs=optimization.epochs, steps_per_epoch=steps,
-                        callbacks=callbacks, verbose=runtime.verbose if keras_bar else 0)
+                        callbacks=callbacks, verbose=runtime.verbose if keras_bar else 0,
+                        validation_freq=validation_every(optimization.epochs))
     seconds = time.perf_counter() - started
-    epochs = log.merged() if log else {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    logs = log.merged() if log else {k: [float(v) for v in vals] for k, vals in history.history.items()}
     if backups and chief and not runtime.keep_backups:
         shutil.rmtree(backup_dir, ignore_errors=True)
     outputs = model.outputs_on(valid_ds) if valid_ds is not None else None
-    return FitOutcome(epochs, outputs, seconds, best.best_epoch if best else None,
-                      {**meter.summary(), "train_seconds": round(seconds, 3)})
+    return FitOutcome(logs, outputs, seconds, best.best_epoch if best else None,
+                      {**meter.summary(), "train_seconds": round(seconds, 3)}, budget.stopped, optimization.epochs)
 
 
 def head_rates(model, optimization: OptimizationConfig) -> dict:

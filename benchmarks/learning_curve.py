@@ -1,0 +1,197 @@
+"""How much data, which recipe: accuracy against labelled examples per class, for every arm on the same draws.
+
+    cd benchmarks && ../.venv/bin/python learning_curve.py --datasets sst2,ag_news --per-class 8,32,128,512 \
+        --seeds 5,5,3,3 --max-eval 1000 --out out/learning_curve
+
+Each (dataset, N, seed) draws N training rows per class (few_shot_draws.draw: the same rows for every arm
+and for the peers' scripts) and scores every arm on the same evaluation rows (`--max-eval` of the dev/test
+split, seeded). Arms, each through `tfhub_transfer.train` exactly as the CLI runs it:
+- `default`: no option at all (`--mode auto`, `--epochs auto`): what a new user gets;
+- `freeze`: `--mode freeze --feature-cache --tune-head`;
+- `finetune`, `gradual`: those modes with their defaults (`--epochs auto`);
+- `contrastive`: `--mode contrastive` (single-label and multi-label only).
+Every arm holds out what the default command would (`--validation-fraction` as the arm decides) and is
+timed end to end inside one process (data reading, model building, training, scoring; the interpreter's
+start and TensorFlow's import are not counted). Writes `rows.csv` (one row per arm, draw and seed),
+`summary.md` (mean ± std, seconds) and `learning_curve.png` (accuracy against N, log scale) to --out.
+
+Smoke run (seconds, any encoder): `--datasets sst2 --per-class 4 --seeds 1 --max-eval 32 --encoder PATH
+--arms default,finetune`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gc
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from common import OUT, cpu_flags, machine, peak_rss_mb, require_shared
+from few_shot_draws import draw, evaluation_rows
+
+from tfhub_transfer.config import TrainConfig
+from tfhub_transfer.data.tables import read_table
+from tfhub_transfer.jobs.train import train
+
+ARMS = {  # arm -> the options it sets beyond the data (the default command sets none)
+    "default": {},
+    "freeze": {"mode": "freeze", "feature_cache": True, "tune_head": True},
+    "finetune": {"mode": "finetune"},
+    "gradual": {"mode": "gradual"},
+    "contrastive": {"mode": "contrastive"},
+}
+DATASETS = {  # name -> (folder, evaluation split, multi-label, text_b column)
+    "sst2": ("sst2", "dev.tsv", False, None),
+    "ag_news": ("ag_news", "test.tsv", False, None),
+    "goemotions": ("goemotions", "dev.tsv", True, None),
+    "rte": ("rte", "dev.tsv", False, "text_b"),
+    "mrpc": ("mrpc", "dev.tsv", False, "text_b"),
+}
+
+
+def read_split(path: Path, pair: str | None) -> tuple[list[str], list[str] | None, list[str]]:
+    table = read_table(path, "text_a" if pair else "text", "label", pair)
+    return list(table.texts), list(table.texts_b) if pair else None, [str(v) for v in table.labels]
+
+
+def write_draw(path: Path, rows: list[int], texts, texts_b, labels) -> Path:
+    header = ["text_a", "text_b", "label"] if texts_b else ["text", "label"]
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        handle.write("\t".join(header) + "\n")
+        for i in rows:
+            cells = [texts[i], texts_b[i], labels[i]] if texts_b else [texts[i], labels[i]]
+            handle.write("\t".join(c.replace("\t", " ").replace("\n", " ") for c in cells) + "\n")
+    return path
+
+
+def first_label(labels: list[str]) -> list[str]:
+    """Multi-label rows are drawn by their first label (a row counts once)."""
+    return [label.split(",")[0] for label in labels]
+
+
+def score(model, texts, texts_b, labels, multi_label: bool) -> float:
+    """Accuracy (single-label) or macro-F1 over the classes seen in training (multi-label)."""
+    inputs = (texts, texts_b) if texts_b else texts
+    if not multi_label:
+        predicted = model.predict_labels(inputs)
+        return float(np.mean([p == y for p, y in zip(predicted, labels)]))
+    names = list(model.label_names)
+    truth = np.array([[n in y.split(",") for n in names] for y in labels])
+    guess = np.asarray(model.predict(inputs, verbose=0)) > 0.0  # logits: sigmoid above one half
+    tp, fp, fn = (truth & guess).sum(0), (~truth & guess).sum(0), (truth & ~guess).sum(0)
+    f1 = np.where(tp > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
+    return float(f1.mean())
+
+
+def run_arm(arm: str, data: Path, pair: str | None, multi: bool, seed: int, encoder: str, out: Path) -> tuple:
+    options = {"train": str(data), "encoder": encoder, "seed": seed, "output_dir": str(out), "name": arm,
+               "export": False, "tensorboard": False, "verbose": 0, **ARMS[arm]}
+    if pair:
+        options.update(text_column="text_a", text_b_column=pair)
+    if multi:
+        options["task"] = "multi_label"
+    started = time.perf_counter()
+    result = train(TrainConfig.of(**options))
+    return result, time.perf_counter() - started
+
+
+def arms_for(arms: list[str], multi: bool, pair: str | None) -> list[str]:
+    return [a for a in arms if not (a == "contrastive" and pair)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", default="sst2,ag_news")
+    parser.add_argument("--per-class", default="8,32,128,512")
+    parser.add_argument("--seeds", default="5,5,3,3", help="seeds per N (one number: the same for every N)")
+    parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--max-eval", type=int, default=1000)
+    parser.add_argument("--encoder", default="default")
+    parser.add_argument("--out", default=str(OUT / "learning_curve"))
+    args = parser.parse_args()
+    sizes = [int(n) for n in args.per_class.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    seeds = seeds * len(sizes) if len(seeds) == 1 else seeds
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    print(f"machine: {machine()}; lscpu flags: {cpu_flags()}", flush=True)
+    for name in args.datasets.split(","):
+        folder, split, multi, pair = DATASETS[name]
+        root = require_shared(folder)
+        train_texts, train_b, train_labels = read_split(root / "train.tsv", pair)
+        eval_texts, eval_b, eval_labels = read_split(root / split, pair)
+        keep = evaluation_rows(len(eval_texts), args.max_eval)
+        eval_texts, eval_labels = [eval_texts[i] for i in keep], [eval_labels[i] for i in keep]
+        eval_b = [eval_b[i] for i in keep] if eval_b else None
+        for size, count in zip(sizes, seeds):
+            for seed in range(count):
+                picked = draw(first_label(train_labels), size, seed)
+                with tempfile.TemporaryDirectory() as scratch:
+                    data = write_draw(Path(scratch) / "train.tsv", picked, train_texts, train_b, train_labels)
+                    for arm in arms_for(args.arms.split(","), multi, pair):
+                        result, seconds = run_arm(arm, data, pair, multi, seed, args.encoder, Path(scratch))
+                        value = score(result.model, eval_texts, eval_b, eval_labels, multi)
+                        chosen = result.metrics.get("auto", {}).get("mode", ARMS[arm].get("mode", ""))
+                        rows.append({"dataset": name, "per_class": size, "seed": seed, "arm": arm,
+                                     "score": round(value, 4), "seconds": round(seconds, 1), "chose": chosen})
+                        print(rows[-1], flush=True)
+                        del result
+                        gc.collect()
+    write_outputs(rows, out)
+    print(f"peak RSS {peak_rss_mb():.0f} MB; wrote {out}/rows.csv, summary.md, learning_curve.png")
+
+
+def summary(rows: list[dict]) -> str:
+    lines = ["| dataset | N per class | arm | score (mean ± std) | seconds (mean) | seeds | auto chose |",
+             "|---|---|---|---|---|---|---|"]
+    keys = sorted({(r["dataset"], r["per_class"], r["arm"]) for r in rows}, key=lambda k: (k[0], k[1], k[2]))
+    for dataset, size, arm in keys:
+        group = [r for r in rows if (r["dataset"], r["per_class"], r["arm"]) == (dataset, size, arm)]
+        scores = [100 * r["score"] for r in group]
+        spread = statistics.stdev(scores) if len(scores) > 1 else 0.0
+        chose = ", ".join(sorted({r["chose"] for r in group if r["chose"]})) if arm == "default" else ""
+        lines.append(f"| {dataset} | {size} | {arm} | {statistics.mean(scores):.1f} ± {spread:.1f} | "
+                     f"{statistics.mean(r['seconds'] for r in group):.0f} | {len(group)} | {chose} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(rows: list[dict], out: Path) -> None:
+    with open(out / "rows.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    (out / "summary.md").write_text(summary(rows), encoding="utf-8")
+    plot(rows, out / "learning_curve.png")
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = sorted({r["dataset"] for r in rows})
+    figure, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4), squeeze=False)
+    for axis, dataset in zip(axes[0], datasets):
+        for arm in sorted({r["arm"] for r in rows if r["dataset"] == dataset}):
+            sizes = sorted({r["per_class"] for r in rows if r["dataset"] == dataset and r["arm"] == arm})
+            means = [100 * statistics.mean(r["score"] for r in rows if (r["dataset"], r["arm"], r["per_class"])
+                                           == (dataset, arm, n)) for n in sizes]
+            axis.plot(sizes, means, marker="o", label=arm, linewidth=2.5 if arm == "default" else 1.2)
+        axis.set_xscale("log", base=2)
+        axis.set_title(dataset)
+        axis.set_xlabel("labelled examples per class")
+        axis.set_ylabel("accuracy (macro-F1 for multi-label), %")
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+
+
+if __name__ == "__main__":
+    main()
