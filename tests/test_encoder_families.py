@@ -160,7 +160,9 @@ def test_converted_pair_loads_as_hub_layers_with_family_metadata(name, tmp_path)
     np.testing.assert_allclose(encoder(inputs)["sequence_output"].numpy()[mask],
                                np.asarray(ref["sequence_output"])[mask], atol=ATOL)
     if kind == SENTENCEPIECE:
-        assert (out / "sentencepiece.model").exists() and not (out / "vocab.txt").exists()
+        assert (out / "preprocessor" / "assets" / "sentencepiece.model").read_bytes() == (
+            FIXTURES / name / "sentencepiece.bpe.model").read_bytes()
+        assert not (out / "vocab.txt").exists() and not hasattr(preprocessor, "vocab_file")
         assert meta["lower_case"] is None
     default = preprocessor(tf.constant(["영화가 정말 재미있었어요"]))
     assert default["input_word_ids"].shape == (1, 128)

@@ -94,3 +94,30 @@ def test_a_refused_checkpoint_leaves_no_half_written_cache_entry(caches):
     with pytest.raises(EncoderError, match="model_type 'gpt2' is not supported"):
         resolve_encoder("hf:org/gpt-ish")
     assert not list((ours / "encoders").glob("hf--org--gpt-ish*/encoder"))
+
+
+def test_cli_convert_takes_an_hf_handle_and_info_prints_family_tokenizer_and_casing(caches, tmp_path, capsys):
+    from tfhub_transfer.cli.main import main
+
+    hub, _ = caches
+    lay_out_hub_cache(hub, "org/e5-tiny", "bert-sentencepiece")
+    assert main(["encoders", "convert", "hf:org/e5-tiny", str(tmp_path / "e5")]) == 0
+    assert (tmp_path / "e5" / "encoder" / "saved_model.pb").exists()
+    capsys.readouterr()
+    assert main(["encoders", "info", str(tmp_path / "e5")]) == 0
+    out = capsys.readouterr().out
+    assert "family:        bert (model_type bert)" in out
+    assert "tokenizer:     SentencePiece, XLM-R layout" in out
+    assert "casing:        unknown (a SentencePiece model normalises with its own rules" in out
+    assert "pooled_output: mean of sequence_output" in out  # its sentence-transformers pooling
+
+
+def test_cli_list_shows_the_families_and_hf_examples(capsys):
+    from tfhub_transfer.cli.main import main
+
+    assert main(["encoders", "list"]) == 0
+    out = capsys.readouterr().out
+    for text in ("--encoder hf:ORG/NAME[@REVISION]", "electra\tELECTRA discriminator", "hf:klue/roberta-base",
+                 "hf:monologg/koelectra-base-v3-discriminator", "hf:intfloat/multilingual-e5-small",
+                 "model_type:   roberta, xlm-roberta", "not supported: byte-level BPE"):
+        assert text in out

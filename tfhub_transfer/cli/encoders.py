@@ -14,8 +14,10 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     p.add_argument("encoder", help="default, a catalogue name, a path or a handle")
     p.add_argument("--preprocessor")
     p.add_argument("--variables", action="store_true", help="list every variable")
-    p = sub.add_parser("convert", help="Hugging Face BERT checkpoint dir -> TF Hub format")
-    p.add_argument("checkpoint_dir", help="holds config.json, model.safetensors, vocab.txt")
+    p = sub.add_parser("convert", help="Hugging Face checkpoint (BERT, ELECTRA, DistilBERT, RoBERTa, XLM-R; "
+                                       "see `encoders list`) -> TF Hub format")
+    p.add_argument("checkpoint_dir", help="a directory holding config.json, model.safetensors and vocab.txt or "
+                                          "sentencepiece.bpe.model, or an hf:ORG/NAME[@REVISION] handle")
     p.add_argument("out_dir", help="writes OUT/encoder and OUT/preprocessor")
     p.add_argument("--pooled-output", default="auto", choices=["auto", "pooler", "mean", "max", "first"],
                    help="what the encoder's pooled_output is; auto: the pooling of a sentence-transformers "
@@ -55,7 +57,25 @@ def _list(args) -> int:
         if args.filter in name:
             print(f"{name}\t{entry['description']}\n\tencoder:      {entry['encoder']}"
                   f"\n\tpreprocessor: {entry['preprocessor']}")
+    _list_families(args.filter)
     return 0
+
+
+def _list_families(name_filter: str) -> None:
+    from tfhub_transfer.encoders.build.families import families
+    from tfhub_transfer.encoders.build.tokenizer_files import TOKENIZER_NOTES
+
+    print("\nHugging Face checkpoint families: `tfhub-transfer encoders convert DIR_OR_hf:ORG/NAME OUT`, or name "
+          "one directly as --encoder hf:ORG/NAME[@REVISION] (converted once into the cache, reused offline)")
+    for family in families():
+        shown = [e for e in family.examples if name_filter in e or name_filter in family.name]
+        if name_filter and not shown:
+            continue
+        tokenizers = "; ".join(TOKENIZER_NOTES[t] for t in family.tokenizers)
+        print(f"{family.name}\t{family.description}\n\tmodel_type:   {', '.join(family.model_types)}"
+              f"\n\ttokenizers:   {tokenizers}\n\texamples:     {', '.join(shown)}")
+    print("not supported: byte-level BPE tokenizers (vocab.json + merges.txt: roberta-base, distilroberta-base), "
+          "MPNet, and any other model_type")
 
 
 def _info(args) -> int:
@@ -68,8 +88,10 @@ def _info(args) -> int:
 
 def _convert(args) -> int:
     from tfhub_transfer.encoders.build.convert import convert_hf_checkpoint
+    from tfhub_transfer.encoders.hf_hub import hf_snapshot, is_hf_handle
 
-    out = convert_hf_checkpoint(args.checkpoint_dir, args.out_dir, {"pooling": args.pooling}, args.overwrite,
+    source = hf_snapshot(args.checkpoint_dir) if is_hf_handle(args.checkpoint_dir) else args.checkpoint_dir
+    out = convert_hf_checkpoint(source, args.out_dir, {"pooling": args.pooling}, args.overwrite,
                                 pooled_output=args.pooled_output)
     print(f"wrote {out}/encoder and {out}/preprocessor")
     return 0
@@ -109,7 +131,8 @@ def run(args) -> int:
     return handlers[args.encoders_command](args)
 
 
-_SHOWN_APART = ("config", "lower_case", "normalization", "pooled_output", "pooling", "name")
+_SHOWN_APART = ("config", "lower_case", "normalization", "pooled_output", "pooling", "name", "family", "tokenizer",
+                "model_type")
 
 
 def describe_encoder(spec, show_variables: bool = False) -> str:
@@ -133,6 +156,8 @@ def describe_encoder(spec, show_variables: bool = False) -> str:
         ("preprocessor", spec.preprocessor),
         ("pooling", f"{spec.pooling} (the classifier's default; --pooling overrides it)"),
         ("pooled_output", POOLED_OUTPUT_NOTES.get(pooled, "not recorded (published BERT encoders: the [CLS] pooler)")),
+        ("family", _family_note(info)),
+        ("tokenizer", _tokenizer_note(info)),
         ("casing", normalization_note(_lower_case(spec, info))),
         ("signatures", ", ".join(signatures) or "none"),
         ("vocab size", vocab_size_of(layer)),
@@ -159,8 +184,22 @@ def _json_value(text: str):
         return text
 
 
+def _family_note(info: dict) -> str:
+    if "family" in info:
+        return f"{info['family']} (model_type {info.get('model_type', info['family'])})"
+    return "bert" if info.get("format") else "not recorded (published TF Hub encoders are BERT-family)"
+
+
+def _tokenizer_note(info: dict) -> str:
+    from tfhub_transfer.encoders.build.tokenizer_files import TOKENIZER_NOTES, WORDPIECE
+
+    return TOKENIZER_NOTES.get(info.get("tokenizer", WORDPIECE), str(info.get("tokenizer")))
+
+
 def _lower_case(spec, info: dict) -> bool | None:
     """From the metadata this package writes, else the preprocessor's legacy `do_lower_case` variable."""
+    if info.get("tokenizer") == "sentencepiece":
+        return None  # the SentencePiece model's own normalisation
     if "lower_case" in info:
         return bool(info["lower_case"])
     try:

@@ -138,6 +138,26 @@ def _download(handle: str, repo: str, revision: str) -> Path:
         raise _unreachable(handle, repo, f"the Hub cannot be reached ({type(err).__name__})") from None
 
 
+def hf_snapshot(handle: str) -> Path:
+    """The checkpoint directory of an `hf:` handle in the Hugging Face cache, downloaded when missing.
+
+    Args:
+      handle: `hf:ORG/NAME` or `hf:ORG/NAME@REVISION`.
+
+    Returns:
+      huggingface_hub's `snapshots/<commit>` directory (the files the converter reads).
+
+    Example:
+      >>> hf_snapshot("hf:klue/roberta-base").name  # doctest: +SKIP
+      '02f94ba5e3fcb7e2a58a390b8639b0fac974a8da'
+    """
+    repo, revision = parse_hf_handle(handle)
+    try:
+        return _snapshot(repo, revision, local_only=True)
+    except (OSError, ValueError):  # huggingface_hub's LocalEntryNotFoundError is an OSError
+        return _download(handle, repo, revision)
+
+
 def ensure_hf_encoder(handle: str, verbose: bool = True) -> Path:
     """The converted encoder pair of an `hf:` handle, fetching and converting it on first use.
 
@@ -157,12 +177,8 @@ def ensure_hf_encoder(handle: str, verbose: bool = True) -> Path:
     """
     repo, revision = parse_hf_handle(handle)
     try:
-        from huggingface_hub.errors import LocalEntryNotFoundError
-    except ImportError:
-        LocalEntryNotFoundError = OSError  # noqa: N806  (_snapshot raises the clear error below)
-    try:
         snapshot = _snapshot(repo, revision, local_only=True)
-    except (LocalEntryNotFoundError, OSError, ValueError):
+    except (OSError, ValueError):  # huggingface_hub's LocalEntryNotFoundError is an OSError
         previous = _previous_conversion(repo, revision)
         if previous is not None:
             return previous

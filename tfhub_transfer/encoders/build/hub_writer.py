@@ -182,12 +182,14 @@ def write_sentencepiece_preprocessor(
 
 def _write_sentencepiece_pair(encoder: BertEncoder, head: MaskedLMHead, tokenizer: TokenizerFiles,
                               tmp: Path) -> None:
-    # The model travels inside the pair, so the preprocessor does not depend on the checkpoint's folder.
+    # Saved as the preprocessor's asset (preprocessor/assets/sentencepiece.model), so the pair does not depend
+    # on the checkpoint's folder; the copy it is saved from is removed (a pair holds only what the cache knows).
     model_copy = tmp / SENTENCEPIECE_MODEL_FILE
     shutil.copy(tokenizer.path, model_copy)
     write_encoder(encoder, head, tmp / ENCODER_DIR)
     special_ids = tokenizer.special_ids(encoder.config.vocab_size)
     write_sentencepiece_preprocessor(model_copy, special_ids, tmp / PREPROCESSOR_DIR)
+    model_copy.unlink()
 
 
 def write_encoder_pair(
