@@ -286,3 +286,34 @@ def test_sigint_names_the_rerun_too(tmp_path):
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
                           timeout=120)
     assert done.stdout.startswith("130 interrupted (SIGINT)") and "starts over" in done.stdout, done.stderr[-2000:]
+
+
+TERM_SCRIPT = """
+import os, signal, sys
+import tf_keras
+import importlib
+cli = importlib.import_module("tfhub_transfer.cli.main")  # the package exports its main function by that name
+
+class TermAt(tf_keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+configure = cli._train_config
+cli._train_config = lambda args, **overrides: configure(args, **overrides).replace(callbacks=[TermAt()])
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_sigterm_through_the_cli_says_how_to_resume_and_the_rerun_does(tiny_encoder, demo_data, tmp_path, capsys):
+    from conftest import run_python
+
+    flags = ["train", "--train", demo_data, "--encoder", tiny_encoder, "--epochs", "2", "--batch-size", "16",
+             "--seq-length", "32", "--max-train-examples", "40", "--backup-every", "1", "--no-tensorboard",
+             "--quiet", "--no-export", "--out", tmp_path, "--name", "m"]
+    stopped = run_python(TERM_SCRIPT, *flags)
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    assert "interrupted (SIGTERM); the newest backup is kept in" in stopped.stderr
+    assert "run the same command again to resume from it" in stopped.stderr and "Traceback" not in stopped.stderr
+    assert main([str(f) for f in flags]) == 0
+    assert "Resuming from the backup" in capsys.readouterr().err
