@@ -21,6 +21,7 @@ from tfhub_transfer.encoders.build.preprocessor_module import (
 )
 from tfhub_transfer.encoders.build.safetensors_reader import read_safetensors
 from tfhub_transfer.encoders.build.tokenizer_files import SENTENCEPIECE, XLMR_ID_OFFSET, detect_tokenizer
+from tfhub_transfer.encoders.build.torch_reader import read_torch_state_dict
 from tfhub_transfer.errors import EncoderError
 
 FIXTURES = Path(__file__).parent / "data" / "families"
@@ -190,9 +191,37 @@ def test_byte_level_bpe_and_unknown_model_types_are_refused_naming_the_supported
         convert_hf_checkpoint(electra_sp, tmp_path / "out")
 
 
-def test_pytorch_bin_only_checkpoint_gets_the_one_line_conversion(tmp_path):
-    ckpt = tmp_path / "bin"
+def test_pytorch_bin_is_read_without_pytorch():
+    """dtypes (f16, bf16 widened, int64, 0-d), strides (transposed, sliced views) and Parameters, as saved."""
+    tensors = read_torch_state_dict(FIXTURES / "pytorch-bin" / "dtypes.bin")
+    want = json.loads((FIXTURES / "pytorch-bin" / "dtypes.json").read_text())
+    assert set(tensors) == set(want)
+    for name, values in want.items():
+        np.testing.assert_allclose(tensors[name].astype(np.float32), values, rtol=1e-2 if name == "bf16" else 1e-3)
+    assert tensors["bf16"].dtype == np.float32 and tensors["i64"].dtype == np.int64
+    np.testing.assert_array_equal(tensors["transposed"], tensors["f32"].T)
+
+
+def test_a_pytorch_bin_checkpoint_converts_to_the_same_outputs(tmp_path, encoders, preprocessors):
+    ckpt = tmp_path / "koelectra-bin"
+    shutil.copytree(FIXTURES / "electra", ckpt)
+    (ckpt / "model.safetensors").unlink()
+    shutil.copy(FIXTURES / "pytorch-bin" / "pytorch_model.bin", ckpt)
+    encoder = load_hf_checkpoint(ckpt)[0]
+    inputs = pack(preprocessors["electra"], reference("electra")["singles_text"], 24)
+    np.testing.assert_array_equal(encoder(inputs)["sequence_output"].numpy(),
+                                  encoders["electra"][0](inputs)["sequence_output"].numpy())
+
+
+def test_a_pickle_with_anything_but_tensors_is_refused_with_the_conversion(tmp_path):
+    import pickle
+    import zipfile
+
+    ckpt = tmp_path / "evil"
     shutil.copytree(FIXTURES / "distilbert", ckpt)
-    (ckpt / "model.safetensors").rename(ckpt / "pytorch_model.bin")
-    with pytest.raises(EncoderError, match=r"pytorch_model.bin but no model.safetensors.*save_file"):
+    (ckpt / "model.safetensors").unlink()
+    with zipfile.ZipFile(ckpt / "pytorch_model.bin", "w") as archive:
+        archive.writestr("archive/data.pkl", pickle.dumps(shutil.rmtree))  # would run code if it were trusted
+    with pytest.raises(EncoderError, match=r"shutil.rmtree.*not part of a plain state dict.*save_file"):
         convert_hf_checkpoint(ckpt, tmp_path / "out")
+    assert ckpt.is_dir() and not (tmp_path / "out").exists()

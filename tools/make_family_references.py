@@ -215,10 +215,29 @@ def make_family(out: Path, name: str, seed: int) -> None:
 FIXTURES = ("bert", "electra", "distilbert", "roberta-wordpiece", "xlm-roberta", "bert-sentencepiece")
 
 
+def make_torch_bin(out: Path) -> None:
+    """`pytorch-bin/`: the electra fixture's weights as `torch.save` writes them, and a file of dtype / stride
+    cases with their values, for the numpy reader of pytorch_model.bin."""
+    from safetensors.torch import load_file
+
+    directory = out / "pytorch-bin"
+    directory.mkdir(parents=True, exist_ok=True)
+    torch.save(load_file(str(out / "electra" / "model.safetensors")), directory / "pytorch_model.bin")
+    base = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+    tensors = {"f32": base, "f16": base.half(), "bf16": base.bfloat16(), "transposed": base.t(),
+               "sliced": base[1:, ::2], "i64": torch.arange(5), "scalar": torch.tensor(2.5),
+               "param": torch.nn.Parameter(base.clone())}
+    torch.save(tensors, directory / "dtypes.bin")
+    values = {k: v.detach().float().numpy().tolist() for k, v in tensors.items()}
+    (directory / "dtypes.json").write_text(json.dumps(values), encoding="utf-8")
+
+
 def main(out: str, names: list[str]) -> None:
     np.random.seed(0)
     for name in names or FIXTURES:
         make_family(Path(out), name, FIXTURES.index(name))  # the same seed however many are made
+    if not names or "electra" in names:
+        make_torch_bin(Path(out))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,11 @@
 """Converts a Hugging Face checkpoint directory into the TF Hub BERT format, for every registered family.
 
 The directory needs `config.json` (its `model_type` picks the family module, see `families`),
-`model.safetensors` and the tokenizer's files (`vocab.txt`, or XLM-R's `sentencepiece.bpe.model`;
-`tokenizer_config.json` is read for the tokenizer class and `do_lower_case`). A checkpoint without an MLM
+`model.safetensors` (or `pytorch_model.bin`, read without PyTorch) and the tokenizer's files (`vocab.txt`,
+or XLM-R's `sentencepiece.bpe.model`; `tokenizer_config.json` is read for the tokenizer class and
+`do_lower_case`). A checkpoint without an MLM
 head (e.g. sentence-transformers models, ELECTRA discriminators) gets a freshly initialised one: dense
-transform + layer norm + zero bias, output tied to the word embeddings. A `pytorch_model.bin` only checkpoint
-is refused with the one-line conversion to safetensors.
+transform + layer norm + zero bias, output tied to the word embeddings.
 """
 
 from __future__ import annotations
@@ -26,9 +26,11 @@ from tfhub_transfer.encoders.build.tokenizer_files import (
     detect_tokenizer,
     unsupported_tokenizer_message,
 )
+from tfhub_transfer.encoders.build.torch_reader import read_torch_state_dict
 from tfhub_transfer.errors import EncoderError
 
 REQUIRED_FILES = ("config.json", "model.safetensors")
+WEIGHTS_BIN = "pytorch_model.bin"  # older checkpoints' weights, read when there is no model.safetensors
 # The package's pooling (layers.pooling) that gives a classifier the encoder's `pooled_output`.
 _RECOMMENDED_POOLING = {"pooler": "cls", "mean": "mean", "max": "max", "first": "first"}
 _TO_SAFETENSORS = ("python -c \"import torch, safetensors.torch as s; s.save_file({k: v.contiguous() for k, v in "
@@ -81,15 +83,27 @@ def _check_files(checkpoint_dir: Path) -> None:
     if not checkpoint_dir.is_dir():
         raise EncoderError(f"{checkpoint_dir} is not a directory: pass a Hugging Face checkpoint directory "
                            "(config.json, model.safetensors, tokenizer files) or an hf:ORG/NAME handle")
-    if not (checkpoint_dir / "model.safetensors").exists() and (checkpoint_dir / "pytorch_model.bin").exists():
-        raise EncoderError(f"{checkpoint_dir} has pytorch_model.bin but no model.safetensors; convert it once "
-                           f"with PyTorch and safetensors installed, in that directory: {_TO_SAFETENSORS}")
     missing = [f for f in REQUIRED_FILES if not (checkpoint_dir / f).exists()]
+    if missing == ["model.safetensors"] and (checkpoint_dir / WEIGHTS_BIN).exists():
+        return  # read by torch_reader
     if missing:
         raise EncoderError(
             f"{checkpoint_dir} is not a Hugging Face checkpoint directory: missing {missing} "
-            f"(needs {list(REQUIRED_FILES)} and the tokenizer's vocab.txt or sentencepiece.bpe.model)"
+            f"(needs {list(REQUIRED_FILES)} (or {WEIGHTS_BIN}) and the tokenizer's vocab.txt or "
+            "sentencepiece.bpe.model)"
         )
+
+
+def read_weights(checkpoint_dir: Path) -> dict:
+    """model.safetensors, else pytorch_model.bin (read without PyTorch; the one-line conversion is offered
+    for a file that reader refuses)."""
+    if (checkpoint_dir / "model.safetensors").exists():
+        return read_safetensors(checkpoint_dir / "model.safetensors")
+    try:
+        return read_torch_state_dict(checkpoint_dir / WEIGHTS_BIN)
+    except EncoderError as err:
+        raise EncoderError(f"{err}. In {checkpoint_dir}, with PyTorch and safetensors installed: "
+                           f"{_TO_SAFETENSORS}") from None
 
 
 def read_family(checkpoint_dir: str | Path) -> tuple[EncoderFamily, dict]:
@@ -146,7 +160,7 @@ def load_hf_checkpoint(
     _check_files(checkpoint_dir)
     family, values = read_family(checkpoint_dir)
     config = family.read_config(values, checkpoint_dir / "config.json")
-    src = WeightSource(read_safetensors(checkpoint_dir / "model.safetensors"), checkpoint_dir, family.prefixes)
+    src = WeightSource(read_weights(checkpoint_dir), checkpoint_dir, family.prefixes)
     encoder, head = build_bert(config)
     found = family.assign_weights(encoder, head, src, values)
     mode, reason = _pooled_output_mode(checkpoint_dir, pooled_output, found["pooler"])
