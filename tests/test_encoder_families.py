@@ -225,3 +225,71 @@ def test_a_pickle_with_anything_but_tensors_is_refused_with_the_conversion(tmp_p
     with pytest.raises(EncoderError, match=r"shutil.rmtree.*not part of a plain state dict.*save_file"):
         convert_hf_checkpoint(ckpt, tmp_path / "out")
     assert ckpt.is_dir() and not (tmp_path / "out").exists()
+
+
+KOREAN_SUBJECTS = ("영화가", "배우들의 연기가", "노래가", "음식이", "직원이", "호텔이")
+KOREAN_VERDICTS = {"긍정": ("정말 좋았다", "훌륭했다", "최고였다", "재미있었어요"),
+                   "부정": ("너무 별로였다", "지루했다", "최악이었다", "실망스러웠다")}
+
+
+def korean_reviews(n: int, seed: int):
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n):
+        label = str(rng.choice(list(KOREAN_VERDICTS)))
+        rows.append({"text": f"{rng.choice(KOREAN_SUBJECTS)} {rng.choice(KOREAN_VERDICTS[label])}.", "label": label})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory) -> dict:
+    """Pairs converted on first use, shared by the end-to-end tests of this module."""
+    out, pairs = tmp_path_factory.mktemp("pairs"), {}
+
+    def pair(name: str) -> Path:
+        if name not in pairs:
+            pairs[name] = convert_hf_checkpoint(FIXTURES / name, out / name)
+        return pairs[name]
+
+    return pair
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["electra", "roberta-wordpiece", "bert-sentencepiece"])
+def test_korean_classifier_trains_exports_and_serves_korean_strings(name, converted, tmp_path):
+    """KoELECTRA-, KLUE-RoBERTa- and multilingual-e5-like checkpoints: convert, fine-tune, export (SavedModel
+    taking raw strings), serve Korean strings with the in-memory model's probabilities."""
+    from tfhub_transfer.cli.serve_check import serve_check
+    from tfhub_transfer.config import TrainConfig
+    from tfhub_transfer.jobs.train import train
+
+    result = train(TrainConfig.of(train=korean_reviews(64, 0), encoder=str(converted(name)), epochs=2,
+                                  learning_rate=3e-3, batch_size=16, seq_length=32, output_dir=tmp_path,
+                                  verbose=0, validation_fraction=0.25, name=name))
+    assert result.label_names == ["긍정", "부정"]
+    assert result.history["loss"][-1] < result.history["loss"][0]
+    probes = ["영화가 정말 좋았다.", "음식이 너무 별로였다.", "호텔이 최악이었다 😀"]
+    served = serve_check(result.export_path, probes)
+    in_memory = tf.nn.softmax(result.model.predict(probes, verbose=0)).numpy()
+    np.testing.assert_allclose(served["probabilities"], in_memory, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["electra", "xlm-roberta"])
+def test_bfloat16_and_packed_variants_rebuild_every_family(name, converted, tmp_path):
+    """The variants rebuild from the recorded config (ELECTRA's embedding_size included): packed with a 0/1
+    mask computes what the float32 pair does; bfloat16 stays close."""
+    from tfhub_transfer.encoders.variants import write_variant
+
+    source = converted(name)
+    ref = reference(name)["singles"]
+    preprocessor = hub.load(str(source / "preprocessor"))
+    inputs = pack(preprocessor, reference(name)["singles_text"], len(ref["input_ids"][0]))
+    mask = np.asarray(ref["attention_mask"], bool)
+    want = np.asarray(ref["sequence_output"])[mask]
+    for dtype, packed, atol in (("float32", True, ATOL), ("bfloat16", False, 0.15)):
+        target = write_variant(source, tmp_path / f"{name}-{dtype}-{packed}", dtype, packed)
+        got = hub.load(str(target / "encoder"))(inputs)["sequence_output"].numpy()[mask]
+        np.testing.assert_allclose(got, want, atol=atol)
+        assert json.loads((target / "tfhub_transfer.json").read_text())["family"] == EXPECTED[name][0]

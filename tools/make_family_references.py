@@ -12,6 +12,8 @@ or sentencepiece.bpe.model + tokenizer_config.json, sentence-transformers' modul
 the real models have them), and `reference.json`: the Hugging Face tokenizer's ids for ~200 strings
 (Hangul, accents, emoji, very long words, two-segment pairs), and for a padded batch of single texts and
 pairs the ids, mask, `last_hidden_state`, the pooler output (where the model has one) and the masked mean.
+Weights are the same on every run; a WordPiece vocabulary's order may not be (the `tokenizers` trainer breaks
+ties in hash order), so a rerun gives different but self-consistent files: commit a fixture's files together.
 """
 
 from __future__ import annotations
