@@ -123,3 +123,16 @@ def test_integer_labels_keep_names(tiny_encoder, model):
     assert set(named.predict_labels(TEXTS)) <= {"neg", "pos"}
     assert named.get_config()["label_names"] == ["neg", "pos"]
     assert model.get_config()["label_names"] is None  # the default names are not stored as given ones
+
+
+def test_the_pipeline_reads_batched_string_datasets(tiny_encoder):
+    from tfhub_transfer.preprocessing.text import TextPreprocessor, make_dataset
+
+    preprocessor = TextPreprocessor(str(tiny_encoder / "preprocessor"))
+    unbatched = tf.data.Dataset.from_tensor_slices((TEXTS, IDS))
+    outputs = [list(make_dataset(ds, None, preprocessor, batch_size=5, seq_length=16))
+               for ds in (unbatched, unbatched.batch(4))]
+    assert [len(batches) for batches in outputs] == [3, 3]
+    for (inputs_a, labels_a), (inputs_b, labels_b) in zip(*outputs):
+        np.testing.assert_array_equal(labels_a, labels_b)
+        np.testing.assert_array_equal(inputs_a["input_word_ids"], inputs_b["input_word_ids"])

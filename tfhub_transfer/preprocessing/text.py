@@ -229,6 +229,8 @@ def make_dataset(
     `weights` (and labels) the batches are (inputs, targets, weights).
     """
     labels = _with_weights(labels, weights)
+    if isinstance(texts, tf.data.Dataset) and texts.element_spec[0].shape.rank == 1:
+        texts = texts.unbatch()  # batches of (strings, labels): rebatched below to `batch_size` (count unknown)
     dataset = _tokenized_segments(texts, labels, preprocessor, seq_length, texts_b, long_text)
     if cache:
         dataset = dataset.cache()
