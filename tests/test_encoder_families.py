@@ -293,3 +293,20 @@ def test_bfloat16_and_packed_variants_rebuild_every_family(name, converted, tmp_
         got = hub.load(str(target / "encoder"))(inputs)["sequence_output"].numpy()[mask]
         np.testing.assert_allclose(got, want, atol=atol)
         assert json.loads((target / "tfhub_transfer.json").read_text())["family"] == EXPECTED[name][0]
+
+
+@pytest.mark.slow
+def test_tflite_exports_wordpiece_families_and_refuses_sentencepiece_clearly(converted, tmp_path):
+    from tfhub_transfer.config import TrainConfig
+    from tfhub_transfer.errors import ExportError
+    from tfhub_transfer.jobs.train import train
+
+    def fit(name: str):
+        return train(TrainConfig.of(train=korean_reviews(32, 1), encoder=str(converted(name)), epochs=1,
+                                    batch_size=16, seq_length=32, output_dir=tmp_path, verbose=0, name=name,
+                                    validation_fraction=0.25, export_format="tflite"))
+
+    exported = Path(fit("electra").export_path)
+    assert list(exported.rglob("*.tflite"))
+    with pytest.raises(ExportError, match=r"SentencePiece \(XLM-R layout\).*--format saved_model"):
+        fit("bert-sentencepiece")

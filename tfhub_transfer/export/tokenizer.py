@@ -93,6 +93,10 @@ class ServingTokenizer:
         holders += [layer.resolved_object for layer in model.layers if hasattr(layer, "resolved_object")]
         vocab_path = next((p for p in map(_asset_path, holders) if p), None)
         lower_case = next((c for c in map(_lower_case, holders) if c is not None), None)
+        if hasattr(preprocessor.module, "sentencepiece_model"):  # encoders.build: XLM-R-tokenised pairs
+            raise ExportError(
+                f"{preprocessor.handle} tokenises with SentencePiece (XLM-R layout); TFLite and ONNX exports "
+                "tokenise with WordPiece only. Use export --format saved_model (it takes raw strings).")
         if vocab_path is None or lower_case is None:
             raise ExportError(
                 f"{preprocessor.handle} does not say which vocabulary and casing it uses (no `vocab_file` / "
