@@ -24,7 +24,9 @@ from tfhub_transfer.preprocessing.text import TextPreprocessor
 from tfhub_transfer.training.fault_tolerance import Interrupted, prepare_backup
 from tfhub_transfer.training.feature_cache import FeatureSpec, build_feature_cache, damage
 
-SMALL = dict(epochs=1, batch_size=16, seq_length=32, max_train_examples=40, tensorboard=False, verbose=0)
+# finetune, not the auto mode: it keeps backups (auto picks contrastive few-shot training for so few examples)
+SMALL = dict(mode="finetune", epochs=1, batch_size=16, seq_length=32, max_train_examples=40, tensorboard=False,
+             verbose=0)
 
 
 def _config(encoder, data, out, **options):
@@ -32,9 +34,9 @@ def _config(encoder, data, out, **options):
 
 
 def _cli_train(encoder, data, out, *flags):
-    return main(["train", "--train", str(data), "--encoder", str(encoder), "--epochs", "1", "--batch-size", "16",
-                 "--seq-length", "32", "--max-train-examples", "40", "--no-tensorboard", "--quiet",
-                 "--out", str(out), "--name", "m", *flags])
+    return main(["train", "--train", str(data), "--encoder", str(encoder), "--mode", "finetune", "--epochs", "1",
+                 "--batch-size", "16", "--seq-length", "32", "--max-train-examples", "40", "--no-tensorboard",
+                 "--quiet", "--out", str(out), "--name", "m", *flags])
 
 
 def _weights(run_dir):
@@ -308,7 +310,8 @@ sys.exit(cli.main(sys.argv[1:]))
 def test_sigterm_through_the_cli_says_how_to_resume_and_the_rerun_does(tiny_encoder, demo_data, tmp_path, capsys):
     from conftest import run_python
 
-    flags = ["train", "--train", demo_data, "--encoder", tiny_encoder, "--epochs", "2", "--batch-size", "16",
+    flags = ["train", "--train", demo_data, "--encoder", tiny_encoder, "--mode", "finetune", "--epochs", "2",
+             "--batch-size", "16",
              "--seq-length", "32", "--max-train-examples", "40", "--backup-every", "1", "--no-tensorboard",
              "--quiet", "--no-export", "--out", tmp_path, "--name", "m"]
     stopped = run_python(TERM_SCRIPT, *flags)
