@@ -80,7 +80,7 @@ class ModelConfig:
 class TransferConfig:
     """What the pretrained weights do: the transfer mode and its options."""
 
-    mode: str = "finetune"  # see tfhub_transfer.transfer.modes
+    mode: str = "auto"  # see tfhub_transfer.transfer.modes; auto chooses from the data (modes/auto.py)
     embedding_lr_multiplier: float | None = None
     feature_cache: bool = False  # freeze mode: encode once, train the mix + head from the cache
     standardize_features: bool = True  # with the feature cache: the head trains on standardised features
@@ -93,7 +93,7 @@ class TransferConfig:
 class OptimizationConfig:
     """How the weights are fitted."""
 
-    epochs: int | str = 3  # or "auto": enough optimizer steps for small data, 1-3 passes for large (training.budget)
+    epochs: int | str = "auto"  # auto: enough optimizer steps for small data, 1-3 passes for large (training.budget)
     max_steps: int | None = None  # stop after this many optimizer steps (the schedule ends there too)
     batch_size: int = 32  # per replica
     learning_rate: float | None = None  # None: default_learning_rate(encoder trains)

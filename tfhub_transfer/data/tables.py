@@ -670,7 +670,10 @@ class LabelledSplits:
         return Examples(self.train.texts, self.train_ids, self.train.texts_b, weights)
 
     @property
-    def valid_examples(self) -> Examples:
+    def valid_examples(self) -> Examples | None:
+        """The validation examples, or None when there are none (`validation_fraction` 0 and no file)."""
+        if not len(self.valid):
+            return None
         return Examples(self.valid.texts, self.valid_ids, self.valid.texts_b)
 
     @property
@@ -679,9 +682,11 @@ class LabelledSplits:
 
 
 def split_validation(table: TextTable, fraction: float, seed: int) -> tuple[TextTable, TextTable]:
-    """A shuffled hold-out split, used when no validation data is given."""
-    if not 0 < fraction < 1:
-        raise DataError(f"validation fraction must be between 0 and 1, not {fraction}")
+    """A shuffled hold-out split, used when no validation data is given; `fraction` 0 holds nothing out."""
+    if not 0 <= fraction < 1:
+        raise DataError(f"validation fraction must be at least 0 and below 1, not {fraction}")
+    if fraction == 0:
+        return table, table.subset([])
     order = np.random.default_rng(seed).permutation(len(table))
     n_valid = max(1, int(round(len(table) * fraction)))
     if len(table) - n_valid < 2:

@@ -17,7 +17,7 @@ from tfhub_transfer.data.tables import Examples, LabelledSplits, encode_scores, 
 from tfhub_transfer.errors import ConfigError
 from tfhub_transfer.files import check_writable
 from tfhub_transfer.jobs.options import check_options
-from tfhub_transfer.jobs.train import build_task_model, num_outputs
+from tfhub_transfer.jobs.train import build_task_model, num_outputs, resolved_config
 from tfhub_transfer.models.contrastive import fit_contrastive
 from tfhub_transfer.training.distribution import global_batch_size, make_distribution
 from tfhub_transfer.training.loop import fit_task
@@ -70,7 +70,7 @@ def run_mode(base: TrainConfig, mode: str, splits: LabelledSplits, strategy,
              test: Examples | None = None) -> ModeResult:
     """Trains one mode from the same data, seed and budget as the others (the one loop, no backups)."""
     tf_keras.utils.set_random_seed(base.seed)
-    config = base.replace(mode=mode)
+    config, choice = resolved_config(base.replace(mode=mode), splits)  # auto: chosen for this data, same splits
     with strategy.scope():
         model = build_task_model(config, splits)
     timer = _StepTimer()
@@ -80,7 +80,8 @@ def run_mode(base: TrainConfig, mode: str, splits: LabelledSplits, strategy,
     report = validation_report(splits.task, splits.valid_ids, outcome.valid_outputs, num_outputs(splits))
     headline = model.objective.headline
     curve_key = model.objective.monitor if model.objective.monitor in outcome.history else "val_loss"
-    result = ModeResult(str(TransferMode.parse(mode)), float(report[headline]), float(report.get("macro_f1", 0.0)),
+    name = str(TransferMode.parse(mode)) + (f" ({choice.mode})" if choice else "")
+    result = ModeResult(name, float(report[headline]), float(report.get("macro_f1", 0.0)),
                         (outcome.best_epoch or 0) + 1, timer.mean_step_seconds(), outcome.seconds,
                         outcome.history[curve_key], (outcome.speed or {}).get("examples_per_second", 0.0))
     if test is not None:

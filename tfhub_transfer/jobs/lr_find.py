@@ -24,7 +24,7 @@ from tfhub_transfer.errors import ConfigError
 from tfhub_transfer.files import check_writable, replace_file
 from tfhub_transfer.jobs.options import check_options
 from tfhub_transfer.jobs.tagging import read_tagged_splits, tagger_config
-from tfhub_transfer.jobs.train import build_task_model, cached_head
+from tfhub_transfer.jobs.train import build_task_model, cached_head, resolved_config
 from tfhub_transfer.models.token_classifier import TokenClassifier
 from tfhub_transfer.training.distribution import global_batch_size, make_distribution
 from tfhub_transfer.training.loop import steps_per_epoch, training_batches
@@ -44,6 +44,7 @@ class LRFindReport:
 def _model_and_examples(config: TrainConfig, strategy):
     """The task model `train` would fit and its training examples (the cached head's with --feature-cache)."""
     if config.task == "tokens":
+        config, _ = resolved_config(config, None)
         if config.feature_cache:
             raise ConfigError("lr-find --task tokens sweeps the tagger on its encoder; drop --feature-cache")
         train_sents, _ = read_tagged_splits(config)
@@ -54,6 +55,10 @@ def _model_and_examples(config: TrainConfig, strategy):
     splits = load_labelled(config.train, config.valid, config.text_column, config.label_column,
                            config.validation_fraction, config.max_train_examples, config.seed, config.task,
                            config.text_b_column, config.label_separator, config.weight_column)
+    config, _ = resolved_config(config, splits)
+    if str(config.mode).startswith("contrastive"):
+        raise ConfigError(f"lr-find: --mode auto chose {config.mode} for this data; it trains on pairs first, so "
+                          "give the mode to sweep (--mode finetune, or --mode freeze for its head)")
     with strategy.scope():
         model = build_task_model(config, splits)
     if config.feature_cache:

@@ -52,11 +52,11 @@ REFUSED = {
                    "label_names": "a regression target is a number, not a class id to name"},
 }
 RANGES = {  # field -> (low, high, low inclusive, what)
-    "epochs": (1, None, True, "a whole number >= 1"), "batch_size": (1, None, True, "a whole number >= 1"),
+    "epochs": (1, None, True, "a whole number >= 1, or auto"), "batch_size": (1, None, True, "a whole number >= 1"),
     "learning_rate": (0, None, False, "a number > 0"), "warmup_fraction": (0, 1, True, "between 0 and 1"),
     "weight_decay": (0, None, True, "a number >= 0"), "dropout": (0, 1, True, "in [0, 1)"),
     "seq_length": (3, None, True, "at least 3 ([CLS], one word piece, [SEP])"),
-    "validation_fraction": (0, 1, False, "between 0 and 1"),
+    "validation_fraction": (0, 1, True, "at least 0 (0: no validation) and below 1"),
     "max_train_examples": (1, None, True, "a whole number >= 1"),
     "steps_per_execution": (1, None, True, "a whole number >= 1"),
     "backup_every_steps": (0, None, True, "a whole number >= 0 (0: no backups)"),
@@ -76,9 +76,11 @@ def flag(field: str) -> str:
 
 def check_value(field: str, value) -> None:
     """Raises ConfigError naming the flag when `value` is outside the field's range (None is 'unset')."""
-    if value is None or field not in RANGES:
+    if value is None or field not in RANGES or (field == "epochs" and value == "auto"):
         return
     low, high, inclusive, what = RANGES[field]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{flag(field)} {value!r}: must be {what}")
     bad = isinstance(value, float) and not math.isfinite(value)
     bad = bad or (value < low if inclusive else value <= low)
     bad = bad or (high is not None and (value >= high if field in ("dropout", "validation_fraction") else value > high))
@@ -161,7 +163,7 @@ def check_export_options(config: TrainConfig) -> None:
 def check_recipe(config: TrainConfig) -> None:
     """The transfer recipe's options fit the mode, and each other."""
     mode = TransferMode.parse(config.mode, lr_mult=config.lr_mult, frozen_epochs=config.frozen_epochs)
-    if mode.encoder_trainable and mode.has_phases and mode.head_epochs >= config.epochs:
+    if mode.encoder_trainable and mode.has_phases and config.epochs != "auto" and mode.head_epochs >= config.epochs:
         raise ConfigError(f"--frozen-epochs {mode.head_epochs:g} (mode {config.mode}) leaves none of --epochs "
                           f"{config.epochs} for the encoder: raise --epochs or lower --frozen-epochs (or use "
                           "--mode freeze)")

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 import tf_keras
 
 from tfhub_transfer.cache import honours_cache_dir
-from tfhub_transfer.config import TrainConfig
+from tfhub_transfer.config import TrainConfig, field_default
 from tfhub_transfer.data.tables import LabelledSplits, load_labelled
+from tfhub_transfer.encoders.resolve import resolve_encoder
 from tfhub_transfer.encoders.variants import encoder_variant
 from tfhub_transfer.jobs.cached_training import cached_optimization, tune_cached_head
 from tfhub_transfer.jobs.common import TrainResult, announce, check_output, finish, keep_finished_run
@@ -36,6 +38,8 @@ from tfhub_transfer.training.distribution import is_chief, make_distribution
 from tfhub_transfer.training.fault_tolerance import BACKUP_DIR, interruptible
 from tfhub_transfer.training.loop import FitOutcome, fit_task
 from tfhub_transfer.training.objectives import validation_report
+from tfhub_transfer.transfer.modes import TransferMode
+from tfhub_transfer.transfer.modes.auto import Choice, DataProfile, resolve_mode
 
 
 def num_outputs(splits: LabelledSplits) -> int:
@@ -116,18 +120,97 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -
     # SIGTERM and SIGINT end in one message that says whether the same command resumes.
     with interruptible(config.run_dir / BACKUP_DIR if config.backup_every_steps > 0 else None):
         if config.task == "tokens":
+            config, choice = resolved_config(config, None)
+            if choice is not None:
+                print(choice.describe(), flush=True)
             keep_finished_run(config, is_chief(strategy))
             return train_tagger(config, strategy)
         return _train_classifier(config, strategy)
 
 
-def _train_classifier(config: TrainConfig, strategy: tf.distribute.Strategy) -> TrainResult:
-    tf_keras.utils.set_random_seed(config.seed)
-    splits = load_labelled(
+def read_splits(config: TrainConfig) -> LabelledSplits:
+    """The training and validation data `config` names, split as it says."""
+    return load_labelled(
         config.train, config.valid, config.text_column, config.label_column, config.validation_fraction,
         config.max_train_examples, config.seed, config.task, config.text_b_column, config.label_separator,
         config.weight_column, config.label_names,
     )
+
+
+def data_profile(config: TrainConfig, splits: LabelledSplits) -> DataProfile:
+    """What `--mode auto` decides from: every labelled example (held-out ones too), classes, task, encoder."""
+    held_out = config.valid is None
+    counts = class_counts(splits, include_valid=held_out)
+    architecture = config.resolved_architecture()
+    sentence_encoder = architecture == "encoder" and resolve_encoder(config.encoder, config.preprocessor).pooling \
+        == "mean"
+    return DataProfile(
+        examples=len(splits.train) + (len(splits.valid) if held_out else 0), classes=max(len(counts), 1),
+        task=config.task, smallest_class=min(counts) if counts else None, pair=config.text_b_column is not None,
+        windowed=str(config.long_text).startswith("windows"), sentence_encoder=sentence_encoder,
+        validation_given=not held_out, architecture=architecture)
+
+
+def class_counts(splits: LabelledSplits, include_valid: bool) -> list[int]:
+    """Examples per class (multi-label: texts carrying each label); [] for regression."""
+    if splits.task == "regression":
+        return []
+    ids = [splits.train_ids, splits.valid_ids] if include_valid and len(splits.valid) else [splits.train_ids]
+    rows = np.concatenate([np.asarray(i) for i in ids])
+    if splits.task == "multi_label":
+        return [int(c) for c in rows.sum(0)]
+    return [int(c) for c in np.bincount(rows.astype(int), minlength=len(splits.label_names))]
+
+
+def resolved_config(config: TrainConfig, splits: LabelledSplits | None) -> tuple[TrainConfig, Choice | None]:
+    """`config` with `--mode auto` replaced by the mode it chooses for this data (and, when `--epochs auto`
+    and `--validation-fraction` are left at their defaults, its epochs and hold-out); any other mode as given.
+
+    Args:
+        config: the training options.
+        splits: the data as read (None for token labels, whose choice needs no counts).
+
+    Returns:
+        The config to train with, and the choice (None for an explicit mode).
+    """
+    if config.resolved_architecture() == "rnn":
+        return config, None  # a word-vector RNN's transfer is --embedding-mode; it reads no --mode
+    if splits is None:
+        profile = DataProfile(0, 0, task=config.task, architecture="encoder")
+    else:
+        profile = data_profile(config, splits)
+    choice = resolve_mode(TransferMode.parse(config.mode), profile)
+    if choice is None:
+        return config, None
+    changes = {"mode": choice.mode}
+    if choice.epochs is not None and config.epochs == "auto":
+        changes["epochs"] = choice.epochs
+    if choice.validation_fraction is not None and config.valid is None and \
+            config.validation_fraction == field_default("validation_fraction"):
+        changes["validation_fraction"] = choice.validation_fraction
+    chosen = config.replace(**changes)
+    check_options(chosen)
+    return chosen, choice
+
+
+def choose_recipe(config: TrainConfig, splits: LabelledSplits) -> tuple[TrainConfig, LabelledSplits, dict]:
+    """Resolves `--mode auto` (see `resolved_config`), prints the choice and why, and re-reads the data
+    without a hold-out when auto trains on every label. Returns the config, the splits and the choice for
+    metrics.json ({} for an explicit mode)."""
+    chosen, choice = resolved_config(config, splits)
+    if choice is None:
+        return config, splits, {}
+    if chosen.validation_fraction != config.validation_fraction:
+        splits = read_splits(chosen)
+    held = "no labels held out" if not len(splits.valid) else f"{len(splits.valid)} held out for validation"
+    print(f"{choice.describe()}; {held}", flush=True)
+    return chosen, splits, {"mode": choice.mode, "rule": choice.rule, "reason": choice.reason,
+                            "validation_fraction": chosen.validation_fraction, "epochs": chosen.epochs}
+
+
+def _train_classifier(config: TrainConfig, strategy: tf.distribute.Strategy) -> TrainResult:
+    tf_keras.utils.set_random_seed(config.seed)
+    config, splits, auto = choose_recipe(config, read_splits(config))
     with strategy.scope():
         model = build_task_model(config, splits)
     keep_finished_run(config, is_chief(strategy))  # after the data and model are known good
@@ -135,7 +218,7 @@ def _train_classifier(config: TrainConfig, strategy: tf.distribute.Strategy) -> 
     tuning = {}
     if config.feature_cache:
         outcome, tuning = fit_from_cache(model, splits, config)
-    elif model.mode.kind == "contrastive":  # pairs through the loop, then the head on the tuned embeddings
+    elif model.mode.brings_own_fit:  # contrastive: pairs through the loop, then the head on the tuned embeddings
         outcome = fit_contrastive(model, splits.train_examples, splits.valid_examples, config.optimization,
                                   config.runtime, shuffle=config.shuffle)
     else:
@@ -144,6 +227,10 @@ def _train_classifier(config: TrainConfig, strategy: tf.distribute.Strategy) -> 
     report = validation_report(splits.task, splits.valid_ids, outcome.valid_outputs, num_outputs(splits))
     if tuning:
         report["head_tuning"] = tuning
+    if auto:
+        report["auto"] = auto
+    if outcome.stopped:
+        report["stopped"] = outcome.stopped
     return finish(model, config, splits.label_names, outcome.history, report, strategy, outcome.speed)
 
 

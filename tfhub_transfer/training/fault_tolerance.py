@@ -104,6 +104,20 @@ def discard_backup(backup_dir: str | Path, what: str = "--name") -> None:
         shutil.rmtree(backup_dir)
 
 
+def remove_finished_backup(backup_dir: str | Path) -> list[Path]:
+    """After a finished fit: deletes the backup when it holds only our files, else leaves it (a file a user
+    put there during training must not be lost, and the trained model must not be either). Returns what
+    was left behind because it is not ours ([] when the backup is gone).
+    """
+    foreign = backup_foreign_files(backup_dir)
+    if foreign:
+        print(f"kept {backup_dir}: it holds {_listed(foreign)}, which tfhub_transfer did not write",
+              file=sys.stderr, flush=True)
+        return foreign
+    discard_backup(backup_dir)
+    return []
+
+
 def _listed(paths: list[Path], shown: int = 3) -> str:
     names = ", ".join(str(p) for p in paths[:shown])
     return names + (f" and {len(paths) - shown} more" if len(paths) > shown else "")

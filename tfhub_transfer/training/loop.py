@@ -14,7 +14,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import shutil
 import time
 from pathlib import Path
 
@@ -41,6 +40,7 @@ from tfhub_transfer.training.fault_tolerance import (
     ResumableBackup,
     ResumePoint,
     prepare_backup,
+    remove_finished_backup,
 )
 from tfhub_transfer.training.weighting import sample_weighting
 
@@ -179,7 +179,7 @@ def fit_task(model, train, valid, optimization: OptimizationConfig, runtime: Run
     seconds = time.perf_counter() - started
     logs = log.merged() if log else {k: [float(v) for v in vals] for k, vals in history.history.items()}
     if backups and chief and not runtime.keep_backups:
-        shutil.rmtree(backup_dir, ignore_errors=True)
+        remove_finished_backup(backup_dir)
     outputs = model.outputs_on(valid_ds) if valid_ds is not None else None
     return FitOutcome(logs, outputs, seconds, best.best_epoch if best else None,
                       {**meter.summary(), "train_seconds": round(seconds, 3)}, budget.stopped, optimization.epochs)

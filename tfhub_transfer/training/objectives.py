@@ -56,7 +56,10 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def validation_report(task: str, y_true: np.ndarray, outputs: np.ndarray, num_outputs: int) -> dict:
-    """`train`'s validation report: accuracy and macro-F1, micro/macro-F1 and thresholds, or correlations."""
+    """`train`'s validation report: accuracy and macro-F1, micro/macro-F1 and thresholds, or correlations
+    ({} when there was no validation data)."""
+    if outputs is None or not len(y_true):
+        return {}
     if task == "multi_label":
         return multilabel_report(y_true, sigmoid(outputs))
     if task == "regression":
