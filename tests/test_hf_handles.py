@@ -119,5 +119,6 @@ def test_cli_list_shows_the_families_and_hf_examples(capsys):
     out = capsys.readouterr().out
     for text in ("--encoder hf:ORG/NAME[@REVISION]", "electra\tELECTRA discriminator", "hf:klue/roberta-base",
                  "hf:monologg/koelectra-base-v3-discriminator", "hf:intfloat/multilingual-e5-small",
-                 "model_type:   roberta, xlm-roberta", "not supported: byte-level BPE"):
+                 "model_type:   roberta, xlm-roberta", "hf:sentence-transformers/all-mpnet-base-v2",
+                 "not supported: byte-level BPE"):
         assert text in out

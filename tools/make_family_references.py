@@ -100,11 +100,11 @@ def perturb(model: torch.nn.Module, seed: int) -> None:
                 param.copy_(0.3 * noise)
 
 
-def reference(model, tokenizer, use_types: bool, pooler: bool) -> dict:
+def reference(model, tokenizer, use_types: bool, pooler: bool, singles: list[str] = SINGLES) -> dict:
     strings = probe_strings()
     record = {"strings": strings, "ids": [tokenizer(s)["input_ids"] for s in strings],
               "pair_ids": [tokenizer(a, b)["input_ids"] for a, b in zip(strings[::2], strings[1::2])]}
-    for name, batch in (("singles", tokenizer(SINGLES, padding=True, return_tensors="pt")),
+    for name, batch in (("singles", tokenizer(singles, padding=True, return_tensors="pt")),
                         ("pairs", tokenizer([a for a, _ in PAIRS], [b for _, b in PAIRS], padding=True,
                                             return_tensors="pt"))):
         inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
@@ -122,7 +122,7 @@ def reference(model, tokenizer, use_types: bool, pooler: bool) -> dict:
         }
         if pooler:
             record[name]["pooler_output"] = out.pooler_output.numpy().round(6).tolist()
-    record["singles_text"], record["pairs_text"] = SINGLES, [list(p) for p in PAIRS]
+    record["singles_text"], record["pairs_text"] = singles, [list(p) for p in PAIRS]
     record["made_with"] = {"torch": torch.__version__, "transformers": transformers.__version__}
     return record
 
@@ -154,6 +154,14 @@ def write_sentence_transformers_mean_pooling(directory: Path, width: int) -> Non
         {"word_embedding_dimension": width, "pooling_mode_mean_tokens": True}))
 
 
+def fit_pieces(tokenizer, text: str, limit: int) -> str:
+    """`text` without its last words until it is at most `limit` ids long."""
+    words = text.split(" ")
+    while len(tokenizer(" ".join(words))["input_ids"]) > limit:
+        words.pop()
+    return " ".join(words)
+
+
 def make_family(out: Path, name: str, seed: int) -> None:
     """One fixture: `name` picks the architecture, tokenizer and extras."""
     directory = out / name
@@ -162,7 +170,7 @@ def make_family(out: Path, name: str, seed: int) -> None:
     texts = corpus(seed)
     bert_specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     torch.manual_seed(seed)
-    use_types, pooler = True, True
+    use_types, pooler, singles = True, True, SINGLES
     if name == "bert":  # uncased WordPiece (NFD + accent stripping: Hangul decomposes into jamo)
         vocab = train_wordpiece(texts, True, 500, bert_specials)
         write_wordpiece_tokenizer(directory, vocab, True, "BertTokenizer")
@@ -202,19 +210,30 @@ def make_family(out: Path, name: str, seed: int) -> None:
             vocab_size=size + 5, max_position_embeddings=64, pad_token_id=1, **SMALL))
         write_sentence_transformers_mean_pooling(directory, 32)
         use_types = False
+    elif name == "mpnet":  # all-mpnet-base-v2's layout: WordPiece with <s> <pad> </s> <unk> ... [UNK] <mask>,
+        # MPNetModel with its pooler, sentence-transformers mean pooling
+        vocab = train_wordpiece(texts, True, 500, ["<s>", "<pad>", "</s>", "<unk>", "[UNK]", "<mask>"])
+        write_wordpiece_tokenizer(directory, vocab, True, "MPNetTokenizer")
+        model = transformers.MPNetModel(transformers.MPNetConfig(
+            vocab_size=len(vocab), max_position_embeddings=162, pad_token_id=1, **SMALL))
+        write_sentence_transformers_mean_pooling(directory, 32)
+        use_types = False
+        # A text over 128 pieces reaches the relative-position buckets' log range and their cap.
+        singles = SINGLES[:2] + [" ".join(corpus(seed + 1, 40))]  # cut to 135 pieces below
     else:
         raise SystemExit(f"unknown family fixture {name}")
     perturb(model, seed)
     model.eval()
     model.save_pretrained(str(directory), safe_serialization=True)
     tokenizer = AutoTokenizer.from_pretrained(str(directory))
+    singles = [fit_pieces(tokenizer, text, 135) for text in singles]
     base = getattr(model, model.base_model_prefix, model)
-    record = reference(base, tokenizer, use_types, pooler)
+    record = reference(base, tokenizer, use_types, pooler, singles)
     (directory / "reference.json").write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
     print(f"{name}: {sum(f.stat().st_size for f in directory.rglob('*') if f.is_file()) // 1024} KB")
 
 
-FIXTURES = ("bert", "electra", "distilbert", "roberta-wordpiece", "xlm-roberta", "bert-sentencepiece")
+FIXTURES = ("bert", "electra", "distilbert", "roberta-wordpiece", "xlm-roberta", "bert-sentencepiece", "mpnet")
 
 
 def make_torch_bin(out: Path) -> None:

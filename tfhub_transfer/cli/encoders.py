@@ -14,8 +14,8 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     p.add_argument("encoder", help="default, a catalogue name, a path or a handle")
     p.add_argument("--preprocessor")
     p.add_argument("--variables", action="store_true", help="list every variable")
-    p = sub.add_parser("convert", help="Hugging Face checkpoint (BERT, ELECTRA, DistilBERT, RoBERTa, XLM-R; "
-                                       "see `encoders list`) -> TF Hub format")
+    p = sub.add_parser("convert", help="Hugging Face checkpoint (BERT, ELECTRA, DistilBERT, RoBERTa, XLM-R, "
+                                       "MPNet; see `encoders list`) -> TF Hub format")
     p.add_argument("checkpoint_dir", help="a directory holding config.json, model.safetensors and vocab.txt or "
                                           "sentencepiece.bpe.model, or an hf:ORG/NAME[@REVISION] handle")
     p.add_argument("out_dir", help="writes OUT/encoder and OUT/preprocessor")
@@ -74,8 +74,8 @@ def _list_families(name_filter: str) -> None:
         tokenizers = "; ".join(TOKENIZER_NOTES[t] for t in family.tokenizers)
         print(f"{family.name}\t{family.description}\n\tmodel_type:   {', '.join(family.model_types)}"
               f"\n\ttokenizers:   {tokenizers}\n\texamples:     {', '.join(shown)}")
-    print("not supported: byte-level BPE tokenizers (vocab.json + merges.txt: roberta-base, distilroberta-base), "
-          "MPNet, and any other model_type")
+    print("not supported: byte-level BPE tokenizers (vocab.json + merges.txt: roberta-base, distilroberta-base) "
+          "and any other model_type")
 
 
 def _info(args) -> int:

@@ -97,6 +97,10 @@ class ServingTokenizer:
             raise ExportError(
                 f"{preprocessor.handle} tokenises with SentencePiece (XLM-R layout); TFLite and ONNX exports "
                 "tokenise with WordPiece only. Use export --format saved_model (it takes raw strings).")
+        if hasattr(preprocessor.module, "pair_packing"):  # encoders.build: MPNet's <s> A </s></s> B </s>
+            raise ExportError(
+                f"{preprocessor.handle} packs inputs as <s> A </s></s> B </s> (MPNet); TFLite and ONNX exports "
+                "pack BERT's way only. Use export --format saved_model (it takes raw strings).")
         if vocab_path is None or lower_case is None:
             raise ExportError(
                 f"{preprocessor.handle} does not say which vocabulary and casing it uses (no `vocab_file` / "

@@ -7,6 +7,8 @@ the package's own encoders and published ones alike.
 
 from __future__ import annotations
 
+import math
+
 import tensorflow as tf
 import tf_keras
 
@@ -45,6 +47,37 @@ class PositionEmbedding(tf_keras.layers.Layer):
         return tf.cast(self.embeddings[tf.newaxis, :length, :], inputs.dtype)
 
 
+def relative_position_bucket(relative: tf.Tensor, num_buckets: int, max_distance: int) -> tf.Tensor:
+    """MPNet's (T5's bidirectional) bucket of each key-minus-query distance: half the buckets per direction,
+    exact up to a quarter of them, log-spaced beyond up to `max_distance`."""
+    n = -relative
+    half = num_buckets // 2
+    bucket = tf.cast(n < 0, tf.int32) * half
+    n = tf.abs(n)
+    exact = half // 2
+    scaled = tf.math.log(tf.cast(tf.maximum(n, 1), tf.float32) / exact) / math.log(max_distance / exact)
+    large = tf.minimum(exact + tf.cast(scaled * (half - exact), tf.int32), half - 1)
+    return bucket + tf.where(n < exact, n, large)
+
+
+class RelativeBiasAttention(tf_keras.layers.MultiHeadAttention):
+    """Multi-head attention that adds `position_bias` ([batch or 1, heads, query, key]) to the scores before
+    the masked softmax (MPNet)."""
+
+    def call(self, query, value, attention_mask=None, training=None, position_bias=None):
+        self._position_bias = position_bias  # read by _masked_softmax within this call's trace
+        try:
+            return super().call(query, value, attention_mask=attention_mask, training=training)
+        finally:
+            self._position_bias = None
+
+    def _masked_softmax(self, attention_scores, attention_mask=None):
+        bias = getattr(self, "_position_bias", None)
+        if bias is not None:
+            attention_scores = attention_scores + tf.cast(bias, attention_scores.dtype)
+        return super()._masked_softmax(attention_scores, attention_mask)
+
+
 def _matmul_policy(config: BertConfig) -> str | None:
     """The Keras dtype policy of the attention and feed-forward matmul layers (None: the global policy)."""
     return None if config.compute_dtype == "float32" else f"mixed_{config.compute_dtype}"
@@ -59,7 +92,8 @@ class TransformerBlock(tf_keras.layers.Layer):
         matmuls = _matmul_policy(config)
         # The whole attention sublayer (projections, scores, softmax, attention dropout) computes in the
         # matmul dtype: on a bf16 CPU its softmax and dropout are no slower in bfloat16 (benchmarks/RESULTS.md).
-        self.self_attention = tf_keras.layers.MultiHeadAttention(
+        attention = RelativeBiasAttention if config.relative_attention_buckets else tf_keras.layers.MultiHeadAttention
+        self.self_attention = attention(
             dtype=matmuls,
             num_heads=config.num_heads,
             key_dim=config.head_size,
@@ -84,8 +118,9 @@ class TransformerBlock(tf_keras.layers.Layer):
             epsilon=eps, name="output_layer_norm"
         )
 
-    def call(self, x, attention_mask, training=None):
-        attended = self.self_attention(x, x, attention_mask=attention_mask, training=training)
+    def call(self, x, attention_mask, training=None, position_bias=None):
+        extra = {} if position_bias is None else {"position_bias": position_bias}
+        attended = self.self_attention(x, x, attention_mask=attention_mask, training=training, **extra)
         x = self.attention_layer_norm(x + self.attention_dropout(attended, training=training))
         hidden = self.output_dense(self.intermediate(x))
         return self.output_layer_norm(x + self.output_dropout(hidden, training=training))
@@ -158,6 +193,10 @@ class BertEncoder(tf_keras.Model):
         self.embedding_projection = None if config.embedding_width == config.hidden_size else (
             tf_keras.layers.Dense(config.hidden_size, kernel_initializer=_init(config),
                                   name="embedding_projection"))
+        # Named under position_embedding so that layer groups put it with the embeddings (all layers share it).
+        self.relative_attention_bias = tf_keras.layers.Embedding(
+            config.relative_attention_buckets, config.num_heads, embeddings_initializer=_init(config),
+            name="position_embedding_relative_bias") if config.relative_attention_buckets else None
         self.blocks = [
             TransformerBlock(config, name=f"transformer/layer_{i}") for i in range(config.num_layers)
         ]
@@ -191,9 +230,10 @@ class BertEncoder(tf_keras.Model):
             # [batch, 1, seq]: every query position may attend to the real key positions.
             attention_mask = tf.cast(mask, tf.bool)[:, tf.newaxis, :]
         embedding_output = x
+        bias = self.position_bias(word_ids, inputs["input_mask"])
         layer_outputs = []
         for block in self.blocks:
-            x = block(x, attention_mask, training=training)
+            x = block(x, attention_mask, training=training, position_bias=bias)
             layer_outputs.append(x)
         cls_pooled = self.pooler(x[:, 0, :])
         pooled = cls_pooled if self.config.pooled_output == "pooler" else pool_sequence(
@@ -206,6 +246,21 @@ class BertEncoder(tf_keras.Model):
             "encoder_outputs": layer_outputs,
             "embedding_output": embedding_output,
         }
+
+    def position_bias(self, word_ids: tf.Tensor, mask: tf.Tensor) -> tf.Tensor | None:
+        """MPNet's relative position bias, [1, heads, seq, seq] ([batch, ...] for packed rows, whose positions
+        restart in each segment); None for encoders without one."""
+        if self.relative_attention_bias is None:
+            return None
+        if self.config.packed_segments:
+            positions = segment_positions(mask)
+            relative = positions[:, tf.newaxis, :] - positions[:, :, tf.newaxis]
+        else:
+            positions = tf.range(tf.shape(word_ids)[1])
+            relative = (positions[tf.newaxis, :] - positions[:, tf.newaxis])[tf.newaxis]
+        buckets = relative_position_bucket(relative, self.config.relative_attention_buckets,
+                                           self.config.relative_max_distance)
+        return tf.transpose(self.relative_attention_bias(buckets), [0, 3, 1, 2])
 
     def dummy_inputs(self, batch: int = 2, length: int = 8) -> dict[str, tf.Tensor]:
         ones = tf.ones([batch, length], tf.int32)

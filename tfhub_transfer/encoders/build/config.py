@@ -41,6 +41,10 @@ class BertConfig:
     # hidden dropout and the outputs stay float32: on a bf16 CPU, TensorFlow's bfloat16 layer norm is
     # slower than float32's while its bfloat16 matmuls are faster (benchmarks/train_step_flops.py).
     compute_dtype: str = "float32"
+    # MPNet: a learned per-head bias on the attention scores by relative position (this many T5-style buckets,
+    # log-spaced up to `relative_max_distance`), shared by every layer. 0: none (BERT and the others).
+    relative_attention_buckets: int = 0
+    relative_max_distance: int = 128
 
     def __post_init__(self) -> None:
         if self.compute_dtype not in COMPUTE_DTYPES:

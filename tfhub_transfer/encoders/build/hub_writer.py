@@ -162,13 +162,16 @@ def write_encoder(encoder: BertEncoder, head: MaskedLMHead, path: str | Path,
 
 
 def write_preprocessor(
-    vocab_path: str | Path, lower_case: bool, path: str | Path, default_seq_length: int = 128
+    vocab_path: str | Path, lower_case: bool, path: str | Path, default_seq_length: int = 128,
+    tokenizer: TokenizerFiles | None = None,
 ) -> None:
-    """Saves the tensorflow-text preprocessing SavedModel for `vocab_path`."""
-    tokens = read_vocab(vocab_path)
-    module = BertPreprocessorModule(
-        str(vocab_path), special_token_ids(tokens, str(vocab_path)), lower_case, default_seq_length
-    )
+    """Saves the tensorflow-text preprocessing SavedModel for `vocab_path` (with `tokenizer`'s special tokens
+    and packing when given: MPNet's)."""
+    if tokenizer is not None:
+        special_ids, packing = tokenizer.special_ids(), tokenizer.packing
+    else:
+        special_ids, packing = special_token_ids(read_vocab(vocab_path), str(vocab_path)), "bert"
+    module = BertPreprocessorModule(str(vocab_path), special_ids, lower_case, default_seq_length, packing)
     tf.saved_model.save(module, str(path))
 
 
@@ -226,7 +229,7 @@ def write_encoder_pair(
             _write_sentencepiece_pair(encoder, head, tokenizer, tmp)
         else:
             write_encoder(encoder, head, tmp / ENCODER_DIR, vocab_path, lower_case)
-            write_preprocessor(vocab_path, lower_case, tmp / PREPROCESSOR_DIR)
+            write_preprocessor(vocab_path, lower_case, tmp / PREPROCESSOR_DIR, tokenizer=tokenizer)
             shutil.copy(vocab_path, tmp / "vocab.txt")
         (tmp / METADATA_FILE).write_text(json.dumps(info, indent=2), encoding="utf-8")
     return out_dir

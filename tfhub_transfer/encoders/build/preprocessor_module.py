@@ -125,6 +125,7 @@ class BertPreprocessorModule(tf.train.Checkpoint):
         special_ids: dict[str, int],
         lower_case: bool,
         default_seq_length: int = 128,
+        packing: str = "bert",
     ):
         super().__init__()
         initializer = tf.lookup.TextFileInitializer(
@@ -150,7 +151,11 @@ class BertPreprocessorModule(tf.train.Checkpoint):
             return tf.cast(pieces.tokenize(split), tf.int32)
 
         self.tokenize = _Tokenize(pieces, special_ids, to_ids)
-        self.bert_pack_inputs = _PackInputs(special_ids, default_seq_length)
+        xlmr = packing == "xlmr"  # MPNet
+        self.bert_pack_inputs = _PackInputs(special_ids, default_seq_length,
+                                            pack_xlmr_segments if xlmr else pack_segments)
+        if xlmr:  # tells exports, which pack BERT's way, that this preprocessor does not
+            self.pair_packing = tf.Variable("<s> A </s></s> B </s>", trainable=False)
         self.vocab_file = tf.saved_model.Asset(vocab_path)
         self.do_lower_case = tf.Variable(lower_case, trainable=False)
 
@@ -190,6 +195,7 @@ class SentencepiecePreprocessorModule(tf.train.Checkpoint):
         self.tokenize = _Tokenize(tokenizer, special_ids, to_ids)
         self.bert_pack_inputs = _PackInputs(special_ids, default_seq_length, pack_xlmr_segments)
         self.sentencepiece_model = tf.saved_model.Asset(model_path)
+        self.pair_packing = tf.Variable("<s> A </s></s> B </s>", trainable=False)
 
         @tf.function(input_signature=[_string_batch()])
         def preprocess(strings):

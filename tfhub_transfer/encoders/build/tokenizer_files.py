@@ -1,8 +1,8 @@
 """Which tokenizer a Hugging Face checkpoint uses, read from its files, and whether the package can run it.
 
 Supported in the preprocessing graph:
-- `wordpiece`: a BERT-style `vocab.txt` (BERT, ELECTRA, DistilBERT, KLUE-RoBERTa) through
-  tensorflow-text's BertTokenizer;
+- `wordpiece`: a BERT-style `vocab.txt` (BERT, ELECTRA, DistilBERT, KLUE-RoBERTa; MPNet's, with <s> </s>
+  <pad> <mask> and `<s> A </s></s> B </s>` packing) through tensorflow-text's WordPiece;
 - `sentencepiece`: XLM-R's `sentencepiece.bpe.model` (XLM-R, multilingual-e5, paraphrase-multilingual)
   through tensorflow-text's SentencepieceTokenizer, with XLM-R's fairseq id layout.
 Refused with a clear message: byte-level BPE (`vocab.json` + `merges.txt`: roberta-base, distilroberta,
@@ -15,7 +15,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from tfhub_transfer.encoders.build.vocab import read_vocab, special_token_ids
+from tfhub_transfer.encoders.build.vocab import MPNET_SPECIAL_TOKENS, read_vocab, special_token_ids
 from tfhub_transfer.errors import EncoderError
 
 WORDPIECE = "wordpiece"
@@ -33,7 +33,7 @@ _BYTE_BPE_FILES = ("vocab.json", "merges.txt")
 # tokenizer_config.json's `tokenizer_class` (without a trailing "Fast") -> kind.
 _CLASS_KINDS = {
     "BertTokenizer": WORDPIECE, "ElectraTokenizer": WORDPIECE, "DistilBertTokenizer": WORDPIECE,
-    "BertJapaneseTokenizer": None, "XLMRobertaTokenizer": SENTENCEPIECE,
+    "MPNetTokenizer": WORDPIECE, "BertJapaneseTokenizer": None, "XLMRobertaTokenizer": SENTENCEPIECE,
     "RobertaTokenizer": BYTE_LEVEL_BPE, "GPT2Tokenizer": BYTE_LEVEL_BPE, "BartTokenizer": BYTE_LEVEL_BPE,
     "LongformerTokenizer": BYTE_LEVEL_BPE,
 }
@@ -52,6 +52,9 @@ class TokenizerFiles:
     kind: str
     path: Path
     lower_case: bool | None
+    # "bert": [CLS] A [SEP] B [SEP] with types 0/1; "xlmr": <s> A </s></s> B </s>, types 0 (XLM-R, MPNet).
+    packing: str = "bert"
+    mpnet_specials: bool = False  # WordPiece with MPNet's <s> </s> <pad> <mask> names
 
     def special_ids(self, vocab_size: int | None = None) -> dict[str, int]:
         """The TF Hub `get_special_tokens_dict()` entries (start/end/padding/mask/unknown ids, vocab_size).
@@ -68,7 +71,8 @@ class TokenizerFiles:
           0
         """
         if self.kind == WORDPIECE:
-            return special_token_ids(read_vocab(self.path), str(self.path))
+            names = MPNET_SPECIAL_TOKENS if self.mpnet_specials else None
+            return special_token_ids(read_vocab(self.path), str(self.path), names)
         mask_id = sentencepiece_vocab_size(self.path) + XLMR_ID_OFFSET
         # A model may have more embedding rows than its tokenizer has ids (multilingual-e5-small: 250037).
         return {**XLMR_SPECIAL_IDS, "mask_id": mask_id, "vocab_size": max(vocab_size or 0, mask_id + 1)}
@@ -139,13 +143,15 @@ def detect_tokenizer(checkpoint_dir: str | Path, supported_families: str = "") -
         path = checkpoint_dir / "vocab.txt"
         if not path.exists():
             raise EncoderError(f"{checkpoint_dir}: its tokenizer is WordPiece ({name}) but vocab.txt is missing")
-        return TokenizerFiles(WORDPIECE, path, bool(values.get("do_lower_case", True)))
+        mpnet = name == "MPNetTokenizer" or (name is None and "<s>" in read_vocab(path)[:10])
+        return TokenizerFiles(WORDPIECE, path, bool(values.get("do_lower_case", True)),
+                              packing="xlmr" if mpnet else "bert", mpnet_specials=mpnet)
     if kind == SENTENCEPIECE:
         path = next((checkpoint_dir / f for f in SENTENCEPIECE_FILES if (checkpoint_dir / f).exists()), None)
         if path is None:
             raise EncoderError(f"{checkpoint_dir}: its tokenizer is SentencePiece ({name}) but none of "
                                f"{list(SENTENCEPIECE_FILES)} is there")
-        return TokenizerFiles(SENTENCEPIECE, path, None)
+        return TokenizerFiles(SENTENCEPIECE, path, None, packing="xlmr")
     what = {BYTE_LEVEL_BPE: "byte-level BPE: vocab.json + merges.txt"}.get(
         kind, f"tokenizer_class {name}" if name else "no vocab.txt, sentencepiece.bpe.model or vocab.json")
     raise EncoderError(unsupported_tokenizer_message(checkpoint_dir, what, supported_families))

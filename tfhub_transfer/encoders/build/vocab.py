@@ -27,12 +27,25 @@ def read_vocab(path: str | Path) -> list[str]:
     return tokens
 
 
-def special_token_ids(tokens: list[str], source: str = "vocabulary") -> dict[str, int]:
-    """Maps the names of the TF Hub `get_special_tokens_dict()` entries to ids."""
+# MPNet's WordPiece vocabulary names them as RoBERTa does (its unknown token stays [UNK]).
+MPNET_SPECIAL_TOKENS = {
+    "padding_id": "<pad>",
+    "start_of_sequence_id": "<s>",
+    "end_of_segment_id": "</s>",
+    "mask_id": "<mask>",
+    "unknown_id": "[UNK]",
+}
+
+
+def special_token_ids(tokens: list[str], source: str = "vocabulary",
+                      names: dict[str, str] | None = None) -> dict[str, int]:
+    """Maps the names of the TF Hub `get_special_tokens_dict()` entries to ids (`names`: the tokens to look
+    for, BERT's [PAD]/[CLS]/[SEP]/[MASK]/[UNK] unless given)."""
+    names = names or SPECIAL_TOKENS
     index = {token: i for i, token in enumerate(tokens)}
-    missing = [tok for tok in SPECIAL_TOKENS.values() if tok not in index]
+    missing = [tok for tok in names.values() if tok not in index]
     if missing:
-        raise EncoderError(f"{source} lacks the BERT special tokens {missing}")
-    ids = {name: index[token] for name, token in SPECIAL_TOKENS.items()}
+        raise EncoderError(f"{source} lacks the special tokens {missing}")
+    ids = {name: index[token] for name, token in names.items()}
     ids["vocab_size"] = len(tokens)
     return ids

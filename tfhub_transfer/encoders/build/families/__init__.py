@@ -1,6 +1,6 @@
 """Encoder families: importing this package registers every family module (see registry)."""
 
-from tfhub_transfer.encoders.build.families import bert, distilbert, electra, roberta  # noqa: F401  (registers)
+from tfhub_transfer.encoders.build.families import bert, distilbert, electra, mpnet, roberta  # noqa: F401  (registers)
 from tfhub_transfer.encoders.build.families.registry import (
     EncoderFamily,
     families,
