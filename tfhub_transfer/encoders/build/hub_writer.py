@@ -56,7 +56,8 @@ def normalization_note(lower_case: bool | None) -> str:
     if lower_case is None:
         return "unknown (a SentencePiece model normalises with its own rules, e.g. XLM-R's NFKC; cased)"
     if lower_case:
-        return "uncased: case-folded, NFD, accents (Mn) stripped; Hangul syllables decompose into jamo"
+        return ("uncased: lower-cased (as BERT's tokenizer), NFD, accents (Mn) stripped; Hangul syllables "
+                "decompose into jamo")
     return "cased: text kept as written (no case folding, no Unicode normalisation)"
 
 
