@@ -122,3 +122,13 @@ def test_cli_list_shows_the_families_and_hf_examples(capsys):
                  "model_type:   roberta, xlm-roberta", "hf:sentence-transformers/all-mpnet-base-v2",
                  "not supported: byte-level BPE"):
         assert text in out
+
+
+def test_the_encoder_flag_check_lets_hf_handles_through_to_the_resolver():
+    import argparse
+
+    from tfhub_transfer.cli.checks import encoder_name
+
+    assert encoder_name("hf:klue/roberta-base@main") == "hf:klue/roberta-base@main"
+    with pytest.raises(argparse.ArgumentTypeError, match="hf:ORG/NAME"):
+        encoder_name("klue/roberta-base")  # no hf: prefix, no such directory
