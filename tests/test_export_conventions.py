@@ -183,3 +183,18 @@ def test_export_hides_tensorflow_info_logs_as_in_a_notebook(tiny_encoder, tmp_pa
         logger.setLevel(level)
     assert (path / "saved_model.pb").exists()
     assert not [r for r in records if "Assets written" in r.getMessage()]
+
+
+INTERACTIVE_LOGGER = """
+import sys
+sys.ps1 = ">>> "  # as in a notebook kernel or an interactive shell: TensorFlow then logs INFO to stdout
+from tfhub_transfer import TextClassifier  # loads TensorFlow
+import tensorflow as tf
+print(tf.get_logger().level)
+"""
+
+
+def test_notebooks_do_not_get_tensorflow_info_logs():
+    done = subprocess.run([sys.executable, "-c", INTERACTIVE_LOGGER], capture_output=True, text=True,
+                          timeout=300)
+    assert done.stdout.split()[-1:] == ["30"], done.stderr[-2000:]  # logging.WARNING, not TF's INFO (20)

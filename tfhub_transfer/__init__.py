@@ -7,7 +7,9 @@ The public names below are imported lazily, so `import tfhub_transfer` (and the 
 start-up) does not load TensorFlow until one of them is used.
 """
 
+import logging
 import os
+import sys
 from importlib import import_module
 
 # Quiet by default: TensorFlow's C++ start-up logs (the cuInit error on machines without a GPU, oneDNN
@@ -45,5 +47,24 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name: str):
     if name in _EXPORTS:
-        return getattr(import_module(f"tfhub_transfer.{_EXPORTS[name]}"), name)
+        value = getattr(import_module(f"tfhub_transfer.{_EXPORTS[name]}"), name)
+        _quiet_tensorflow_info_in_notebooks()
+        return value
     raise AttributeError(f"module 'tfhub_transfer' has no attribute {name!r}")
+
+
+_tensorflow_logger_checked = False
+
+
+def _quiet_tensorflow_info_in_notebooks() -> None:
+    """In a notebook or an interactive shell TensorFlow sets its Python logger to INFO, so each cell
+    printed lines such as "INFO:tensorflow:Collective all_reduce tensors ..." (twice: stdout and stderr).
+    Once TensorFlow is loaded, that interactive default goes back to WARNING; a level the user chose
+    later is theirs."""
+    global _tensorflow_logger_checked
+    if _tensorflow_logger_checked or "tensorflow" not in sys.modules:
+        return
+    _tensorflow_logger_checked = True
+    logger = sys.modules["tensorflow"].get_logger()
+    if logger.level == logging.INFO:
+        logger.setLevel(logging.WARNING)
