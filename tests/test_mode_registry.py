@@ -126,3 +126,24 @@ def test_no_mode_name_compared_outside_the_mode_modules():
                     re.search(r"TransferMode\.parse\([^)]*\)\.(kind|name)", line):
                 offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert not offenders, "\n".join(offenders)
+
+
+def test_bitfit_trains_only_the_encoders_biases_and_the_head(tiny_encoder):
+    import numpy as np
+
+    from tfhub_transfer.models.text_classifier import TextClassifier
+
+    model = TextClassifier.from_encoder(str(tiny_encoder), labels=["neg", "pos"], mode="bitfit")
+    encoder = model.get_layer("encoder")
+    before = {v.name: v.numpy().copy() for v in encoder.weights}
+    head_before = [w.numpy().copy() for w in model.get_layer("head").weights]
+    texts = ["the film was wonderful", "the plot was awful", "I loved the food", "the staff were rude"] * 4
+    model.compile(learning_rate=1e-2, schedule="constant")
+    model.fit(texts, ["pos", "neg", "pos", "neg"] * 4, batch_size=8, epochs=2, verbose=0)
+    changed = {v.name for v in encoder.weights if not np.array_equal(before[v.name], v.numpy())}
+    biases = {v.name for v in encoder.weights if re.search(r"/(bias|beta):\d+$", v.name)}
+    assert changed, "no encoder weight trained"
+    assert changed <= biases, f"non-bias weights changed: {sorted(changed - biases)[:3]}"
+    assert len(changed) >= len(biases) // 2  # the used biases train (the pooler's gets no gradient)
+    assert any(not np.array_equal(a, b.numpy()) for a, b in zip(head_before, model.get_layer("head").weights))
+    assert TransferMode.parse("bitfit").default_rate(5e-5) == pytest.approx(1e-3)

@@ -108,14 +108,10 @@ def check_options(config: TrainConfig) -> None:
         if reason:
             where = f"{kind} models" if by_kind and kind != task else f"--task {task}"
             raise ConfigError(f"{flag(field)} does not apply to {where}: {reason}")
-    if kind == "text_embedding" and TransferMode.parse(config.mode).kind not in ("freeze", "finetune"):
-        raise ConfigError(f"--mode {config.mode} does not apply to text_embedding models: a text-embedding "
-                          "module has no layer groups; use freeze or finetune")
-    if TransferMode.parse(config.mode).kind == "contrastive" and (task in ("tokens", "regression")
-                                                                  or config.text_b_column):
-        what = "sentence pairs (--text-b-column)" if config.text_b_column else f"--task {task}"
-        raise ConfigError(f"--mode contrastive does not apply to {what}: it pairs single texts by their class "
-                          "labels (--task single_label or multi_label)")
+    if kind != "rnn":  # each mode says which tasks and backbones it trains (an RNN reads --embedding-mode)
+        TransferMode.parse(config.mode).check_applies(
+            task, config.text_b_column is not None, str(config.long_text).startswith("windows"),
+            "text_embedding" if kind == "text_embedding" else "encoder")
     parse_class_weight(config.class_weight)  # its syntax; the labels are checked once the data is read
     check_label_names(config.label_names, config.label_separator if task == "multi_label" else None)
     check_export_options(config)

@@ -123,6 +123,7 @@ class TaskModel(tf_keras.Model):
         self.frozen_groups: tuple[str, ...] = ()
         self.lr_multipliers: dict[str, float] = {}
         self.unused_groups: tuple[str, ...] = ()  # layer groups no gradient reaches (e.g. the pooler)
+        self.fixed_variables: tuple = ()  # encoder variables the mode never trains (bitfit: all but biases)
         self._group_optimizers: list[tuple[str, tf_keras.optimizers.Optimizer]] = []
         self._head_rates: tuple[float, float] | None = None  # head factor (frozen encoder, training encoder)
         self._head_schedule: ScaledSchedule | None = None
@@ -174,9 +175,10 @@ class TaskModel(tf_keras.Model):
 
     # -- which variables train --------------------------------------------------------------------
     def step_variables(self) -> list[tf.Variable]:
-        """Trainable variables minus those of frozen groups."""
+        """Trainable variables minus those of frozen groups and those the mode never trains."""
         frozen = {id(v) for name in self.frozen_groups
                   for v in self.layer_groups.variables.get(name, [])} if self.layer_groups else set()
+        frozen.update(id(v) for v in self.fixed_variables)
         return [v for v in self.trainable_variables if id(v) not in frozen]
 
     def training_groups(self) -> list[str]:

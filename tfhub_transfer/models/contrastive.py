@@ -33,7 +33,6 @@ from tfhub_transfer.training.objectives import TaskSpec
 from tfhub_transfer.transfer.contrastive import PairExamples, build_pairs, pair_dataset
 from tfhub_transfer.transfer.modes import TransferMode
 
-CONTRASTIVE_TASKS = ("single_label", "multi_label")
 NO_BACKUPS = "contrastive few-shot training keeps no backups (it runs for minutes at most)"
 # The head on fixed embeddings is an L2-regularised logistic regression (scikit-learn's C=1, as SetFit
 # fits): a convex problem, trained until its loss stops falling. Each of its epochs is at least
@@ -43,19 +42,6 @@ HEAD_EPOCH_STEPS = 25
 HEAD_MAX_EPOCHS = 40
 HEAD_PATIENCE = 2  # epochs without the training loss falling by HEAD_MIN_DELTA
 HEAD_MIN_DELTA = 1e-4
-
-
-def check_applies(task: str, pair: bool = False, windowed: bool = False) -> None:
-    """Refuses contrastive mode where it does not apply: it needs single texts with class labels."""
-    if windowed:
-        raise ConfigError("--long-text windows does not apply to --mode contrastive: its pairs compare one "
-                          "embedding per text (up to --seq-length word pieces); use --long-text truncate")
-    if task not in CONTRASTIVE_TASKS:
-        raise ConfigError(f"--mode contrastive does not apply to --task {task}: it pairs texts by "
-                          "their class labels (single_label or multi_label)")
-    if pair:
-        raise ConfigError("--mode contrastive does not apply to sentence pairs (--text-b-column): it "
-                          "compares the embeddings of single texts")
 
 
 def sentence_encoder(model: TaskModel) -> tf_keras.Model:
@@ -195,8 +181,8 @@ def fit_contrastive(model: TaskModel, train: Examples, valid: Examples | None, o
     The history holds `contrastive_loss` per pair epoch and the head's own keys per head epoch; the
     validation outputs and best epoch are the head's.
     """
-    check_applies(model.task, getattr(model.config, "pair", False), getattr(model, "long_text", None) is not None
-                  and model.long_text.windowed)
+    model.mode.check_applies(model.task, getattr(model.config, "pair", False),
+                             getattr(model, "long_text", None) is not None and model.long_text.windowed)
     pairs = PairExamples(list(train.texts), build_pairs(train.targets, model.mode.pair_iterations, runtime.seed))
     with model.distribute_strategy.scope():
         pair_model = PairEncoderModel(model)

@@ -25,7 +25,7 @@ from tfhub_transfer.layers.heads import ClassificationHead, RecurrentPooling, ch
 from tfhub_transfer.layers.layer_mix import LayerMix, StackLayers
 from tfhub_transfer.layers.pooling import SequencePooling
 from tfhub_transfer.models.base import TaskModel, register
-from tfhub_transfer.models.contrastive import check_applies, fit_on_texts
+from tfhub_transfer.models.contrastive import fit_on_texts
 from tfhub_transfer.models.inputs import check_label_names, check_num_classes
 from tfhub_transfer.preprocessing.packing import EXAMPLE_SLOTS, packed_batches, slot_outputs
 from tfhub_transfer.preprocessing.text import LongText, TextPreprocessor, make_dataset, make_training_dataset
@@ -129,8 +129,8 @@ def check_head_options(config: ClassifierConfig, mode: TransferMode) -> None:
         return
     clash = (("--pooling", "it pools its BiLSTM's outputs by their mean and max") if config.pooling else
              ("--pack", "its BiLSTM would read across the examples of a packed row") if config.packing else
-             ("--mode contrastive", "the pair fit tunes mean-pooled sentence embeddings")
-             if mode.kind == "contrastive" else None)
+             (f"--mode {mode.name}", "the pair fit tunes mean-pooled sentence embeddings")
+             if mode.reads_sentence_embeddings else None)
     if clash:
         raise ConfigError(f"{clash[0]} does not apply to --head bilstm: {clash[1]}; drop one of them")
 
@@ -139,9 +139,9 @@ def check_packing(config: ClassifierConfig, mode: TransferMode, long_text: LongT
     """Packing's needs: whole examples in a row, one mean per example, and training through `fit`."""
     if not config.packing:
         return
-    if long_text.windowed or mode.kind == "contrastive":
+    if long_text.windowed or mode.reads_sentence_embeddings:
         what, reason = ((f"--long-text {long_text}", "it encodes each window apart") if long_text.windowed else
-                        ("--mode contrastive", "its pair fit reads single sentences"))
+                        (f"--mode {mode.name}", "its pair fit reads single sentences"))
         raise ConfigError(f"--pack does not apply to {what}: {reason}; drop one of them")
     pooling = pooling_of(config, resolve_encoder(config.encoder, config.preprocessor))
     if pooling != "mean":
@@ -164,11 +164,11 @@ def unused_groups(config, spec) -> tuple[str, ...]:
 
 def apply_transfer_mode(model: TaskModel, layer, mode: TransferMode, seed: int = 0) -> None:
     """Sets the model's layer groups, initially frozen groups and LR multipliers (over `model.unused_groups`)."""
-    if mode.kind == "reinit":
+    if mode.reinitializes:
         reinitialize(layer.weights, seed)
-    if mode.kind == "contrastive":
-        windows = getattr(model, "long_text", None)
-        check_applies(model.task, getattr(model.config, "pair", False), windows is not None and windows.windowed)
+    model.fixed_variables = tuple(mode.fixed_variables(layer.weights))
+    windows = getattr(model, "long_text", None)
+    mode.check_applies(model.task, getattr(model.config, "pair", False), windows is not None and windows.windowed)
     try:
         groups = layer_groups(layer.weights, model.spec.name)
     except EncoderError:
@@ -199,14 +199,14 @@ class TextClassifier(TaskModel):
         mode = transfer_mode_of(config)
         long_text = LongText.parse(config.long_text, config.seq_length, config.pair)
         check_head_options(config, mode)
-        if mode.kind == "contrastive" and config.pooling is None and config.layer_mix is None:
+        if mode.reads_sentence_embeddings and config.pooling is None and config.layer_mix is None:
             config = dataclasses.replace(config, pooling="mean")  # SetFit's mean-pooled sentence embeddings
         check_packing(config, mode, long_text)
         spec, preprocessor, layer = load_encoder(config, mode)
         inputs = encoder_inputs(windowed=long_text.windowed)
         encoded = FlattenWindows(name="flatten_windows")(inputs) if long_text.windowed else inputs
         features = encoder_features(layer(encoded), encoded["input_mask"], config, spec)
-        if mode.kind == "contrastive":  # the head reads the direction the pair fit tuned, not the length
+        if mode.reads_sentence_embeddings:  # the head reads the direction the pair fit tuned, not the length
             features = tf_keras.layers.UnitNormalization(name="unit_norm")(features)
         if long_text.windowed and long_text.pool == "features":
             features = WindowMean(name="window_mean")(features, inputs["input_mask"])
@@ -259,7 +259,7 @@ class TextClassifier(TaskModel):
     def fit(self, x=None, y=None, **kwargs):
         """`TaskModel.fit`; in `contrastive` mode, the pair fit then the head fit on texts and labels
         (models.contrastive: `epochs`, `batch_size` and the compiled learning rate are the pair fit's)."""
-        if self.mode.kind == "contrastive":
+        if self.mode.brings_own_fit:
             given = self._given(x, y, None, "fit")
             return fit_on_texts(self, given.x, given.y, **kwargs)
         return super().fit(x, y, **kwargs)

@@ -129,6 +129,8 @@ class TransferMode:
     encoder_trainable: ClassVar[bool] = True  # False runs the hub.KerasLayer in inference mode
     reinitializes: ClassVar[bool] = False  # the encoder's architecture with fresh weights
     brings_own_fit: ClassVar[bool] = False  # jobs call the mode's own fit (contrastive) instead of the loop's
+    # The head reads unit-length, mean-pooled sentence embeddings of single, unpacked texts (contrastive).
+    reads_sentence_embeddings: ClassVar[bool] = False
     default_lr_mult: ClassVar[float] = 1.0  # the top group's rate over the embeddings' when none is given
     takes_lr_mult: ClassVar[bool] = False
     backbones: ClassVar[tuple[str, ...]] = ("encoder",)  # architectures it trains (text_embedding: one block)

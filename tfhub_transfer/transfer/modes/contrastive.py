@@ -28,6 +28,7 @@ class Contrastive(TransferMode):
     summary = ("few-shot (SetFit): the encoder on pairs of labelled texts, then the head on its frozen "
                "embeddings")
     brings_own_fit = True
+    reads_sentence_embeddings = True
 
     @classmethod
     def from_argument(cls, spec, value, **options) -> Contrastive:
