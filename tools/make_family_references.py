@@ -5,6 +5,7 @@ Run in the peers' virtualenv (PyTorch + transformers, never a dependency of tfhu
     make .venv-peers/.installed   # or: python3 -m venv .venv-peers && .venv-peers/bin/pip install \
                                   #     torch==2.13.0 transformers==5.23.0 sentencepiece safetensors protobuf
     .venv-peers/bin/python tools/make_family_references.py tests/data/families
+    .venv-peers/bin/python tools/make_family_references.py --real CHECKPOINT_DIR reference.json  # a real one
 
 For each family it writes `<out>/<fixture>/`: a tiny random checkpoint as `transformers` saves it
 (config.json, model.safetensors) with the tokenizer files a Hub checkpoint of that family ships (vocab.txt
@@ -253,6 +254,17 @@ def make_torch_bin(out: Path) -> None:
     (directory / "dtypes.json").write_text(json.dumps(values), encoding="utf-8")
 
 
+def real_reference(checkpoint_dir: str, out_json: str) -> None:
+    """The same reference for a real checkpoint directory (e.g. all-mpnet-base-v2), to compare a conversion with
+    by hand: `--real DIR OUT.json` (the JSON is large; it is not committed)."""
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint_dir)
+    model = transformers.AutoModel.from_pretrained(checkpoint_dir, attn_implementation="eager").eval()
+    has_pooler = getattr(model, "pooler", None) is not None
+    uses_types = "token_type_ids" in tokenizer("a")
+    record = reference(model, tokenizer, uses_types, has_pooler)
+    Path(out_json).write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
+
+
 def main(out: str, names: list[str]) -> None:
     np.random.seed(0)
     for name in names or FIXTURES:
@@ -262,4 +274,7 @@ def main(out: str, names: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2:])
+    if sys.argv[1] == "--real":
+        real_reference(sys.argv[2], sys.argv[3])
+    else:
+        main(sys.argv[1], sys.argv[2:])
