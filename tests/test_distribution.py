@@ -38,7 +38,7 @@ REPLICAS_SCRIPT = textwrap.dedent("""
     frame = pd.DataFrame(data)
     weights, replicas = {}, {}
     for distribution, per_replica, steps in (("one_device", 16, 1), ("mirrored", 8, 2)):
-        result = train(TrainConfig.of(
+        result = train(TrainConfig.of(mode="finetune",
             train=frame, valid=frame, encoder=encoder, dropout=0.0, epochs=1, batch_size=per_replica,
             learning_rate=1e-3, warmup_fraction=0.0, distribution=distribution, output_dir=out,
             name=distribution, export=False, verbose=0, bucket=False, steps_per_execution=steps))
@@ -76,7 +76,7 @@ WORKER_SCRIPT = textwrap.dedent("""
 
     encoder, out, data, dump = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
     frame = pd.DataFrame(data)
-    result = train(TrainConfig.of(
+    result = train(TrainConfig.of(mode="finetune",
         train=frame, valid=frame, encoder=encoder, dropout=0.0, epochs=2, batch_size=4,
         learning_rate=1e-3, distribution="multi_worker", output_dir=out, name="mw", verbose=0))
     np.savez(dump, *[w.numpy() for w in result.model.weights])

@@ -267,7 +267,7 @@ def test_korean_classifier_trains_exports_and_serves_korean_strings(name, conver
     from tfhub_transfer.config import TrainConfig
     from tfhub_transfer.jobs.train import train
 
-    result = train(TrainConfig.of(train=korean_reviews(64, 0), encoder=str(converted(name)), epochs=2,
+    result = train(TrainConfig.of(mode="finetune", train=korean_reviews(64, 0), encoder=str(converted(name)), epochs=2,
                                   learning_rate=3e-3, batch_size=16, seq_length=32, output_dir=tmp_path,
                                   verbose=0, validation_fraction=0.25, name=name))
     assert result.label_names == ["긍정", "부정"]
@@ -307,7 +307,8 @@ def test_tflite_exports_wordpiece_families_and_refuses_sentencepiece_clearly(con
     from tfhub_transfer.jobs.train import train
 
     def fit(name: str):
-        return train(TrainConfig.of(train=korean_reviews(32, 1), encoder=str(converted(name)), epochs=1,
+        return train(TrainConfig.of(mode="finetune",
+                                    train=korean_reviews(32, 1), encoder=str(converted(name)), epochs=1,
                                     batch_size=16, seq_length=32, output_dir=tmp_path, verbose=0, name=name,
                                     validation_fraction=0.25, export_format="tflite"))
 

@@ -45,7 +45,8 @@ def test_kill_9_mid_epoch_then_resume_matches_an_uninterrupted_run(tiny_encoder_
     frame = pd.read_csv(demo_data, sep="\t").head(80)
     frame.iloc[:40].to_csv(tmp_path / "train.csv", index=False)
     frame.iloc[40:].to_csv(tmp_path / "valid.csv", index=False)
-    flags = [str(f) for f in ["train", "--train", tmp_path / "train.csv", "--valid", tmp_path / "valid.csv",
+    flags = [str(f) for f in ["train", "--mode", "finetune",
+                                       "--train", tmp_path / "train.csv", "--valid", tmp_path / "valid.csv",
                               "--encoder", tiny_encoder_no_dropout, "--dropout", "0", "--epochs", "3",
                               "--batch-size", "8", "--lr", "3e-3", "--backup-every", "3", "--quiet",
                               "--out", tmp_path / "out", "--no-export"]]
@@ -84,7 +85,8 @@ def test_resume_flag_without_a_backup_is_a_clear_error(tiny_encoder, tmp_path, d
     from tfhub_transfer.errors import ConfigError
 
     with pytest.raises(ConfigError, match="no backup to resume from"):
-        train(TrainConfig.of(train=demo_data, encoder=str(tiny_encoder), output_dir=tmp_path, resume=True,
+        train(TrainConfig.of(mode="finetune",
+                             train=demo_data, encoder=str(tiny_encoder), output_dir=tmp_path, resume=True,
                           verbose=0, export=False))
 
 
@@ -122,7 +124,8 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_backup(
 
 
 def test_cli_reports_divergence_without_a_traceback(tiny_encoder, tmp_path, demo_data, capsys):
-    code = main([str(a) for a in ("train", "--train", demo_data, "--encoder", tiny_encoder, "--lr", "1e30",
+    code = main([str(a) for a in ("train", "--mode", "finetune",
+                                           "--train", demo_data, "--encoder", tiny_encoder, "--lr", "1e30",
                                   "--optimizer", "sgd", "--schedule", "constant", "--epochs", "1", "--quiet",
                                   "--backup-every", "2", "--out", tmp_path)])
     assert code != 0

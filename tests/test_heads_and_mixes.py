@@ -31,7 +31,8 @@ def reviews(demo_data) -> pd.DataFrame:
 
 
 def fit(frame, tiny_encoder, tmp_path, **kwargs):
-    defaults = dict(train=frame, encoder=str(tiny_encoder), epochs=4, learning_rate=3e-3, batch_size=16,
+    defaults = dict(mode="finetune",
+                    train=frame, encoder=str(tiny_encoder), epochs=4, learning_rate=3e-3, batch_size=16,
                     seq_length=32, output_dir=tmp_path, verbose=0, validation_fraction=0.25)
     return train(TrainConfig.of(**{**defaults, **kwargs}))
 

@@ -63,7 +63,7 @@ def test_korean_text_tokenises_to_hangul_pieces_on_a_cased_encoder(korean_encode
 
 
 def fit(frame, encoder, tmp_path, **options):
-    defaults = dict(train=frame, encoder=str(encoder), epochs=6, learning_rate=3e-3, batch_size=16,
+    defaults = dict(mode="finetune", train=frame, encoder=str(encoder), epochs=6, learning_rate=3e-3, batch_size=16,
                     seq_length=32, output_dir=tmp_path, verbose=0, validation_fraction=0.25)
     return train(TrainConfig.of(**{**defaults, **options}))
 

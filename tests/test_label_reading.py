@@ -105,7 +105,8 @@ def test_integer_labels_come_back_named_from_the_export(tiny_encoder, tmp_path, 
     ids = {"negative": 0, "positive": 1}
     lines = ["text\tlabel"] + [f"{t}\t{ids[y]}" for t, y in zip(rows.texts[:60], rows.labels[:60])]
     data = write(tmp_path / "ids.tsv", "\n".join(lines) + "\n")
-    result = train(TrainConfig.of(train=data, encoder=str(tiny_encoder), epochs=1, label_names=["neg", "pos"],
+    result = train(TrainConfig.of(mode="finetune",
+                                  train=data, encoder=str(tiny_encoder), epochs=1, label_names=["neg", "pos"],
                                   output_dir=tmp_path / "out", name="named", verbose=0, tensorboard=False,
                                   backup_every_steps=0))
     assert result.model.label_names == ["neg", "pos"]

@@ -151,7 +151,8 @@ def test_train_with_pack_goes_through_the_one_loop_and_exports_a_raw_string_mode
         return batches
 
     monkeypatch.setattr(TextClassifier, "packed_for_training", spy)
-    result = train(TrainConfig.of(train=demo_data, encoder=encoder, epochs=1, batch_size=16, learning_rate=3e-3,
+    result = train(TrainConfig.of(mode="finetune",
+                                  train=demo_data, encoder=encoder, epochs=1, batch_size=16, learning_rate=3e-3,
                                   seq_length=32, dropout=0.0, packing=64, output_dir=tmp_path,
                                   max_train_examples=48, name="pack64", verbose=0))
     rows, examples = rows_and_examples[0]
@@ -202,7 +203,8 @@ def test_a_packing_model_refuses_arrays_of_encoder_inputs_and_several_replicas(e
 def test_the_cli_names_the_flag_and_what_to_do(demo_data, tiny_encoder, tmp_path, capsys):
     from tfhub_transfer.cli.main import main
 
-    base = ["train", "--train", str(demo_data), "--encoder", str(tiny_encoder), "--out", str(tmp_path)]
+    base = ["train", "--mode", "finetune",
+                     "--train", str(demo_data), "--encoder", str(tiny_encoder), "--out", str(tmp_path)]
     assert main([*base, "--pack", "-1"]) == 2
     assert "--pack -1: must be a whole number" in capsys.readouterr().err
     assert main([*base, "--pack", "64", "--pooling", "cls"]) == 2

@@ -166,7 +166,7 @@ def test_builders_fine_tune_from_the_adapted_encoder(pretrained, demo_data, tmp_
     from tfhub_transfer.jobs.train import train
 
     root = pretrained.path.parent  # versioned directory: the newest version is used
-    result = train(TrainConfig.of(train=demo_data, encoder=str(root), epochs=1, learning_rate=3e-3,
+    result = train(TrainConfig.of(mode="finetune", train=demo_data, encoder=str(root), epochs=1, learning_rate=3e-3,
                                output_dir=tmp_path, name="adapted", verbose=0, export=False))
     assert result.model.spec.encoder == str(pretrained.path / "encoder")
     assert result.metrics["examples"] == 40

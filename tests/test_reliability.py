@@ -75,7 +75,8 @@ def test_names_are_one_safe_path_component(name):
 
 
 def test_train_refuses_a_bad_name_before_anything_is_written(tmp_path, capsys, demo_data):
-    code = main(["train", "--train", str(demo_data), "--name", "../escape", "--out", str(tmp_path / "out")])
+    code = main(["train", "--mode", "finetune",
+                          "--train", str(demo_data), "--name", "../escape", "--out", str(tmp_path / "out")])
     assert code == 2 and "--name '../escape'" in capsys.readouterr().err
     assert not (tmp_path / "escape").exists() and not (tmp_path / "out").exists()
 
@@ -145,7 +146,8 @@ def test_bad_transfer_mode_arguments(spec):
 def test_an_unwritable_out_fails_before_training(tmp_path, demo_data, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    code = main(["train", "--train", str(demo_data), "--encoder", "nowhere", "--out", str(blocker / "sub")])
+    code = main(["train", "--mode", "finetune",
+                          "--train", str(demo_data), "--encoder", "nowhere", "--out", str(blocker / "sub")])
     assert code == 2 and "is not writable" in capsys.readouterr().err
 
 
@@ -220,7 +222,7 @@ def test_a_leftover_backup_of_another_run_is_not_resumed(tiny_encoder, demo_data
     common = dict(encoder=str(tiny_encoder), epochs=1, batch_size=8, backup_every_steps=2, output_dir=tmp_path,
                   name="same", verbose=0, export=False)
     with pytest.raises(KeyboardInterrupt):
-        train(TrainConfig.of(train=frame.head(40), callbacks=[_crash_after(3)], **common))
+        train(TrainConfig.of(mode="finetune", train=frame.head(40), callbacks=[_crash_after(3)], **common))
     assert (tmp_path / "same" / "run" / "backup" / "run_fingerprint.json").exists()
     other = TrainConfig.of(train=frame.tail(40), **common)
     with pytest.raises(ConfigError, match="backup of a different run .*data.*--no-resume"):

@@ -31,7 +31,8 @@ PROBES = [
 def trained(tiny_encoder_no_dropout, demo_data, tmp_path_factory):
     """One short training run exported as TFLite by `train`, plus a SavedModel of the same weights."""
     out = tmp_path_factory.mktemp("serving")
-    result = train(TrainConfig.of(train=demo_data, encoder=str(tiny_encoder_no_dropout), epochs=3, batch_size=16,
+    result = train(TrainConfig.of(mode="finetune",
+                                  train=demo_data, encoder=str(tiny_encoder_no_dropout), epochs=3, batch_size=16,
                                   learning_rate=3e-3, seq_length=32, output_dir=out, name="reviews", verbose=0,
                                   export_format="tflite"))
     saved_model = result.model.export(out, "reviews_saved_model")

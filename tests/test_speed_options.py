@@ -64,7 +64,8 @@ def test_a_resumed_stream_is_the_tail_of_the_full_stream(preprocessor):
 def test_steps_per_execution_gives_the_same_weights(tiny_encoder_no_dropout, tmp_path, demo_data):
     weights = []
     for steps in (1, 4):
-        result = train(TrainConfig.of(train=demo_data, encoder=str(tiny_encoder_no_dropout), dropout=0.0,
+        result = train(TrainConfig.of(mode="finetune",
+                                      train=demo_data, encoder=str(tiny_encoder_no_dropout), dropout=0.0,
                                    epochs=1, batch_size=8, learning_rate=3e-3, steps_per_execution=steps,
                                    output_dir=tmp_path, name=f"spe{steps}", export=False, verbose=0))
         weights.append([w.numpy() for w in result.model.weights])

@@ -145,7 +145,7 @@ def test_unknown_transfer_mode(tiny_encoder, demo_data, tmp_path):
 
 @pytest.mark.integration
 def test_default_encoder_fine_tunes_on_demo_reviews(default_encoder, tmp_path, demo_data):
-    result = train(TrainConfig.of(train=demo_data, encoder="default", epochs=1, seq_length=64,
+    result = train(TrainConfig.of(mode="finetune", train=demo_data, encoder="default", epochs=1, seq_length=64,
                                batch_size=16, output_dir=tmp_path, name="demo", verbose=0,
                                validation_fraction=0.25))
     assert result.metrics["accuracy"] > 0.9

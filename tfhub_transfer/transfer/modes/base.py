@@ -131,6 +131,7 @@ class TransferMode:
     brings_own_fit: ClassVar[bool] = False  # jobs call the mode's own fit (contrastive) instead of the loop's
     # The head reads unit-length, mean-pooled sentence embeddings of single, unpacked texts (contrastive).
     reads_sentence_embeddings: ClassVar[bool] = False
+    no_head_first_phase: ClassVar[str | None] = None  # why --frozen-epochs does not apply (None: it does)
     default_lr_mult: ClassVar[float] = 1.0  # the top group's rate over the embeddings' when none is given
     takes_lr_mult: ClassVar[bool] = False
     backbones: ClassVar[tuple[str, ...]] = ("encoder",)  # architectures it trains (text_embedding: one block)
@@ -191,6 +192,8 @@ class TransferMode:
                 raise ConfigError(f"--lr-mult {lr_mult}: must be >= 1 (the top group's rate over the bottom one's)")
         if frozen_epochs is not None and not (math.isfinite(frozen_epochs) and frozen_epochs >= 0):
             raise ConfigError(f"--frozen-epochs {frozen_epochs}: must be a number >= 0")
+        if frozen_epochs and cls.no_head_first_phase:
+            raise ConfigError(f"--frozen-epochs does not apply to mode {cls.name}: {cls.no_head_first_phase}")
 
     def argument_value(self) -> float | int | None:
         """The value written after `name:` when the mode is printed (None: nothing)."""

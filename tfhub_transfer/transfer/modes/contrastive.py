@@ -29,19 +29,13 @@ class Contrastive(TransferMode):
                "embeddings")
     brings_own_fit = True
     reads_sentence_embeddings = True
+    no_head_first_phase = "it tunes the encoder on pairs first, then fits the head on its embeddings"
 
     @classmethod
     def from_argument(cls, spec, value, **options) -> Contrastive:
         iterations = whole_number(spec, value, "contrastive:N draws N positive and N negative pairs per example, "
                                                "e.g. contrastive:20")
         return cls(pair_iterations=iterations or CONTRASTIVE_ITERATIONS, **options)
-
-    @classmethod
-    def check_recipe(cls, spec, value, lr_mult, frozen_epochs) -> None:
-        super().check_recipe(spec, value, lr_mult, frozen_epochs)
-        if frozen_epochs:
-            raise ConfigError("--frozen-epochs does not apply to mode contrastive: it tunes the encoder on pairs "
-                              "first, then fits the head on its embeddings")
 
     @classmethod
     def check_applies(cls, task, pair=False, windowed=False, architecture="encoder") -> None:
