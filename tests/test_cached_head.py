@@ -71,4 +71,4 @@ def test_cached_head_default_budget_trains_longer_at_a_lower_rate_unless_told_ot
     assert options(learning_rate=5e-3).head_learning_rate is None  # in freeze mode --lr is the head's rate
     assert options(epochs=4).head_learning_rate is None and options(epochs=4).epochs == 4  # the user's budget
     bilstm = options(head="bilstm")  # epochs of minutes: the ordinary budget
-    assert (bilstm.epochs, bilstm.early_stopping, bilstm.head_learning_rate) == (3, 0, None)
+    assert (bilstm.epochs, bilstm.early_stopping, bilstm.head_learning_rate) == ("auto", 0, None)

@@ -15,7 +15,7 @@ from tfhub_transfer.data.tables import read_table
 from tfhub_transfer.errors import ConfigError
 from tfhub_transfer.export.saved_model import ExportedClassifier
 from tfhub_transfer.jobs.options import check_options
-from tfhub_transfer.models.contrastive import PairEncoderModel, check_applies
+from tfhub_transfer.models.contrastive import PairEncoderModel
 from tfhub_transfer.models.text_classifier import TextClassifier
 from tfhub_transfer.transfer.contrastive import build_pairs
 from tfhub_transfer.transfer.modes import TransferMode
@@ -65,6 +65,7 @@ def test_refused_where_it_does_not_apply(options, match):
 
 
 def test_the_model_refuses_regression_and_pairs():
+    check_applies = TransferMode.parse("contrastive").check_applies  # the mode declares where it applies
     with pytest.raises(ConfigError, match="regression"):
         check_applies("regression")
     with pytest.raises(ConfigError, match="sentence pairs"):

@@ -38,6 +38,11 @@ EXPECTED = {
 ATOL = 1e-5
 
 
+def LONGER_RUNS(names):  # noqa: N802 (reads as a marker)
+    """Families whose slower end-to-end runs go to `make integration` (CI runs both); one stays in `make test`."""
+    return [pytest.param(name, marks=pytest.mark.integration) for name in names]
+
+
 def reference(name: str) -> dict:
     return json.loads((FIXTURES / name / "reference.json").read_text(encoding="utf-8"))
 
@@ -148,7 +153,7 @@ def test_roberta_positions_and_token_types_are_folded_into_bert_form(encoders):
     np.testing.assert_array_equal(types[0], types[1])
 
 
-@pytest.mark.parametrize("name", ["electra", "xlm-roberta", "mpnet"])
+@pytest.mark.parametrize("name", ["electra", *LONGER_RUNS(["xlm-roberta", "mpnet"])])
 def test_converted_pair_loads_as_hub_layers_with_family_metadata(name, tmp_path):
     """The written SavedModel pair: Korean strings in, the PyTorch outputs out; metadata names family/tokenizer."""
     out = convert_hf_checkpoint(FIXTURES / name, tmp_path / "pair")
@@ -259,7 +264,7 @@ def converted(tmp_path_factory) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["electra", "roberta-wordpiece", "bert-sentencepiece"])
+@pytest.mark.parametrize("name", ["bert-sentencepiece", *LONGER_RUNS(["electra", "roberta-wordpiece"])])
 def test_korean_classifier_trains_exports_and_serves_korean_strings(name, converted, tmp_path):
     """KoELECTRA-, KLUE-RoBERTa- and multilingual-e5-like checkpoints: convert, fine-tune, export (SavedModel
     taking raw strings), serve Korean strings with the in-memory model's probabilities."""
@@ -278,7 +283,7 @@ def test_korean_classifier_trains_exports_and_serves_korean_strings(name, conver
     np.testing.assert_allclose(served["probabilities"], in_memory, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["electra", "xlm-roberta", "mpnet"])
+@pytest.mark.parametrize("name", ["electra", *LONGER_RUNS(["xlm-roberta", "mpnet"])])
 def test_bfloat16_and_packed_variants_rebuild_every_family(name, converted, tmp_path):
     """The variants rebuild from the recorded config (ELECTRA's embedding_size included): packed with a 0/1
     mask computes what the float32 pair does; bfloat16 stays close."""

@@ -105,7 +105,7 @@ class PoisonAfter(tf_keras.callbacks.Callback):
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_backup(
         tiny_encoder, tmp_path, demo_data):
-    config = TrainConfig.of(train=demo_data, encoder=str(tiny_encoder), epochs=2, batch_size=8,
+    config = TrainConfig.of(train=demo_data, encoder=str(tiny_encoder), mode="finetune", epochs=2, batch_size=8,
                          backup_every_steps=2, output_dir=tmp_path, name="nan", verbose=0,
                          callbacks=[PoisonAfter(5)])
     with pytest.raises(TrainingDiverged) as caught:

@@ -96,9 +96,8 @@ def test_cached_training_matches_uncached_and_exports(tiny_encoder, demo_data, t
     common = dict(train=demo_data, encoder=str(tiny_encoder), mode="freeze", layer_mix="scalar_mix",
                   pooling="mean", dropout=0.0, epochs=2, batch_size=16, learning_rate=1e-2, shuffle=False,
                   bucket=False, output_dir=tmp_path, verbose=0, validation_fraction=0.25, seed=3)
-    cached = train(TrainConfig.of(mode="finetune",
-                                  **common, feature_cache=True, standardize_features=False, name="cached"))
-    plain = train(TrainConfig.of(mode="finetune", **common, feature_cache=False, name="plain"))
+    cached = train(TrainConfig.of(**common, feature_cache=True, standardize_features=False, name="cached"))
+    plain = train(TrainConfig.of(**common, feature_cache=False, name="plain"))
     assert cache_root.exists() and any(cache_root.iterdir())
     probes = ["The film was wonderful.", "The staff were rude and I regret it.", "I found the plot tedious."]
     served_cached = ExportedClassifier(cached.export_path).predict(probes)["probabilities"]

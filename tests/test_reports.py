@@ -45,9 +45,9 @@ def _option_help(text: str, flag: str) -> str:
 
 def test_train_help_shows_the_defaults(capsys, monkeypatch):
     text = _help(capsys, monkeypatch, "train")
-    for flag, default in (("--epochs EPOCHS", "3"), ("--batch-size BATCH_SIZE", "32"),
+    for flag, default in (("--epochs EPOCHS", "auto"), ("--batch-size BATCH_SIZE", "32"),
                           ("--seq-length SEQ_LENGTH", "128"), ("--warmup-fraction WARMUP_FRACTION", "0.1"),
-                          ("--mode MODE", "finetune"), ("--weight-decay", "0.01")):
+                          ("--mode MODE", "auto"), ("--weight-decay", "0.01")):
         assert _option_help(text, flag).endswith(f"(default: {default})"), flag
     lr = _option_help(text, "--lr LR")
     assert "5e-05" in lr and "0.001" in lr  # the encoder's and the head's peak rates

@@ -33,7 +33,7 @@ def head_weights(model):
 def finetuned(tiny_encoder, tmp_path_factory, demo_data):
     out = tmp_path_factory.mktemp("saved_models")
     config = TrainConfig.of(
-        train=demo_data, encoder=str(tiny_encoder), epochs=4, learning_rate=3e-3,
+        train=demo_data, encoder=str(tiny_encoder), mode="finetune", epochs=4, learning_rate=3e-3,
         output_dir=out, name="reviews", verbose=0, validation_fraction=0.25,
     )
     return train(config)

@@ -14,8 +14,10 @@ from importlib import import_module
 
 # Quiet by default: TensorFlow's C++ start-up logs (the cuInit error on machines without a GPU, oneDNN
 # and CPU-feature notes, "Type inference failed" blocks) are noise to a user of this package. Set before
-# any submodule imports TensorFlow, which reads it once; a value the user set is kept.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# any submodule imports TensorFlow, which reads it once; a value the user set is kept, and the CLI's
+# `--debug` shows them.
+_DEBUG_CLI = os.path.basename(sys.argv[0] if sys.argv else "") == "tfhub-transfer" and "--debug" in sys.argv
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if _DEBUG_CLI else "3")
 
 __version__ = "0.1.0"
 

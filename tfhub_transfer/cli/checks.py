@@ -204,7 +204,7 @@ def _constant(source: str, name: str):
 
 
 def epochs(value: str) -> int | str:
-    """`--epochs`: `auto` or a whole number >= 1.
+    """`--epochs`: `auto` or a whole number (its range is checked with the other options).
 
     Args:
         value: the flag's value.
@@ -219,11 +219,7 @@ def epochs(value: str) -> int | str:
     if value == "auto":
         return value
     try:
-        number = int(value)
+        return int(value)
     except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{value!r}: give a whole number of passes >= 1, or auto (enough optimizer "
-                                         "steps for small data, one to three passes for large)")
-    return number
-
+        raise argparse.ArgumentTypeError(f"{value!r}: give a whole number of passes, or auto (enough optimizer "
+                                         "steps for small data, one to three passes for large)") from None

@@ -9,7 +9,7 @@ import sys
 import traceback
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # set by the package already; `--debug` there shows them
 
 import tfhub_transfer.cli.cache as cache_command  # noqa: E402
 import tfhub_transfer.cli.checks as checks  # noqa: E402
@@ -436,7 +436,7 @@ def _with_defaults(add_parser):
     def add(*args, **kwargs):
         parser = add_parser(*args, **kwargs)
         parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                            help="show the full traceback of an error")
+                            help="show the full traceback of an error, and TensorFlow's own logs")
         return parser
 
     return add

@@ -175,7 +175,7 @@ def fit_task(model, train, valid, optimization: OptimizationConfig, runtime: Run
     started = time.perf_counter()
     history = model.fit(train_ds, validation_data=valid_ds, epochs=optimization.epochs, steps_per_epoch=steps,
                         callbacks=callbacks, verbose=runtime.verbose if keras_bar else 0,
-                        validation_freq=validation_every(optimization.epochs))
+                        validation_freq=1 if optimization.early_stopping else validation_every(optimization.epochs))
     seconds = time.perf_counter() - started
     logs = log.merged() if log else {k: [float(v) for v in vals] for k, vals in history.history.items()}
     if backups and chief and not runtime.keep_backups:
