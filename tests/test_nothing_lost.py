@@ -320,3 +320,21 @@ def test_sigterm_through_the_cli_says_how_to_resume_and_the_rerun_does(tiny_enco
     assert "run the same command again to resume from it" in stopped.stderr and "Traceback" not in stopped.stderr
     assert main([str(f) for f in flags]) == 0
     assert "Resuming from the backup" in capsys.readouterr().err
+
+
+def test_a_damaged_converted_encoder_is_named_and_the_default_one_rebuilt(tiny_encoder, tmp_path, capsys):
+    """Converted pairs carry a size manifest written last: a truncated file is one clear error at load."""
+    import shutil
+
+    from tfhub_transfer.encoders.build.hub_writer import PAIR_MANIFEST, pair_damage
+    from tfhub_transfer.encoders.resolve import resolve_encoder
+    from tfhub_transfer.errors import EncoderError
+
+    copy = tmp_path / "pair"
+    shutil.copytree(tiny_encoder, copy)
+    assert (copy / PAIR_MANIFEST).exists() and pair_damage(copy) is None
+    variables = next((copy / "encoder" / "variables").glob("variables.data-*"))
+    variables.write_bytes(variables.read_bytes()[:-10])
+    assert "truncated" in pair_damage(copy)
+    with pytest.raises(EncoderError, match="damaged or incomplete .*variables.data.*convert it again"):
+        resolve_encoder(str(copy))

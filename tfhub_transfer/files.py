@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import tempfile
+import zlib
 from pathlib import Path
 
 from tfhub_transfer.errors import ConfigError
@@ -278,3 +279,62 @@ def replace_file(path: str | Path, write) -> Path:
             raise disk_full_error(path.parent) from None
         raise
     return path
+
+
+def _crc32(path: Path) -> str:
+    crc = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 22):
+            crc = zlib.crc32(chunk, crc)
+    return f"{crc:08x}"
+
+
+def file_record(directory: str | Path, pattern: str = "**/*", checksums: bool = True) -> dict[str, dict]:
+    """Each file under `directory` matching `pattern`: its size (and CRC-32), by relative path, for a manifest
+    written after them, so a later reader can tell a complete write from a damaged or partial one.
+
+    Args:
+        directory: where the files are.
+        pattern: a glob relative to `directory` (`**/*`: every file below it).
+        checksums: also record each file's CRC-32 (reads every byte; sizes alone are a stat each).
+
+    Returns:
+        `{relative path: {"bytes": size, "crc32": hex}}`, sorted by path.
+
+    Example:
+        >>> file_record("saved_models/reviews/1", checksums=False)  # doctest: +SKIP
+        {'saved_model.pb': {'bytes': 1234}, ...}
+    """
+    directory = Path(directory)
+    files = sorted(f for f in directory.glob(pattern) if f.is_file() and not f.is_symlink())
+    return {str(f.relative_to(directory)): {"bytes": f.stat().st_size, **({"crc32": _crc32(f)} if checksums else {})}
+            for f in files}
+
+
+def record_damage(directory: str | Path, recorded: dict[str, dict], pattern: str = "**/*",
+                  ignore: tuple[str, ...] = ()) -> str | None:
+    """The first way `directory` differs from `recorded` (see `file_record`): a file missing, added (among
+    those `pattern` matches), of another size or, where recorded, another CRC-32; None when it matches.
+
+    Args:
+        directory: the directory to check.
+        recorded: what `file_record` returned when it was written.
+        pattern: the files the record covered.
+        ignore: paths written after the record (the manifest itself, the ownership marker).
+
+    Returns:
+        A short description of the first difference, or None.
+    """
+    directory = Path(directory)
+    found = {str(f.relative_to(directory)) for f in directory.glob(pattern) if f.is_file()} - set(ignore)
+    if found != set(recorded):
+        name = sorted(found ^ set(recorded))[0]
+        return f"{name} is {'missing' if name in recorded else 'not in its manifest'}"
+    for name, expected in recorded.items():
+        size = (directory / name).stat().st_size
+        if size != expected.get("bytes"):
+            return f"{name} is {size} bytes, not {expected.get('bytes')} (truncated or replaced)"
+        if "crc32" in expected and _crc32(directory / name) != expected["crc32"]:
+            return f"{name} was altered (its checksum differs)"
+    return None
+

@@ -23,6 +23,7 @@ from tfhub_transfer.encoders.build.hub_writer import (
     ENCODER_DIR,
     METADATA_FILE,
     PREPROCESSOR_DIR,
+    pair_damage,
 )
 from tfhub_transfer.encoders.hf_hub import ensure_hf_encoder, is_hf_handle
 from tfhub_transfer.errors import EncoderError
@@ -60,6 +61,10 @@ def read_metadata(directory: Path) -> dict:
 
 
 def _local_pair(directory: Path, name: str) -> EncoderSpec:
+    problem = pair_damage(directory)
+    if problem is not None:
+        raise EncoderError(f"{directory} looks damaged or incomplete ({problem}); convert it again with "
+                           "`tfhub-transfer encoders convert` (the default encoder is rebuilt by itself)")
     meta = read_metadata(directory)
     return EncoderSpec(
         name=name,

@@ -29,7 +29,6 @@ import hashlib
 import json
 import sys
 import weakref
-import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -47,7 +46,7 @@ from tfhub_transfer.cache import (
 )
 from tfhub_transfer.encoders.resolve import EncoderSpec
 from tfhub_transfer.errors import ConfigError
-from tfhub_transfer.files import atomic_directory
+from tfhub_transfer.files import atomic_directory, file_record, record_damage
 from tfhub_transfer.layers.layer_mix import stack_layers
 from tfhub_transfer.preprocessing.text import TextPreprocessor, make_dataset
 from tfhub_transfer.preprocessing.tokens import align_words
@@ -93,17 +92,9 @@ def _features_root(root: str | Path | None) -> Path:
     return Path(root) if root else check_cache_dir(cache_dir()) / FEATURES_DIR
 
 
-def _crc32(path: Path) -> str:
-    crc = 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 22):
-            crc = zlib.crc32(chunk, crc)
-    return f"{crc:08x}"
-
-
 def shard_record(directory: Path) -> dict[str, dict]:
     """Each `.npy` file's size and CRC-32, for the manifest (written after the shards)."""
-    return {f.name: {"bytes": f.stat().st_size, "crc32": _crc32(f)} for f in sorted(directory.glob("*.npy"))}
+    return file_record(directory, "*.npy")
 
 
 def damage(target: Path) -> str | None:
@@ -123,19 +114,11 @@ def damage(target: Path) -> str | None:
         recorded = json.loads((target / MANIFEST).read_text())["files"]
     except (OSError, ValueError, KeyError, TypeError):
         return "its manifest is unreadable or lists no shard sizes (an older or interrupted write)"
-    found = {f.name for f in target.glob("*.npy")}
-    if found != set(recorded):
-        names = sorted(found ^ set(recorded))
-        return f"{names[0]} is {'missing' if names[0] in recorded else 'not in its manifest'}"
-    for name, expected in recorded.items():
-        size = (target / name).stat().st_size
-        if size != expected.get("bytes"):
-            return f"{name} is {size} bytes, not {expected.get('bytes')} (truncated or replaced)"
-        if _crc32(target / name) != expected.get("crc32"):
-            return f"{name} was altered (its checksum differs)"
-        if _holds_objects(target / name):
-            return f"{name} holds Python objects, which are never loaded (no pickles)"
-    return None
+    problem = record_damage(target, recorded, "*.npy")
+    if problem is not None:
+        return problem
+    pickled = [name for name in recorded if _holds_objects(target / name)]
+    return f"{pickled[0]} holds Python objects, which are never loaded (no pickles)" if pickled else None
 
 
 def _holds_objects(path: Path) -> bool:

@@ -15,11 +15,12 @@ from __future__ import annotations
 import fcntl
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 from tfhub_transfer.cache import cache_dir, check_cache_dir
 from tfhub_transfer.encoders.build.convert import convert_hf_checkpoint
-from tfhub_transfer.encoders.build.hub_writer import METADATA_FILE, WRITER_VERSION
+from tfhub_transfer.encoders.build.hub_writer import METADATA_FILE, WRITER_VERSION, pair_damage
 from tfhub_transfer.errors import EncoderError
 from tfhub_transfer.files import MARKER, is_ours
 
@@ -57,7 +58,7 @@ def ensure_default_encoder(verbose: bool = True) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if is_current(target):
             return target
-        stale = (target / "encoder" / "saved_model.pb").exists()
+        stale = target.is_dir() and any(target.iterdir())  # an older, damaged or partial conversion
         if verbose:
             why = "written by an older version of this package; rebuilding" if stale else "once"
             print(f"Converting {DEFAULT_NAME} into TF Hub format at {target} ({why}) ...", flush=True)
@@ -83,6 +84,10 @@ def is_current(pair_dir: Path) -> bool:
     """Whether `pair_dir` holds a conversion by this package's current writer (older ones, e.g. with
     the untrained [CLS] pooler as `pooled_output`, are rebuilt)."""
     if not (pair_dir / "encoder" / "saved_model.pb").exists():
+        return False
+    problem = pair_damage(pair_dir)
+    if problem is not None:  # said once, even when quiet: the rebuild takes a while
+        print(f"{pair_dir} is damaged ({problem}); rebuilding it", file=sys.stderr, flush=True)
         return False
     try:
         meta = json.loads((pair_dir / METADATA_FILE).read_text(encoding="utf-8"))

@@ -29,9 +29,10 @@ from tfhub_transfer.encoders.build.tokenizer_files import (
     TokenizerFiles,
 )
 from tfhub_transfer.encoders.build.vocab import read_vocab, special_token_ids
-from tfhub_transfer.files import atomic_directory
+from tfhub_transfer.files import MARKER, atomic_directory, file_record, record_damage
 
 METADATA_FILE = "tfhub_transfer.json"
+PAIR_MANIFEST = "manifest.json"  # every file's size, written last (write_size_manifest)
 PAIR_FORMAT = "tfhub_transfer/bert-pair/1"  # the metadata `format` of encoder pairs this package writes
 ENCODER_DIR = "encoder"
 PREPROCESSOR_DIR = "preprocessor"
@@ -233,4 +234,28 @@ def write_encoder_pair(
             write_preprocessor(vocab_path, lower_case, tmp / PREPROCESSOR_DIR, tokenizer=tokenizer)
             shutil.copy(vocab_path, tmp / "vocab.txt")
         (tmp / METADATA_FILE).write_text(json.dumps(info, indent=2), encoding="utf-8")
+        write_size_manifest(tmp)  # last: a reader tells a complete pair from a damaged or partial one
     return out_dir
+
+
+def write_size_manifest(pair_dir: Path) -> None:
+    """`manifest.json`: every file's size (not its checksum: a stat per file keeps every load cheap)."""
+    record = file_record(pair_dir, checksums=False)
+    (pair_dir / PAIR_MANIFEST).write_text(json.dumps({"files": record}, indent=1), encoding="utf-8")
+
+
+def pair_damage(pair_dir: str | Path) -> str | None:
+    """What is wrong with a converted pair (a file missing, truncated or added), or None when it matches its
+    manifest; pairs written before the manifest existed are not checked.
+
+    Example:
+        >>> pair_damage(Path("~/.cache/tfhub_transfer/encoders/all-MiniLM-L6-v2-float32").expanduser())
+    """
+    path = Path(pair_dir) / PAIR_MANIFEST
+    if not path.exists():
+        return None
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"its {PAIR_MANIFEST} is unreadable"
+    return record_damage(pair_dir, recorded, ignore=(PAIR_MANIFEST, MARKER))
