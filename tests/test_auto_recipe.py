@@ -66,9 +66,10 @@ def test_no_label_held_out_below_the_threshold(smallest, given, holdout):
     assert choice.validation_fraction == holdout
 
 
-def test_contrastive_choice_takes_one_pass_over_its_pairs_and_others_keep_the_epochs():
-    assert choose(examples=16, classes=2, smallest_class=8, sentence_encoder=True).epochs == 1
-    assert choose(examples=2000, classes=2, smallest_class=900, sentence_encoder=True).epochs is None
+def test_epochs_auto_is_one_pass_over_the_pairs_for_contrastive_and_given_epochs_are_kept():
+    assert choose(examples=16, classes=2, smallest_class=8, sentence_encoder=True).epochs is None
+    contrastive = TransferMode.parse("contrastive")
+    assert (contrastive.pair_epochs("auto"), contrastive.pair_epochs(3)) == (1, 3)
 
 
 def test_explicit_modes_are_not_resolved():

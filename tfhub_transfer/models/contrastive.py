@@ -191,7 +191,8 @@ def fit_contrastive(model: TaskModel, train: Examples, valid: Examples | None, o
               f"example) from {len(train)} examples", flush=True)
     # Pairs are balanced by construction and have no validation set: class weights and early stopping
     # are the head's.
-    pair_options = dataclasses.replace(optimization, class_weight=None, early_stopping=0)
+    pair_options = dataclasses.replace(optimization, class_weight=None, early_stopping=0,
+                                       epochs=model.mode.pair_epochs(optimization.epochs))
     tuned = fit_task(pair_model, pairs, None, pair_options, runtime, None, job=job, shuffle=shuffle,
                      extra_callbacks=extra_callbacks)
     head = fit_head(model, train, valid, optimization, runtime, job)
