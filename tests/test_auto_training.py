@@ -62,8 +62,9 @@ def test_time_budget_stops_cleanly_keeps_the_best_and_exports(tiny_encoder, tmp_
 
 
 @pytest.mark.parametrize("task, extra", [
-    ("single_label", {}), ("multi_label", {"label_column": "tags"}), ("regression", {"label_column": "score"}),
-    ("single_label", {"text_b_column": "text_b"})])
+    ("single_label", {}), ("multi_label", {"label_column": "tags"}),
+    pytest.param("regression", {"label_column": "score"}, marks=pytest.mark.integration),
+    pytest.param("single_label", {"text_b_column": "text_b"}, marks=pytest.mark.integration)])
 def test_max_steps_is_honoured_by_every_sentence_task(tiny_encoder, tmp_path, task, extra):
     result = train(TrainConfig.of(train=reviews(80), name="steps", task=task, mode="finetune", epochs=4, batch_size=8,
                                   max_steps=3,

@@ -236,3 +236,13 @@ def test_the_offline_tfds_error_says_what_to_download_where(tmp_path, monkeypatc
 def test_did_you_mean_only_suggests_close_words():
     assert did_you_mean("--batchsize", ["--batch-size", "--seed"]) == "; did you mean --batch-size?"
     assert did_you_mean("--zzz", ["--batch-size", "--seed"]) == ""
+
+
+def test_a_misspelt_column_gets_a_suggestion():
+    import pandas as pd
+
+    from tfhub_transfer.data.tables import read_table
+    from tfhub_transfer.errors import DataError
+
+    with pytest.raises(DataError, match="no column 'txt'.*Did you mean 'text'"):
+        read_table(pd.DataFrame({"text": ["a"], "label": ["b"]}), text_column="txt")

@@ -39,7 +39,7 @@ ATOL = 1e-5
 
 
 def LONGER_RUNS(names):  # noqa: N802 (reads as a marker)
-    """Families whose slower end-to-end runs go to `make integration` (CI runs both); one stays in `make test`."""
+    """Families whose slower end-to-end runs go to `make integration` (CI runs both; make test keeps its 12 minutes)."""
     return [pytest.param(name, marks=pytest.mark.integration) for name in names]
 
 
@@ -264,7 +264,7 @@ def converted(tmp_path_factory) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["bert-sentencepiece", *LONGER_RUNS(["electra", "roberta-wordpiece"])])
+@pytest.mark.parametrize("name", LONGER_RUNS(["bert-sentencepiece", "electra", "roberta-wordpiece"]))
 def test_korean_classifier_trains_exports_and_serves_korean_strings(name, converted, tmp_path):
     """KoELECTRA-, KLUE-RoBERTa- and multilingual-e5-like checkpoints: convert, fine-tune, export (SavedModel
     taking raw strings), serve Korean strings with the in-memory model's probabilities."""
@@ -306,6 +306,7 @@ def test_bfloat16_and_packed_variants_rebuild_every_family(name, converted, tmp_
 
 
 @pytest.mark.slow
+@pytest.mark.integration  # a TFLite conversion per family: make integration (CI runs it)
 def test_tflite_exports_wordpiece_families_and_refuses_sentencepiece_clearly(converted, tmp_path):
     from tfhub_transfer.config import TrainConfig
     from tfhub_transfer.errors import ExportError

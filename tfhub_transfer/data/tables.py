@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import difflib
 import io
 import json
 import math
@@ -314,6 +315,7 @@ def _require_columns(columns: Sequence, wanted: list[str], source: str) -> None:
     name = missing[0]
     hint = ""
     near = [c for c in columns if isinstance(c, str) and c.strip().lower() == str(name).strip().lower()]
+    near = near or difflib.get_close_matches(str(name), [c for c in columns if isinstance(c, str)], n=1, cutoff=0.6)
     if near:
         hint = f" Did you mean {near[0]!r}? Names must match exactly, spaces and case included."
     elif len(columns) == 1 and isinstance(columns[0], str) and any(d in columns[0] for d in "\t,;|"):
