@@ -23,15 +23,17 @@ QUANTIZATIONS = ("int8",)
 SENTENCE_TASKS = ("single_label", "multi_label", "regression")
 
 
-def check_format(format: str, quantize: str | None, format_flag: str = "--format") -> None:
-    """Refuses an unknown format or quantisation, or int8 for a SavedModel, naming the flag."""
+def check_format(format: str, quantize: str | None, format_flag: str = "--format",
+                 quantize_flag: str = "--quantize") -> None:
+    """Refuses an unknown format or quantisation, or int8 for a SavedModel, naming the flag (or, from the
+    Python API, the argument: `check_format(f, q, "export(format=...)", "export(quantize=...)")`)."""
     if format not in FORMATS:
         raise ConfigError(f"{format_flag} must be one of {FORMATS}, not {format!r}")
     if quantize is not None and quantize not in QUANTIZATIONS:
-        raise ConfigError(f"--quantize must be one of {QUANTIZATIONS} (or left out), not {quantize!r}")
+        raise ConfigError(f"{quantize_flag} must be one of {QUANTIZATIONS} (or left out), not {quantize!r}")
     if quantize and format == "saved_model":
-        raise ConfigError(f"--quantize {quantize} applies to {format_flag} tflite or onnx (dynamic-range int8 "
-                          "weights); a SavedModel keeps float32 weights")
+        raise ConfigError(f"{quantize_flag} {quantize!r} applies to {format_flag} tflite or onnx (dynamic-range "
+                          "int8 weights); a SavedModel keeps float32 weights")
 
 
 def numeric_outputs(task: str, logits: tf.Tensor, thresholds: tf.Tensor) -> dict[str, tf.Tensor]:

@@ -32,7 +32,7 @@ import tf_keras
 from tfhub_transfer.config import HEAD_LEARNING_RATE, default_learning_rate, field_default
 from tfhub_transfer.errors import ConfigError, TransferError
 from tfhub_transfer.export.formats import export_model
-from tfhub_transfer.export.serving import FORMATS, QUANTIZATIONS
+from tfhub_transfer.export.serving import check_format
 from tfhub_transfer.files import atomic_directory, replace_file
 from tfhub_transfer.models.inputs import TEXT_FORMS, Given, as_values, check_scores, class_ids, normalise
 from tfhub_transfer.preprocessing.text import make_string_dataset, make_training_dataset
@@ -795,13 +795,7 @@ def check_export_arguments(out_dir, format, quantize) -> None:
     """`export`'s arguments, refused naming the Python argument (the CLI's checks name its flags)."""
     if not isinstance(out_dir, (str, os.PathLike)) or not str(out_dir):
         raise ConfigError(f"export(out_dir={out_dir!r}): out_dir must be a directory path (str or pathlib.Path)")
-    if format not in FORMATS:
-        raise ConfigError(f"export(format={format!r}): format must be one of {FORMATS}")
-    if quantize is not None and quantize not in QUANTIZATIONS:
-        raise ConfigError(f"export(quantize={quantize!r}): quantize must be one of {QUANTIZATIONS} or None")
-    if quantize and format == "saved_model":
-        raise ConfigError(f"export(quantize={quantize!r}) applies to format='tflite' or 'onnx'; a SavedModel "
-                          "keeps float32 weights")
+    check_format(format, quantize, "export(format=...)", "export(quantize=...)")
 
 
 class StringInputModel(TaskModel):
