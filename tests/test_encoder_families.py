@@ -272,8 +272,8 @@ def test_korean_classifier_trains_exports_and_serves_korean_strings(name, conver
     from tfhub_transfer.config import TrainConfig
     from tfhub_transfer.jobs.train import train
 
-    result = train(TrainConfig.of(mode="finetune", train=korean_reviews(64, 0), encoder=str(converted(name)), epochs=2,
-                                  learning_rate=3e-3, batch_size=16, seq_length=32, output_dir=tmp_path,
+    result = train(TrainConfig.of(mode="finetune", train=korean_reviews(64, 0), encoder=str(converted(name)),
+                                  epochs=5, learning_rate=3e-3, batch_size=16, seq_length=32, output_dir=tmp_path,
                                   verbose=0, validation_fraction=0.25, name=name))
     assert result.label_names == ["긍정", "부정"]
     assert result.history["loss"][-1] < result.history["loss"][0]
