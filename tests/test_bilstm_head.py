@@ -24,8 +24,8 @@ def cache_root(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mix, layers_kept", [
-    ("last", 1), pytest.param("scalar_mix", 3, marks=pytest.mark.integration)])  # make test keeps its 12 minutes
+@pytest.mark.integration  # two longer end-to-end runs: make integration (CI runs it); make test keeps 12 min
+@pytest.mark.parametrize("mix, layers_kept", [("last", 1), ("scalar_mix", 3)])
 def test_bilstm_head_trained_on_the_token_cache_is_the_full_models_and_the_exports(
         tiny_encoder, demo_data, tmp_path, cache_root, mix, layers_kept):
     config = TrainConfig.of(train=demo_data, encoder=str(tiny_encoder), mode="freeze", feature_cache=True,
@@ -50,6 +50,7 @@ def test_bilstm_head_trained_on_the_token_cache_is_the_full_models_and_the_expor
     np.testing.assert_allclose(served.predict(texts)["probabilities"], probabilities, atol=1e-3)
 
 
+@pytest.mark.integration  # a longer end-to-end run: make integration (CI runs it); make test keeps 12 min
 @pytest.mark.slow
 def test_bilstm_head_learns_through_train_and_reloads(tiny_encoder, demo_data, tmp_path, cache_root):
     result = train(TrainConfig.of(train=demo_data, encoder=str(tiny_encoder), mode="freeze", feature_cache=True,

@@ -52,6 +52,7 @@ def test_encoders_list_and_info(tiny_encoder, capsys):
     assert "transformer/layer_1" in out and "vocab size" in out
 
 
+@pytest.mark.integration  # a longer end-to-end run: make integration (CI runs it); make test keeps 12 min
 @pytest.mark.slow
 def test_compare_writes_table_csv_and_png(tiny_encoder, demo_data, tmp_path, capsys):
     out = tmp_path / "cmp"

@@ -283,7 +283,7 @@ def test_korean_classifier_trains_exports_and_serves_korean_strings(name, conver
     np.testing.assert_allclose(served["probabilities"], in_memory, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["electra", *LONGER_RUNS(["xlm-roberta", "mpnet"])])
+@pytest.mark.parametrize("name", LONGER_RUNS(["electra", "xlm-roberta", "mpnet"]))
 def test_bfloat16_and_packed_variants_rebuild_every_family(name, converted, tmp_path):
     """The variants rebuild from the recorded config (ELECTRA's embedding_size included): packed with a 0/1
     mask computes what the float32 pair does; bfloat16 stays close."""

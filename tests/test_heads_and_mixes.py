@@ -37,6 +37,7 @@ def fit(frame, tiny_encoder, tmp_path, **kwargs):
     return train(TrainConfig.of(**{**defaults, **kwargs}))
 
 
+@pytest.mark.integration  # a longer end-to-end run: make integration (CI runs it); make test keeps 12 min
 @pytest.mark.slow
 def test_multi_label_head_learns_and_exports_label_lists(reviews, tiny_encoder, tmp_path):
     frame = reviews.assign(label=[f"{s},{domain_of(t)}" for t, s in zip(reviews.text, reviews.sentiment)])

@@ -50,6 +50,7 @@ def fitted(encoder, long_text: str, train) -> TextClassifier:
     return model
 
 
+@pytest.mark.integration  # a longer end-to-end run: make integration (CI runs it); make test keeps 12 min
 @pytest.mark.slow
 def test_truncation_misses_the_late_label_and_windows_find_it(tiny_encoder, tmp_path):
     train, (texts, labels) = long_reviews(128, seed=0), long_reviews(96, seed=1)

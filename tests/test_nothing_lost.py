@@ -307,6 +307,7 @@ sys.exit(cli.main(sys.argv[1:]))
 """
 
 
+@pytest.mark.integration  # a longer end-to-end run: make integration (CI runs it); make test keeps 12 min
 def test_sigterm_through_the_cli_says_how_to_resume_and_the_rerun_does(tiny_encoder, demo_data, tmp_path, capsys):
     from conftest import run_python
 
