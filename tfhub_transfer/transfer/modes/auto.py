@@ -14,6 +14,7 @@ import dataclasses
 
 from tfhub_transfer.errors import ConfigError
 from tfhub_transfer.transfer.modes.base import TransferMode, register_mode
+from tfhub_transfer.transfer.modes.contrastive import Contrastive
 
 # Contrastive (SetFit) led plain fine-tuning at 8, 16 and 64 labelled examples per class on SST-2 (+6.5,
 # +2.2, +3.8 points) and AG News (+0.8, +1.2, +1.0), 5 seeds each (RESULTS.md, few-shot summary); nothing
@@ -87,17 +88,11 @@ def contrastive_iterations(examples: int) -> int:
 
 def _few_shot(profile: DataProfile) -> bool:
     try:
-        mode_class_contrastive().check_applies(profile.task, profile.pair, profile.windowed, profile.architecture)
+        Contrastive.check_applies(profile.task, profile.pair, profile.windowed, profile.architecture)
     except ConfigError:
         return False
     # Measured with a mean-pooled sentence encoder only (SetFit's setting); a plain BERT fine-tunes instead.
     return profile.sentence_encoder and profile.per_class <= FEW_SHOT_PER_CLASS
-
-
-def mode_class_contrastive():
-    from tfhub_transfer.transfer.modes.contrastive import Contrastive  # registered beside this module
-
-    return Contrastive
 
 
 def _contrastive(profile: DataProfile) -> str:
