@@ -134,5 +134,13 @@ class GradualUnfreezing(TransferPhases):
 def phase_callback(mode, groups: LayerGroups, unused: tuple[str, ...], steps_per_epoch: int | None,
                    epochs: int) -> TransferPhases | None:
     """The callback that takes a model in `mode` (a `TransferMode`) through its phases in a fit of `epochs`
-    epochs, or None; each mode builds its own (`TransferMode.phase_callback`)."""
-    return mode.phase_callback(groups, unused, steps_per_epoch, epochs)
+    epochs, or None; the mode says what its phases are (`TransferMode.phase_plan`)."""
+    plan = mode.phase_plan(groups, unused, steps_per_epoch, epochs)
+    if plan is None:
+        return None
+    if not plan.gradual:
+        return HeadFirst(plan.frozen_steps, plan.settled, frozen_epochs=plan.frozen_epochs or 0)
+    callback = GradualUnfreezing(plan.every_steps, frozen_steps=plan.frozen_steps, settled=plan.settled)
+    if plan.frozen_epochs is not None:
+        callback.frozen_epochs = plan.frozen_epochs
+    return callback

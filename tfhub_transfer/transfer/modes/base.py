@@ -5,7 +5,7 @@ A mode says which pretrained weights train, when, and how fast. Each subclass de
 - which layer groups start and stay frozen (`initially_frozen`, `settled_frozen`), whether the encoder
   trains at all (`encoder_trainable`) and which encoder variables never train (`fixed_variables`);
 - its learning-rate multipliers per group (`learning_rate_multipliers`, `default_lr_mult`);
-- its phases, as a Keras callback (`phase_callback`);
+- its phases, as numbers (`phase_plan`; transfer.unfreezing turns them into a Keras callback);
 - whether it re-initialises the encoder (`reinitializes`) or brings its own fit (`brings_own_fit`);
 - which tasks and backbones it applies to (`check_applies`).
 
@@ -107,6 +107,19 @@ def whole_number(spec: str, value: float | None, what: str) -> int | None:
     if value is not None and (value < 1 or value != int(value)):
         raise ConfigError(f"transfer mode {spec!r}: {what}; it must be a whole number >= 1")
     return None if value is None else int(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class PhasePlan:
+    """A mode's phases: the head alone for `frozen_steps` steps (or `frozen_epochs` epochs), then the settled
+    state at once, or (`gradual`) one more group thawed, top-down, every `every_steps` steps (every epoch when
+    None)."""
+
+    settled: tuple[str, ...] = ()  # groups that never thaw
+    frozen_steps: int | None = None
+    frozen_epochs: int | None = None
+    gradual: bool = False
+    every_steps: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -300,14 +313,13 @@ class TransferMode:
         return {name: self.spread ** (-(steps - i) / steps) for i, name in enumerate(used)}
 
     # -- phases ------------------------------------------------------------------------------------------
-    def phase_callback(self, groups: LayerGroups, unused: tuple[str, ...], steps_per_epoch: int | None,
-                       epochs: int):
-        """The Keras callback that takes a model through this mode's phases in a fit, or None."""
+    def phase_plan(self, groups: LayerGroups, unused: tuple[str, ...], steps_per_epoch: int | None,
+                   epochs: int) -> PhasePlan | None:
+        """This mode's phases in a fit of `epochs` epochs, as numbers (None: no phases); the callback that
+        walks a model through them is built from the plan (transfer.unfreezing.phase_callback)."""
         if not self.has_phases:
             return None
-        from tfhub_transfer.transfer.unfreezing import HeadFirst  # tf_keras: loaded only when training
-
-        settled = self.settled_frozen(groups)
+        settled = tuple(self.settled_frozen(groups))
         if steps_per_epoch is None:  # unknown length: whole epochs
-            return HeadFirst(None, settled, frozen_epochs=math.ceil(self.head_epochs))
-        return HeadFirst(round(self.head_epochs * steps_per_epoch), settled)
+            return PhasePlan(settled, frozen_epochs=math.ceil(self.head_epochs))
+        return PhasePlan(settled, frozen_steps=round(self.head_epochs * steps_per_epoch))

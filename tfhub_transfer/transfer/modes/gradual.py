@@ -14,7 +14,7 @@ import dataclasses
 import math
 
 from tfhub_transfer.errors import ConfigError
-from tfhub_transfer.transfer.modes.base import TransferMode, register_mode
+from tfhub_transfer.transfer.modes.base import PhasePlan, TransferMode, register_mode
 
 THAW_FRACTION = 0.25  # all groups thawed after this fraction of the steps after the head phase
 DEFAULT_SPREAD = 10.0  # top group's rate / the embeddings' (SST-2 1k and 8k, RESULTS.md)
@@ -55,21 +55,17 @@ class Gradual(TransferMode):
             parts.insert(0, f"head first {self.unfreeze_every_steps} steps")
         return parts
 
-    def phase_callback(self, groups, unused, steps_per_epoch, epochs):
-        from tfhub_transfer.transfer.unfreezing import GradualUnfreezing, unfreezing_stages  # tf_keras
-
-        settled = self.settled_frozen(groups)
+    def phase_plan(self, groups, unused, steps_per_epoch, epochs) -> PhasePlan:
+        settled = tuple(self.settled_frozen(groups))
         if steps_per_epoch is None:  # unknown length: whole epochs
-            callback = GradualUnfreezing(self.unfreeze_every_steps, settled=settled)
-            if self.frozen_epochs is not None:
-                callback.frozen_epochs = math.ceil(self.head_epochs)
-            return callback
+            frozen_epochs = math.ceil(self.head_epochs) if self.frozen_epochs is not None else None
+            return PhasePlan(settled, frozen_epochs=frozen_epochs, gradual=True, every_steps=self.unfreeze_every_steps)
         frozen_steps = round(self.head_epochs * steps_per_epoch)
         every = self.unfreeze_every_steps
         if every is not None and self.frozen_epochs is None:
             frozen_steps = every  # gradual:STEPS: the head alone is the first stage, as long as the others
         if every is None:
-            thaws = len(unfreezing_stages(groups, unused, tuple(settled))) - 1
+            thaws = len([name for name in groups.order if name not in unused and name not in settled])
             remaining = max(epochs * steps_per_epoch - frozen_steps, 1)
             every = max(1, int(remaining * THAW_FRACTION / max(thaws, 1)))
-        return GradualUnfreezing(every, frozen_steps=frozen_steps, settled=settled)
+        return PhasePlan(settled, frozen_steps=frozen_steps, gradual=True, every_steps=every)
