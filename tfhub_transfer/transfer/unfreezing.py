@@ -112,7 +112,20 @@ class GradualUnfreezing(TransferPhases):
     Stage 0 trains the head only, for `frozen_steps` steps (default: as long as every later stage);
     stage s also trains the top s encoder groups (`groups_per_stage` more per stage). Groups the model
     lists in `unused_groups` (no gradient reaches them, e.g. the pooler under mean pooling) are no
-    stage of their own; `settled` groups never thaw.
+    stage of their own; `settled` groups never thaw. `--mode gradual` adds it by itself; give it to
+    `fit(callbacks=...)` of a model compiled with another mode to run its schedule yourself.
+
+    Args:
+      every_steps: thaw the next stage every this many optimizer steps (None: once per epoch).
+      groups_per_stage: encoder layer groups thawed per stage.
+      frozen_steps: steps of the head-only stage (None: as long as every later stage).
+      settled: groups that never thaw.
+
+    Example:
+      >>> from tfhub_transfer import GradualUnfreezing
+      >>> schedule = GradualUnfreezing(every_steps=50, groups_per_stage=2)
+      >>> schedule.groups_per_stage
+      2
     """
 
     def __init__(self, every_steps: int | None = None, groups_per_stage: int = 1, frozen_steps: int | None = None,

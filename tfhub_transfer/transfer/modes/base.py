@@ -127,7 +127,21 @@ class TransferMode:
     """A parsed transfer mode with its recipe options; `TransferMode.parse("partial:3")` builds one.
 
     The fields here are the recipe options every mode takes (the CLI's `--embedding-lr-multiplier`,
-    `--lr-mult`, `--frozen-epochs`); a subclass adds the fields its own argument sets.
+    `--lr-mult`, `--frozen-epochs`); a subclass adds the fields its own argument sets. A new mode is one
+    module in `transfer/modes/` with a subclass decorated by `register_mode`.
+
+    Args:
+      embedding_multiplier: scales the embeddings' learning rate (None: the mode's own).
+      lr_mult: discriminative / gradual spread, the top group's rate over the embeddings' (None: the default).
+      frozen_epochs: head-only epochs before the encoder trains (None: the mode's default).
+
+    Example:
+      >>> from tfhub_transfer import TransferMode
+      >>> mode = TransferMode.parse("partial:3")
+      >>> str(mode), mode.encoder_trainable
+      ('partial:3', True)
+      >>> TransferMode.parse("freeze").encoder_trainable
+      False
     """
 
     embedding_multiplier: float | None = None
