@@ -1,6 +1,6 @@
 """The package's layout follows the data's path: a module imports only from folders before it.
 
-Order: foundation (errors, cache, config, files) -> data -> preprocessing -> encoders -> layers ->
+Order: foundation (errors, storage, cache, config, files) -> data -> preprocessing -> encoders -> layers ->
 transfer -> training -> export -> models -> jobs -> cli. Imports inside functions count too,
 so a cycle cannot hide behind one.
 """
@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "tfhub_transfer"
-ORDER = ["errors", "cache", "config", "files", "data", "preprocessing", "encoders", "layers", "transfer",
+ORDER = ["errors", "storage", "cache", "config", "files", "data", "preprocessing", "encoders", "layers", "transfer",
          "training", "export", "models", "jobs", "cli"]
-FOUNDATION = {"errors", "cache", "config", "files"}
+FOUNDATION = {"errors", "storage", "cache", "config", "files"}
 
 
 def _modules() -> dict[str, Path]:

@@ -6,7 +6,9 @@ The package's cache is `use_cache_dir(path)` / `set_cache_dir(path)` (the CLI's 
 `cache_entries()` lists what is in it and `remove_entry()` deletes only what this package wrote: never a
 file someone placed inside an entry, never through a symbolic link. Temporaries and partial entries left by
 an interrupted write are listed (kind `partial`) and removed once their writer is gone. A cache path that is a
-file is one `ConfigError` (`check_cache_dir`).
+file is one `ConfigError` (`check_cache_dir`). A URL as the cache (`--cache-dir gs://bucket/cache`) shares the
+feature caches between machines (`shared_cache_dir`; training.feature_cache publishes each entry there with
+a `_COMPLETE` marker last); converted encoders stay in the local cache.
 """
 
 from __future__ import annotations
@@ -24,31 +26,38 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
+from tfhub_transfer import storage
 from tfhub_transfer.errors import ConfigError, EncoderError
-from tfhub_transfer.files import MARKER, is_temporary, temporary_writer, writer_alive
+from tfhub_transfer.files import MARKER, is_temporary, refuse_url, temporary_writer, writer_alive
+from tfhub_transfer.storage import is_url
 
 CACHE_ENV = "TFHUB_TRANSFER_CACHE"
 FEATURES_DIR = "features"  # training.feature_cache: one directory per cached input set
 ENCODERS_DIR = "encoders"  # converted encoders (the default one) and their compute-dtype copies
-_chosen: Path | None = None  # set_cache_dir / use_cache_dir (the CLI's --cache-dir)
+_chosen: Path | str | None = None  # set_cache_dir / use_cache_dir (the CLI's --cache-dir)
 # What this package writes at the top of an entry (training.feature_cache; encoders.build.hub_writer).
 _FEATURE_FILES = re.compile(r"^(?:manifest\.json|(?:shard|lengths)_\d{5}\.npy)$")
 _ENCODER_TOP = {"encoder", "preprocessor", "vocab.txt", "tfhub_transfer.json"}
 
 
-def check_cache_dir(root: str | Path | None = None) -> Path:
+def check_cache_dir(root: str | Path | None = None) -> Path | str:
     """The cache directory (`root`, default `cache_dir()`), refused at once when it (or a parent) is a file.
 
     Args:
-        root: the cache directory to check; None for the one in use.
+        root: the cache directory to check; None for the local one in use. A URL is checked to be no file.
 
     Returns:
-        The directory (it may not exist yet).
+        The directory (it may not exist yet); a URL as its string.
 
     Example:
         >>> check_cache_dir("/tmp/my-cache")
         PosixPath('/tmp/my-cache')
     """
+    if is_url(root):
+        if storage.isfile(root):
+            raise ConfigError(f"the cache path {root} is a file, not a directory; point --cache-dir (or "
+                              f"${CACHE_ENV}) at a directory")
+        return root
     root = Path(root) if root is not None else cache_dir()
     for place in (root, *root.parents):
         if place.exists():
@@ -61,21 +70,40 @@ def check_cache_dir(root: str | Path | None = None) -> Path:
 
 
 def cache_dir() -> Path:
-    """The package's cache: the one set with `set_cache_dir` / `use_cache_dir` (`--cache-dir`), else
-    `$TFHUB_TRANSFER_CACHE`, else `$XDG_CACHE_HOME/tfhub_transfer`, else `~/.cache/tfhub_transfer`."""
-    if _chosen is not None:
+    """The package's local cache: the one set with `set_cache_dir` / `use_cache_dir` (`--cache-dir`), else
+    `$TFHUB_TRANSFER_CACHE`, else `$XDG_CACHE_HOME/tfhub_transfer`, else `~/.cache/tfhub_transfer`.
+
+    A choice that is a URL (`gs://bucket/cache`) is the shared cache (`shared_cache_dir`), for feature
+    caches; converted encoders are read as local SavedModels, so they stay in the next local choice.
+    """
+    if _chosen is not None and not is_url(_chosen):
         return _chosen
     explicit = os.environ.get(CACHE_ENV)
-    if explicit:
+    if explicit and not is_url(explicit):
         return Path(explicit).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "tfhub_transfer"
 
 
+def shared_cache_dir() -> str | None:
+    """The cache on shared storage (a URL given as `--cache-dir` or `$TFHUB_TRANSFER_CACHE`), else None.
+
+    Example:
+        >>> with use_cache_dir("gs://bucket/cache"):
+        ...     shared_cache_dir()
+        'gs://bucket/cache'
+    """
+    if _chosen is not None:
+        return _chosen if is_url(_chosen) else None
+    explicit = os.environ.get(CACHE_ENV)
+    return explicit if explicit and is_url(explicit) else None
+
+
 def set_cache_dir(path: str | Path | None) -> None:
-    """Makes `path` the package's cache for this process (None: back to the environment's choice)."""
+    """Makes `path` the package's cache for this process (None: back to the environment's choice); a URL
+    stays a string (see `shared_cache_dir`)."""
     global _chosen
-    _chosen = Path(path).expanduser() if path is not None else None
+    _chosen = None if path is None else os.fspath(path) if is_url(path) else Path(path).expanduser()
 
 
 @contextlib.contextmanager
@@ -85,7 +113,7 @@ def use_cache_dir(path: str | Path | None) -> Iterator[Path]:
     if path is not None:
         set_cache_dir(path)
     try:
-        yield cache_dir()
+        yield shared_cache_dir() or cache_dir()
     finally:
         set_cache_dir(previous)
 
@@ -222,7 +250,9 @@ def _entry(kind_dir: str, path: Path) -> CacheEntry:
 def cache_entries(root: str | Path | None = None) -> list[CacheEntry]:
     """What the package's cache (`root`, default `cache_dir()`) holds: each feature cache and encoder, the
     temporaries and partial entries of interrupted writes, then anything else found there (`ours=False` when
-    this package did not write it). A cache path that is a file is a `ConfigError`."""
+    this package did not write it). A cache path that is a file is a `ConfigError`; so is a URL (listing
+    and clearing works on a local cache: a shared cache's entries are prefixes to delete with the store's tools)."""
+    refuse_url(root, "--cache-dir", "the cache is listed and cleared on this machine's disk")
     root = check_cache_dir(root)
     if not root.is_dir():
         return []

@@ -8,8 +8,11 @@
 - Temporaries carry the writer's process id; those of processes that are gone are removed the
   next time anything is written beside them.
 - A full disk becomes one `ConfigError` naming the directory and the free space.
-- A URL (`gs://`, `s3://`, `hdfs://` ...) is refused (`refuse_url`): remote paths are not supported
-  yet, and `Path("gs://b")` would silently become a local directory named `gs:`.
+- A URL (`gs://`, `s3://`, `hdfs://`, `ram://`; see `tfhub_transfer.storage`) is never made a `Path`
+  (`Path("gs://b")` would silently become a local directory named `gs:`). There is no atomic directory
+  rename on object stores: `atomic_directory` and `versioned_directory` fill a local staging directory,
+  then publish it under the URL with the `_COMPLETE` marker written last; `replace_file` writes one
+  object (whole or not at all). What cannot work on a URL calls `refuse_url`, one error naming the flag.
 - A version number taken by anything (a file, a dangling symlink) is skipped, never written through.
 """
 
@@ -24,13 +27,13 @@ import tempfile
 import zlib
 from pathlib import Path
 
+from tfhub_transfer import storage
 from tfhub_transfer.errors import ConfigError
+from tfhub_transfer.storage import is_url
 
 MARKER = ".tfhub_transfer"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old|partial)-(?P<pid>\d+)-")
-# A scheme of two or more letters, then ':/' (pathlib folds 'gs://b' into 'gs:/b'); 'C:/' stays a path.
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
 
 
 def is_temporary(name: str) -> bool:
@@ -49,25 +52,22 @@ def writer_alive(pid: int) -> bool:
     return _alive(pid)
 
 
-def is_url(path) -> bool:
-    """Whether `path` is written as a URL (`gs://bucket/x`, `s3://...`, `hdfs://...`, `https://...`)."""
-    return isinstance(path, (str, os.PathLike)) and bool(_URL.match(os.fspath(path)))
-
-
-def refuse_url(path, what: str, error: type[Exception] = ConfigError) -> None:
-    """Raises `error` when `path` is a URL: remote paths are not supported yet.
+def refuse_url(path, what: str, reason: str = "it is used with local-only tools",
+               error: type[Exception] = ConfigError) -> None:
+    """Raises `error` when `path` is a URL where only a local path can work (never a local `gs:` directory).
 
     Args:
         path: the path as the user gave it.
         what: how the user named it (a flag such as `--out`, or an argument such as `output_dir`).
+        reason: why this place must be local, for the message.
         error: the error type to raise (`DataError` for input data).
 
     Example:
         >>> refuse_url("saved_models", "--out")  # a local path: nothing happens
     """
     if is_url(path):
-        raise error(f"{what} {os.fspath(path)}: remote paths (gs://, s3://, hdfs://, http://) are not supported "
-                    "yet; copy the data to this machine (or mount the bucket) and pass a local path")
+        raise error(f"{what} {os.fspath(path)}: a URL cannot be used here ({reason}); copy it to this machine "
+                    "(or mount the bucket) and pass a local path")
 
 
 def check_name(name: str, what: str = "--name") -> str:
@@ -87,9 +87,14 @@ def check_version(version) -> int | None:
     return version
 
 
-def check_writable(directory: str | Path, what: str = "--out") -> Path:
-    """Fails now, not after training, when `directory` cannot be created or written (or is a URL or a file)."""
-    refuse_url(directory, what)
+def check_writable(directory: str | Path, what: str = "--out") -> Path | str:
+    """Fails now, not after training, when `directory` cannot be created or written (or is a file).
+
+    A URL is checked by writing and deleting one small object there (its file system must be known to
+    TensorFlow: s3:// and hdfs:// need tensorflow-io); it is returned as its string, never a `Path`.
+    """
+    if is_url(directory):
+        return _check_writable_url(os.fspath(directory), what)
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise ConfigError(f"{what} {directory} is a file; choose a directory")
@@ -100,6 +105,21 @@ def check_writable(directory: str | Path, what: str = "--out") -> Path:
     except OSError as err:
         raise ConfigError(f"{what} {directory} is not writable ({err.strerror}); choose another directory "
                           "or fix its permissions") from None
+    return directory
+
+
+def _check_writable_url(directory: str, what: str) -> str:
+    probe = storage.join(directory, f".write-check-{os.getpid()}-{os.urandom(3).hex()}")
+    try:
+        if storage.isfile(directory):
+            raise ConfigError(f"{what} {directory} is a file; choose a directory")
+        storage.write_bytes(probe, b"")
+        storage.remove(probe)
+    except OSError as err:
+        raise ConfigError(f"{what} {directory} is not writable ({err.strerror or err}); check the bucket's name "
+                          "and this machine's credentials for it") from None
+    except ConfigError as err:
+        raise ConfigError(f"{what} {err}") from None
     return directory
 
 
@@ -156,8 +176,11 @@ def _check_replaceable(target: Path, overwrite: bool) -> None:
                           "replaced even with --overwrite: move or delete it yourself, or choose another directory")
 
 
-def disk_full_error(directory: Path) -> ConfigError:
+def disk_full_error(directory: Path | str) -> ConfigError:
     """The one error for a full disk, naming the directory and the space left."""
+    if is_url(directory):
+        return ConfigError(f"{directory}: the storage refused the write as full (a quota or a full volume); free "
+                           "some space or choose another --out. Nothing was published there half-written.")
     free = shutil.disk_usage(directory if directory.exists() else directory.parent).free
     return ConfigError(f"no space left on the device of {directory} while writing there ({free / 2**20:.0f} MiB "
                        "free); free some space or choose another --out. Nothing was left half-written.")
@@ -191,8 +214,59 @@ def _temporary_beside(target: Path):
 
 
 @contextlib.contextmanager
+def _staged(target: str):
+    """A local staging directory for a directory published to a URL; removed whatever happens."""
+    tmp = Path(tempfile.mkdtemp(prefix=f"tfhub_transfer-stage-{os.getpid()}-"))
+    try:
+        yield tmp
+        (tmp / MARKER).write_text("written by tfhub_transfer\n", encoding="utf-8")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _check_replaceable_url(target: str, overwrite: bool) -> None:
+    if storage.isfile(target):
+        raise ConfigError(f"{target} exists and is a file; choose another output path")
+    if not storage.isdir(target) or not storage.listdir(target):
+        return
+    if not overwrite:
+        raise ConfigError(f"{target} exists and is not empty; choose another directory, or pass --overwrite "
+                          "to replace a directory tfhub_transfer wrote")
+    if not storage.exists(storage.join(target, MARKER)):
+        raise ConfigError(f"{target} was not written by tfhub_transfer (no {MARKER} object), so it is not "
+                          "replaced even with --overwrite: move or delete it yourself, or choose another directory")
+
+
+@contextlib.contextmanager
+def _atomic_url_directory(target: str, overwrite: bool):
+    """An object store has no atomic directory rename: stage locally, then publish with `_COMPLETE` last.
+
+    Replacing an earlier directory first deletes its marker (readers stop reading it), then its objects.
+    """
+    _check_replaceable_url(target, overwrite)
+    with _staged(target) as tmp:
+        yield tmp
+    try:
+        _check_replaceable_url(target, overwrite)  # it may have appeared meanwhile
+        storage.remove(storage.join(target, storage.COMPLETE))
+        storage.rmtree(target)
+        storage.publish_directory(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def atomic_directory(target: str | Path, overwrite: bool = False):
-    """Yields a temporary directory that becomes `target` when the block succeeds."""
+    """Yields a temporary directory that becomes `target` when the block succeeds.
+
+    For a URL `target` the temporary is local and is published under the URL when the block succeeds,
+    `_COMPLETE` written last (`tfhub_transfer.storage.check_complete` is what a reader checks).
+    """
+    if is_url(target):
+        with _atomic_url_directory(os.fspath(target), overwrite) as tmp:
+            yield tmp
+        return
     target = Path(target)
     _check_replaceable(target, overwrite)
     with _temporary_beside(target) as tmp:
@@ -213,8 +287,11 @@ def atomic_directory(target: str | Path, overwrite: bool = False):
         shutil.rmtree(old, ignore_errors=True)
 
 
-def next_version(model_dir: Path) -> int:
+def next_version(model_dir: str | Path) -> int:
     """One past the highest taken version; a number is taken by anything there (a file, a dangling link)."""
+    if is_url(model_dir):
+        names = storage.listdir(model_dir) if storage.isdir(model_dir) else []
+        return max((int(name) for name in names if name.isdigit()), default=0) + 1
     versions = [int(p.name) for p in Path(model_dir).glob("*") if p.name.isdigit()]
     return max(versions, default=0) + 1
 
@@ -222,15 +299,24 @@ def next_version(model_dir: Path) -> int:
 class Claimed:
     """Where a `versioned_directory` block's output ended up (set when the block succeeds)."""
 
-    path: Path | None = None
+    path: Path | str | None = None
 
 
 @contextlib.contextmanager
 def versioned_directory(model_dir: str | Path, version: int | None = None):
     """`with versioned_directory(dir, version) as (tmp, claimed):` fill `tmp`; then `claimed.path` is
-    `dir/<version>`, the given version or the next free one, claimed atomically."""
-    model_dir = Path(model_dir)
+    `dir/<version>`, the given version or the next free one, claimed atomically.
+
+    On a URL `dir` the version is the next free one when the block ends, and is published with its
+    `_COMPLETE` marker last; an object store cannot claim a name atomically, so two writers exporting
+    one name at the same moment need different `--version`s (a multi-worker run exports from the chief only).
+    """
     version = check_version(version)
+    if is_url(model_dir):
+        with _versioned_url_directory(os.fspath(model_dir), version) as (tmp, claimed):
+            yield tmp, claimed
+        return
+    model_dir = Path(model_dir)
     if version is not None and os.path.lexists(model_dir / str(version)):
         raise ConfigError(f"version {version} of {model_dir} exists; a version is never replaced: omit "
                           "--version for the next free one")
@@ -238,6 +324,26 @@ def versioned_directory(model_dir: str | Path, version: int | None = None):
     with _temporary_beside(model_dir / "version") as tmp:
         yield tmp, claimed
     claimed.path = _claim(tmp, model_dir, version)
+
+
+@contextlib.contextmanager
+def _versioned_url_directory(model_dir: str, version: int | None):
+    taken = (f"version {version} of {model_dir} exists; a version is never replaced: omit --version for the "
+             "next free one")
+    if version is not None and storage.exists(storage.join(model_dir, str(version))):
+        raise ConfigError(taken)
+    claimed = Claimed()
+    with _staged(model_dir) as tmp:
+        yield tmp, claimed
+    try:
+        number = version or next_version(model_dir)
+        target = storage.join(model_dir, str(number))
+        if storage.exists(target):
+            raise ConfigError(taken.replace(f"version {version}", f"version {number}"))
+        storage.publish_directory(tmp, target)
+        claimed.path = target
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _claim(tmp: Path, model_dir: Path, version: int | None) -> Path:
@@ -262,7 +368,13 @@ def _claim(tmp: Path, model_dir: Path, version: int | None) -> Path:
 
 
 def replace_file(path: str | Path, write) -> Path:
-    """Writes a file by temp + rename: `write(handle)` fills the temporary, which then replaces `path`."""
+    """Writes a file by temp + rename: `write(handle)` fills the temporary, which then replaces `path`.
+
+    On a URL the file is one object written whole (an object store shows it whole or not at all).
+    """
+    if is_url(path):
+        storage.write_bytes(path, storage.as_bytes_writer(write))
+        return os.fspath(path)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_temporaries(path.parent)

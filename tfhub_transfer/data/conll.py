@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
+from tfhub_transfer import storage
 from tfhub_transfer.errors import DataError
 
 
@@ -28,11 +29,11 @@ class TaggedSentences:
 
 def read_conll(path: str | Path, tag_column: int = -1, max_sentences: int | None = None) -> TaggedSentences:
     """Reads CoNLL column format: one `word ... tag` line per token, blank lines between sentences."""
-    path = Path(path)
-    if not path.exists():
+    path = storage.location(path)  # local, or a URL (gs://, ram://) kept as its string
+    if not storage.exists(path):
         raise DataError(f"{path} does not exist")
     words, tags, lines, current, current_tags, start = [], [], [], [], [], 1
-    with open(path, encoding="utf-8") as handle:
+    with storage.open_file(path, "r") as handle:
         for number, line in enumerate(handle, start=1):
             fields = line.split()
             if not fields or fields[0] == "-DOCSTART-":

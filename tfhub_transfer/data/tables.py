@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tfhub_transfer.errors import DataError
-from tfhub_transfer.files import refuse_url
+from tfhub_transfer import storage
+from tfhub_transfer.errors import ConfigError, DataError
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
 
@@ -98,12 +98,17 @@ def _line_at(data: str | bytes, offset: int) -> int:
     return 1 + len(re.findall(breaks, data[:offset]))
 
 
-def read_text_file(path: Path) -> str:
-    """The file's text: UTF-8 (a leading byte-order mark is dropped), else a DataError saying how to fix it."""
+def read_text_file(path: str | Path) -> str:
+    """The file's text: UTF-8 (a leading byte-order mark is dropped), else a DataError saying how to fix it.
+
+    `path` is local or a URL (`gs://`, `ram://`; see `tfhub_transfer.storage`).
+    """
     try:
-        data = path.read_bytes()
+        data = storage.read_bytes(path)
     except (OSError, ValueError) as err:
         raise DataError(f"{path} cannot be read ({getattr(err, 'strerror', None) or err}).") from None
+    except ConfigError as err:  # a URL scheme TensorFlow does not know (s3:// without tensorflow-io)
+        raise DataError(str(err)) from None
     sample = data[:4096]
     # UTF-16 has a byte-order mark, or (ASCII text without one) a zero byte in every other place.
     alternate = len(sample) >= 8 and max(sample[0::2].count(0), sample[1::2].count(0)) * 10 >= len(sample) // 2 * 9
@@ -273,19 +278,21 @@ def _read_records(path: str | Path) -> _Records:
         raise DataError(
             f"data must be a file path, a pandas DataFrame or 'tfds:NAME[:SPLIT]', not {type(path).__name__}."
         )
-    refuse_url(path, "data file", DataError)  # before Path() folds gs://b/x.csv into a local gs:/b/x.csv
-    path = Path(path)
+    path = storage.location(path)  # a URL (gs://b/x.csv) stays a string: Path() would fold it to gs:/b/x.csv
     try:
-        is_dir, exists = path.is_dir(), path.exists()
+        is_dir, exists = storage.isdir(path), storage.exists(path)
     except (OSError, ValueError) as err:  # e.g. a parent directory that may not be listed
         raise DataError(f"{path} cannot be read ({getattr(err, 'strerror', None) or err}).") from None
+    except ConfigError as err:  # a URL scheme TensorFlow does not know (s3:// without tensorflow-io)
+        raise DataError(str(err)) from None
     if is_dir:
         raise DataError(f"{path} is a directory, not a file. Pass the .csv, .tsv or .jsonl file inside it.")
     if not exists:
         raise DataError(f"{path} does not exist.")
-    kind = FORMATS.get(path.suffix.lower())
+    suffix = os.path.splitext(storage.basename(path))[1]
+    kind = FORMATS.get(suffix.lower())
     if kind is None:
-        raise DataError(f"{path}: unknown file type {path.suffix!r}; use .csv, .tsv or .jsonl.")
+        raise DataError(f"{path}: unknown file type {suffix!r}; use .csv, .tsv or .jsonl.")
     text = read_text_file(path)
     if not text.strip():
         raise DataError(f"{path} is empty.")

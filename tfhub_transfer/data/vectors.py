@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tfhub_transfer import storage
 from tfhub_transfer.errors import DataError
 
 FORMATS = ("auto", "word2vec_text", "word2vec_binary", "glove")
@@ -56,9 +57,9 @@ def _parse_text_line(line: str, number: int, dim: int | None, path: Path) -> tup
 
 def iter_text_vectors(path: str | Path, header: bool | None = None) -> Iterator[tuple[str, np.ndarray]]:
     """Yields (word, vector) from word2vec text or GloVe files; a header line is optional."""
-    path = Path(path)
+    path = storage.location(path)  # local, or a URL (gs://, ram://) kept as its string
     dim = None
-    with open(path, encoding="utf-8", errors="strict") as handle:
+    with storage.open_file(path, "r", errors="strict") as handle:
         try:
             for number, line in enumerate(handle, start=1):
                 if not line.strip():
@@ -76,9 +77,9 @@ def iter_text_vectors(path: str | Path, header: bool | None = None) -> Iterator[
 
 def iter_binary_vectors(path: str | Path) -> Iterator[tuple[str, np.ndarray]]:
     """Yields (word, vector) from the word2vec C binary format, one record at a time."""
-    path = Path(path)
-    with open(path, "rb") as handle:
-        stream = io.BufferedReader(handle)
+    path = storage.location(path)
+    with storage.open_file(path, "rb") as handle:
+        stream = io.BufferedReader(handle) if not storage.is_url(path) else handle
         header = stream.readline().split()
         if not _is_header([h.decode("ascii", "replace") for h in header]):
             raise DataError(f"{path}: line 1 is not a word2vec binary header 'COUNT DIM'")
@@ -108,10 +109,10 @@ def _read_word(stream, path: Path, record: int) -> str:
 
 
 def detect_format(path: str | Path) -> str:
-    path = Path(path)
-    if path.suffix == ".bin":
+    path = storage.location(path)
+    if storage.basename(path).endswith(".bin"):
         return "word2vec_binary"
-    with open(path, encoding="utf-8", errors="replace") as handle:
+    with storage.open_file(path, "r", errors="replace") as handle:
         first = handle.readline().split()
     return "word2vec_text" if _is_header(first) else "glove"
 
@@ -121,8 +122,8 @@ def read_word_vectors(
     lowercase: bool = False,
 ) -> WordVectors:
     """Reads a vectors file, keeping only `keep` words when given (first occurrence wins)."""
-    path = Path(path)
-    if not path.exists():
+    path = storage.location(path)
+    if not storage.exists(path):
         raise DataError(f"word vectors file {path} does not exist")
     if format not in FORMATS:
         raise DataError(f"unknown word-vector format {format!r}; choose one of {FORMATS}")
@@ -145,21 +146,21 @@ def read_word_vectors(
 
 
 def write_word2vec_text(vectors: WordVectors, path: str | Path) -> None:
-    with open(path, "w", encoding="utf-8") as f:
+    with storage.open_file(path, "w") as f:
         f.write(f"{len(vectors.words)} {vectors.dim}\n")
         for word, row in zip(vectors.words, vectors.vectors):
             f.write(word + " " + " ".join(f"{x:.6f}" for x in row) + "\n")
 
 
 def write_word2vec_binary(vectors: WordVectors, path: str | Path) -> None:
-    with open(path, "wb") as f:
+    with storage.open_file(path, "wb") as f:
         f.write(f"{len(vectors.words)} {vectors.dim}\n".encode())
         for word, row in zip(vectors.words, vectors.vectors):
             f.write(word.encode("utf-8") + b" " + row.astype("<f4").tobytes() + b"\n")
 
 
 def write_glove(vectors: WordVectors, path: str | Path) -> None:
-    with open(path, "w", encoding="utf-8") as f:
+    with storage.open_file(path, "w") as f:
         for word, row in zip(vectors.words, vectors.vectors):
             f.write(word + " " + " ".join(f"{x:.6f}" for x in row) + "\n")
 

@@ -6,11 +6,13 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import tf_keras
 
+from tfhub_transfer import storage
 from tfhub_transfer.errors import ExportError
 from tfhub_transfer.export import onnx, tflite
 from tfhub_transfer.export.saved_model import ExportedClassifier, export_classifier
@@ -35,8 +37,18 @@ def export_model(model: tf_keras.Model, label_names: Sequence[str], out_dir: str
 
 
 def open_export(path: str | Path):
-    """The predictor of an export in any format: `.predict(texts, batch_size, texts_b)` and `.info`."""
-    path = Path(path)
+    """The predictor of an export in any format: `.predict(texts, batch_size, texts_b)` and `.info`.
+
+    An export on a URL is read only when its `_COMPLETE` marker is there and agrees with its files; a
+    TFLite or ONNX export is then copied to a local temporary directory (their runtimes read local files).
+    """
+    if storage.is_url(path):
+        storage.check_complete(path, "the export", ExportError)
+        if not storage.exists(storage.join(path, "saved_model.pb")):
+            path = storage.download_tree(path, tempfile.mkdtemp(prefix="tfhub_transfer-export-"))
+    path = storage.location(path)
+    if storage.is_url(path):
+        return ExportedClassifier(path)
     if (path / tflite.MODEL_FILE).exists():
         return tflite.TFLiteClassifier(path)
     if (path / onnx.MODEL_FILE).exists():

@@ -26,6 +26,7 @@ import tensorflow_text  # noqa: F401  (the exported graph uses its ops)
 import tf_keras
 from google.protobuf.message import DecodeError
 
+from tfhub_transfer import storage
 from tfhub_transfer.encoders.host_io import save_options
 from tfhub_transfer.errors import ExportError
 from tfhub_transfer.files import check_name, versioned_directory
@@ -115,7 +116,7 @@ def export_classifier(
     Multi-label exports predict a label where its probability reaches its threshold
     (`thresholds`, tuned on validation by `train`; 0.5 by default).
     """
-    model_dir = Path(out_dir) / check_name(name)
+    model_dir = storage.join(out_dir, check_name(name))  # a URL stays a URL
     seq_length = getattr(model.config, "seq_length", None)
     module = _ClassifierServing(model, label_names, seq_length, thresholds)
     task = getattr(model.config, "task", "single_label")
@@ -131,17 +132,18 @@ class ExportedClassifier:
     """Loads an exported classifier and predicts on raw strings."""
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
-        if not (self.path / "saved_model.pb").exists():
+        self.path = storage.location(path)  # an export on a URL is loaded from there (gs://, ram://)
+        if not storage.exists(storage.join(self.path, "saved_model.pb")):
             raise ExportError(
                 f"{self.path} is not an exported model (no saved_model.pb); pass "
                 f"saved_models/<name>/<version>."
             )
+        storage.check_complete(self.path, "the export", ExportError)
         try:
             self.loaded = tf.saved_model.load(str(self.path))
             self.signature = self.loaded.signatures["serving_default"]
-            info_file = self.path / EXTRA_DIR / MODEL_INFO
-            self.info = json.loads(info_file.read_text("utf-8")) if info_file.exists() else {}
+            info_file = storage.join(self.path, EXTRA_DIR, MODEL_INFO)
+            self.info = json.loads(storage.read_text(info_file)) if storage.exists(info_file) else {}
         except (OSError, ValueError, KeyError, IndexError, tf.errors.OpError, DecodeError) as err:
             raise ExportError(f"{self.path} cannot be loaded: the export looks damaged or incomplete "
                               f"({type(err).__name__}: {str(err).strip()[:200]}). Export it again "
@@ -199,7 +201,7 @@ def export_tagger(model: tf_keras.Model, tag_names: Sequence[str], out_dir: str 
                   name: str = "tagger", version: int | None = None, info: dict | None = None,
                   extra_files: dict[str, bytes] | None = None) -> Path:
     """Writes a tagger whose `serving_default` maps sentences to a tag per whitespace word."""
-    model_dir = Path(out_dir) / check_name(name)
+    model_dir = storage.join(out_dir, check_name(name))  # a URL stays a URL
     module = _TaggerServing(model, tag_names, model.config.seq_length)
     record = {"task": "tokens", "labels": list(tag_names), "model": model.name,
               "config": dataclasses.asdict(model.config), **(info or {})}
@@ -220,7 +222,7 @@ def write_export(module: tf.Module, model: tf_keras.Model, model_dir: Path, vers
             tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve},
                                 options=save_options(model.distribute_strategy))
 
-    return write_version(model_dir.parent, model_dir.name, version, save, record, extra_files)
+    return write_version(storage.parent(model_dir), storage.basename(model_dir), version, save, record, extra_files)
 
 
 @contextlib.contextmanager
@@ -259,8 +261,11 @@ def make_callable(module: tf.Module) -> None:
 
 def write_version(out_dir: str | Path, name: str, version: int | None, write: Callable[[Path], None],
                   record: dict, extra_files: dict[str, bytes] | None = None) -> Path:
-    """Writes `out_dir/name/<version>` atomically: `write(tmp)` fills it, then the record and extra files."""
-    with versioned_directory(Path(out_dir) / check_name(name), version) as (tmp, claimed):
+    """Writes `out_dir/name/<version>` atomically: `write(tmp)` fills it, then the record and extra files.
+
+    `out_dir` may be a URL: `tmp` is then a local staging directory, published with `_COMPLETE` last.
+    """
+    with versioned_directory(storage.join(out_dir, check_name(name)), version) as (tmp, claimed):
         write(tmp)
         extra = tmp / EXTRA_DIR
         extra.mkdir(exist_ok=True)

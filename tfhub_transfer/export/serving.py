@@ -15,6 +15,7 @@ from pathlib import Path
 import tensorflow as tf
 import tf_keras
 
+from tfhub_transfer import storage
 from tfhub_transfer.errors import ConfigError
 from tfhub_transfer.export.saved_model import EXTRA_DIR, MODEL_INFO, write_version  # noqa: F401
 
@@ -85,8 +86,8 @@ def export_record(model: tf_keras.Model, label_names: Sequence[str], format: str
 
 
 def read_record(path: str | Path) -> dict:
-    info = Path(path) / EXTRA_DIR / MODEL_INFO
-    return json.loads(info.read_text("utf-8")) if info.exists() else {}
+    info = storage.join(path, EXTRA_DIR, MODEL_INFO)  # local, or an export on a URL
+    return json.loads(storage.read_text(info)) if storage.exists(info) else {}
 
 
 def label_names_of(record: dict, outputs: dict) -> list[str] | None:

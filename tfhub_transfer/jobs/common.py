@@ -1,9 +1,12 @@
 """What every training job does around the loop: check where it writes, announce the run, save it, export it.
 
-Before training, `check_output` refuses what would lose or misplace a user's files: a URL as --out, an
+Before training, `check_output` refuses what would lose or misplace a user's files: an
 `OUT/NAME` or `OUT/NAME/run` that is a symbolic link (never followed out of --out) or a file, and a run
 directory holding anything this package did not write. A finished run is a model: `keep_finished_run`
 moves it to `OUT/NAME/run.N` before a new run takes `OUT/NAME/run`, so it is never replaced.
+
+--out may be a URL (gs://, and s3:// or hdfs:// with tensorflow-io): the run is written there through
+`tfhub_transfer.storage` and, having no atomic rename, published with a `_COMPLETE` marker written last.
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from tfhub_transfer import storage
 from tfhub_transfer.config import TrainConfig
 from tfhub_transfer.errors import ConfigError
 from tfhub_transfer.files import MARKER, check_writable, is_temporary, refuse_url, replace_file
 from tfhub_transfer.models.base import MODEL_FILE, WEIGHTS_FILE, TaskModel
 from tfhub_transfer.models.saving import EXPORT_WEIGHTS_FILE, share_export_weights
+from tfhub_transfer.storage import is_url
 from tfhub_transfer.training.callbacks import TENSORBOARD_DIR, describe_speed
 from tfhub_transfer.training.distribution import describe, global_batch_size, is_chief
 from tfhub_transfer.training.fault_tolerance import BACKUP_DIR, backup_foreign_files
@@ -42,19 +47,22 @@ def check_output(config: TrainConfig) -> None:
     Example:
         >>> check_output(TrainConfig.of(train="train.tsv", output_dir="saved_models"))
     """
-    refuse_url(config.output_dir, "--out")
-    check_run_dir(Path(config.output_dir) / config.name, config.run_dir)
+    if is_url(config.output_dir) and not is_url(config.run_dir):
+        # The run directory came back through pathlib (gs://b -> gs:/b): training would write a local gs:/.
+        refuse_url(config.output_dir, "--out", "this version writes the training run through local paths; train "
+                   "into a local --out and copy the export, or export to the URL with model.export(URL, NAME)")
+    check_run_dir(storage.join(config.output_dir, config.name), config.run_dir)
     check_writable(config.output_dir)
 
 
-def check_run_dir(model_dir: Path, run_dir: Path) -> None:
+def check_run_dir(model_dir: storage.Location, run_dir: storage.Location) -> None:
     """`model_dir` (OUT/NAME) and `run_dir` (OUT/NAME/run) are real directories or absent, and `run_dir`
     holds only what a run writes (its model, metrics, TensorBoard logs and backup)."""
     for place in (model_dir, run_dir):
-        if place.is_symlink():
+        if not is_url(place) and place.is_symlink():
             raise ConfigError(f"{place} is a symbolic link (to {os.readlink(place)}); tfhub_transfer never "
                               "follows a link out of --out: remove the link, or choose another --name")
-        if place.exists() and not place.is_dir():
+        if storage.exists(place) and not storage.isdir(place):
             raise ConfigError(f"{place} is a file, where the run's directory goes; move it, or choose another "
                               "--name")
     try:
@@ -83,6 +91,8 @@ def run_foreign_files(run_dir: Path) -> list[Path]:
         >>> run_foreign_files(Path("saved_models/classifier/run"))
         []
     """
+    if is_url(run_dir):
+        return _url_run_foreign_files(run_dir)
     if not run_dir.is_dir() or run_dir.is_symlink():
         return []
     foreign = []
@@ -98,6 +108,23 @@ def run_foreign_files(run_dir: Path) -> list[Path]:
     return foreign
 
 
+def _url_run_foreign_files(run_dir: str) -> list[str]:
+    """`run_foreign_files` on an object store: names only (there are no links)."""
+    if not storage.isdir(run_dir):
+        return []
+    foreign = []
+    for name in storage.walk_files(run_dir):
+        top, _, rest = name.partition("/")
+        if top == BACKUP_DIR and rest:
+            continue  # checked as a whole below
+        board_file = top == TENSORBOARD_DIR and rest and rest.rsplit("/", 1)[-1].startswith(_EVENTS)
+        if not (board_file or is_temporary(top) or (top in (*RUN_FILES, storage.COMPLETE) and not rest)):
+            foreign.append(storage.join(run_dir, *name.split("/")))
+    if storage.isdir(storage.join(run_dir, BACKUP_DIR)):
+        foreign += backup_foreign_files(storage.join(run_dir, BACKUP_DIR))
+    return sorted(foreign)
+
+
 def _foreign_logs(board: Path) -> list[Path]:
     foreign = []
     for root, dirs, files in os.walk(board):
@@ -108,9 +135,11 @@ def _foreign_logs(board: Path) -> list[Path]:
 
 
 def is_finished_run(run_dir: Path) -> bool:
-    """Whether `run_dir` holds a saved model (what `tfhub_transfer.load` reads)."""
-    return (run_dir / MODEL_FILE).is_file() and ((run_dir / WEIGHTS_FILE).is_file()
-                                                 or (run_dir / EXPORT_WEIGHTS_FILE).is_file())
+    """Whether `run_dir` holds a saved model (what `tfhub_transfer.load` reads); on a URL, a complete one."""
+    weights = (WEIGHTS_FILE, EXPORT_WEIGHTS_FILE)
+    found = storage.isfile(storage.join(run_dir, MODEL_FILE)) and any(
+        storage.isfile(storage.join(run_dir, name)) for name in weights)
+    return found and storage.complete_damage(run_dir) is None
 
 
 def keep_finished_run(config: TrainConfig, chief: bool = True) -> Path | None:
@@ -131,12 +160,33 @@ def keep_finished_run(config: TrainConfig, chief: bool = True) -> Path | None:
     run_dir = config.run_dir
     if not chief or not is_finished_run(run_dir) or config.resume is True:
         return None  # --resume: the backup there is resumed (or the missing one reported)
-    if config.resume is None and any((run_dir / BACKUP_DIR / "chief").glob("ckpt-*.index")):
+    if config.resume is None and storage.glob(storage.join(run_dir, BACKUP_DIR, "chief", "ckpt-*.index")):
         return None  # its kept backup: resumed as done, or refused as another run's
-    kept = _claim_run_version(run_dir)
-    os.rename(run_dir, kept)  # onto the empty directory just claimed: atomic, nothing replaced
+    if is_url(run_dir):
+        kept = _keep_url_run(run_dir)
+    else:
+        kept = _claim_run_version(run_dir)
+        os.rename(run_dir, kept)  # onto the empty directory just claimed: atomic, nothing replaced
     print(f"The finished run in {run_dir} is kept as {kept} (a finished run is never replaced); "
           f"this run writes {run_dir}.", file=sys.stderr, flush=True)
+    return kept
+
+
+def _keep_url_run(run_dir: str) -> str:
+    """An object store cannot rename a directory: the finished run is copied to the first free `run.N`
+    (its `_COMPLETE` marker last), then deleted from `run` (its marker first)."""
+    number = 1
+    while storage.exists(f"{run_dir}.{number}"):
+        number += 1
+    kept = f"{run_dir}.{number}"
+    record = {}
+    for name in storage.walk_files(run_dir):
+        if name != storage.COMPLETE:
+            storage.copy(storage.join(run_dir, *name.split("/")), storage.join(kept, *name.split("/")))
+            record[name] = {"bytes": storage.size(storage.join(kept, *name.split("/")))}
+    storage.publish_complete(kept, record)
+    storage.remove(storage.join(run_dir, storage.COMPLETE))
+    storage.rmtree(run_dir)
     return kept
 
 
@@ -186,18 +236,27 @@ def finish(model: TaskModel, config: TrainConfig, labels: list[str], history: di
     if chief:
         save_run(model, config.run_dir)
         record = run_record(report, history, speed)
-        replace_file(config.run_dir / "metrics.json", lambda handle: handle.write(record))
+        replace_file(storage.join(config.run_dir, "metrics.json"), lambda handle: handle.write(record))
         if speed:
             print(describe_speed(speed), flush=True)
     export_path = export_run(model, config, history, report, chief, speed) if config.export else None
     if chief and export_path is not None:
         share_export_weights(model, config.run_dir, export_path)  # one copy of the weights on disk, not two
+    if chief and is_url(config.run_dir):
+        storage.publish_complete(config.run_dir, _url_record(config.run_dir))  # last: the run is complete
     return TrainResult(model, history, report, labels, export_path, config.run_dir, speed)
 
 
-def save_run(model: TaskModel, run_dir: Path) -> None:
+def save_run(model: TaskModel, run_dir: storage.Location) -> None:
     """Saves the model into `run_dir` (replaced atomically) and keeps the TensorBoard logs written there
-    (and the backup, with --keep-backups)."""
+    (and the backup, with --keep-backups).
+
+    On a URL the model is saved into a local staging directory and its files uploaded over the run's
+    (the TensorBoard logs and backup stay where they are); `finish` then writes the `_COMPLETE` marker.
+    """
+    if is_url(run_dir):
+        _save_url_run(model, run_dir)
+        return
     # Named as this process's temporaries, so a crash in between leaves nothing behind for good.
     aside = {name: run_dir.parent / f".{run_dir.name}.tmp-{os.getpid()}-{name}"
              for name in KEPT_IN_RUN if (run_dir / name).is_dir()}
@@ -208,6 +267,26 @@ def save_run(model: TaskModel, run_dir: Path) -> None:
     finally:
         for name, place in aside.items():
             os.rename(place, run_dir / name)  # into the new run directory, or back into the old one
+
+
+def _save_url_run(model: TaskModel, run_dir: str) -> None:
+    staging = Path(tempfile.mkdtemp(prefix="tfhub_transfer-run-"))
+    try:
+        model.save(staging / "run", overwrite=True)
+        storage.remove(storage.join(run_dir, storage.COMPLETE))  # readers stop reading the old run first
+        for name in RUN_FILES:
+            if not (staging / "run" / name).is_file():
+                storage.remove(storage.join(run_dir, name))  # the old run's file, not rewritten by this one
+        storage.upload_tree(staging / "run", run_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _url_record(run_dir: str) -> dict[str, dict]:
+    """The run's files and sizes for its `_COMPLETE` marker (the backup, still being replaced, is left out)."""
+    return {name: {"bytes": storage.size(storage.join(run_dir, *name.split("/")))}
+            for name in storage.walk_files(run_dir)
+            if name != storage.COMPLETE and not name.startswith(f"{BACKUP_DIR}/")}
 
 
 def export_run(model: TaskModel, config: TrainConfig, history: dict, report: dict, chief: bool,

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from tfhub_transfer import storage
 from tfhub_transfer.data.tables import label_key, read_table
 from tfhub_transfer.errors import ConfigError, DataError
 from tfhub_transfer.export.formats import open_export
-from tfhub_transfer.files import atomic_directory, is_ours
+from tfhub_transfer.files import MARKER, atomic_directory
 from tfhub_transfer.training.metrics import classification_report
 from tfhub_transfer.training.plots import confusion_matrix_png
 
@@ -106,10 +107,14 @@ def errors_tsv(errors: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def check_report_dir(out_dir: str | Path) -> Path:
-    """A report goes into a new (or empty) directory, or replaces one an earlier report wrote; never a user's."""
-    out = Path(out_dir)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not is_ours(out))):
+def check_report_dir(out_dir: str | Path) -> storage.Location:
+    """A report goes into a new (or empty) directory, or replaces one an earlier report wrote; never a user's.
+
+    `out_dir` may be a URL (gs://): the report is then published there with its `_COMPLETE` marker last.
+    """
+    out = storage.location(out_dir)
+    ours = storage.exists(storage.join(out, MARKER))
+    if storage.exists(out) and (not storage.isdir(out) or (storage.listdir(out) and not ours)):
         raise ConfigError(f"--out {out} exists and was not written by tfhub_transfer; evaluate writes its "
                           "report into a new directory (or replaces its own earlier one): choose another --out")
     return out
@@ -120,7 +125,7 @@ def write_report(out_dir: str | Path, report: dict) -> Path:
     `out_dir`: a new directory, or one an earlier report wrote (never a directory of the user's)."""
     out = check_report_dir(out_dir)
     metrics = {k: v for k, v in report.items() if k != "errors"}
-    split = Path(report["data"]).name if report.get("data") else "evaluated data"
+    split = storage.basename(report["data"]) if report.get("data") else "evaluated data"
     with atomic_directory(out, overwrite=True) as tmp:
         (tmp / METRICS_FILE).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
         (tmp / CONFUSION_FILE).write_bytes(confusion_matrix_png(report["confusion_matrix"], report["labels"], split))

@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from tfhub_transfer import storage
 from tfhub_transfer.config import (
     ENCODER_LEARNING_RATE,
     PRETRAIN_EPOCHS,
@@ -124,5 +125,5 @@ def pretrain(config: PretrainConfig, strategy: tf.distribute.Strategy | None = N
     else:  # other workers take part in the save (collectives) into a scratch dir
         with tempfile.TemporaryDirectory() as scratch:
             model.write_encoder(scratch, record)
-        path = Path(config.out)
+        path = storage.location(config.out)  # a URL stays a URL
     return PretrainResult(before, after, path, outcome.history)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import io
 import re
 import sys
 import time
@@ -12,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from tfhub_transfer import storage
 from tfhub_transfer.files import replace_file
 
 
@@ -27,15 +29,15 @@ class RestoreBestWeights(tf_keras.callbacks.Callback):
         super().__init__()
         self.monitor = monitor
         self.sign = 1.0 if mode == "max" else -1.0
-        self.store = Path(store) if store is not None else None
+        self.store = storage.location(store) if store is not None else None  # local, or a URL (gs://)
         self.write = write
         self.best = -np.inf
         self.best_epoch: int | None = None
         self._best_weights = None
 
     def on_train_begin(self, logs=None):
-        if self.store is not None and self.store.exists():
-            with np.load(self.store) as saved:
+        if self.store is not None and storage.exists(self.store):
+            with np.load(io.BytesIO(storage.read_bytes(self.store))) as saved:
                 self.best, self.best_epoch = float(saved["best"]), int(saved["epoch"])
                 self._best_weights = [saved[f"w{i}"] for i in range(len(self.model.trainable_weights))]
 
@@ -329,7 +331,7 @@ class TensorBoardLog(tf_keras.callbacks.Callback):
     def __init__(self, log_dir: str | Path, meter: SpeedMeter | None = None,
                  every_steps: int = BOARD_EVERY_STEPS, batch_size: int | None = None):
         super().__init__()
-        self.log_dir = Path(log_dir)
+        self.log_dir = storage.location(log_dir)  # tf.summary writes to gs:// (and ram://) itself
         self.meter = meter
         self.every_steps = max(1, every_steps)
         self.batch_size = batch_size
@@ -338,15 +340,15 @@ class TensorBoardLog(tf_keras.callbacks.Callback):
     def fresh_dir(parent: str | Path) -> Path:
         """`parent/<start time>`: each fit is its own TensorBoard run beside the earlier ones."""
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        path, n = Path(parent) / stamp, 1
-        while path.exists():
+        path, n = storage.join(parent, stamp), 1
+        while storage.exists(path):
             n += 1
-            path = Path(parent) / f"{stamp}-{n}"
+            path = storage.join(parent, f"{stamp}-{n}")
         return path
 
     def on_train_begin(self, logs=None):
-        self._train = tf.summary.create_file_writer(str(self.log_dir / "train"))
-        self._valid = tf.summary.create_file_writer(str(self.log_dir / "validation"))
+        self._train = tf.summary.create_file_writer(str(storage.join(self.log_dir, "train")))
+        self._valid = tf.summary.create_file_writer(str(storage.join(self.log_dir, "validation")))
         self._mark = (self._step(), time.perf_counter())
 
     def _step(self) -> int:

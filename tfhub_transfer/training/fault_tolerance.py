@@ -29,11 +29,12 @@ import shutil
 import signal
 import sys
 import threading
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
 
 import tensorflow as tf
 import tf_keras
 
+from tfhub_transfer import storage
 from tfhub_transfer.errors import ConfigError, TrainingDiverged
 from tfhub_transfer.files import disk_full_error, is_temporary, replace_file
 
@@ -61,6 +62,12 @@ def backup_foreign_files(backup_dir: str | Path) -> list[Path]:
         >>> backup_foreign_files("saved_models/classifier/run/backup")
         []
     """
+    if storage.is_url(backup_dir):  # an object store has no links: only the names tell
+        if storage.isfile(backup_dir):
+            return [backup_dir]
+        names = storage.walk_files(backup_dir) if storage.isdir(backup_dir) else []
+        return [storage.join(backup_dir, *name.split("/")) for name in names
+                if not _ours_in_backup(PurePosixPath(name), None)]
     backup_dir = Path(backup_dir)
     if backup_dir.is_symlink() or (backup_dir.exists() and not backup_dir.is_dir()):
         return [backup_dir]
@@ -73,8 +80,8 @@ def backup_foreign_files(backup_dir: str | Path) -> list[Path]:
     return sorted(foreign)
 
 
-def _ours_in_backup(relative: Path, path: Path) -> bool:
-    if path.is_symlink():
+def _ours_in_backup(relative: PurePath, path: Path | None) -> bool:
+    if path is not None and path.is_symlink():
         return False  # never written by us; deleting through it could reach anything
     if is_temporary(relative.name):
         return True
@@ -93,15 +100,18 @@ def discard_backup(backup_dir: str | Path, what: str = "--name") -> None:
     Example:
         >>> discard_backup("saved_models/classifier/run/backup")
     """
-    backup_dir = Path(backup_dir)
+    backup_dir = storage.location(backup_dir)  # local, or a URL (gs://) kept as its string
     foreign = backup_foreign_files(backup_dir)
     if foreign:
         raise ConfigError(
             f"{backup_dir} holds {_listed(foreign)}, which tfhub_transfer did not write; it deletes only its own "
             f"backups there. Move {'it' if len(foreign) == 1 else 'them'} elsewhere, or choose another {what}."
         )
-    if backup_dir.exists():
-        shutil.rmtree(backup_dir)
+    if storage.exists(backup_dir):
+        if storage.is_url(backup_dir):
+            storage.rmtree(backup_dir)
+        else:
+            shutil.rmtree(backup_dir)
 
 
 def remove_finished_backup(backup_dir: str | Path) -> list[Path]:
@@ -137,7 +147,7 @@ def read_resume_point(backup_dir: str | Path, steps_per_epoch: int) -> ResumePoi
     Follows the rule `BackupAndRestore` itself applies, so the data stream and
     Keras' counters agree.
     """
-    latest = tf.train.latest_checkpoint(str(Path(backup_dir) / "chief"))
+    latest = tf.train.latest_checkpoint(str(storage.join(backup_dir, "chief")))
     if latest is None:
         return None
     reader = tf.train.load_checkpoint(latest)
@@ -158,12 +168,12 @@ def prepare_backup(backup_dir: str | Path, steps_per_epoch: int, resume: bool | 
     by a different run is not resumed silently. Only the chief (`chief=True`) deletes or
     writes; other workers just read.
     """
-    backup_dir = Path(backup_dir)
-    if resume is False and chief and backup_dir.exists():
+    backup_dir = storage.location(backup_dir)  # local, or a URL: tf.train checkpoints write to gs:// natively
+    if resume is False and chief and storage.exists(backup_dir):
         discard_backup(backup_dir)
     if chief:
-        for stale in (backup_dir / "chief").glob("*_temp*"):  # a checkpoint cut short (crash, full disk)
-            shutil.rmtree(stale, ignore_errors=True)
+        for stale in storage.glob(storage.join(backup_dir, "chief", "*_temp*")):  # a checkpoint cut short
+            storage.rmtree(stale)
     point = read_resume_point(backup_dir, steps_per_epoch)
     if point is None:
         if resume is True:
@@ -171,11 +181,11 @@ def prepare_backup(backup_dir: str | Path, steps_per_epoch: int, resume: bool | 
                 f"--resume: there is no backup to resume from in {backup_dir}; it is written "
                 "during training and removed when a run finishes. Run without --resume to start."
             )
-        if chief and backup_dir.exists():
+        if chief and storage.exists(backup_dir):
             discard_backup(backup_dir)  # leftovers from a run that never saved a checkpoint
         if chief and fingerprint is not None:
-            backup_dir.mkdir(parents=True, exist_ok=True)
-            (backup_dir / FINGERPRINT).write_text(json.dumps(fingerprint, indent=2), encoding="utf-8")
+            storage.makedirs(backup_dir)
+            storage.write_text(storage.join(backup_dir, FINGERPRINT), json.dumps(fingerprint, indent=2))
         return ResumePoint()
     _check_same_run(backup_dir, fingerprint, resume)
     # Printed even when quiet: silently continuing an old run would surprise.
@@ -184,11 +194,11 @@ def prepare_backup(backup_dir: str | Path, steps_per_epoch: int, resume: bool | 
     return point
 
 
-def _check_same_run(backup_dir: Path, fingerprint: dict | None, resume: bool | None) -> None:
+def _check_same_run(backup_dir: storage.Location, fingerprint: dict | None, resume: bool | None) -> None:
     if fingerprint is None:
         return
     try:
-        saved = json.loads((backup_dir / FINGERPRINT).read_text(encoding="utf-8"))
+        saved = json.loads(storage.read_text(storage.join(backup_dir, FINGERPRINT)))
     except (OSError, ValueError):
         saved = {}
     differing = sorted(k for k in set(saved) | set(fingerprint) if saved.get(k) != fingerprint.get(k))
@@ -210,13 +220,13 @@ class HistoryLog(tf_keras.callbacks.Callback):
 
     def __init__(self, backup_dir: str | Path, write: bool = True):
         super().__init__()
-        self.path = Path(backup_dir) / HISTORY
+        self.path = storage.join(backup_dir, HISTORY)  # local, or a URL
         self.write = write
         self.epochs: dict[int, dict] = {}
 
     def on_train_begin(self, logs=None):
         try:
-            saved = json.loads(self.path.read_text(encoding="utf-8"))
+            saved = json.loads(storage.read_text(self.path))
             self.epochs = {int(k): v for k, v in saved.items()}
         except (OSError, ValueError):
             self.epochs = {}
@@ -224,7 +234,7 @@ class HistoryLog(tf_keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.epochs[epoch] = {k: float(v) for k, v in (logs or {}).items()}
         if self.write:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            storage.makedirs(storage.parent(self.path))
             text = json.dumps(self.epochs).encode("utf-8")
             replace_file(self.path, lambda handle: handle.write(text))
 
@@ -276,7 +286,7 @@ class ResumableBackup(tf_keras.callbacks.BackupAndRestore):
             super()._backup(epoch, batch)
         except (OSError, tf.errors.OpError) as err:
             if getattr(err, "errno", None) == errno.ENOSPC or "No space left" in str(err):
-                raise disk_full_error(Path(self.backup_dir)) from None
+                raise disk_full_error(storage.location(self.backup_dir)) from None
             raise
         self.last_saved = (epoch, batch)
 
@@ -361,7 +371,7 @@ def _raise_terminated(signum, frame) -> None:
 
 def interrupted_message(backup_dir: str | Path | None, signal_name: str) -> str:
     """What an interrupted run left and what running it again does."""
-    if backup_dir is not None and tf.train.latest_checkpoint(str(Path(backup_dir) / "chief")) is not None:
+    if backup_dir is not None and tf.train.latest_checkpoint(str(storage.join(backup_dir, "chief"))) is not None:
         return (f"interrupted ({signal_name}); the newest backup is kept in {backup_dir}: run the same command "
                 "again to resume from it (--no-resume starts over)")
     return (f"interrupted ({signal_name}); no backup had been written yet (see --backup-every), so running "

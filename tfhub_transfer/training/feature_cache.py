@@ -4,7 +4,8 @@ With a frozen encoder the features never change, so `build_feature_cache` runs t
 encoder once over the data (with a progress bar) and writes sharded `.npy` files
 of per-layer pooled features [examples, layers, hidden] (float16) under the package's
 cache (`cache_dir()/features`: `--cache-dir`, else `$TFHUB_TRANSFER_CACHE`, else
-~/.cache/tfhub_transfer), saying whether it was a hit or a miss and how big it is. The cache key
+~/.cache/tfhub_transfer; a cache on a URL is shared through a local mirror, see `_place`), saying
+whether it was a hit or a miss and how big it is. The cache key
 hashes the encoder (handle and its weight files), the preprocessor, the sequence
 length, the pooling and every input text, so changed inputs never reuse stale
 features. Reading streams shard by shard, so memory stays bounded.
@@ -27,7 +28,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import shutil
 import sys
+import tempfile
 import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -35,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from tfhub_transfer import storage
 from tfhub_transfer.cache import (
     FEATURES_DIR,
     cache_dir,
@@ -43,6 +47,7 @@ from tfhub_transfer.cache import (
     foreign_files,
     format_size,
     is_remote,
+    shared_cache_dir,
 )
 from tfhub_transfer.encoders.resolve import EncoderSpec
 from tfhub_transfer.errors import ConfigError
@@ -88,8 +93,45 @@ def _report(target: Path, verbose: int, wrote: bool = False) -> None:
               flush=True)
 
 
-def _features_root(root: str | Path | None) -> Path:
-    return Path(root) if root else check_cache_dir(cache_dir()) / FEATURES_DIR
+def _features_root(root: str | Path | None) -> storage.Location:
+    if root:
+        return storage.location(root)
+    return storage.join(check_cache_dir(shared_cache_dir() or cache_dir()), FEATURES_DIR)
+
+
+def _place(root: storage.Location, key: str) -> tuple[Path, str | None]:
+    """Where an entry is read and written here, and (for a cache on a URL) where it is shared.
+
+    Shards are memory-mapped, which needs local files: an entry of a cache on a URL (`--cache-dir
+    gs://...`) is built in, or copied into, a local mirror under the system's temporary directory, and
+    published to the URL with its `_COMPLETE` marker last.
+    """
+    if not storage.is_url(root):
+        return Path(root) / key, None
+    mirror = Path(tempfile.gettempdir(), "tfhub_transfer-mirror", hashlib.sha256(root.encode()).hexdigest()[:16])
+    return mirror / key, storage.join(root, key)
+
+
+def _fetched(target: Path, remote: str | None) -> None:
+    """Makes the local mirror `target` hold the complete entry at `remote` (if there is one); drops a mirror
+    copy whose shared entry is gone or incomplete."""
+    if remote is None:
+        return
+    if not storage.exists(storage.join(remote, storage.COMPLETE)) or storage.complete_damage(remote):
+        shutil.rmtree(target, ignore_errors=True)  # the mirror's stale copy is never read as a hit
+        return
+    if (target / MANIFEST).exists() and damage(target) is None:
+        return
+    with atomic_directory(target, overwrite=True) as tmp:
+        storage.download_tree(remote, tmp)
+        (tmp / storage.COMPLETE).unlink(missing_ok=True)
+
+
+def _published(target: Path, remote: str | None) -> None:
+    """Shares a finished local entry at `remote`: its files, then `_COMPLETE` last."""
+    if remote is not None:
+        storage.rmtree(remote)  # an interrupted earlier write (no marker: never read)
+        storage.publish_directory(target, remote)
 
 
 def shard_record(directory: Path) -> dict[str, dict]:
@@ -198,8 +240,8 @@ def build_feature_cache(
     shard_size: int = 2048, batch_size: int = 64, verbose: int = 1,
 ) -> Path:
     """Returns the cache directory for these inputs, encoding them first if it does not exist."""
-    root = _features_root(root)
-    target = root / cache_key(spec, feature, texts, texts_b)
+    target, remote = _place(_features_root(root), cache_key(spec, feature, texts, texts_b))
+    _fetched(target, remote)
     if _found(target, verbose):
         return target
     dataset = make_dataset(texts, None, preprocessor, batch_size, feature.seq_length, cache=False,
@@ -224,6 +266,7 @@ def build_feature_cache(
                     "hidden": int(first.shape[2]), "feature": dataclasses.asdict(feature),
                     "encoder": spec.encoder, "preprocessor": spec.preprocessor, "files": shard_record(tmp)}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    _published(target, remote)
     _report(target, verbose, wrote=True)
     return target
 
@@ -282,8 +325,8 @@ def build_token_feature_cache(
     batch_size: int = 32, verbose: int = 1,
 ) -> Path:
     """Per-layer features of each word's first piece: shards of [words, layers, hidden] + lengths."""
-    root = _features_root(root)
-    target = root / token_cache_key(spec, seq_length, sentences)
+    target, remote = _place(_features_root(root), token_cache_key(spec, seq_length, sentences))
+    _fetched(target, remote)
     if _found(target, verbose):
         return target
 
@@ -300,6 +343,7 @@ def build_token_feature_cache(
                for start in range(0, len(sentences), batch_size))
     _write_rows(target, batches, progress_bar(len(sentences), "sentences", verbose), shard_size,
                 {"level": "tokens", "encoder": spec.encoder}, "sentences")
+    _published(target, remote)
     _report(target, verbose, wrote=True)
     return target
 
@@ -382,8 +426,8 @@ def build_sequence_feature_cache(
 ) -> Path:
     """Every real token's features from the top `top_layers` layers (None: all, embeddings first), as the model
     reads them: shards of [tokens, layers, hidden] + each text's token count."""
-    root = _features_root(root)
-    target = root / sequence_cache_key(spec, seq_length, top_layers, texts, texts_b)
+    target, remote = _place(_features_root(root), sequence_cache_key(spec, seq_length, top_layers, texts, texts_b))
+    _fetched(target, remote)
     if _found(target, verbose):
         return target
 
@@ -396,6 +440,7 @@ def build_sequence_feature_cache(
     dataset = make_dataset(texts, None, preprocessor, batch_size, seq_length, cache=False, texts_b=texts_b)
     _write_rows(target, (encode(inputs) for inputs in dataset), progress_bar(len(texts), "texts", verbose),
                 shard_size, {"level": "sequence", "encoder": spec.encoder, "seq_length": seq_length}, "examples")
+    _published(target, remote)
     _report(target, verbose, wrote=True)
     return target
 
