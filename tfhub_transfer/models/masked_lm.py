@@ -24,8 +24,8 @@ from tfhub_transfer.encoders.build.hub_writer import (
 from tfhub_transfer.encoders.resolve import EncoderSpec, read_metadata, resolve_encoder
 from tfhub_transfer.errors import EncoderError
 from tfhub_transfer.files import versioned_directory
+from tfhub_transfer.models.backbone import encoder_inputs
 from tfhub_transfer.models.base import TaskModel
-from tfhub_transfer.models.text_classifier import encoder_inputs
 from tfhub_transfer.preprocessing.masking import MaskingConfig, mlm_dataset
 from tfhub_transfer.preprocessing.text import TextPreprocessor
 from tfhub_transfer.transfer.modes import TransferMode

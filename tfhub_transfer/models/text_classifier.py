@@ -17,23 +17,27 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from tfhub_transfer.encoders.loading import check_compatible, load_encoder_layer
 from tfhub_transfer.encoders.resolve import resolve_encoder
-from tfhub_transfer.encoders.variants import encoder_variant
-from tfhub_transfer.errors import ConfigError, DataError, EncoderError
+from tfhub_transfer.errors import ConfigError, DataError
 from tfhub_transfer.layers.heads import ClassificationHead, RecurrentPooling, check_head
-from tfhub_transfer.layers.layer_mix import LayerMix, StackLayers
 from tfhub_transfer.layers.pooling import SequencePooling
-from tfhub_transfer.models.base import TaskModel, register
+from tfhub_transfer.models.backbone import (
+    apply_transfer_mode,
+    encoder_inputs,
+    load_encoder,
+    pooling_of,
+    string_batch_encoder,
+    token_states,
+    transfer_mode_of,
+    unused_groups,
+)
+from tfhub_transfer.models.base import TaskModel, register, streamed_batches
 from tfhub_transfer.models.contrastive import fit_on_texts
 from tfhub_transfer.models.inputs import check_label_names, check_num_classes
 from tfhub_transfer.preprocessing.packing import EXAMPLE_SLOTS, packed_batches, slot_outputs
-from tfhub_transfer.preprocessing.text import LongText, TextPreprocessor, make_dataset, make_training_dataset
-from tfhub_transfer.transfer.layer_groups import layer_groups
+from tfhub_transfer.preprocessing.text import AUTOTUNE, LongText, make_dataset, make_training_dataset
 from tfhub_transfer.transfer.modes import TransferMode
-from tfhub_transfer.transfer.reinit import reinitialize
 
-INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
 SENTENCE_TASKS = ("single_label", "multi_label", "regression")
 
 
@@ -60,12 +64,6 @@ class ClassifierConfig:
     head: str = "dense"  # dense: pooled features -> logits; bilstm: a BiLSTM over the tokens, mean and max pooled
 
 
-def encoder_inputs(windowed: bool = False) -> dict[str, tf_keras.Input]:
-    """The encoder's inputs, [batch, seq] (or [batch, windows, seq] for long texts split into windows)."""
-    shape = (None, None) if windowed else (None,)
-    return {name: tf_keras.Input(shape=shape, dtype=tf.int32, name=name) for name in INPUT_NAMES}
-
-
 class FlattenWindows(tf_keras.layers.Layer):
     """[batch, windows, seq] encoder inputs -> [batch x windows, seq]: every window is encoded on its own."""
 
@@ -84,27 +82,6 @@ class WindowMean(tf_keras.layers.Layer):
         return tf.reduce_sum(values * present, axis=1) / tf.maximum(tf.reduce_sum(present, axis=1), 1.0)
 
 
-def load_encoder(config, mode: TransferMode):
-    """(spec, preprocessor, hub.KerasLayer) for a config with encoder/preprocessor/seq_length (and `packing`:
-    the encoder's variant that reads packed rows)."""
-    encoder = config.encoder
-    if getattr(config, "packing", 0):
-        encoder = encoder_variant(encoder, preprocessor=config.preprocessor, packed=True)
-    spec = resolve_encoder(encoder, config.preprocessor)
-    preprocessor = TextPreprocessor(spec.preprocessor)
-    layer = load_encoder_layer(spec, trainable=mode.encoder_trainable)
-    check_compatible(layer, spec, preprocessor.vocab_size, config.seq_length)
-    return spec, preprocessor, layer
-
-
-def token_states(outputs: dict, config: ClassifierConfig, spec) -> dict | tf.Tensor:
-    """The encoder's own outputs, or the layer mix of its stacked layers ([batch, seq, hidden])."""
-    if config.layer_mix is None:
-        return outputs
-    stacked = StackLayers(need_embeddings=config.layer_mix == "embeddings", name="stack_layers")(outputs)
-    return LayerMix(config.layer_mix, int(stacked.shape[1]), spec.has_embedding_output, name="layer_mix")(stacked)
-
-
 def encoder_features(outputs: dict, input_mask, config: ClassifierConfig, spec) -> tf.Tensor:
     """Features for the head's last layer: the token states pooled, or read by a BiLSTM (`head="bilstm"`)."""
     states = token_states(outputs, config, spec)
@@ -113,13 +90,6 @@ def encoder_features(outputs: dict, input_mask, config: ClassifierConfig, spec) 
         return RecurrentPooling(dropout=config.dropout, seed=config.seed, name="bilstm_pooling")(sequence, input_mask)
     packed = bool(getattr(config, "packing", 0))
     return SequencePooling(pooling_of(config, spec), packed, name="pooling")(states, input_mask)
-
-
-def pooling_of(config, spec) -> str:
-    """The pooling a config asks for: its own, else the encoder's recommendation (mean after a layer mix)."""
-    if config.layer_mix is None:
-        return config.pooling or spec.pooling
-    return config.pooling if config.pooling not in (None, "cls") else "mean"
 
 
 def check_head_options(config: ClassifierConfig, mode: TransferMode) -> None:
@@ -147,37 +117,6 @@ def check_packing(config: ClassifierConfig, mode: TransferMode, long_text: LongT
     if pooling != "mean":
         raise ConfigError(f"--pack pools each packed example by its mean, not by {pooling!r} pooling: use "
                           "--pooling mean (or drop --pack)")
-
-
-def transfer_mode_of(config) -> TransferMode:
-    """The transfer mode a model config describes, with the recipe options it holds."""
-    return TransferMode.parse(config.mode, getattr(config, "embedding_lr_multiplier", None),
-                              lr_mult=getattr(config, "lr_mult", None),
-                              frozen_epochs=getattr(config, "frozen_epochs", None))
-
-
-def unused_groups(config, spec) -> tuple[str, ...]:
-    """Layer groups the model's output does not depend on: the pooler unless `cls` pooling reads it."""
-    reads_pooler = config.layer_mix is None and (config.pooling or spec.pooling) == "cls"
-    return () if reads_pooler else ("pooler",)
-
-
-def apply_transfer_mode(model: TaskModel, layer, mode: TransferMode, seed: int = 0) -> None:
-    """Sets the model's layer groups, initially frozen groups and LR multipliers (over `model.unused_groups`)."""
-    if mode.reinitializes:
-        reinitialize(layer.weights, seed)
-    model.fixed_variables = tuple(mode.fixed_variables(layer.weights))
-    windows = getattr(model, "long_text", None)
-    mode.check_applies(model.task, getattr(model.config, "pair", False), windows is not None and windows.windowed)
-    try:
-        groups = layer_groups(layer.weights, model.spec.name)
-    except EncoderError:
-        if mode.needs_groups:
-            raise
-        return  # freeze / finetune / reinit work on encoders whose names do not group
-    model.layer_groups = groups
-    model.lr_multipliers = mode.learning_rate_multipliers(groups, model.unused_groups)
-    model.set_frozen_groups(mode.initially_frozen(groups))
 
 
 @register
@@ -324,7 +263,11 @@ class TextClassifier(TaskModel):
 
     def training_stream(self, examples, batch_size: int, epochs: int, seed: int, start, bucket: bool,
                         drop_remainder: bool, static_length: bool, shuffle: bool = True) -> tf.data.Dataset:
-        """The resumable training stream the one loop uses (see preprocessing.make_training_dataset)."""
+        """The resumable training stream the one loop uses (see preprocessing.make_training_dataset); a
+        streamed source's string batches get the same per-batch encoding (no length bucketing)."""
+        if getattr(examples, "streamed", False):
+            encode = string_batch_encoder(self.preprocessor, self.seq_length, self.long_text, static_length)
+            return streamed_batches(examples, batch_size, epochs, seed, start, drop_remainder, shuffle, encode)
         dataset, _ = make_training_dataset(
             examples.texts, examples.targets, self.preprocessor, batch_size, self.seq_length, epochs,
             seed=seed, shuffle=shuffle, bucket=bucket, start_epoch=start.epoch, start_step=start.step,
@@ -333,5 +276,8 @@ class TextClassifier(TaskModel):
         return dataset
 
     def evaluation_dataset(self, examples, batch_size: int) -> tf.data.Dataset:
+        if getattr(examples, "streamed", False):
+            encode = string_batch_encoder(self.preprocessor, self.seq_length, self.long_text)
+            return examples.evaluation_batches(batch_size).map(encode, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
         return make_dataset(examples.texts, examples.targets, self.preprocessor, batch_size, self.seq_length,
                             texts_b=examples.texts_b, long_text=self.long_text)

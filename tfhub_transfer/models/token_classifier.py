@@ -21,9 +21,9 @@ from tfhub_transfer.export.saved_model import export_tagger
 from tfhub_transfer.export.serving import check_format
 from tfhub_transfer.layers.heads import GatherWords, WordMask, check_head, tagging_head
 from tfhub_transfer.layers.layer_mix import LayerMix, StackLayers
+from tfhub_transfer.models.backbone import apply_transfer_mode, encoder_inputs, load_encoder
 from tfhub_transfer.models.base import TaskModel, register
 from tfhub_transfer.models.inputs import Given, check_label_names, check_num_classes
-from tfhub_transfer.models.text_classifier import apply_transfer_mode, encoder_inputs, load_encoder
 from tfhub_transfer.preprocessing.tokens import make_tagging_dataset, make_tagging_stream
 from tfhub_transfer.transfer.modes import TransferMode
 
