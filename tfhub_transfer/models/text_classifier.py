@@ -19,7 +19,7 @@ import tf_keras
 
 from tfhub_transfer.encoders.resolve import resolve_encoder
 from tfhub_transfer.errors import ConfigError, DataError
-from tfhub_transfer.layers.heads import ClassificationHead, RecurrentPooling, check_head
+from tfhub_transfer.layers.heads import check_head, deserialize_head, head_class, serialize_head
 from tfhub_transfer.layers.pooling import SequencePooling
 from tfhub_transfer.models.backbone import (
     apply_transfer_mode,
@@ -61,7 +61,9 @@ class ClassifierConfig:
     lr_mult: float | None = None  # discriminative / gradual: top group's rate over the bottom one's
     long_text: str = "truncate"  # or windows:STRIDE[:logits], see preprocessing.text.LongText
     packing: int = 0  # train on packed rows of this many word pieces (preprocessing.packing); 0: one example a row
-    head: str = "dense"  # dense: pooled features -> logits; bilstm: a BiLSTM over the tokens, mean and max pooled
+    # dense: pooled features -> logits; bilstm: a BiLSTM over the tokens, mean and max pooled (layers.heads);
+    # a head layer of your own is stored as its Keras config (a dict), see `head_layer_of`.
+    head: str | dict = "dense"
 
 
 class FlattenWindows(tf_keras.layers.Layer):
@@ -82,27 +84,44 @@ class WindowMean(tf_keras.layers.Layer):
         return tf.reduce_sum(values * present, axis=1) / tf.maximum(tf.reduce_sum(present, axis=1), 1.0)
 
 
-def encoder_features(outputs: dict, input_mask, config: ClassifierConfig, spec) -> tf.Tensor:
-    """Features for the head's last layer: the token states pooled, or read by a BiLSTM (`head="bilstm"`)."""
+def encoder_features(outputs: dict, input_mask, config: ClassifierConfig, spec, head=None) -> tf.Tensor:
+    """Features for the head: the token states pooled, or read by the head's own token reader (the BiLSTM's)."""
     states = token_states(outputs, config, spec)
-    if getattr(config, "head", "dense") == "bilstm":
+    reader = head.token_reader() if hasattr(head, "token_reader") else None
+    if reader is not None:
         sequence = states["sequence_output"] if isinstance(states, dict) else states
-        return RecurrentPooling(dropout=config.dropout, seed=config.seed, name="bilstm_pooling")(sequence, input_mask)
+        return reader(sequence, input_mask)
     packed = bool(getattr(config, "packing", 0))
     return SequencePooling(pooling_of(config, spec), packed, name="pooling")(states, input_mask)
 
 
+def head_layer_of(config: ClassifierConfig, outputs: int) -> tuple[ClassifierConfig, tf_keras.layers.Layer]:
+    """The config (a head layer instance stored as its Keras config) and the head layer to build with:
+    the given instance, one rebuilt from a stored config, or the registered head's class (named `head`)."""
+    if isinstance(config.head, tf_keras.layers.Layer):
+        return dataclasses.replace(config, head=serialize_head(config.head)), config.head
+    if isinstance(config.head, dict):
+        return config, deserialize_head(config.head)
+    return config, head_class(config.head)(outputs, config.dropout, config.seed, name="head")
+
+
 def check_head_options(config: ClassifierConfig, mode: TransferMode) -> None:
-    """The BiLSTM head pools its own outputs and reads single rows of token states."""
+    """A head that reads the token states (the BiLSTM) pools its own outputs and reads single rows of them;
+    a head layer of your own cannot be contrastive's fixed-embedding logistic regression."""
     check_head(config.head)
-    if config.head != "bilstm":
+    if not isinstance(config.head, str):
+        if mode.brings_own_fit:
+            raise ConfigError(f"head=<a layer> does not apply to mode={mode.name!r}: its second fit trains the "
+                              "dense head on fixed sentence embeddings; use head='dense'")
+        return
+    if not getattr(head_class(config.head), "reads_tokens", False):
         return
     clash = (("--pooling", "it pools its BiLSTM's outputs by their mean and max") if config.pooling else
              ("--pack", "its BiLSTM would read across the examples of a packed row") if config.packing else
              (f"--mode {mode.name}", "the pair fit tunes mean-pooled sentence embeddings")
              if mode.reads_sentence_embeddings else None)
     if clash:
-        raise ConfigError(f"{clash[0]} does not apply to --head bilstm: {clash[1]}; drop one of them")
+        raise ConfigError(f"{clash[0]} does not apply to --head {config.head}: {clash[1]}; drop one of them")
 
 
 def check_packing(config: ClassifierConfig, mode: TransferMode, long_text: LongText) -> None:
@@ -128,6 +147,7 @@ class TextClassifier(TaskModel):
 
     def __init__(self, config: ClassifierConfig | dict, label_names: Sequence[str] | None = None, **kwargs):
         config = ClassifierConfig(**config) if isinstance(config, dict) else config
+        check_head(config.head)
         if config.task not in SENTENCE_TASKS:
             raise ConfigError(f"task must be one of {SENTENCE_TASKS}, not {config.task!r}")
         check_num_classes(config.num_classes, regression=config.task == "regression")
@@ -141,16 +161,17 @@ class TextClassifier(TaskModel):
         if mode.reads_sentence_embeddings and config.pooling is None and config.layer_mix is None:
             config = dataclasses.replace(config, pooling="mean")  # SetFit's mean-pooled sentence embeddings
         check_packing(config, mode, long_text)
+        outputs = config.num_classes if config.task != "regression" else 1
+        config, head = head_layer_of(config, outputs)
         spec, preprocessor, layer = load_encoder(config, mode)
         inputs = encoder_inputs(windowed=long_text.windowed)
         encoded = FlattenWindows(name="flatten_windows")(inputs) if long_text.windowed else inputs
-        features = encoder_features(layer(encoded), encoded["input_mask"], config, spec)
+        features = encoder_features(layer(encoded), encoded["input_mask"], config, spec, head)
         if mode.reads_sentence_embeddings:  # the head reads the direction the pair fit tuned, not the length
             features = tf_keras.layers.UnitNormalization(name="unit_norm")(features)
         if long_text.windowed and long_text.pool == "features":
             features = WindowMean(name="window_mean")(features, inputs["input_mask"])
-        outputs = config.num_classes if config.task != "regression" else 1
-        logits = ClassificationHead(outputs, config.dropout, config.seed, name="head")(features)
+        logits = head(features)
         if long_text.windowed and long_text.pool == "logits":
             logits = WindowMean(name="window_mean")(logits, inputs["input_mask"])
         super().__init__(inputs=inputs, outputs=logits, name=kwargs.pop("name", "classifier"), **kwargs)
@@ -175,7 +196,9 @@ class TextClassifier(TaskModel):
         epochs first) and `lr_mult` (discriminative spread), `long_text` (`truncate` or `windows:STRIDE`), and
         `packing` (train on rows of that many word pieces holding several examples; 0: off), and `head` (`dense`, or
         `bilstm`: a BiLSTM over the token states, its outputs mean- and max-pooled; the BERT paper's reader of
-        frozen features).
+        frozen features; or a tf_keras layer instance mapping the pooled features [batch, hidden] to logits
+        [batch, outputs], as Model Garden's `BertClassifier(network, cls_head=...)`: register its class with
+        `tf_keras.utils.register_keras_serializable` so that `save` / `load` and `from_config` rebuild it).
         """
         if not isinstance(encoder, (str, os.PathLike)) or not str(encoder):
             raise ConfigError(f"from_encoder(encoder={encoder!r}): give an encoder name ('default', a catalogue "

@@ -19,9 +19,15 @@ from tfhub_transfer.data.conll import TaggedSentences
 from tfhub_transfer.errors import ConfigError, DataError
 from tfhub_transfer.export.saved_model import export_tagger
 from tfhub_transfer.export.serving import check_format
-from tfhub_transfer.layers.heads import GatherWords, WordMask, check_head, tagging_head
-from tfhub_transfer.layers.layer_mix import LayerMix, StackLayers
-from tfhub_transfer.models.backbone import apply_transfer_mode, encoder_inputs, load_encoder
+from tfhub_transfer.layers.heads import (
+    GatherWords,
+    WordMask,
+    check_head,
+    deserialize_head,
+    serialize_head,
+    tagging_head,
+)
+from tfhub_transfer.models.backbone import apply_transfer_mode, encoder_inputs, load_encoder, token_states
 from tfhub_transfer.models.base import TaskModel, register
 from tfhub_transfer.models.inputs import Given, check_label_names, check_num_classes
 from tfhub_transfer.preprocessing.tokens import make_tagging_dataset, make_tagging_stream
@@ -37,7 +43,7 @@ class TaggerConfig:
     preprocessor: str | None = None
     mode: str = "finetune"
     layer_mix: str | None = None
-    head: str = "dense"  # dense | bilstm
+    head: str | dict = "dense"  # dense | bilstm (layers.heads), or a head layer of your own as its Keras config
     dropout: float = 0.1
     seq_length: int = 128
     seed: int = 0
@@ -55,20 +61,23 @@ class TokenClassifier(TaskModel):
     def __init__(self, config: TaggerConfig | dict, label_names: Sequence[str] | None = None, **kwargs):
         config = TaggerConfig(**config) if isinstance(config, dict) else config
         check_head(config.head)
+        custom = None  # a head layer of your own: dropout, then it maps each word's features to tag logits
+        if isinstance(config.head, tf_keras.layers.Layer):
+            custom, config = config.head, dataclasses.replace(config, head=serialize_head(config.head))
+        elif isinstance(config.head, dict):
+            custom = deserialize_head(config.head)
         mode = TransferMode.parse(config.mode, config.embedding_lr_multiplier)
         spec, preprocessor, layer = load_encoder(config, mode)
         inputs = encoder_inputs()
         inputs["word_positions"] = tf_keras.Input(shape=(None,), dtype=tf.int32, name="word_positions")
-        outputs = layer({k: v for k, v in inputs.items() if k != "word_positions"})
-        if config.layer_mix:
-            stacked = StackLayers(config.layer_mix == "embeddings", name="stack_layers")(outputs)
-            features = LayerMix(config.layer_mix, int(stacked.shape[1]), spec.has_embedding_output,
-                                name="layer_mix")(stacked)
-        else:
-            features = outputs["sequence_output"]
+        states = token_states(layer({k: v for k, v in inputs.items() if k != "word_positions"}), config, spec)
+        features = states["sequence_output"] if isinstance(states, dict) else states
         words = GatherWords(name="first_pieces")(features, inputs["word_positions"])
-        logits = tagging_head(words, WordMask()(inputs["word_positions"]), config.num_tags, config.head,
-                              config.dropout, config.seed)
+        if custom is not None:
+            logits = custom(tf_keras.layers.Dropout(config.dropout, seed=config.seed)(words))
+        else:
+            logits = tagging_head(words, WordMask()(inputs["word_positions"]), config.num_tags, config.head,
+                                  config.dropout, config.seed)
         super().__init__(inputs=inputs, outputs=logits, name=kwargs.pop("name", "tagger"), **kwargs)
         self._setup(config, mode, spec, preprocessor, label_names)
         apply_transfer_mode(self, layer, mode, config.seed)
@@ -76,7 +85,12 @@ class TokenClassifier(TaskModel):
     @classmethod
     def from_encoder(cls, encoder: str = "default", tags: Sequence[str] | None = None,
                      num_tags: int | None = None, **options) -> TokenClassifier:
-        """A tagger for `tags` (IOB2 names, `O` first) or `num_tags`; options are `TaggerConfig` fields."""
+        """A tagger for `tags` (IOB2 names, `O` first) or `num_tags`; options are `TaggerConfig` fields.
+
+        `head` is a registered head name (`dense`, `bilstm`) or a tf_keras layer instance that maps each word's
+        features [batch, words, hidden] to tag logits [batch, words, num_tags] (registered with
+        `tf_keras.utils.register_keras_serializable`, so that `save` / `load` rebuild it).
+        """
         tags = check_label_names(tags, "tags")
         num_tags = num_tags if num_tags is not None else (len(tags) if tags else None)
         if num_tags is None:
