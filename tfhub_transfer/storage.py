@@ -29,6 +29,7 @@ from tfhub_transfer.errors import ConfigError
 COMPLETE = "_COMPLETE"  # written last into a directory published to a URL: its files and their sizes
 # A scheme of two or more letters, then ':/' (pathlib folds 'gs://b' into 'gs:/b'); 'C:/' stays a path.
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
+_WHOLE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
 _NEEDS_TFIO = ("s3", "hdfs", "viewfs", "az")  # file systems tensorflow-io registers
 
 Location = str | Path  # a local Path, or a URL kept as its string
@@ -52,11 +53,19 @@ def scheme(path) -> str:
 def location(path: str | os.PathLike) -> Location:
     """A local path as a `Path` (`~` expanded), a URL as its string, unchanged.
 
+    A URL that already went through `pathlib` (`Path("gs://b/x")` is `gs:/b/x`) is refused: it would be
+    written as a local directory named `gs:`.
+
     Example:
         >>> location("gs://bucket/models"), location("models")
         ('gs://bucket/models', PosixPath('models'))
     """
-    return os.fspath(path) if is_url(path) else Path(path).expanduser()
+    if not is_url(path):
+        return Path(path).expanduser()
+    if not _WHOLE_URL.match(os.fspath(path)):
+        raise ConfigError(f"{os.fspath(path)}: a URL whose '//' was folded away (pathlib turns gs://b/x into "
+                          "gs:/b/x); pass it as a string, e.g. 'gs://bucket/path'")
+    return os.fspath(path)
 
 
 def join(base: str | os.PathLike, *parts: str) -> Location:
@@ -68,7 +77,7 @@ def join(base: str | os.PathLike, *parts: str) -> Location:
     """
     if not is_url(base):
         return Path(base).joinpath(*parts)
-    joined = os.fspath(base).rstrip("/")
+    joined = location(base).rstrip("/")
     for part in parts:
         joined += "/" + str(part).strip("/")
     return joined
@@ -167,7 +176,10 @@ def listdir(path: str | os.PathLike) -> list[str]:
     if not is_url(path):
         return sorted(os.listdir(path))
     with _os_errors(path):
-        return sorted(name.rstrip("/") for name in _gfile().listdir(os.fspath(path)))
+        names = sorted(name.rstrip("/") for name in _gfile().listdir(os.fspath(path)))
+        if scheme(path) == "ram":  # TF's ram:// lists by name prefix (see walk_files): only real entries count
+            names = [name for name in names if _gfile().exists(f"{os.fspath(path).rstrip('/')}/{name}")]
+        return names
 
 
 def glob(pattern: str | os.PathLike) -> list[Location]:
@@ -192,6 +204,9 @@ def walk_files(directory: str | os.PathLike) -> list[str]:
         for top, _, files in _gfile().walk(base):
             relative = top.rstrip("/")[len(base):].strip("/")
             found += [f"{relative}/{name}" if relative else name for name in files]
+    if scheme(directory) == "ram":
+        # TF's ram:// lists by name prefix: `a/` also shows `.x` for a sibling `a.x/`; only real files count.
+        found = [name for name in found if _gfile().exists(f"{base}/{name}") and not _gfile().isdir(f"{base}/{name}")]
     return sorted(found)
 
 
@@ -242,6 +257,8 @@ def open_file(path: str | os.PathLike, mode: str = "rb", errors: str = "strict")
     if mode in ("r", "rb"):
         stream = io.BufferedReader(_RemoteReader(os.fspath(path)), buffer_size=1 << 20)
         return stream if mode == "rb" else io.TextIOWrapper(stream, encoding="utf-8", errors=errors)
+    if mode.startswith("w"):
+        _appending_store_cleared(path)
     with _os_errors(path):
         return _gfile().GFile(os.fspath(path), mode)
 
@@ -264,8 +281,16 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     if not is_url(path):
         Path(path).write_bytes(data)
         return
+    _appending_store_cleared(path)
     with _os_errors(path), _gfile().GFile(os.fspath(path), "wb") as handle:
         handle.write(data)
+
+
+def _appending_store_cleared(path) -> None:
+    """TensorFlow's ram:// file system appends to an existing file opened for writing (TF 2.20): it is removed
+    first there. gs://, s3:// and hdfs:// replace the object, as a local write does."""
+    if scheme(path) == "ram":
+        remove(path)
 
 
 def write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> None:
@@ -288,6 +313,8 @@ def copy(source: str | os.PathLike, target: str | os.PathLike, overwrite: bool =
             raise FileExistsError(17, "exists", os.fspath(target))
         shutil.copyfile(source, target)
         return
+    if overwrite:
+        _appending_store_cleared(target)
     with _os_errors(target):
         _gfile().copy(os.fspath(source), os.fspath(target), overwrite=overwrite)
 

@@ -47,7 +47,7 @@ def check_output(config: TrainConfig) -> None:
     Example:
         >>> check_output(TrainConfig.of(train="train.tsv", output_dir="saved_models"))
     """
-    if is_url(config.output_dir) and not is_url(config.run_dir):
+    if is_url(config.output_dir) and isinstance(config.run_dir, Path):
         # The run directory came back through pathlib (gs://b -> gs:/b): training would write a local gs:/.
         refuse_url(config.output_dir, "--out", "this version writes the training run through local paths; train "
                    "into a local --out and copy the export, or export to the URL with model.export(URL, NAME)")

@@ -150,7 +150,8 @@ def read_resume_point(backup_dir: str | Path, steps_per_epoch: int) -> ResumePoi
     latest = tf.train.latest_checkpoint(str(storage.join(backup_dir, "chief")))
     if latest is None:
         return None
-    reader = tf.train.load_checkpoint(latest)
+    # The prefix read directly: load_checkpoint first asks isdir(prefix), which ram:// answers yes for ckpt-N.
+    reader = tf.compat.v1.train.NewCheckpointReader(latest)
     epoch, batch = int(reader.get_tensor(_EPOCH_KEY)), int(reader.get_tensor(_BATCH_KEY))
     if batch < 0:
         return ResumePoint(max(epoch, 0), 0)
