@@ -23,7 +23,7 @@ from tfhub_transfer.data.conll import read_conll
 from tfhub_transfer.data.corpus import read_corpus_lines
 from tfhub_transfer.data.tables import read_frame, read_table
 from tfhub_transfer.data.vectors import WordVectors, read_word_vectors, write_word2vec_binary
-from tfhub_transfer.errors import ConfigError, DataError, ExportError
+from tfhub_transfer.errors import ConfigError, DataError, EncoderError, ExportError
 from tfhub_transfer.export.formats import open_export
 from tfhub_transfer.export.saved_model import ExportedClassifier
 from tfhub_transfer.files import (
@@ -230,6 +230,25 @@ def test_a_reader_refuses_an_export_without_its_marker(classifier, ram, no_local
         open_export(remote)
     with pytest.raises(ExportError, match="not complete"):
         ExportedClassifier(remote)
+
+
+# -- encoders given as URLs ---------------------------------------------------------------------------
+def test_an_encoder_pair_on_ram_resolves_and_embeds_as_the_local_one(tiny_encoder, classifier, ram, no_local_ram):
+    from tfhub_transfer.encoders.resolve import resolve_encoder
+    from tfhub_transfer.encoders.variants import encoder_variant
+    from tfhub_transfer.models.text_classifier import TextClassifier
+
+    storage.publish_directory(tiny_encoder, f"{ram}/encoders/tiny/1")  # a versioned pair, as on a bucket
+    spec = resolve_encoder(f"{ram}/encoders/tiny")
+    assert spec.encoder == f"{ram}/encoders/tiny/1/encoder" and spec.name == "tiny"
+    there = TextClassifier.from_encoder(f"{ram}/encoders/tiny", labels=["neg", "pos"], seq_length=16, seed=0)
+    texts = ["a good film", "dull and far too long"]
+    np.testing.assert_allclose(there.predict(texts), classifier.predict(texts), rtol=1e-5, atol=1e-6)
+    storage.remove(f"{ram}/encoders/tiny/1/{storage.COMPLETE}")
+    with pytest.raises(EncoderError, match="damaged or incomplete .*no _COMPLETE marker"):
+        resolve_encoder(f"{ram}/encoders/tiny")
+    with pytest.raises(ConfigError, match="--encoder ram://.*a URL cannot be used here"):
+        encoder_variant(f"{ram}/encoders/tiny", packed=True)
 
 
 # -- a run: backup, history, TensorBoard, best weights, metrics, the saved model ---------------------

@@ -330,9 +330,11 @@ def _network_reaches(handle: str, timeout: float = 3.0) -> bool:
 
 
 def check_handle_available(handle: str) -> None:
-    """Raises EncoderError at once if `handle` cannot be loaded here."""
-    if not is_remote(handle):
-        if not (Path(handle) / "saved_model.pb").exists():
+    """Raises EncoderError at once if `handle` cannot be loaded here (a SavedModel on a gs://, ram:// or
+    s3:// URL is read in place through tf.io.gfile, as TF Hub does)."""
+    on_storage = is_url(handle) and not handle.lower().startswith(("http://", "https://"))
+    if not is_remote(handle) or on_storage:
+        if not storage.exists(storage.join(handle if on_storage else Path(handle), "saved_model.pb")):
             raise EncoderError(
                 f"{handle} is not a SavedModel directory (no saved_model.pb there). Pass a TF Hub "
                 f"handle, a catalogue name (`tfhub-transfer encoders list`) or a local SavedModel."

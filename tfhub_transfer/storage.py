@@ -16,6 +16,7 @@ size, the directory is still being written or was cut short, and is not read.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import os
@@ -119,7 +120,15 @@ def local_path(path: str | os.PathLike, what: str, reason: str = "it is read wit
 def _gfile():
     import tensorflow as tf  # only for URLs: local paths never pay TensorFlow's import
 
+    _register_tensorflow_io()
     return tf.io.gfile
+
+
+@functools.cache
+def _register_tensorflow_io() -> None:
+    """Imports tensorflow-io when it is installed: importing it registers s3://, hdfs:// and az://."""
+    with contextlib.suppress(ImportError, OSError, NotImplementedError):  # absent, or built for another TF
+        import tensorflow_io  # noqa: F401
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+from tfhub_transfer import storage
 from tfhub_transfer.cache import is_remote
 from tfhub_transfer.encoders.build.default import DEFAULT_NAME, ensure_default_encoder
 from tfhub_transfer.encoders.build.hub_writer import (
@@ -52,34 +53,48 @@ def catalogue() -> dict[str, dict]:
     return json.loads(text)["encoders"]
 
 
-def read_metadata(directory: Path) -> dict:
-    """The tfhub_transfer.json written beside a pair, or {}."""
-    meta_file = directory / METADATA_FILE
-    if meta_file.exists():
-        return json.loads(meta_file.read_text(encoding="utf-8"))
+def read_metadata(directory: str | Path) -> dict:
+    """The tfhub_transfer.json written beside a pair, or {} (local, or a pair on a URL)."""
+    meta_file = storage.join(directory, METADATA_FILE)
+    if storage.exists(meta_file):
+        return json.loads(storage.read_text(meta_file))
     return {}
 
 
-def _local_pair(directory: Path, name: str) -> EncoderSpec:
-    problem = pair_damage(directory)
+def _pair_problem(directory: storage.Location) -> str | None:
+    """A local pair is checked against its manifest; one on a URL against its `_COMPLETE` marker."""
+    return storage.complete_damage(directory) if storage.is_url(directory) else pair_damage(directory)
+
+
+def _local_pair(directory: storage.Location, name: str) -> EncoderSpec:
+    problem = _pair_problem(directory)
     if problem is not None:
         raise EncoderError(f"{directory} looks damaged or incomplete ({problem}); convert it again with "
                            "`tfhub-transfer encoders convert` (the default encoder is rebuilt by itself)")
     meta = read_metadata(directory)
     return EncoderSpec(
         name=name,
-        encoder=str(directory / ENCODER_DIR),
-        preprocessor=str(directory / PREPROCESSOR_DIR),
+        encoder=str(storage.join(directory, ENCODER_DIR)),
+        preprocessor=str(storage.join(directory, PREPROCESSOR_DIR)),
         pooling=meta.get("pooling", "cls"),
         has_embedding_output=meta.get("has_embedding_output", False),
         metadata=tuple(sorted((k, json.dumps(v)) for k, v in meta.items())),
     )
 
 
-def latest_version(path: Path) -> Path:
-    """`path`, or its highest numbered version subdirectory holding an encoder pair."""
+def latest_version(path: storage.Location) -> storage.Location:
+    """`path`, or its highest numbered version subdirectory holding an encoder pair (local, or on a URL)."""
+    if storage.is_url(path):
+        names = storage.listdir(path) if storage.isdir(path) else []
+        numbers = [int(n) for n in names if n.isdigit() and storage.isdir(storage.join(path, n, ENCODER_DIR))]
+        return storage.join(path, str(max(numbers))) if numbers else path
     versions = [p for p in path.glob("*") if p.name.isdigit() and (p / ENCODER_DIR).is_dir()]
     return max(versions, key=lambda p: int(p.name)) if versions else path
+
+
+def on_storage(name: str) -> bool:
+    """Whether an encoder is named by a file-system URL (gs://, ram://, s3://), not an http(s) hub handle."""
+    return storage.is_url(name) and not name.lower().startswith(("http://", "https://"))
 
 
 def resolve_encoder(name: str = "default", preprocessor: str | None = None) -> EncoderSpec:
@@ -89,20 +104,21 @@ def resolve_encoder(name: str = "default", preprocessor: str | None = None) -> E
     if is_hf_handle(name):
         spec = _local_pair(ensure_hf_encoder(name), name)
         return dataclasses.replace(spec, preprocessor=preprocessor) if preprocessor else spec
-    path = latest_version(Path(name))
-    if (path / ENCODER_DIR / "saved_model.pb").exists():
-        spec = _local_pair(path, Path(name).name)
+    # A pair or SavedModel on storage (gs://, ram://, s3://; not an http handle) is read through tf.io.gfile.
+    path = latest_version(storage.location(name) if on_storage(name) else Path(name))
+    if storage.exists(storage.join(path, ENCODER_DIR, "saved_model.pb")):
+        spec = _local_pair(path, storage.basename(name))
         return dataclasses.replace(spec, preprocessor=preprocessor) if preprocessor else spec
     if name in catalogue():
         entry = catalogue()[name]
         return EncoderSpec(name, entry["encoder"], preprocessor or entry["preprocessor"])
-    if (path / "saved_model.pb").exists() or is_remote(name):
+    if storage.exists(storage.join(path, "saved_model.pb")) or is_remote(name):
         if not preprocessor:
             raise EncoderError(
                 f"{name} is a bare encoder: also pass its matching preprocessor "
                 f"(--preprocessor HANDLE_OR_PATH), e.g. a bert_en_uncased_preprocess handle."
             )
-        return EncoderSpec(path.name or name, name, preprocessor)
+        return EncoderSpec(storage.basename(path) or name, name, preprocessor)
     raise EncoderError(
         f"unknown encoder {name!r}: not 'default', not an hf:ORG/NAME handle, not a catalogue name "
         f"(see `tfhub-transfer encoders list`), not a directory with encoder/ and preprocessor/, "

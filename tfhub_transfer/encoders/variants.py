@@ -32,9 +32,9 @@ from tfhub_transfer.encoders.build.hub_writer import (
     save_encoder_module,
 )
 from tfhub_transfer.encoders.dtypes import bfloat16_fallback
-from tfhub_transfer.encoders.resolve import read_metadata, resolve_encoder
+from tfhub_transfer.encoders.resolve import on_storage, read_metadata, resolve_encoder
 from tfhub_transfer.errors import ConfigError, EncoderError
-from tfhub_transfer.files import atomic_directory
+from tfhub_transfer.files import atomic_directory, refuse_url
 
 _SUFFIXES = ("-packed", "-bfloat16", "-float32")
 
@@ -55,6 +55,9 @@ def encoder_variant(name: str, dtype: str | None = None, preprocessor: str | Non
     if dtype in (None, "float32") and not packed:
         return name
     spec = resolve_encoder(name, preprocessor)
+    if on_storage(spec.encoder):
+        refuse_url(spec.encoder, "--encoder", "its --dtype / --pack copy is rebuilt beside it with local tools; "
+                   "copy the encoder to this machine, or drop --dtype and --pack")
     source = Path(spec.encoder).parent
     meta = read_metadata(source) if source.is_dir() else {}
     if meta.get("format") != PAIR_FORMAT:

@@ -49,7 +49,7 @@ from tfhub_transfer.cache import (
     is_remote,
     shared_cache_dir,
 )
-from tfhub_transfer.encoders.resolve import EncoderSpec
+from tfhub_transfer.encoders.resolve import EncoderSpec, on_storage
 from tfhub_transfer.errors import ConfigError
 from tfhub_transfer.files import atomic_directory, file_record, record_damage
 from tfhub_transfer.layers.layer_mix import stack_layers
@@ -74,16 +74,16 @@ class FeatureSpec:
 
 
 def _fingerprint_dir(path: str) -> str:
-    """Changes when a local SavedModel's graph or weights change."""
-    if is_remote(path):
+    """Changes when a SavedModel's graph or weights change (one on storage such as gs:// is read there)."""
+    if is_remote(path) and not on_storage(path):
         return path
     digest = hashlib.sha256()
-    root = Path(path)
+    root = storage.location(path) if on_storage(path) else Path(path)
     for name in ("saved_model.pb", "variables/variables.index"):
-        file = root / name
-        if file.exists():
+        file = storage.join(root, *name.split("/"))
+        if storage.exists(file):
             digest.update(name.encode())
-            digest.update(file.read_bytes())
+            digest.update(storage.read_bytes(file))
     return digest.hexdigest()
 
 
