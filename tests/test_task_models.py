@@ -49,7 +49,7 @@ CASES = {
         TextEmbeddingClassifierConfig(2, str(module), mode="finetune"), ["neg", "pos"]),
         TaskExamples(TEXTS, SENTIMENT, PROBE)),
 }
-FAST = {"text_single_label"}  # the rest are integration: about 30-60 s each on two busy cores
+FAST = {"text_single_label", "text_embedding"}  # the rest are integration: 40-70 s each on two busy cores
 
 
 @pytest.fixture(scope="module")
