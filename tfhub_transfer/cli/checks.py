@@ -5,8 +5,9 @@ Each check returns the value as given or raises `argparse.ArgumentTypeError`. Th
 directories, encoder names) run in `check_arguments` once the line is parsed, so `build_parser()`
 still parses any line. Either way the subcommand's usage and the error print, with exit status 2,
 in a fraction of a second instead of after TensorFlow's import. Nothing here imports TensorFlow:
-transfer modes come from the mode registry (which does not load it), encoder names from the
-catalogue file.
+transfer modes come from the mode registry and tasks from the task registry (neither loads it),
+encoder names from the catalogue file. `task_names` and `task_help` are read by the `--task` option
+that config.py declares (`choices="task_names"`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from tfhub_transfer.cache import is_remote
 from tfhub_transfer.cli.parsing import closest
 from tfhub_transfer.errors import ConfigError
+from tfhub_transfer.training.tasks import task_help, task_names  # noqa: F401  (named by config's --task option)
 from tfhub_transfer.transfer.modes import TransferMode
 
 TFDS_PREFIX = "tfds:"

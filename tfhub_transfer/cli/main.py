@@ -17,26 +17,91 @@ import tfhub_transfer.cli.lr_find as lr_find  # noqa: E402
 import tfhub_transfer.cli.serve_check as serve_check  # noqa: E402
 from tfhub_transfer.cli.parsing import CliParser, ConcernGroups  # noqa: E402
 from tfhub_transfer.config import (  # noqa: E402  (light: no TensorFlow, so --help stays fast)
-    ARCHITECTURES,
-    CACHED_HEAD_LEARNING_RATE,
-    CONTRASTIVE_LEARNING_RATE,
     ENCODER_LEARNING_RATE,
-    HEAD_LEARNING_RATE,
-    HEADS,
     PRETRAIN_EPOCHS,
     PRETRAIN_HOLDOUT_FRACTION,
-    TASKS,
+    Option,
     field_default,
+    option_of,
+    options,
 )
 from tfhub_transfer.errors import TransferError  # noqa: E402
+from tfhub_transfer.training.tasks import task_spec  # noqa: E402  (the registry only: no TensorFlow)
 from tfhub_transfer.transfer.modes import mode_syntax  # noqa: E402  (the registry only: no TensorFlow)
 
 Flags = argparse.ArgumentParser | ConcernGroups  # what the flag-adding helpers add to
+TRAINING_CONCERNS = ("data", "model", "transfer", "optimization", "runtime")  # train, compare, study, lr-find
+# What an option's help may name that lives in a registry above config (filled in when the flag is added).
+HELP_FILLS = {"{modes}": mode_syntax, "{tasks}": checks.task_help}
+
+
+def _add_option(p: Flags, name: str, flag: str | None = None) -> list[argparse.Action]:
+    """Adds the flag of config field `name`, everything about it read from the field's `Option`.
+
+    Args:
+        p: the parser (or its concern groups) to add to.
+        name: the flat config field, e.g. `learning_rate`.
+        flag: another spelling of the flag for this subcommand (`export --format`), default the declared one.
+
+    Returns:
+        The argparse actions added (two for an `either` switch), each marked with the field it sets.
+    """
+    spec = option_of(name)
+    flag = flag or spec.flag
+    kwargs = _argparse_kwargs(name, spec)
+    if spec.switch == "either":  # --X / --no-X, neither leaves the default (None)
+        container = p.container_for(kwargs["dest"]) if isinstance(p, ConcernGroups) else p
+        pair = container.add_mutually_exclusive_group()
+        actions = [pair.add_argument(flag, action="store_true", **kwargs),
+                   pair.add_argument(spec.off_flag, action="store_false",
+                                     **{**kwargs, "help": spec.off_help})]
+    else:
+        actions = [p.add_argument(flag, **kwargs)]
+    for action in actions:
+        action.config_field = name  # read back by _config_values
+    return actions
+
+
+def _argparse_kwargs(name: str, spec: Option) -> dict:
+    """`add_argument`'s keywords for a field: its dest, default, help and how it takes a value."""
+    help_text = spec.help
+    for placeholder, fill in HELP_FILLS.items():
+        if placeholder in help_text:
+            help_text = help_text.replace(placeholder, fill())
+    kwargs = {"dest": spec.dest or name, "default": field_default(name), "help": help_text}
+    if spec.switch == "on":
+        kwargs["action"] = "store_true"
+    elif spec.switch == "off":  # in its own dest (args.no_bucket), the flag reads True; else the field's False
+        kwargs["action"] = "store_true" if spec.dest else "store_false"
+        kwargs["default"] = False if spec.dest else kwargs["default"]
+    elif spec.switch == "pair":
+        kwargs["action"] = argparse.BooleanOptionalAction
+    elif spec.switch is None:
+        if spec.type is not None:  # a name: a check in cli.checks that reads a registry
+            kwargs["type"] = getattr(checks, spec.type) if isinstance(spec.type, str) else spec.type
+        if spec.choices is not None:
+            kwargs["choices"] = getattr(checks, spec.choices)() if isinstance(spec.choices, str) else spec.choices
+        if spec.metavar:
+            kwargs["metavar"] = spec.metavar
+        if spec.required:
+            kwargs["required"] = True
+    return kwargs
+
+
+def _add_concern_flags(p: Flags, concern: str) -> None:
+    """Every field of `concern` that has a flag, in the order config.py declares them."""
+    for name, spec in options(concern).items():
+        if spec.flag:
+            _add_option(p, name)
 
 
 def _add_data_flags(p: Flags) -> None:
-    p.add_argument("--text-column", default=field_default("text_column"), help="column holding the text")
-    p.add_argument("--label-column", default=field_default("label_column"), help="column holding the label")
+    _add_option(p, "text_column")
+    _add_option(p, "label_column")
+    _add_tfds_flag(p)
+
+
+def _add_tfds_flag(p: Flags) -> None:
     p.add_argument("--tfds-data-dir", metavar="DIR",
                    help="where prepared TFDS datasets are, for tfds:NAME[:SPLIT] inputs (`tfds build NAME "
                         "--data_dir DIR` on a machine with network access writes them) (default: "
@@ -44,200 +109,26 @@ def _add_data_flags(p: Flags) -> None:
 
 
 def _add_training_flags(parser: Flags) -> None:
-    """Train's data, model, transfer, optimisation and runtime flags, each under its concern in --help."""
+    """Train's data, model, transfer, optimisation and runtime flags, each under its concern in --help:
+    generated from the config fields' metadata, plus two CLI-only data flags."""
     p = ConcernGroups.of(parser)
-    p.add_argument("--train", required=True,
-                   help="training file (.csv, .tsv, .jsonl; CoNLL for tokens) or a prepared TFDS dataset "
-                        "tfds:NAME[:SPLIT], e.g. tfds:glue/sst2 (its features named by --text-column / "
-                        "--label-column)")
-    p.add_argument("--valid",
-                   help="validation file or tfds:NAME:SPLIT (default: hold out --validation-fraction of --train)")
-    _add_data_flags(p)
-    p.add_argument("--label-names", type=checks.label_names, metavar="NAME,NAME,...",
-                   help="names of integer labels 0, 1, ... in order, e.g. neg,pos; predictions and reports "
-                        "use them (default: labels as written in the file)")
-    p.add_argument("--task", default=field_default("task"), choices=TASKS,
-                   help="tokens = token classification (NER) on CoNLL column files")
-    p.add_argument("--text-b-column", help="second text column: sentence-pair input (default: single texts)")
-    p.add_argument("--label-separator", default=field_default("label_separator"),
-                   help="multi_label: separator of label names")
-    p.add_argument("--layer-mix", choices=["embeddings", "last", "second_to_last", "sum_last4",
-                                           "concat_last4", "scalar_mix"],
-                   help="feature-based layer mix (BERT section 5.3) (default: the encoder's outputs)")
-    p.add_argument("--feature-cache", action="store_true",
-                   help="freeze mode: encode the data once and train the mix + head from the cache")
-    p.add_argument("--head", default=field_default("head"), choices=HEADS,
-                   help="dense: the pooled features (or each word's) straight to the logits; bilstm: a BiLSTM "
-                        "over the token states first (sentence tasks pool its outputs by mean and max), the BERT "
-                        "paper's reader of frozen features, with --feature-cache a cache of every token's "
-                        "features (default: %(default)s)")
-    p.add_argument("--max-sentences", type=int, help="tokens task: use the first N sentences (same as "
-                   "--max-train-examples) (default: all)")
-    p.add_argument("--encoder", default=field_default("encoder"),
-                   help="default, a catalogue name, a path or a hub handle")
-    p.add_argument("--preprocessor", help="the matching preprocessor, for a bare encoder SavedModel "
-                   "(default: the one the encoder names)")
-    p.add_argument("--mode", default=field_default("mode"), type=checks.transfer_mode,
-                   help=f"transfer mode, one of: {mode_syntax()}; contrastive is few-shot (SetFit): the "
-                        "encoder tuned on ITERATIONS positive and negative pairs per example for --epochs, "
-                        "then the head fitted on its embeddings")
-    p.add_argument("--embedding-lr-multiplier", type=float,
-                   help="scale the embeddings' learning rate, e.g. 0.01 for slow embeddings (default: the "
-                        "rate the mode gives them)")
-    p.add_argument("--architecture", default=field_default("architecture"), choices=ARCHITECTURES,
-                   help="auto: rnn with --word-vectors, text_embedding with --text-embedding, else encoder")
-    p.add_argument("--word-vectors",
-                   help="word2vec (text or .bin) / GloVe file for an RNN classifier (default: none)")
-    p.add_argument("--embedding-mode", default=field_default("embedding_mode"),
-                   choices=["init", "freeze", "slow", "random"],
-                   help="how the RNN's embedding uses the vectors (random = no vectors)")
-    p.add_argument("--slow-factor", type=float, default=field_default("slow_factor"),
-                   help="embedding LR factor for --embedding-mode slow")
-    p.add_argument("--rnn", default=field_default("rnn"), choices=["bilstm", "lstm", "gru", "bigru"],
-                   help="RNN classifier: the recurrent layer")
-    p.add_argument("--rnn-units", type=int, default=field_default("rnn_units"), help="RNN classifier: units")
-    p.add_argument("--max-tokens", type=int, default=field_default("max_tokens"), help="RNN vocabulary size")
-    p.add_argument("--text-embedding", help="a TF Hub text-embedding module (strings -> vectors) "
-                   "(default: none)")
-    p.add_argument("--optimizer", default=field_default("optimizer"), choices=["adamw", "adam", "sgd"],
-                   help="optimizer (adamw: Adam with decoupled weight decay)")
-    p.add_argument("--schedule", default=field_default("schedule"),
-                   choices=["linear", "slanted_triangular", "one_cycle", "constant"],
-                   help="learning-rate schedule (linear = warmup then linear decay)")
-    p.add_argument("--pooling", choices=["cls", "first", "mean", "max"],
-                   help="how token vectors become one (default: the encoder's own)")
-    p.add_argument("--dropout", type=float, default=field_default("dropout"), help="dropout before the head")
-    p.add_argument("--epochs", type=checks.epochs, default=field_default("epochs"),
-                   help="passes over the training data, or auto: at least 200 optimizer steps for small data, one "
-                        "to three passes for large (default: %(default)s)")
-    p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps; the schedule ends there "
-                   "(default: no limit)")
-    p.add_argument("--time-budget", type=float, metavar="MINUTES", help="stop training cleanly after this many "
-                   "minutes, keep the best weights and export (default: no limit)")
-    p.add_argument("--batch-size", type=int, default=field_default("batch_size"),
-                   help="examples per step (per replica)")
-    p.add_argument("--lr", type=float, help=f"peak learning rate (default: {ENCODER_LEARNING_RATE:g} when the "
-                   f"encoder trains, {HEAD_LEARNING_RATE:g} when only a head does: --mode freeze, RNN, "
-                   f"text embedding; {CONTRASTIVE_LEARNING_RATE:g} for the pair fit of --mode contrastive)")
-    p.add_argument("--warmup-fraction", type=float, default=field_default("warmup_fraction"),
-                   help="share of the steps spent warming the learning rate up")
-    p.add_argument("--weight-decay", type=float, default=field_default("weight_decay"), help="AdamW weight decay")
-    p.add_argument("--seq-length", type=int, default=field_default("seq_length"),
-                   help="longest packed input, in word pieces")
-    p.add_argument("--validation-fraction", type=float, default=field_default("validation_fraction"),
-                   help="share of --train held out when there is no --valid")
-    p.add_argument("--max-train-examples", type=int, help="train on a random subset of this size (default: all)")
-    _add_recipe_flags(p)
-    _add_phase_flags(p)
-    p.add_argument("--seed", type=int, default=field_default("seed"), help="seed of data order and weights")
-    p.add_argument("--quiet", action="store_true",
-                   help="no progress (the one-line header, the speed and the result still print)")
-    p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=field_default("tensorboard"),
-                   help="write TensorBoard logs to OUT/NAME/run/tensorboard (tensorboard --logdir there)")
-    _add_speed_flags(p)
-
-
-def _add_phase_flags(p: Flags) -> None:
-    """The head's own learning rates, head-first epochs, discriminative spread, long texts, head tuning."""
-    p.add_argument("--head-lr", dest="head_lr", type=float, default=field_default("head_learning_rate"),
-                   help=f"the new head's peak learning rate while the encoder is frozen (--mode freeze, the "
-                        f"head-first epochs) (default: {HEAD_LEARNING_RATE:g}; {CACHED_HEAD_LEARNING_RATE:g} for a "
-                        f"--feature-cache head with the default --epochs; in freeze mode --lr if given)")
-    p.add_argument("--head-lr-multiplier", type=float, default=field_default("head_lr_multiplier"),
-                   help="while the encoder trains, the head's rate is this x --lr")
-    p.add_argument("--frozen-epochs", type=float, default=field_default("frozen_epochs"),
-                   help="epochs (fractions allowed) that train the head alone before the encoder, counted in "
-                        "--epochs; fastai's fine_tune, or LP-FT with finetune (default: 0)")
-    p.add_argument("--lr-mult", type=float, default=field_default("lr_mult"),
-                   help="discriminative / gradual: the top layer group trains at --lr, the embeddings at "
-                        "--lr / LR_MULT, geometrically between; without --lr the top rate is 5e-5 x sqrt(LR_MULT), "
-                        "centring the spread on 5e-5 (default: 10)")
-    p.add_argument("--long-text", default=field_default("long_text"),
-                   help="texts longer than --seq-length: truncate, or windows:STRIDE[:logits] (overlapping "
-                        "windows every STRIDE word pieces, encoded one by one; the mean of their features, "
-                        "or of their logits)")
-    p.add_argument("--no-standardize-features", dest="standardize_features", action="store_false",
-                   default=field_default("standardize_features"),
-                   help="with --feature-cache: train the head on the raw features (default: standardised, "
-                        "each centred and scaled by its spread on the training set, folded into the head)")
-    p.add_argument("--tune-head", action="store_true", default=field_default("tune_head"),
-                   help="with --feature-cache: sweep the head's L2 and learning rate on the validation set "
-                        "and keep the best (the chosen values are printed and saved with the metrics)")
-
-
-def _add_recipe_flags(p: Flags) -> None:
-    p.add_argument("--early-stopping", type=int, metavar="PATIENCE", default=field_default("early_stopping"),
-                   help="stop after PATIENCE epochs without a better validation score and keep the best "
-                        "epoch's weights (0: train every epoch)")
-    p.add_argument("--class-weight", default=field_default("class_weight"),
-                   help="single_label: 'balanced' (n / (classes x count)) or label=weight pairs, e.g. "
-                        "positive=1,negative=5 (unnamed classes weigh 1) (default: every class weighs 1)")
-    p.add_argument("--weight-column", default=field_default("weight_column"),
-                   help="column of per-example training weights (numbers >= 0) (default: every example weighs 1)")
-
-
-def _add_distribution_flag(p: Flags) -> None:
-    p.add_argument("--distribution", default=field_default("distribution"),
-                   choices=["auto", "one_device", "mirrored", "multi_worker", "tpu"],
-                   help="tf.distribute strategy; auto: TPU if one answers, several GPUs -> mirrored, "
-                        "else one device; multi_worker reads TF_CONFIG. --batch-size is per replica")
-
-
-def _add_speed_flags(p: Flags) -> None:
-    _add_distribution_flag(p)
-    p.add_argument("--dtype", default=field_default("dtype"), choices=["float32", "bfloat16"],
-                   help="encoder compute dtype; bfloat16 writes (once) and uses a copy of an encoder this "
-                        "package wrote whose attention and feed-forward matmuls run in bfloat16 (layer norms and "
-                        "residual sums stay float32); not possible for published Hub encoders; falls back to "
-                        "float32, saying so, on a CPU without bf16 instructions")
-    p.add_argument("--pack", dest="packing", type=int, metavar="ROW_LENGTH", default=field_default("packing"),
-                   help="train on each batch packed into rows of ROW_LENGTH word pieces, several examples a row "
-                        "(block-diagonal attention), so almost no token is padding; the same loss and gradients "
-                        "as unpacked. Encoders this package wrote, mean pooling; e.g. --pack 128; 0: off")
-    p.add_argument("--no-bucket", action="store_true",
-                   help="do not group similar lengths into batches (each batch is still padded only "
-                        "to its own longest row)")
-    p.add_argument("--steps-per-execution", type=int, default=field_default("steps_per_execution"),
-                   help="training steps per tf.function call (fewer Python round trips)")
-    p.add_argument("--jit-compile", action="store_true",
-                   help="XLA-compile the train step (can help on GPU/TPU; slower on CPU)")
-    resume = p.container_for("resume").add_mutually_exclusive_group()
-    resume.add_argument("--resume", dest="resume", action="store_true", default=None,
-                        help="must resume: continue from the backup of this run (OUT/NAME/run), an error if "
-                             "there is none (default, neither flag: resume automatically when a backup of this "
-                             "same run exists, else start fresh)")
-    resume.add_argument("--no-resume", dest="resume", action="store_false", default=None,
-                        help="start over: discard any backup of this run (default: see --resume)")
-    p.add_argument("--backup-every", type=int, default=field_default("backup_every_steps"),
-                   help="back up the training state every N steps (0: never)")
-    p.add_argument("--keep-backups", action="store_true", default=field_default("keep_backups"),
-                   help="keep the backup (OUT/NAME/run/backup, the finished state) when the run ends; by "
-                        "default it is deleted")
-    p.add_argument("--cache-dir", default=field_default("cache_dir"),
-                   help="where converted encoders and feature caches are kept (default: $TFHUB_TRANSFER_CACHE, "
-                        "else ~/.cache/tfhub_transfer); see `tfhub-transfer cache list`")
-    p.add_argument("--no-restore-best", action="store_true",
-                   help="keep the last epoch's weights instead of the best validation epoch's")
+    for concern in TRAINING_CONCERNS:
+        _add_concern_flags(p, concern)
+        if concern == "data":
+            _add_tfds_flag(p)
+            p.add_argument("--max-sentences", type=int, help="tokens task: use the first N sentences (same as "
+                           "--max-train-examples) (default: all)")
 
 
 def _add_train_parser(sub) -> None:
     p = ConcernGroups(sub.add_parser("train", help="fine-tune an encoder classifier and export it"))
     _add_training_flags(p)
-    p.add_argument("--name", default=field_default("name"), help="model name: exports go to OUT/NAME/VERSION")
-    p.add_argument("--out", default=field_default("output_dir"),
-                   help="output root: exports in OUT/NAME/VERSION, the run (and TensorBoard logs) in OUT/NAME/run")
-    p.add_argument("--no-export", action="store_true", help="train and report only")
-    _add_format_flags(p, "--export-format")
+    _add_concern_flags(p, "output")
 
 
 def _add_format_flags(p: Flags, format_flag: str) -> None:
-    p.add_argument(format_flag, dest="export_format", default=field_default("export_format"),
-                   choices=["saved_model", "tflite", "onnx"],
-                   help="saved_model and tflite take raw strings; onnx takes token ids (its tokenizer is "
-                        "written beside it)")
-    p.add_argument("--quantize", default=field_default("quantize"), choices=["int8"],
-                   help="tflite / onnx: dynamic-range int8 weights (smaller, usually faster on CPU) "
-                        "(default: float weights)")
+    _add_option(p, "export_format", format_flag)
+    _add_option(p, "quantize")
 
 
 def _add_compare_parser(sub) -> None:
@@ -272,7 +163,7 @@ def _add_pretrain_parser(sub) -> None:
     p.add_argument("--max-lines", type=int, help="read at most this many corpus lines (default: all)")
     p.add_argument("--seed", type=int, default=field_default("seed"), help="seed of masking and data order")
     p.add_argument("--quiet", action="store_true", help="no progress")
-    _add_distribution_flag(p)
+    _add_option(p, "distribution")
 
 
 def _cmd_pretrain(args) -> int:
@@ -292,37 +183,27 @@ def _cmd_pretrain(args) -> int:
     return 0
 
 
+def _config_values(args: argparse.Namespace) -> dict:
+    """The config fields the subcommand's generated flags set, by field name, converted from argparse's
+    values (`--quiet` -> verbose 0, `--no-bucket` -> bucket False)."""
+    values = {}
+    for action in args.command_parser._actions:
+        name = getattr(action, "config_field", None)
+        if name is None:
+            continue
+        value, spec = getattr(args, action.dest), option_of(name)
+        if spec.switch == "off" and spec.dest:
+            value = spec.off_value if value else field_default(name)
+        values[name] = value
+    return values
+
+
 def _train_config(args, **overrides):
     from tfhub_transfer.config import TrainConfig
 
-    values = dict(
-        train=args.train, valid=args.valid, text_column=args.text_column,
-        label_column=args.label_column, task=args.task, text_b_column=args.text_b_column,
-        label_separator=args.label_separator, layer_mix=args.layer_mix,
-        feature_cache=args.feature_cache, architecture=args.architecture, encoder=args.encoder,
-        preprocessor=args.preprocessor, word_vectors=args.word_vectors,
-        embedding_mode=args.embedding_mode, slow_factor=args.slow_factor, rnn=args.rnn,
-        rnn_units=args.rnn_units, max_tokens=args.max_tokens, text_embedding=args.text_embedding,
-        mode=args.mode, embedding_lr_multiplier=args.embedding_lr_multiplier, pooling=args.pooling,
-        dropout=args.dropout, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-        max_steps=args.max_steps, time_budget=args.time_budget,
-        optimizer=args.optimizer, schedule=args.schedule, warmup_fraction=args.warmup_fraction,
-        weight_decay=args.weight_decay, seq_length=args.seq_length, head=args.head,
-        validation_fraction=args.validation_fraction,
-        max_train_examples=args.max_sentences if args.max_train_examples is None else args.max_train_examples,
-        seed=args.seed, verbose=0 if args.quiet else 1, distribution=args.distribution,
-        dtype=args.dtype, packing=args.packing, bucket=not args.no_bucket, steps_per_execution=args.steps_per_execution,
-        jit_compile=args.jit_compile, resume=args.resume, backup_every_steps=args.backup_every,
-        restore_best=not args.no_restore_best, early_stopping=args.early_stopping,
-        head_learning_rate=args.head_lr, head_lr_multiplier=args.head_lr_multiplier,
-        frozen_epochs=args.frozen_epochs, lr_mult=args.lr_mult, long_text=args.long_text, tune_head=args.tune_head,
-        standardize_features=args.standardize_features,
-        class_weight=args.class_weight, weight_column=args.weight_column,
-        tensorboard=args.tensorboard, keep_backups=args.keep_backups, cache_dir=args.cache_dir,
-        label_names=args.label_names,
-    )
-    if hasattr(args, "export_format"):  # train's own flags
-        values.update(export_format=args.export_format, quantize=args.quantize)
+    values = _config_values(args)
+    if values.get("max_train_examples") is None and getattr(args, "max_sentences", None) is not None:
+        values["max_train_examples"] = args.max_sentences  # --max-sentences: the tokens task's alias
     values.update(overrides)
     return TrainConfig.of(**values)
 
@@ -361,8 +242,8 @@ def _cmd_compare(args) -> int:
 def _cmd_train(args) -> int:
     from tfhub_transfer.jobs.train import train
 
-    result = train(_train_config(args, name=args.name, output_dir=args.out, export=not args.no_export))
-    if args.task == "tokens":
+    result = train(_train_config(args))
+    if task_spec(args.task).per_token:  # a tagger's scores are entity-level
         scores = result.metrics
         print(f"validation entity F1 {scores['f1']:.4f} (precision {scores['precision']:.4f}, "
               f"recall {scores['recall']:.4f})")
@@ -466,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file",
                    help="a text file (one per line) or a .csv/.tsv/.jsonl with --text-column "
                         "(default: the texts given as arguments)")
-    p.add_argument("--text-column", default=field_default("text_column"), help="column holding the text")
+    _add_option(p, "text_column")
 
     p = sub.add_parser("export", help="re-export a training run (SavedModel, TFLite or ONNX)")
     p.add_argument("--run", required=True, help="the run directory train wrote (OUT/NAME/run)")

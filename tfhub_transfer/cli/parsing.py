@@ -10,24 +10,22 @@ field it sets, so `train --help` reads in the same groups as `TrainConfig`.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import difflib
 from collections.abc import Iterable, Sequence
 
-from tfhub_transfer.config import CONCERNS
+from tfhub_transfer.config import CONCERNS, concern_of_field, options
 
 TITLES = {"data": "data", "model": "model and encoder", "transfer": "transfer mode and recipe",
           "optimization": "optimisation", "runtime": "runtime and distribution", "output": "output and export"}
-# Flags whose destination is not the name of the config field they set.
-FLAG_FIELDS = {"lr": "learning_rate", "head_lr": "head_learning_rate", "backup_every": "backup_every_steps",
-               "out": "output_dir", "no_bucket": "bucket", "no_restore_best": "restore_best", "quiet": "verbose",
-               "max_sentences": "max_train_examples", "no_export": "export"}
-# Flags of single subcommands that set no TrainConfig field, by the concern they belong with.
-OTHER_FLAGS = {"tfds_data_dir": "data", "test": "data", "corpus": "data", "max_lines": "data",
+# Flags whose destination is not the name of the config field they set (`lr` -> learning_rate), from the
+# fields' metadata.
+FLAG_FIELDS = {spec.dest: name for name, spec in options().items() if spec.dest}
+# Flags that set no TrainConfig field (CLI-only ones, those of single subcommands), by the concern they belong
+# with.
+OTHER_FLAGS = {"tfds_data_dir": "data", "max_sentences": "data", "test": "data", "corpus": "data", "max_lines": "data",
                "holdout_fraction": "data", "modes": "transfer", "mixes": "transfer", "no_finetune": "transfer",
                "whole_word_masking": "optimization", "start_lr": "optimization", "end_lr": "optimization",
                "num_steps": "optimization", "stop_factor": "optimization"}
-_FIELD_CONCERN = {f.name: concern for concern, cls in CONCERNS.items() for f in dataclasses.fields(cls)}
 
 
 def did_you_mean(word: str, known: Iterable[str]) -> str:
@@ -79,7 +77,7 @@ def concern_of(dest: str) -> str | None:
         >>> concern_of("lr")
         'optimization'
     """
-    return _FIELD_CONCERN.get(FLAG_FIELDS.get(dest, dest)) or OTHER_FLAGS.get(dest)
+    return concern_of_field(FLAG_FIELDS.get(dest, dest)) or OTHER_FLAGS.get(dest)
 
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

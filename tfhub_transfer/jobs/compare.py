@@ -23,6 +23,7 @@ from tfhub_transfer.training.distribution import global_batch_size, make_distrib
 from tfhub_transfer.training.loop import fit_task
 from tfhub_transfer.training.objectives import validation_report
 from tfhub_transfer.training.plots import validation_curves_png
+from tfhub_transfer.training.tasks import task_spec
 from tfhub_transfer.transfer.modes import TransferMode
 
 
@@ -48,7 +49,7 @@ class _StepTimer(tf_keras.callbacks.Callback):
 @dataclasses.dataclass
 class ModeResult:
     mode: str
-    valid_accuracy: float  # the task's headline score: accuracy, micro-F1 (multi-label) or Pearson r
+    valid_accuracy: float  # the task's headline score (its spec's `headline`): accuracy, micro-F1, Pearson r
     valid_macro_f1: float
     best_epoch: int
     step_seconds: float
@@ -164,8 +165,8 @@ def compare_modes(base: TrainConfig, modes: list[str], out_dir: str | Path,
     for mode in modes:  # fail on a typo, or a recipe option a mode does not take, before any training starts
         check_options(base.replace(mode=mode))
     check_writable(out_dir)
-    if base.task == "tokens":
-        raise ConfigError("compare does not run --task tokens yet; compare sentence-level tasks")
+    if task_spec(base.task).per_token:
+        raise ConfigError(f"compare does not run --task {base.task} yet; compare sentence-level tasks")
     splits = load_labelled(base.train, base.valid, base.text_column, base.label_column,
                            base.validation_fraction, base.max_train_examples, base.seed, base.task,
                            base.text_b_column, base.label_separator, base.weight_column)

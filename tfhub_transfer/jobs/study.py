@@ -11,6 +11,7 @@ from tfhub_transfer.config import TrainConfig
 from tfhub_transfer.jobs.train import train
 from tfhub_transfer.layers.layer_mix import LAYER_MIXES
 from tfhub_transfer.training.plots import bar_chart_png
+from tfhub_transfer.training.tasks import task_spec
 
 BERT_TABLE7 = {  # BERT-base on CoNLL-2003 dev F1 (Devlin et al., 2019, Table 7)
     "finetune": 96.4, "embeddings": 91.0, "second_to_last": 95.6, "last": 94.9,
@@ -25,9 +26,6 @@ class MixResult:
     metric: str
 
 
-HEADLINE = {"single_label": "accuracy", "multi_label": "micro_f1", "regression": "pearson", "tokens": "f1"}
-
-
 def run_setting(base: TrainConfig, mix: str | None, finetune_lr: float | None,
                 finetune_epochs: int | None) -> tuple[float, str]:
     """One row: a frozen encoder with `mix` trained from the feature cache, or (mix None) fine-tuning."""
@@ -37,8 +35,8 @@ def run_setting(base: TrainConfig, mix: str | None, finetune_lr: float | None,
                               epochs=finetune_epochs or base.epochs)
     else:
         config = base.replace(mode="freeze", layer_mix=mix, feature_cache=True, export=False)
-    metric = HEADLINE[base.task]
-    return train(config).metrics[metric], "entity_f1" if base.task == "tokens" else metric
+    task = task_spec(base.task)  # its headline score names the row's metric
+    return train(config).metrics[task.headline], task.study_metric
 
 
 def study_layers(base: TrainConfig, out_dir: str | Path, mixes=LAYER_MIXES, finetune: bool = True,

@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfhub_transfer.config import OptimizationConfig, RuntimeConfig, differs, field_default
+from tfhub_transfer.config import flag as flag_of
 from tfhub_transfer.errors import ConfigError
 from tfhub_transfer.training.budget import StepBudget, resolve_epochs, validation_every
 from tfhub_transfer.training.callbacks import (
@@ -44,16 +45,6 @@ from tfhub_transfer.training.fault_tolerance import (
 )
 from tfhub_transfer.training.weighting import sample_weighting
 
-FLAGS = {  # option -> the CLI flag that sets it, for messages
-    "epochs": "--epochs", "batch_size": "--batch-size", "learning_rate": "--lr", "optimizer": "--optimizer",
-    "schedule": "--schedule", "warmup_fraction": "--warmup-fraction", "weight_decay": "--weight-decay",
-    "distribution": "--distribution", "bucket": "--no-bucket", "steps_per_execution": "--steps-per-execution",
-    "jit_compile": "--jit-compile", "resume": "--resume/--no-resume", "backup_every_steps": "--backup-every",
-    "restore_best": "--no-restore-best", "seed": "--seed", "tensorboard": "--no-tensorboard",
-    "early_stopping": "--early-stopping", "head_learning_rate": "--head-lr", "class_weight": "--class-weight",
-    "keep_backups": "--keep-backups",
-}
-
 
 @dataclasses.dataclass
 class FitOutcome:
@@ -74,7 +65,7 @@ def check_supported(model, optimization: OptimizationConfig, runtime: RuntimeCon
     for option, reason in getattr(model, "unsupported", {}).items():
         value = getattr(optimization, option, getattr(runtime, option, None))
         if differs(value, field_default(option)):
-            raise ConfigError(f"{FLAGS.get(option, option)} does not apply to {job}: {reason}")
+            raise ConfigError(f"{flag_of(option)} does not apply to {job}: {reason}")
 
 
 def steps_per_epoch(examples: int, batch: int, whole_batches: bool) -> int:

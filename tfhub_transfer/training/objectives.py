@@ -1,12 +1,20 @@
-"""Per-task losses, metrics, best-epoch monitors and validation reports for sentence-level heads."""
+"""The Keras side of the tasks' objectives: losses, metrics and validation reports, by the names the
+task specs (training.tasks) declare.
+
+A task spec names its loss, metrics and report; `compile_args` and `validation_report` look them up
+here. A new task that reuses these is one module in training/tasks/; a new loss, metric or report
+is one entry below.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 import tf_keras
 
+from tfhub_transfer.training import tasks
 from tfhub_transfer.training.metrics import (
     MacroF1,
     MultiLabelF1,
@@ -14,45 +22,54 @@ from tfhub_transfer.training.metrics import (
     multilabel_report,
     regression_report,
 )
+from tfhub_transfer.training.tasks import task_names, task_spec
 
-
-@dataclasses.dataclass(frozen=True)
-class TaskSpec:
-    name: str
-    monitor: str
-    monitor_mode: str
-    headline: str  # the report's main score
-
-
-TASK_SPECS = {
-    "single_label": TaskSpec("single_label", "val_accuracy", "max", "accuracy"),
-    "multi_label": TaskSpec("multi_label", "val_micro_f1", "max", "micro_f1"),
-    "regression": TaskSpec("regression", "val_loss", "min", "pearson"),
-    "tokens": TaskSpec("tokens", "val_token_accuracy", "max", "f1"),
-    "masked_lm": TaskSpec("masked_lm", "val_loss", "min", "masked_accuracy"),
+# Losses on the model's logits (or its score, for regression), by name.
+LOSSES = {
+    "sparse_categorical_crossentropy": lambda: tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    "binary_crossentropy": lambda: tf_keras.losses.BinaryCrossentropy(from_logits=True),
+    "mean_squared_error": lambda: tf_keras.losses.MeanSquaredError(),
 }
-
-
-def compile_args(task: str, num_outputs: int) -> dict:
-    """loss and metrics for `model.compile` (the model outputs logits, or a score for regression)."""
-    if task == "multi_label":
-        return {"loss": tf_keras.losses.BinaryCrossentropy(from_logits=True),
-                "metrics": [MultiLabelF1(num_outputs)]}
-    if task == "masked_lm":  # the model computes its loss over the masked positions itself
-        return {"loss": None,
-                "weighted_metrics": [tf_keras.metrics.SparseCategoricalAccuracy(name="masked_accuracy")]}
-    if task == "tokens":
-        return {"loss": tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                "weighted_metrics": [tf_keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")]}
-    if task == "regression":
-        return {"loss": tf_keras.losses.MeanSquaredError(),
-                "metrics": [tf_keras.metrics.MeanAbsoluteError(name="mae")]}
-    return {"loss": tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            "metrics": [tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy"), MacroF1(num_outputs)]}
+# Metrics by the name they log under; each takes the model's number of outputs.
+METRICS = {
+    "accuracy": lambda outputs: tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+    "macro_f1": MacroF1,
+    "micro_f1": MultiLabelF1,
+    "mae": lambda outputs: tf_keras.metrics.MeanAbsoluteError(name="mae"),
+    "token_accuracy": lambda outputs: tf_keras.metrics.SparseCategoricalAccuracy(name="token_accuracy"),
+    "masked_accuracy": lambda outputs: tf_keras.metrics.SparseCategoricalAccuracy(name="masked_accuracy"),
+}
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
+
+
+# Validation reports from the targets and the model's logits (or scores), by name.
+REPORTS = {
+    "classification": lambda y_true, outputs, num_outputs: classification_report(
+        y_true, outputs.argmax(-1), num_outputs),
+    "multilabel": lambda y_true, outputs, num_outputs: multilabel_report(y_true, sigmoid(outputs)),
+    "regression": lambda y_true, outputs, num_outputs: regression_report(y_true, outputs[:, 0]),
+}
+
+
+def compile_args(task: str, num_outputs: int) -> dict:
+    """loss and metrics for `model.compile`, as the task's spec names them (the model outputs logits, or a
+    score for regression).
+
+    Args:
+        task: a registered task name.
+        num_outputs: the model's outputs (classes, labels or tags).
+
+    Returns:
+        `{"loss": ..., "metrics": [...]}`, or `weighted_metrics` for tasks whose metrics count weighted
+        positions only.
+    """
+    spec = task_spec(task)
+    metrics = [METRICS[name](num_outputs) for name in spec.metrics]
+    loss = LOSSES[spec.loss]() if spec.loss else None
+    return {"loss": loss, ("weighted_metrics" if spec.weighted_metrics else "metrics"): metrics}
 
 
 def validation_report(task: str, y_true: np.ndarray, outputs: np.ndarray, num_outputs: int) -> dict:
@@ -60,8 +77,31 @@ def validation_report(task: str, y_true: np.ndarray, outputs: np.ndarray, num_ou
     ({} when there was no validation data)."""
     if outputs is None or not len(y_true):
         return {}
-    if task == "multi_label":
-        return multilabel_report(y_true, sigmoid(outputs))
-    if task == "regression":
-        return regression_report(y_true, outputs[:, 0])
-    return classification_report(y_true, outputs.argmax(-1), num_outputs)
+    return REPORTS[task_spec(task).report](y_true, outputs, num_outputs)
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+    """A best-epoch monitor and headline for a model outside the task registry (the contrastive pair fit)."""
+
+    name: str
+    monitor: str
+    monitor_mode: str
+    headline: str  # the report's main score
+
+
+class _RegisteredSpecs(Mapping):
+    """`TASK_SPECS[task]`: the registered spec, read when asked (so tasks registered later are found)."""
+
+    def __getitem__(self, task: str) -> tasks.TaskSpec:
+        return task_spec(task)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(task_names(trainable_only=False))
+
+    def __len__(self) -> int:
+        return len(task_names(trainable_only=False))
+
+
+TASK_SPECS = _RegisteredSpecs()  # kept for models.base until it calls task_spec (#35)
+TaskSpec = Objective  # kept for models.contrastive until it imports Objective (#35)

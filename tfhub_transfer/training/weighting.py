@@ -19,14 +19,9 @@ import tensorflow as tf
 import tf_keras
 
 from tfhub_transfer.errors import ConfigError
+from tfhub_transfer.training.tasks import task_spec
 
 BALANCED = "balanced"
-NO_CLASSES = {
-    "regression": "regression targets are numbers, not classes; use --weight-column for per-example weights",
-    "multi_label": "a row holds several labels at once; use --weight-column for per-example weights",
-    "tokens": "taggers weight every word alike",
-    "masked_lm": "masked-LM pretraining has no labels",
-}
 
 
 def parse_class_weight(spec) -> str | dict:
@@ -53,8 +48,10 @@ def parse_class_weight(spec) -> str | dict:
 
 
 def check_task(task: str, what: str = "--class-weight") -> None:
-    if task in NO_CLASSES:
-        raise ConfigError(f"{what} does not apply to --task {task}: {NO_CLASSES[task]}")
+    """Refuses class weights for a task whose spec says they do not apply (no classes to weigh)."""
+    reason = task_spec(task).no_class_weights
+    if reason:
+        raise ConfigError(f"{what} does not apply to --task {task}: {reason}")
 
 
 def class_weights(spec, ids: np.ndarray, num_classes: int, label_names: Sequence[str] | None = None) -> np.ndarray:
@@ -108,7 +105,7 @@ def sample_weighting(model, examples, class_weight=None) -> SampleWeighting | No
     task = model.task
     if class_weight is not None:
         check_task(task)
-    if column is not None and task in ("tokens", "masked_lm"):
+    if column is not None and task_spec(task).per_token:
         raise ConfigError(f"--weight-column does not apply to --task {task}: it weights sentence-level examples")
     targets = np.asarray(examples.targets)
     weights = np.ones(len(examples), np.float32) if column is None else np.asarray(column, np.float32)
