@@ -15,6 +15,7 @@ and every flag named in a message (`flag(field)`) are generated from this metada
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -145,6 +146,19 @@ def option_of_field(field: dataclasses.Field) -> Option:
     return field.metadata.get("option", Option())
 
 
+def _documented(cls: type) -> type:
+    """Writes a concern's `Args:` section from its fields' options, so each field is still described once."""
+    lines = ["Args:"]
+    for field in dataclasses.fields(cls):
+        spec = option_of_field(field)
+        text = spec.help.replace("%(default)s", repr(field.default)).replace("{modes}", "see transfer.modes")
+        text = text.replace("{tasks}", "a task of training.tasks") or "Python API only"
+        lines.append(f"    {field.name}: {text}" + (f" (CLI: {spec.flag})" if spec.flag else ""))
+    summary, _, example = inspect.cleandoc(cls.__doc__ or "").partition("Example:")
+    cls.__doc__ = f"{summary.rstrip()}\n\n" + "\n".join(lines) + (f"\n\nExample:{example}" if example else "")
+    return cls
+
+
 # Reasons shared by several options, attached to each option's `refused`.
 ENCODER_MODELS_ONLY = {"rnn": "it applies to encoder models, not word-vector RNNs",
                        "text_embedding": "it applies to encoder models, not text-embedding modules"}
@@ -152,9 +166,16 @@ RNN_ONLY = {"text_embedding": "it applies to word-vector RNNs",
             "encoder": "it applies to word-vector RNNs (--word-vectors)"}
 
 
+@_documented
 @dataclasses.dataclass
 class DataConfig:
-    """Where the labelled text comes from and how it is read."""
+    """Where the labelled text comes from and how it is read.
+
+    Example:
+        >>> from tfhub_transfer import DataConfig
+        >>> DataConfig(train="reviews.tsv", validation_fraction=0.2).label_column
+        'label'
+    """
 
     train: Any = option(  # a file path, a pandas DataFrame; CoNLL files for the tokens task
         None, flag="--train", required=True,
@@ -188,9 +209,16 @@ class DataConfig:
              "(default: labels as written in the file)")
 
 
+@_documented
 @dataclasses.dataclass
 class ModelConfig:
-    """Which backbone and head are built."""
+    """Which backbone and head are built.
+
+    Example:
+        >>> from tfhub_transfer import ModelConfig
+        >>> ModelConfig(seq_length=64).encoder
+        'default'
+    """
 
     architecture: str = option(  # encoder | rnn | text_embedding; auto picks from the fields below
         "auto", flag="--architecture", choices=ARCHITECTURES,
@@ -254,9 +282,16 @@ class ModelConfig:
         range=Range(0, None, "a whole number of word pieces per packed row >= 0 (0: no packing)"))
 
 
+@_documented
 @dataclasses.dataclass
 class TransferConfig:
-    """What the pretrained weights do: the transfer mode and its options."""
+    """What the pretrained weights do: the transfer mode and its options.
+
+    Example:
+        >>> from tfhub_transfer import TransferConfig
+        >>> TransferConfig(mode="gradual").feature_cache
+        False
+    """
 
     mode: str = option(  # see tfhub_transfer.transfer.modes; auto chooses from the data (modes/auto.py)
         "auto", flag="--mode", type="transfer_mode",
@@ -290,9 +325,16 @@ class TransferConfig:
              "5e-5 (default: 10)", range=Range(1, None, "a number >= 1 (the top group's rate over the embeddings')"))
 
 
+@_documented
 @dataclasses.dataclass
 class OptimizationConfig:
-    """How the weights are fitted."""
+    """How the weights are fitted.
+
+    Example:
+        >>> from tfhub_transfer import OptimizationConfig
+        >>> OptimizationConfig(epochs=3).batch_size
+        32
+    """
 
     epochs: int | str = option(  # auto: enough optimizer steps for small data, 1-3 passes for large (budget)
         "auto", flag="--epochs", type="epochs",
@@ -338,9 +380,16 @@ class OptimizationConfig:
              "(unnamed classes weigh 1) (default: every class weighs 1)")
 
 
+@_documented
 @dataclasses.dataclass
 class RuntimeConfig:
-    """Where and how the training loop runs: devices, speed options, faults, seeds, output."""
+    """Where and how the training loop runs: devices, speed options, faults, seeds, output.
+
+    Example:
+        >>> from tfhub_transfer import RuntimeConfig
+        >>> RuntimeConfig(seed=1).backup_every_steps
+        200
+    """
 
     distribution: str = option(
         "auto", flag="--distribution", choices=("auto", "one_device", "mirrored", "multi_worker", "tpu"),
@@ -384,9 +433,16 @@ class RuntimeConfig:
     callbacks: list = option(default_factory=list)  # extra Keras callbacks for fit (Python API only)
 
 
+@_documented
 @dataclasses.dataclass
 class OutputConfig:
-    """Where results go: OUT/NAME/VERSION for exports, OUT/NAME/run for the run's state."""
+    """Where results go: OUT/NAME/VERSION for exports, OUT/NAME/run for the run's state.
+
+    Example:
+        >>> from tfhub_transfer import OutputConfig
+        >>> OutputConfig(name="sst2").run_dir.as_posix()
+        'saved_models/sst2/run'
+    """
 
     name: str = option("classifier", flag="--name", help="model name: exports go to OUT/NAME/VERSION")
     output_dir: str | Path = option(
@@ -412,18 +468,39 @@ _FIELDS = {f.name: f for cls in CONCERNS.values() for f in dataclasses.fields(cl
 
 
 def concern_of_field(name: str) -> str | None:
-    """The concern (a key of CONCERNS) holding the flat field `name`, None for no field."""
+    """The concern (a key of CONCERNS) holding the flat field `name`, None for no field.
+
+    Example:
+        >>> concern_of_field("learning_rate")
+        'optimization'
+    """
     return _FIELD_CONCERN.get(name)
 
 
 def options(concern: str | None = None) -> dict[str, Option]:
-    """The `Option` of every field (of one concern, or of all), by field name, in declaration order."""
+    """The `Option` of every field (of one concern, or of all), by field name, in declaration order.
+
+    Args:
+        concern: a key of CONCERNS, or None for every concern.
+
+    Returns:
+        {field name: Option}.
+
+    Example:
+        >>> [name for name, spec in options("output").items() if spec.switch]
+        ['export']
+    """
     classes = [CONCERNS[concern]] if concern else CONCERNS.values()
     return {f.name: option_of_field(f) for cls in classes for f in dataclasses.fields(cls)}
 
 
 def option_of(name: str) -> Option:
-    """The `Option` of the flat field `name`."""
+    """The `Option` of the flat field `name`.
+
+    Example:
+        >>> option_of("learning_rate").flag, option_of("learning_rate").range.what
+        ('--lr', 'a number > 0')
+    """
     return option_of_field(_FIELDS[name])
 
 
@@ -473,7 +550,22 @@ def field_default(name: str):
 
 @dataclasses.dataclass
 class TrainConfig:
-    """Everything `train` needs, by concern. Build it with `TrainConfig.of(**flat_fields)`."""
+    """Everything `train` needs, by concern. Build it with `TrainConfig.of(**flat_fields)`.
+
+    Args:
+        data: a `DataConfig` (where the labelled text comes from).
+        model: a `ModelConfig` (the backbone and head).
+        transfer: a `TransferConfig` (the transfer mode and its options).
+        optimization: an `OptimizationConfig` (how the weights are fitted).
+        runtime: a `RuntimeConfig` (devices, speed options, faults, seeds).
+        output: an `OutputConfig` (where exports and the run's state go).
+
+    Example:
+        >>> from tfhub_transfer import TrainConfig
+        >>> config = TrainConfig.of(train="reviews.tsv", epochs=2, mode="gradual")
+        >>> config.epochs, config.optimization.epochs, config.changed()["mode"]
+        (2, 2, 'gradual')
+    """
 
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)

@@ -23,8 +23,8 @@ def refusal(field: str, task: str, architecture: str) -> str | None:
     does not apply to (config.Option.refused).
 
     Example:
-        >>> refusal("pooling", "tokens", "encoder")
-        '--pooling does not apply to --task tokens: a tagger labels each word's first piece; there is nothing to pool'
+        >>> refusal("head", "single_label", "rnn")
+        '--head does not apply to rnn models: the word-vector RNN is its own head (--rnn, --rnn-units)'
     """
     reason = task_spec(task).refusal(field)
     if reason:

@@ -63,12 +63,22 @@ def task_names(trainable_only: bool = True) -> list[str]:
 
 
 def task_specs(trainable_only: bool = True) -> list[TaskSpec]:
-    """The registered task specs, in registration order (see `task_names`)."""
+    """The registered task specs, in registration order (see `task_names`).
+
+    Example:
+        >>> [spec.headline for spec in task_specs()]
+        ['accuracy', 'micro_f1', 'pearson', 'f1']
+    """
     return [_REGISTRY[name] for name in task_names(trainable_only)]
 
 
 def task_help() -> str:
-    """The tasks as `--task`'s help lists them: `single_label: one class per text; ...`."""
+    """The tasks as `--task`'s help lists them, from each spec's `help`.
+
+    Example:
+        >>> task_help().split("; ")[0]
+        'single_label: one class per text'
+    """
     return "; ".join(f"{spec.name}: {spec.help}" for spec in task_specs())
 
 
