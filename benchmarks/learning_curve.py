@@ -11,9 +11,22 @@ split, seeded). Arms, each through `tfhub_transfer.train` exactly as the CLI run
 - `finetune`, `gradual`: those modes with their defaults (`--epochs auto`);
 - `contrastive`: `--mode contrastive` (single-label and multi-label only).
 Every arm holds out what the default command would (`--validation-fraction` as the arm decides) and is
-timed end to end inside one process (data reading, model building, training, scoring; the interpreter's
-start and TensorFlow's import are not counted). Writes `rows.csv` (one row per arm, draw and seed),
-`summary.md` (mean ± std, seconds) and `learning_curve.png` (accuracy against N, log scale) to --out.
+timed inside one process from reading the draw through model building and training (`train()` as a whole;
+the interpreter's start, TensorFlow's import and the scoring after training are not counted; peer_curve.py
+times the peers over the same span). Writes `rows.csv` (one row per arm, draw and seed), `summary.md`
+(mean ± std, seconds, then the goal table) and `learning_curve.png` (accuracy against N, log scale) to --out.
+
+The peers (SetFit 1.2 and the Hugging Face `Trainer`, each with its defaults) run on the same draws in the
+peers' virtualenv (peer_curve.py); `--merge` joins their rows.csv with ours into one summary and one plot,
+training nothing:
+
+    ../.venv/bin/python learning_curve.py --merge out/learning_curve/rows.csv,out/peer_curve/rows.csv \
+        --out out/learning_curve_merged
+
+The goal table compares, for each dataset and N, the default command on the seeds it shares with each
+other arm (the same draws): against the best fixed mode (score points, wall-time ratio; goal: within 1 point
+in at most 1.5x the time), against `setfit` (goal at N <= 64: at least its score in at most 1.5x its time)
+and against `hf_trainer` (goal at every N: at least its score).
 
 Smoke run (seconds, any encoder): `--datasets sst2 --per-class 4 --seeds 1 --max-eval 32 --encoder PATH
 --arms default,finetune`.
@@ -44,6 +57,10 @@ ARMS = {  # arm -> the options it sets beyond the data (the default command sets
     "gradual": {"mode": "gradual"},
     "contrastive": {"mode": "contrastive"},
 }
+FIXED_MODES = ("freeze", "finetune", "gradual", "contrastive")
+PEER_ARMS = ("setfit", "hf_trainer")  # peer_curve.py's arms, run in the peers' virtualenv
+SETFIT_GOAL_MAX_N = 64  # the issue's goal against SetFit holds at <= 64 examples per class
+GOALS = {"fixed": (-1.0, 1.5), "setfit": (0.0, 1.5), "hf_trainer": (0.0, None)}  # (min points, max time ratio)
 DATASETS = {  # name -> (folder, evaluation split, multi-label, text_b column)
     "sst2": ("sst2", "dev.tsv", False, None),
     "ag_news": ("ag_news", "test.tsv", False, None),
@@ -112,7 +129,12 @@ def main() -> None:
     parser.add_argument("--max-eval", type=int, default=1000)
     parser.add_argument("--encoder", default="default")
     parser.add_argument("--out", default=str(OUT / "learning_curve"))
+    parser.add_argument("--merge", default="", help="comma-separated rows.csv files (ours, peer_curve.py's): "
+                        "write one summary.md and plot from them to --out, training nothing")
     args = parser.parse_args()
+    if args.merge:
+        merge([Path(p) for p in args.merge.split(",") if p], Path(args.out))
+        return
     sizes = [int(n) for n in args.per_class.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
     seeds = seeds * len(sizes) if len(seeds) == 1 else seeds
@@ -146,6 +168,84 @@ def main() -> None:
     print(f"peak RSS {peak_rss_mb():.0f} MB; wrote {out}/rows.csv, summary.md, learning_curve.png")
 
 
+def read_rows_csv(path: Path) -> list[dict]:
+    """A rows.csv written by this script or peer_curve.py, with numbers read back as numbers."""
+    if not path.is_file():
+        raise SystemExit(f"--merge: {path} is not a file; give the rows.csv files written by learning_curve.py "
+                         "or peer_curve.py, separated by commas")
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    missing = {"dataset", "per_class", "seed", "arm", "score", "seconds"} - set(rows[0] if rows else {})
+    if missing:
+        raise SystemExit(f"--merge: {path} has no rows or lacks the columns {sorted(missing)}")
+    return [{**r, "per_class": int(r["per_class"]), "seed": int(r["seed"]), "score": float(r["score"]),
+             "seconds": float(r["seconds"]), "chose": r.get("chose") or ""} for r in rows]
+
+
+def merge(paths: list[Path], out: Path) -> None:
+    """One summary.md and one plot from several rows.csv files; a (dataset, N, seed, arm) given twice is refused."""
+    rows = [row for path in paths for row in read_rows_csv(path)]
+    keys = [(r["dataset"], r["per_class"], r["seed"], r["arm"]) for r in rows]
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        raise SystemExit(f"--merge: these (dataset, N, seed, arm) rows occur more than once: {repeated[:5]}")
+    out.mkdir(parents=True, exist_ok=True)
+    write_outputs(rows, out)
+    print(f"merged {len(rows)} rows from {len(paths)} file(s) into {out}/rows.csv, summary.md, learning_curve.png")
+
+
+def paired(rows: list[dict], dataset: str, size: int, arm: str) -> tuple[float, float, float, float, int] | None:
+    """Default against `arm` on the seeds both ran: (default %, arm %, default s, arm s, seeds), or None."""
+    def by_seed(name: str) -> dict:
+        return {r["seed"]: r for r in rows if (r["dataset"], r["per_class"], r["arm"]) == (dataset, size, name)}
+
+    ours, theirs = by_seed("default"), by_seed(arm)
+    shared = sorted(set(ours) & set(theirs))
+    if not shared:
+        return None
+    return (100 * statistics.mean(ours[s]["score"] for s in shared),
+            100 * statistics.mean(theirs[s]["score"] for s in shared),
+            statistics.mean(ours[s]["seconds"] for s in shared),
+            statistics.mean(theirs[s]["seconds"] for s in shared), len(shared))
+
+
+def goal_cell(pair: tuple | None, goal: tuple[float, float | None] | None, label: str = "") -> str:
+    """`score: Δ points, time ratio` and whether the goal holds (✓/✗; nothing where no goal applies)."""
+    if pair is None:
+        return "–"
+    default, other, default_s, other_s, seeds = pair
+    delta, ratio = default - other, default_s / max(other_s, 1e-9)
+    mark = ""
+    if goal is not None:
+        min_points, max_ratio = goal
+        mark = " ✓" if delta >= min_points and (max_ratio is None or ratio <= max_ratio) else " ✗"
+    return f"{label}{other:.1f}: {delta:+.1f} pts, {ratio:.2f}×{mark} ({seeds} seed{'s' * (seeds > 1)})"
+
+
+def goal_table(rows: list[dict]) -> str:
+    """Per dataset and N, the default against the best fixed mode, SetFit and the HF Trainer (same draws)."""
+    lines = ["| dataset | N per class | default (all its seeds) | vs best fixed mode | vs setfit | vs hf_trainer "
+             "| default's seeds |",
+             "|---|---|---|---|---|---|---|"]
+    for dataset, size in sorted({(r["dataset"], r["per_class"]) for r in rows if r["arm"] == "default"}):
+        fixed = {arm: paired(rows, dataset, size, arm) for arm in FIXED_MODES}
+        fixed = {arm: pair for arm, pair in fixed.items() if pair}
+        best = max(fixed, key=lambda arm: fixed[arm][1]) if fixed else None
+        setfit_goal = GOALS["setfit"] if size <= SETFIT_GOAL_MAX_N else None
+        cells = [goal_cell(fixed.get(best), GOALS["fixed"], f"{best} " if best else ""),
+                 goal_cell(paired(rows, dataset, size, "setfit"), setfit_goal),
+                 goal_cell(paired(rows, dataset, size, "hf_trainer"), GOALS["hf_trainer"])]
+        default = [100 * r["score"] for r in rows if (r["dataset"], r["per_class"], r["arm"]) == (dataset, size,
+                                                                                               "default")]
+        lines.append(f"| {dataset} | {size} | {statistics.mean(default):.1f} | " + " | ".join(cells)
+                     + f" | {len(default)} |")
+    note = ("\nEach cell: the other arm's score (%), the default's lead in points and the default's wall time as a "
+            "multiple of the arm's, both over the seeds the two share (the same draws). ✓/✗: the issue's goal "
+            "(best fixed mode: >= -1 point in <= 1.5×; setfit, N <= 64 only: >= 0 points in <= 1.5×; "
+            "hf_trainer: >= 0 points).\n")
+    return "\n".join(lines) + "\n" + note
+
+
 def summary(rows: list[dict]) -> str:
     lines = ["| dataset | N per class | arm | score (mean ± std) | seconds (mean) | seeds | auto chose |",
              "|---|---|---|---|---|---|---|"]
@@ -165,7 +265,7 @@ def write_outputs(rows: list[dict], out: Path) -> None:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    (out / "summary.md").write_text(summary(rows), encoding="utf-8")
+    (out / "summary.md").write_text(summary(rows) + "\n" + goal_table(rows), encoding="utf-8")
     plot(rows, out / "learning_curve.png")
 
 
@@ -182,7 +282,8 @@ def plot(rows: list[dict], path: Path) -> None:
             sizes = sorted({r["per_class"] for r in rows if r["dataset"] == dataset and r["arm"] == arm})
             means = [100 * statistics.mean(r["score"] for r in rows if (r["dataset"], r["arm"], r["per_class"])
                                            == (dataset, arm, n)) for n in sizes]
-            axis.plot(sizes, means, marker="o", label=arm, linewidth=2.5 if arm == "default" else 1.2)
+            axis.plot(sizes, means, marker="o", label=arm, linewidth=2.5 if arm == "default" else 1.2,
+                      linestyle="--" if arm in PEER_ARMS else "-")
         axis.set_xscale("log", base=2)
         axis.set_title(dataset)
         axis.set_xlabel("labelled examples per class")
