@@ -53,9 +53,10 @@ from tfhub_transfer.data.tables import (
 )
 from tfhub_transfer.errors import DataError
 
-CHUNK_BYTES = 8 << 20  # bytes read at a time by the counting pass
+CHUNK_BYTES = 1 << 20  # bytes read at a time by the counting pass (its memory: a few times this)
 CHUNK_ROWS = 50_000  # rows checked at a time (the in-memory reader's checks, on a chunk)
-SHUFFLE_ROWS = 20_000  # the bounded shuffle buffer, in rows (a few MB of short texts)
+WINDOW_ROWS = 16_384  # shuffling: rows permuted together (a window), ...
+WINDOWS = 4  # ... and windows in the buffer whose order is shuffled: 64k rows, a few MB of short texts
 LINES_PER_PARSE = 1024  # lines split (TSV) or decoded (JSONL) together in the tf.data pipeline
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -118,17 +119,18 @@ def _check_not_utf16(path: str, sample: bytes) -> None:
         )
 
 
-def read_lines(path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[str]:
+def read_lines(path: str, chunk_bytes: int | None = None) -> Iterator[str]:
     """The lines of `path` (endings kept, as `readlines` splits them), read `chunk_bytes` at a time.
 
     Args:
         path: a local path or URL (tf.io.gfile).
-        chunk_bytes: how much to read at a time; memory stays within about twice this.
+        chunk_bytes: how much to read at a time (default CHUNK_BYTES); memory stays within a few times this.
 
     Returns:
         An iterator of decoded lines; a leading byte-order mark is dropped.
     """
     line, offset, rest, first = 1, 0, b"", True
+    chunk_bytes = chunk_bytes or CHUNK_BYTES
     try:
         with tf.io.gfile.GFile(path, "rb") as handle:
             while True:
@@ -450,9 +452,8 @@ class Targets:
                 parts = tf.ragged.boolean_mask(parts, tf.strings.length(parts) > 0)
                 ids = tf.ragged.map_flat_values(table.lookup, parts)
                 tf.debugging.assert_non_negative(ids.flat_values, message=message)
-                hot = tf.one_hot(ids, width, dtype=tf.float32)
-                return tf.reduce_max(hot, axis=1).to_tensor(shape=[None, width]) if isinstance(
-                    hot, tf.RaggedTensor) else tf.reduce_max(hot, axis=1)
+                hot = tf.one_hot(ids, width, dtype=tf.float32)  # [batch, (labels), width]
+                return tf.minimum(tf.reduce_sum(hot, axis=1), 1.0)  # a row of no labels: all zeros
 
             return multi_hot
 
@@ -465,7 +466,9 @@ class Targets:
 
 
 def _split_fields(lines: tf.Tensor, index: Sequence[int]) -> tuple[tf.Tensor, ...]:
-    """A batch of TSV lines -> the fields at `index` (TSV quotes nothing: a tab always separates)."""
+    """A block of TSV lines -> its non-blank lines' fields at `index` (TSV quotes nothing: a tab always
+    separates)."""
+    lines = tf.boolean_mask(lines, tf.strings.length(tf.strings.strip(lines)) > 0)
     fields = tf.strings.split(lines, "\t").to_tensor(default_value="", shape=[None, max(index) + 1])
     return tuple(fields[:, i] for i in index)
 
@@ -474,11 +477,13 @@ def _jsonl_fields(wanted: Sequence[str]) -> Callable:
     def parse(lines):
         values = [[] for _ in wanted]
         for line in lines.numpy():
-            row = json.loads(line.decode("utf-8"))
+            if not line.strip():
+                continue
+            row = json.loads(line.decode("utf-8-sig"))
             for out, name in zip(values, wanted):
                 value = row.get(name, "")
                 out.append(value if isinstance(value, str) else label_key(value))
-        return [tf.constant(v, tf.string) for v in values]
+        return [tf.constant(v, tf.string, shape=[len(v)]) for v in values]
 
     def fields(lines):
         parsed = tf.py_function(parse, [lines], [tf.string] * len(wanted))
@@ -487,13 +492,22 @@ def _jsonl_fields(wanted: Sequence[str]) -> Callable:
     return fields
 
 
-def _not_blank(line: tf.Tensor) -> tf.Tensor:
-    return tf.strings.length(tf.strings.strip(line)) > 0
+def _numbered(blocks: tf.data.Dataset) -> tf.data.Dataset:
+    """Blocks of rows -> (index of each row in the file, the block)."""
+    def step(start, block):
+        count = tf.shape(block[0], out_type=tf.int64)[0]
+        return start + count, (start + tf.range(count, dtype=tf.int64), block)
+
+    return blocks.scan(tf.constant(0, tf.int64), step)
 
 
 @dataclasses.dataclass(frozen=True)
 class RowSource:
-    """Where rows come from: the shards, their type, and the columns read."""
+    """Where rows come from: the shards, their type, and the columns read.
+
+    The pipeline moves blocks of up to LINES_PER_PARSE rows (tuples of string vectors), never single
+    rows: each tf.data stage costs its time per element, and a row at a time would cost it per row.
+    """
 
     files: tuple[str, ...]
     columns: Columns
@@ -505,36 +519,39 @@ class RowSource:
         return _kind_of_file(self.files[0])
 
     def one_file(self, path: tf.Tensor) -> tf.data.Dataset:
-        """The (text, [text_b,] label) string rows of one file, in file order."""
+        """Blocks of (text, [text_b,] label) strings of one file, in file order."""
         wanted = self.columns.wanted
         if self.kind == "jsonl":
-            lines = tf.data.TextLineDataset(path).map(lambda s: tf.strings.regex_replace(s, "^\ufeff", ""))
-            return lines.filter(_not_blank).batch(LINES_PER_PARSE).map(_jsonl_fields(wanted)).unbatch()
+            return tf.data.TextLineDataset(path).batch(LINES_PER_PARSE).map(_jsonl_fields(wanted))
         index = [self.header.index(name) for name in wanted]
         if self.kind == "csv":
             order = sorted(set(index))
             rows = tf.data.experimental.CsvDataset(path, [tf.string] * len(order), header=True, select_cols=order)
             if self.checked:
                 rows = rows.ignore_errors()  # CsvDataset refuses blank lines, which the reader skips
-            return rows.map(lambda *cells: tuple(cells[order.index(i)] for i in index))
-        lines = tf.data.TextLineDataset(path).filter(_not_blank).skip(1)  # the header is the first non-blank
-        return lines.batch(LINES_PER_PARSE).map(lambda batch: _split_fields(batch, index)).unbatch()
+            return rows.batch(LINES_PER_PARSE).map(lambda *cells: tuple(cells[order.index(i)] for i in index))
+        def fields(number, block):
+            rows = _split_fields(block, index)
+            return tuple(column[tf.cast(number == 0, tf.int32):] for column in rows)  # block 0 holds the header
+
+        return tf.data.TextLineDataset(path).batch(LINES_PER_PARSE).enumerate().map(fields)
 
     def rows(self, fraction: float, part: str, shuffle: bool = False, seed: int = 0) -> tf.data.Dataset:
-        """The rows of `part` ('train': not held out, 'valid': held out, 'all'), shard after shard (shuffled:
-        the shards in a seeded order, four read at a time)."""
+        """Blocks of the rows of `part` ('train': not held out, 'valid': held out, 'all'), shard after shard
+        (shuffled: the shards in a seeded order, four read at a time)."""
 
         def of_file(path):
-            rows = self.one_file(path)
+            blocks = self.one_file(path)
             if part == "all" or fraction <= 0:
-                return rows if part != "valid" else rows.take(0)
+                return blocks if part != "valid" else blocks.take(0)
             keep = part == "valid"
 
-            def chosen(i, _):
-                at = tf.cast(i, tf.float64)
-                return tf.equal(tf.floor((at + 1.0) * fraction) > tf.floor(at * fraction), keep)
+            def chosen(at, block):
+                at = tf.cast(at, tf.float64)
+                mask = tf.equal(tf.floor((at + 1.0) * fraction) > tf.floor(at * fraction), keep)
+                return tuple(tf.boolean_mask(column, mask) for column in block)
 
-            return rows.enumerate().filter(lambda i, row: chosen(i, row)).map(lambda i, row: row)
+            return _numbered(blocks).map(chosen)
 
         files = tf.data.Dataset.from_tensor_slices(list(self.files))
         if shuffle and len(self.files) > 1:
@@ -548,6 +565,12 @@ def _distribute_options(files: int) -> tf.data.Options:
     policy = tf.data.experimental.AutoShardPolicy
     options.experimental_distribute.auto_shard_policy = policy.FILE if files > 1 else policy.DATA
     return options
+
+
+def _permuted(window: tuple[tf.Tensor, ...], draw: tf.Tensor) -> tuple[tf.Tensor, ...]:
+    """The window's rows in a random order drawn from `draw` (the same draw: the same order)."""
+    order = tf.random.experimental.stateless_shuffle(tf.range(tf.shape(window[0])[0]), seed=tf.stack([draw, 0]))
+    return tuple(tf.gather(column, order) for column in window)
 
 
 @dataclasses.dataclass
@@ -578,7 +601,7 @@ class StreamedExamples:
     def pair(self) -> bool:
         return self.source.columns.text_b is not None
 
-    def _encoded(self, rows: tf.data.Dataset, batch_size: int, drop_remainder: bool) -> tf.data.Dataset:
+    def _encoded(self, batches: tf.data.Dataset) -> tf.data.Dataset:
         encode = self.targets.encoder()
         pair = self.pair
 
@@ -586,7 +609,7 @@ class StreamedExamples:
             inputs = (columns[0], columns[1]) if pair else columns[0]
             return inputs, encode(columns[-1])
 
-        return rows.batch(batch_size, drop_remainder=drop_remainder).map(element, num_parallel_calls=AUTOTUNE)
+        return batches.map(element, num_parallel_calls=AUTOTUNE)
 
     def steps_per_epoch(self, batch_size: int, drop_remainder: bool = False) -> int:
         return max(1, self.count // batch_size if drop_remainder else -(-self.count // batch_size))
@@ -595,28 +618,32 @@ class StreamedExamples:
                 drop_remainder: bool = False, shuffle: bool = True) -> tf.data.Dataset:
         """`epochs` epochs of batches (from batch `start_step` of epoch `start_epoch`), one stream.
 
-        Each epoch is one pass over the files, rows shuffled over a bounded buffer of `SHUFFLE_ROWS`
-        (seeded: the same seed gives the same batches). A resumed run reads past the batches it skips.
-        Under a multi-worker strategy each worker reads its own shards; the stream repeats rather than
-        end early, so a worker with the shorter shard never leaves the others waiting.
+        Each epoch is one pass over the files. Shuffled, the rows are permuted within windows of
+        WINDOW_ROWS and the windows' order is shuffled over a buffer of WINDOWS (seeded, and differently
+        every epoch: the same seed gives the same batches). A resumed run reads past the batches it
+        skips. Under a multi-worker strategy each worker reads its own shards; the stream repeats rather
+        than end early, so a worker with the shorter shard never leaves the others waiting.
 
         Example:
             >>> for texts, targets in streamed.batches(32, shuffle=False).take(1):  # doctest: +SKIP
             ...     print(texts.shape, targets.shape)
             (32,) (32,)
         """
-        rows = self.source.rows(self.fraction, self.part, shuffle, seed)
+        blocks = self.source.rows(self.fraction, self.part, shuffle, seed)
         if shuffle:
-            rows = rows.shuffle(SHUFFLE_ROWS, seed=seed, reshuffle_each_iteration=True)
+            windows = blocks.rebatch(WINDOW_ROWS).shuffle(WINDOWS, seed=seed, reshuffle_each_iteration=True)
+            draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+            blocks = tf.data.Dataset.zip(windows, draws).map(_permuted, num_parallel_calls=AUTOTUNE)
         steps = self.steps_per_epoch(batch_size, drop_remainder)
         skip = start_epoch * steps + start_step
-        stream = self._encoded(rows, batch_size, drop_remainder).repeat().skip(skip)
+        stream = self._encoded(blocks.rebatch(batch_size, drop_remainder=drop_remainder)).repeat().skip(skip)
         stream = stream.take(max(epochs * steps - skip, 0)).prefetch(AUTOTUNE)
         return stream.with_options(_distribute_options(len(self.source.files)))
 
     def evaluation_batches(self, batch_size: int) -> tf.data.Dataset:
         """The rows once, in file order, batched: for validation and predictions."""
-        return self._encoded(self.source.rows(self.fraction, self.part), batch_size, False).prefetch(AUTOTUNE)
+        blocks = self.source.rows(self.fraction, self.part)
+        return self._encoded(blocks.rebatch(batch_size)).prefetch(AUTOTUNE)
 
     def all_targets(self, batch_size: int = 4096) -> np.ndarray:
         """Every row's target, in file order (read through the stream; small next to the texts)."""

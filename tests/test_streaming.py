@@ -1,0 +1,218 @@
+"""The streaming reader (data.streaming) against the in-memory reader (data.tables), and its memory."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from tfhub_transfer.data.streaming import held_out, load_streamed
+from tfhub_transfer.data.tables import load_labelled
+from tfhub_transfer.errors import DataError
+
+TEXTS = [f"review {i}: the film was {'great' if i % 3 else 'dull'}" + " really" * (i % 5) for i in range(300)]
+LABELS = [("neg", "pos", "mixed")[i % 3] for i in range(300)]
+
+
+def _write(path, kind: str, texts=TEXTS, labels=LABELS, extra: str = ""):
+    if kind == "tsv":
+        path.write_text("sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in zip(texts, labels)) + extra)
+    elif kind == "csv":
+        quoted = ['"' + t.replace('"', '""') + ', indeed"' for t in texts]
+        path.write_text("id,sentence,label\n" + "".join(f"{i},{t},{y}\n" for i, (t, y) in
+                                                         enumerate(zip(quoted, labels))) + "\n" + extra)
+    else:
+        path.write_text("".join(json.dumps({"sentence": t, "label": y}) + "\n" for t, y in zip(texts, labels)) + extra)
+    return path
+
+
+def _rows(dataset):
+    """(texts, targets) of a stream of batches, in order."""
+    texts, targets = [], []
+    for x, y in dataset:
+        texts += [t.decode("utf-8") for t in x.numpy()]
+        targets.append(y.numpy())
+    return texts, np.concatenate(targets)
+
+
+@pytest.mark.parametrize("kind", ["tsv", "csv", "jsonl"])
+def test_streamed_rows_equal_the_in_memory_reader(tmp_path, kind):
+    path = _write(tmp_path / f"train.{kind}", kind)
+    memory = load_labelled(str(path), text_column="sentence", validation_fraction=0.0)
+    streamed = load_streamed(str(path), text_column="sentence", validation_fraction=0.0)
+    assert streamed.label_names == memory.label_names == ["mixed", "neg", "pos"]
+    assert len(streamed.train) == len(memory.train) == 300 and streamed.train.streamed
+    texts, targets = _rows(streamed.train.batches(32, shuffle=False))
+    assert texts == memory.train.texts  # the same rows in the same order ...
+    np.testing.assert_array_equal(targets, memory.train_ids)  # ... with the same class ids
+    assert streamed.class_counts == [100, 100, 100]
+
+
+def test_shuffled_stream_is_the_same_multiset_and_seeded(tmp_path):
+    path = _write(tmp_path / "train.tsv", "tsv")
+    streamed = load_streamed(str(path), text_column="sentence", validation_fraction=0.0)
+    in_order = _rows(streamed.train.batches(32, shuffle=False))[0]
+    first = _rows(streamed.train.batches(32, seed=3, epochs=2))[0]
+    again = _rows(streamed.train.batches(32, seed=3, epochs=2))[0]
+    other = _rows(streamed.train.batches(32, seed=4, epochs=2))[0]
+    assert first == again and first != other  # seeded
+    assert first[:300] != in_order and sorted(first[:300]) == sorted(in_order)  # each epoch: every row once
+    assert sorted(first[300:]) == sorted(in_order) and first[300:] != first[:300]  # reshuffled per epoch
+    # a resumed stream (epoch 1, step 2) is the tail of the uninterrupted one
+    resumed = _rows(streamed.train.batches(32, seed=3, epochs=2, start_epoch=1, start_step=2))[0]
+    assert resumed == first[300 + 64:]
+
+
+def test_held_out_rows_follow_the_index_rule_and_match_the_labels(tmp_path):
+    path = _write(tmp_path / "train.tsv", "tsv")
+    streamed = load_streamed(str(path), text_column="sentence", validation_fraction=0.1)
+    held = [i for i in range(300) if held_out(i, 0.1)]
+    assert len(held) == 30 and len(streamed.valid) == 30 and len(streamed.train) == 270
+    texts, targets = _rows(streamed.valid.evaluation_batches(8))
+    assert texts == [TEXTS[i] for i in held]
+    np.testing.assert_array_equal(targets, [["mixed", "neg", "pos"].index(LABELS[i]) for i in held])
+    np.testing.assert_array_equal(streamed.valid_ids, targets)
+    train_texts = _rows(streamed.train.batches(64, shuffle=False))[0]
+    assert train_texts == [t for i, t in enumerate(TEXTS) if i not in set(held)]
+
+
+def test_glob_reads_shards_in_order(tmp_path):
+    for shard in range(3):
+        _write(tmp_path / f"train-{shard}.csv", "csv", TEXTS[shard * 100:(shard + 1) * 100],
+               LABELS[shard * 100:(shard + 1) * 100])
+    whole = load_labelled(str(_write(tmp_path / "whole.csv", "csv")), text_column="sentence",
+                          validation_fraction=0.0)
+    streamed = load_streamed(str(tmp_path / "train-*.csv"), text_column="sentence", validation_fraction=0.0)
+    assert streamed.train.source.files == tuple(str(tmp_path / f"train-{i}.csv") for i in range(3))
+    texts, targets = _rows(streamed.train.batches(50, shuffle=False))
+    assert texts == whole.train.texts
+    np.testing.assert_array_equal(targets, whole.train_ids)
+    shuffled = _rows(streamed.train.batches(50, seed=1))[0]
+    assert shuffled != texts and sorted(shuffled) == sorted(texts)
+
+
+def test_multi_label_and_regression_targets_match(tmp_path):
+    labels = [("a,b", "b", "c, a")[i % 3] for i in range(300)]
+    path = _write(tmp_path / "multi.tsv", "tsv", labels=labels)
+    memory = load_labelled(str(path), text_column="sentence", validation_fraction=0.0, task="multi_label")
+    streamed = load_streamed(str(path), text_column="sentence", validation_fraction=0.0, task="multi_label")
+    assert streamed.label_names == memory.label_names == ["a", "b", "c"]
+    np.testing.assert_array_equal(_rows(streamed.train.batches(64, shuffle=False))[1], memory.train_ids)
+    scores = [str(i / 7) for i in range(300)]
+    path = _write(tmp_path / "scores.jsonl", "jsonl", labels=[float(s) for s in scores])
+    memory = load_labelled(str(path), text_column="sentence", validation_fraction=0.0, task="regression")
+    streamed = load_streamed(str(path), text_column="sentence", validation_fraction=0.0, task="regression")
+    np.testing.assert_allclose(_rows(streamed.train.batches(64, shuffle=False))[1], memory.train_ids)
+
+
+def test_given_label_names_skip_the_counting_pass(tmp_path):
+    path = _write(tmp_path / "train.tsv", "tsv", labels=[str(i % 3) for i in range(300)])
+    memory = load_labelled(str(path), text_column="sentence", validation_fraction=0.0, label_names=["x", "y", "z"])
+    streamed = load_streamed(str(path), text_column="sentence", validation_fraction=0.0, label_names=["x", "y", "z"])
+    assert len(streamed.train) == 300 and streamed.class_counts == []  # counted from newlines, not parsed
+    np.testing.assert_array_equal(_rows(streamed.train.batches(64, shuffle=False))[1], memory.train_ids)
+
+
+@pytest.mark.parametrize("kind, extra, expected", [
+    ("tsv", "a text without a label\n", r"line 302 has 1"),
+    ("tsv", "   \tpos\n", r"empty or whitespace in 1 row\(s\) \(line 302\)"),
+    ("tsv", "fine text\t\n", r"no label \(empty/NaN\) in 1 row\(s\) \(line 302\)"),
+    ("csv", '"an unclosed quote,pos\n', r"line 303: a quoted field starts here and its closing quote is missing"),
+    ("jsonl", "{not json}\n", r"line 301 is not valid JSON"),
+    ("jsonl", '{"sentence": 5, "label": "pos"}\n', r"line 301 has int 5"),
+])
+def test_bad_rows_give_the_in_memory_readers_error(tmp_path, kind, extra, expected):
+    path = _write(tmp_path / f"train.{kind}", kind, extra=extra)
+    with pytest.raises(DataError, match=expected) as memory:
+        load_labelled(str(path), text_column="sentence")
+    with pytest.raises(DataError, match=expected) as streamed:
+        load_streamed(str(path), text_column="sentence")
+    assert str(streamed.value) == str(memory.value)  # the same words, file and line
+    assert str(path) in str(streamed.value)
+
+
+def test_unseen_held_out_label_and_missing_column_are_clear_errors(tmp_path):
+    labels = list(LABELS)
+    labels[9] = "rare"  # row 9 is held out at 10%
+    path = _write(tmp_path / "train.tsv", "tsv", labels=labels)
+    with pytest.raises(DataError, match=r"\['rare'\] at .*train.tsv, line 11 \(held out"):
+        load_streamed(str(path), text_column="sentence")
+    with pytest.raises(DataError, match="no column 'Sentence'.*Did you mean 'sentence'"):
+        load_streamed(str(path), text_column="Sentence")
+    with pytest.raises(DataError, match="matches no file"):
+        load_streamed(str(tmp_path / "nothing-*.tsv"))
+
+
+MEMORY_SCRIPT = textwrap.dedent("""
+    import json, resource, sys
+    from tfhub_transfer.data.streaming import load_streamed
+
+    def rss_mb():
+        with open("/proc/self/status") as f:
+            return next(int(l.split()[1]) for l in f if l.startswith("VmRSS")) / 1024
+
+    path, rows = sys.argv[1], int(sys.argv[2])
+    with open(path, "w") as out:
+        out.write("text\\tlabel\\n")
+        for i in range(rows):
+            out.write(f"row {i} of the generated file, with a few more words {i % 97}\\t{i % 4}\\n")
+    warm = load_streamed(path, validation_fraction=0.0)  # TensorFlow's own start-up is outside the measure
+    for _ in warm.train.batches(256).take(5):
+        pass
+    before = rss_mb()
+    peak = 0.0
+    splits = load_streamed(path, validation_fraction=0.1)
+    for i, (texts, targets) in enumerate(splits.train.batches(256)):
+        if i % 50 == 0:
+            peak = max(peak, rss_mb())
+    json.dump({"growth": max(peak, rss_mb()) - before, "rows": len(splits.train) + len(splits.valid)}, sys.stdout)
+""")
+
+
+@pytest.mark.integration  # generates and streams 330k rows twice (about a minute on 2 cores)
+def test_memory_does_not_grow_with_the_rows(tmp_path):
+    growth = {}
+    for rows in (30_000, 300_000):
+        done = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(tmp_path / f"r{rows}.tsv"), str(rows)],
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        assert result["rows"] == rows
+        growth[rows] = result["growth"]
+    # ten times the rows (~20 MB of text more): the in-memory reader would grow by ~400 MB; the stream by
+    # no more than its buffers
+    assert growth[300_000] < growth[30_000] + 40, growth
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+
+
+def test_counting_pass_holds_chunks_not_the_file(tmp_path, monkeypatch):
+    """In-process: the RSS sampled at every chunk of the counting pass stays near where it started."""
+    import tfhub_transfer.data.streaming as streaming
+
+    monkeypatch.setattr(streaming, "CHUNK_ROWS", 2_000)
+    monkeypatch.setattr(streaming, "CHUNK_BYTES", 1 << 16)
+    path = tmp_path / "big.tsv"
+    with open(path, "w") as out:
+        out.write("text\tlabel\n")
+        out.writelines(f"row {i}: {'word ' * 60}{i}\t{i % 5}\n" for i in range(60_000))  # ~19 MB
+    load_streamed(str(path))  # warm: the first pass allocates what every pass reuses
+    samples = []
+    check = streaming._check_chunk
+
+    def sampled(*args):
+        samples.append(_rss_mb())
+        return check(*args)
+
+    monkeypatch.setattr(streaming, "_check_chunk", sampled)
+    before = _rss_mb()
+    splits = load_streamed(str(path))
+    assert len(splits.train) + len(splits.valid) == 60_000 and sum(splits.class_counts) == len(splits.train)
+    assert len(samples) == 30
+    grown = max(samples) - before
+    assert grown < 15, grown  # the file read into lists would be ~40 MB more by the last chunk
