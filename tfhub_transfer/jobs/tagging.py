@@ -8,7 +8,6 @@ import tf_keras
 
 from tfhub_transfer.config import TrainConfig
 from tfhub_transfer.data.conll import TaggedSentences, read_conll, tag_vocabulary
-from tfhub_transfer.encoders.variants import encoder_variant
 from tfhub_transfer.errors import DataError
 from tfhub_transfer.jobs.common import TrainResult, announce, finish
 from tfhub_transfer.models.cached_heads import CachedExamples, CachedTaggerHead
@@ -30,11 +29,8 @@ def read_tagged_splits(config: TrainConfig) -> tuple[TaggedSentences, TaggedSent
 
 
 def tagger_config(config: TrainConfig, num_tags: int) -> TaggerConfig:
-    return TaggerConfig(num_tags, encoder_variant(config.encoder, config.dtype, config.preprocessor),
-                        config.preprocessor, config.mode,
-                        config.layer_mix or ("last" if config.feature_cache else None), config.head,
-                        config.dropout, config.seq_length, config.seed,
-                        embedding_lr_multiplier=config.embedding_lr_multiplier)
+    """The tagger `config` describes: built from its model and transfer slices (see TaggerConfig.from_slices)."""
+    return TaggerConfig.from_slices(config.model, config.transfer, num_tags, config.seed)
 
 
 def fit_tagger_from_cache(model: TokenClassifier, train_sents: TaggedSentences, valid_sents: TaggedSentences,

@@ -58,6 +58,16 @@ class TaskModel(Fitting, GroupCompiling, InputAdaptation, Persistence, tf_keras.
     then `self._setup(...)`. They implement `get_config` (when their constructor takes more than
     `config` and `label_names`), `training_stream` and `evaluation_dataset`, and `encode_examples`
     when they read raw examples. `unsupported` ({option: why}) names the loop's options they refuse.
+
+    Args (of `_setup`, which a subclass calls once its graph is built):
+      config: the model's config dataclass (`save` stores it; `from_config` rebuilds the model from it).
+      mode: its `TransferMode`. spec: its `EncoderSpec` (None without a TF Hub encoder).
+      preprocessor: its `TextPreprocessor` (None when the first layer takes strings).
+      label_names: the class names (class id i is `label_names[i]`).
+    Example:
+      >>> from tfhub_transfer import TaskModel, TextClassifier
+      >>> issubclass(TextClassifier, TaskModel), "training_stream" in vars(TaskModel)
+      (True, True)
     """
 
     task = "single_label"

@@ -42,7 +42,15 @@ class MaskedLMConfig:
 
 
 class MaskedLM(TaskModel):
-    """Wraps the encoder's `mlm` subobject (trainable `hub.KerasLayer`); outputs vocabulary logits."""
+    """Wraps the encoder's `mlm` subobject (trainable `hub.KerasLayer`); outputs vocabulary logits.
+
+    Args:
+      config: a `MaskedLMConfig` (encoder, preprocessor, seq_length, whole-word masking).
+    Example:
+      >>> from tfhub_transfer import MaskedLM, TaskModel
+      >>> MaskedLM.task, issubclass(MaskedLM, TaskModel)
+      ('masked_lm', True)
+    """
 
     task = "masked_lm"
     unsupported = {"bucket": PACKED}

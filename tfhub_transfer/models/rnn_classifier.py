@@ -88,6 +88,20 @@ class RnnClassifier(StringInputModel):
 
     Its one layer group is `embeddings`, so `freeze()` / `unfreeze()` and per-group rates work as
     on encoder models; `model.coverage` says how much of the training text the vectors cover.
+
+    Args:
+      config: an `RnnClassifierConfig` (or its dict); `from_word_vectors` builds one.
+      vocabulary: the TextVectorization vocabulary (None: adapted to `train_texts`).
+      train_texts: the texts the vocabulary (and the vectors' coverage) is read from.
+      vectors: word vectors already read (None: read from `config.word_vectors`).
+      embedding_dim: the embedding width when rebuilding without vectors.
+      label_names: the class names.
+    Example:
+      >>> from tfhub_transfer import RnnClassifier
+      >>> model = RnnClassifier.from_word_vectors(["a good film", "a bad film"], 2, embedding_mode="random",
+      ...                                         units=4)
+      >>> model.predict(["a good film"], verbose=0).shape
+      (1, 2)
     """
 
     unsupported = {"bucket": FIXED_LENGTH}

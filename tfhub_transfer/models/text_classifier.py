@@ -17,7 +17,9 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from tfhub_transfer.config import ModelConfig, TransferConfig
 from tfhub_transfer.encoders.resolve import resolve_encoder
+from tfhub_transfer.encoders.variants import encoder_variant
 from tfhub_transfer.errors import ConfigError, DataError
 from tfhub_transfer.layers.heads import check_head, deserialize_head, head_class, serialize_head
 from tfhub_transfer.layers.pooling import SequencePooling
@@ -64,6 +66,32 @@ class ClassifierConfig:
     # dense: pooled features -> logits; bilstm: a BiLSTM over the tokens, mean and max pooled (layers.heads);
     # a head layer of your own is stored as its Keras config (a dict), see `head_layer_of`.
     head: str | dict = "dense"
+
+    @classmethod
+    def from_slices(cls, model: ModelConfig, transfer: TransferConfig, num_classes: int, task: str = "single_label",
+                    pair: bool = False, seed: int | None = None) -> ClassifierConfig:
+        """The classifier config that the `train` options' slices describe (one place maps them).
+
+        Args:
+          model: the backbone and head options (config.ModelConfig); `dtype` picks the encoder's variant.
+          transfer: the transfer mode and its options (config.TransferConfig); with `feature_cache` the layer
+            mix defaults to the last layer, mean-pooled under a dense head.
+          num_classes, task, pair, seed: what the data and the run say.
+        Returns:
+          A ClassifierConfig.
+        Example:
+          >>> ClassifierConfig.from_slices(ModelConfig(encoder="default"), TransferConfig(mode="gradual"), 2)
+        """
+        cached = transfer.feature_cache
+        return cls(
+            num_classes=num_classes, encoder=encoder_variant(model.encoder, model.dtype, model.preprocessor),
+            preprocessor=model.preprocessor, mode=transfer.mode,
+            embedding_lr_multiplier=transfer.embedding_lr_multiplier,
+            pooling=model.pooling or ("mean" if cached and model.head == "dense" else None), dropout=model.dropout,
+            seq_length=model.seq_length, seed=seed, task=task,
+            layer_mix=model.layer_mix or ("last" if cached else None), pair=pair,
+            frozen_epochs=transfer.frozen_epochs, lr_mult=transfer.lr_mult, long_text=model.long_text,
+            packing=model.packing, head=model.head)
 
 
 class FlattenWindows(tf_keras.layers.Layer):
@@ -140,7 +168,17 @@ def check_packing(config: ClassifierConfig, mode: TransferMode, long_text: LongT
 
 @register
 class TextClassifier(TaskModel):
-    """A sentence(-pair) classifier or regressor on a TF Hub encoder; outputs logits (or a score)."""
+    """A sentence(-pair) classifier or regressor on a TF Hub encoder; outputs logits (or a score).
+
+    Args:
+      config: a `ClassifierConfig` (or its dict, as `get_config` stores it); `from_encoder` builds one.
+      label_names: the class names (class id i is `label_names[i]`); None: "0".."n-1".
+    Example:
+      >>> from tfhub_transfer import TextClassifier
+      >>> model = TextClassifier.from_encoder("default", labels=["neg", "pos"], seq_length=32)
+      >>> model.predict(["a great film"], verbose=0).shape
+      (1, 2)
+    """
 
     new_head = True
     takes_texts = True

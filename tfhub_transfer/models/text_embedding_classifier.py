@@ -31,6 +31,19 @@ class TextEmbeddingClassifier(StringInputModel):
     """`hub.KerasLayer(handle, input_shape=[], dtype=tf.string, trainable=...)` + a dense head; takes strings.
 
     Such modules are one block of variables: only `freeze` and `finetune` apply.
+
+    Args:
+      config: a `TextEmbeddingClassifierConfig` (or its dict): the module's handle, mode, head options.
+      label_names: the class names.
+    Example:
+      >>> import numpy as np
+      >>> from tfhub_transfer import TextEmbeddingClassifier
+      >>> from tfhub_transfer.data.vectors import WordVectors
+      >>> from tfhub_transfer.encoders.build.text_embedding import write_text_embedding_module
+      >>> module = write_text_embedding_module(WordVectors(["good", "bad"], np.eye(2, dtype="float32")), "embed")
+      >>> model = TextEmbeddingClassifier({"num_classes": 2, "text_embedding": str(module)}, ["neg", "pos"])
+      >>> model.predict(["good"], verbose=0).shape
+      (1, 2)
     """
 
     unsupported = {"bucket": NO_TOKENS}

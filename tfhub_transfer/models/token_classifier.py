@@ -15,7 +15,9 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from tfhub_transfer.config import ModelConfig, TransferConfig
 from tfhub_transfer.data.conll import TaggedSentences
+from tfhub_transfer.encoders.variants import encoder_variant
 from tfhub_transfer.errors import ConfigError, DataError
 from tfhub_transfer.export.saved_model import export_tagger
 from tfhub_transfer.export.serving import check_format
@@ -50,10 +52,35 @@ class TaggerConfig:
     task: str = "tokens"
     embedding_lr_multiplier: float | None = None
 
+    @classmethod
+    def from_slices(cls, model: ModelConfig, transfer: TransferConfig, num_tags: int, seed: int = 0) -> TaggerConfig:
+        """The tagger config that the `train --task tokens` options' slices describe.
+
+        Args:
+          model: the backbone and head options (config.ModelConfig); `dtype` picks the encoder's variant.
+          transfer: the transfer mode and its options; with `feature_cache` the layer mix defaults to the last layer.
+          num_tags, seed: what the data and the run say.
+        Returns:
+          A TaggerConfig.
+        """
+        return cls(num_tags, encoder_variant(model.encoder, model.dtype, model.preprocessor), model.preprocessor,
+                   transfer.mode, model.layer_mix or ("last" if transfer.feature_cache else None), model.head,
+                   model.dropout, model.seq_length, seed, embedding_lr_multiplier=transfer.embedding_lr_multiplier)
+
 
 @register
 class TokenClassifier(TaskModel):
-    """A tagger on a TF Hub encoder; outputs tag logits per word."""
+    """A tagger on a TF Hub encoder; outputs tag logits per word.
+
+    Args:
+      config: a `TaggerConfig` (or its dict); `from_encoder` builds one.
+      label_names: the tag names (IOB2, `O` first); tag id i is `label_names[i]`.
+    Example:
+      >>> from tfhub_transfer import TokenClassifier
+      >>> model = TokenClassifier.from_encoder("default", tags=["O", "B-PER", "I-PER"], seq_length=32)
+      >>> len(model.predict_tags(["John lives in Paris"])[0])
+      4
+    """
 
     task = "tokens"
     new_head = True
