@@ -8,9 +8,12 @@ import textwrap
 import numpy as np
 import pytest
 
+import tfhub_transfer.data.streaming as streaming
+from tfhub_transfer.config import TrainConfig
 from tfhub_transfer.data.streaming import held_out, load_streamed
 from tfhub_transfer.data.tables import load_labelled
-from tfhub_transfer.errors import DataError
+from tfhub_transfer.errors import ConfigError, DataError
+from tfhub_transfer.jobs import train as train_job
 
 TEXTS = [f"review {i}: the film was {'great' if i % 3 else 'dull'}" + " really" * (i % 5) for i in range(300)]
 LABELS = [("neg", "pos", "mixed")[i % 3] for i in range(300)]
@@ -193,8 +196,6 @@ def _rss_mb() -> float:
 
 def test_counting_pass_holds_chunks_not_the_file(tmp_path, monkeypatch):
     """In-process: the RSS sampled at every chunk of the counting pass stays near where it started."""
-    import tfhub_transfer.data.streaming as streaming
-
     monkeypatch.setattr(streaming, "CHUNK_ROWS", 2_000)
     monkeypatch.setattr(streaming, "CHUNK_BYTES", 1 << 16)
     path = tmp_path / "big.tsv"
@@ -216,3 +217,28 @@ def test_counting_pass_holds_chunks_not_the_file(tmp_path, monkeypatch):
     assert len(samples) == 30
     grown = max(samples) - before
     assert grown < 15, grown  # the file read into lists would be ~40 MB more by the last chunk
+
+
+class _WithStreaming:
+    """A TrainConfig with a `streaming` choice (the field config.py declares)."""
+
+    def __init__(self, config, streaming: str):
+        self._config, self.streaming = config, streaming
+
+    def __getattr__(self, name):
+        return getattr(self._config, name)
+
+
+def test_train_streams_large_files_and_globs_and_refuses_what_cannot_stream(tmp_path, monkeypatch):
+    small = _write(tmp_path / "train.tsv", "tsv")
+    config = TrainConfig.of(train=str(small), text_column="sentence")
+    assert not train_job.streams(config)  # a small file: in memory, as before
+    monkeypatch.setattr(train_job, "STREAMING_MIN_BYTES", small.stat().st_size)
+    assert train_job.streams(config)  # at the threshold: streamed
+    assert not train_job.streams(config.replace(weight_column="w"))  # auto: an option that reads the table
+    assert not train_job.streams(_WithStreaming(config, "off"))
+    assert train_job.streams(TrainConfig.of(train=str(tmp_path / "train-*.tsv")))  # a glob is always streamed
+    with pytest.raises(ConfigError, match="--streaming on does not apply: --max-train-examples"):
+        train_job.streams(_WithStreaming(config.replace(max_train_examples=10), "on"))
+    splits = train_job.read_splits(config)
+    assert splits.streamed and len(splits.train) == 270 and train_job.class_counts(splits, True) == [90, 90, 90]

@@ -20,7 +20,7 @@ from tfhub_transfer.data.streaming import StreamedSplits, expand_files, load_str
 from tfhub_transfer.data.tables import LabelledSplits, load_labelled
 from tfhub_transfer.encoders.resolve import resolve_encoder
 from tfhub_transfer.encoders.variants import encoder_variant
-from tfhub_transfer.errors import ConfigError
+from tfhub_transfer.errors import ConfigError, DataError
 from tfhub_transfer.jobs.cached_training import cached_optimization, tune_cached_head
 from tfhub_transfer.jobs.common import TrainResult, announce, check_output, finish, keep_finished_run
 from tfhub_transfer.jobs.options import check_options
@@ -174,7 +174,12 @@ def streams(config: TrainConfig) -> bool:
     if blockers:
         return False
     pattern = str(config.train)
-    return any(c in pattern for c in "*?[") or training_bytes(pattern) >= STREAMING_MIN_BYTES
+    if any(c in pattern for c in "*?["):
+        return True
+    try:
+        return training_bytes(pattern) >= STREAMING_MIN_BYTES
+    except (DataError, tf.errors.OpError):
+        return False  # the in-memory reader says what is wrong with the path
 
 
 def read_splits(config: TrainConfig) -> LabelledSplits | StreamedSplits:
