@@ -186,12 +186,12 @@ def _cmd_pretrain(args) -> int:
 def _config_values(args: argparse.Namespace) -> dict:
     """The config fields the subcommand's generated flags set, by field name, converted from argparse's
     values (`--quiet` -> verbose 0, `--no-bucket` -> bucket False)."""
+    parser = getattr(args, "command_parser", None)  # a namespace built by hand: every option found on it
+    fields = {a.dest: a.config_field for a in parser._actions if hasattr(a, "config_field")} if parser else \
+        {spec.dest or name: name for name, spec in options().items() if spec.flag and hasattr(args, spec.dest or name)}
     values = {}
-    for action in args.command_parser._actions:
-        name = getattr(action, "config_field", None)
-        if name is None:
-            continue
-        value, spec = getattr(args, action.dest), option_of(name)
+    for dest, name in fields.items():
+        value, spec = getattr(args, dest), option_of(name)
         if spec.switch == "off" and spec.dest:
             value = spec.off_value if value else field_default(name)
         values[name] = value
