@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from tfhub_transfer.errors import ConfigError, TransferError
 from tfhub_transfer.models.inputs import TEXT_FORMS, Given, as_values, check_scores, class_ids, normalise
+from tfhub_transfer.preprocessing.text import AUTOTUNE
 from tfhub_transfer.training.weighting import (
     BALANCED,
     check_task,
@@ -132,3 +133,23 @@ class InputAdaptation:
         first = spec[0] if isinstance(spec, tuple) else spec
         leaves = tf.nest.flatten(first)
         return self.preprocessor is not None and all(s.dtype == tf.string for s in leaves)
+
+
+def streamed_batches(examples, batch_size: int, epochs: int, seed: int, start, drop_remainder: bool,
+                     shuffle: bool, encode=None) -> tf.data.Dataset:
+    """The raw (texts, targets) batches a streamed source gives for this stretch of training, mapped through
+    `encode` (a model's own per-batch encoding; None: the strings as they are).
+
+    Args:
+      examples: a streamed source: `streamed` is true and `batches(batch_size=, epochs=, seed=, start_epoch=,
+        start_step=, drop_remainder=, shuffle=)` gives batched (texts, targets) or ((texts_a, texts_b), targets).
+      start: a ResumePoint (`epoch`, `step`).
+      encode: (texts, targets) -> (inputs, targets), mapped over the batches.
+    Returns:
+      The batches, prefetched.
+    """
+    raw = examples.batches(batch_size=batch_size, epochs=epochs, seed=seed, start_epoch=start.epoch,
+                           start_step=start.step, drop_remainder=drop_remainder, shuffle=shuffle)
+    if encode is not None:
+        raw = raw.map(encode, num_parallel_calls=AUTOTUNE)
+    return raw.prefetch(AUTOTUNE)

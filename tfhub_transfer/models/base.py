@@ -9,7 +9,8 @@ mixed in here:
 - models.adaptation: raw texts, DataFrames and datasets into model inputs; class weights;
 - models.fitting: `fit`, `evaluate`, `predict`, `lr_find` on every input form;
 - models.persistence: `save` (`tfhub_transfer.load(dir)` rebuilds) and `export`;
-- models.backbone: the TF Hub encoder (inputs, features, transfer mode) that encoder models share.
+- models.backbone: the TF Hub encoder (inputs, features, transfer mode) that encoder models share;
+- models.string_input: `StringInputModel`, for models whose first layer takes raw strings.
 
 What the loop (training.loop.fit_task) calls is declared below under "the contract".
 """
@@ -22,7 +23,6 @@ from collections.abc import Sequence
 import tensorflow as tf
 import tf_keras
 
-from tfhub_transfer.config import HEAD_LEARNING_RATE
 from tfhub_transfer.errors import ConfigError
 from tfhub_transfer.models.adaptation import DEFAULT_BATCH_SIZE, InputAdaptation
 from tfhub_transfer.models.compiling import GroupCompiling, check_compile_arguments  # noqa: F401  (re-export)
@@ -36,7 +36,6 @@ from tfhub_transfer.models.persistence import (  # noqa: F401  (re-exported: sav
     python_arguments,
 )
 from tfhub_transfer.models.registry import register, registered  # noqa: F401  (re-exported for load)
-from tfhub_transfer.preprocessing.text import AUTOTUNE, make_string_dataset, make_training_dataset
 from tfhub_transfer.training.group_optimizer import LayerGroupOptimizer
 from tfhub_transfer.training.loop import predict_outputs
 from tfhub_transfer.training.objectives import TASK_SPECS
@@ -240,53 +239,3 @@ class TaskModel(Fitting, GroupCompiling, InputAdaptation, Persistence, tf_keras.
             encoder.trainable = True
             self._stale_compile = self._compile_options is not None
             self.train_function = None
-
-
-class StringInputModel(TaskModel):
-    """A task model whose first layer takes raw strings (TextVectorization, a text-embedding module)."""
-
-    takes_texts = True
-
-    def default_learning_rate(self) -> float:
-        return HEAD_LEARNING_RATE  # small models (an RNN, a bag of word vectors) train well at the head's rate
-
-    def encode_examples(self, x, y=None, batch_size=32, shuffle=False, seed=0, sample_weight=None) -> tf.data.Dataset:
-        return make_string_dataset(list(x), self.encode_labels(y), batch_size, shuffle, seed, sample_weight)
-
-    def _takes_strings(self, dataset: tf.data.Dataset) -> bool:
-        return False  # strings are this model's inputs
-
-    def training_stream(self, examples, batch_size, epochs, seed, start, bucket, drop_remainder,
-                        static_length, shuffle=True) -> tf.data.Dataset:
-        if getattr(examples, "streamed", False):  # raw string batches are already this model's inputs
-            return streamed_batches(examples, batch_size, epochs, seed, start, drop_remainder, shuffle)
-        dataset, _ = make_training_dataset(examples.texts, examples.targets, None, batch_size, 0, epochs,
-                                           seed=seed, shuffle=shuffle, bucket=False, start_epoch=start.epoch,
-                                           start_step=start.step, drop_remainder=drop_remainder)
-        return dataset
-
-    def evaluation_dataset(self, examples, batch_size: int) -> tf.data.Dataset:
-        if getattr(examples, "streamed", False):
-            return examples.evaluation_batches(batch_size)
-        return make_string_dataset(examples.texts, examples.targets, batch_size)
-
-
-def streamed_batches(examples, batch_size: int, epochs: int, seed: int, start, drop_remainder: bool,
-                     shuffle: bool, encode=None) -> tf.data.Dataset:
-    """The raw (texts, targets) batches a streamed source gives for this stretch of training, mapped through
-    `encode` (a model's own per-batch encoding; None: the strings as they are).
-
-    Args:
-      examples: a streamed source: `streamed` is true and `batches(batch_size=, epochs=, seed=, start_epoch=,
-        start_step=, drop_remainder=, shuffle=)` gives batched (texts, targets) or ((texts_a, texts_b), targets).
-      start: a ResumePoint (`epoch`, `step`).
-      encode: (texts, targets) -> (inputs, targets), mapped over the batches.
-    Returns:
-      The batches, prefetched.
-    """
-    raw = examples.batches(batch_size=batch_size, epochs=epochs, seed=seed, start_epoch=start.epoch,
-                           start_step=start.step, drop_remainder=drop_remainder, shuffle=shuffle)
-    if encode is not None:
-        raw = raw.map(encode, num_parallel_calls=AUTOTUNE)
-    return raw.prefetch(AUTOTUNE)
-

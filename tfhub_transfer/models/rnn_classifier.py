@@ -18,7 +18,8 @@ import tf_keras
 
 from tfhub_transfer.data.vectors import WordVectors, embedding_matrix, read_word_vectors
 from tfhub_transfer.errors import ConfigError
-from tfhub_transfer.models.base import StringInputModel, register
+from tfhub_transfer.models.registry import register
+from tfhub_transfer.models.string_input import StringInputModel
 from tfhub_transfer.transfer.layer_groups import LayerGroups
 from tfhub_transfer.transfer.modes import TransferMode
 

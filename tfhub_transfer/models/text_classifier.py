@@ -23,6 +23,7 @@ from tfhub_transfer.encoders.variants import encoder_variant
 from tfhub_transfer.errors import ConfigError, DataError
 from tfhub_transfer.layers.heads import check_head, deserialize_head, head_class, serialize_head
 from tfhub_transfer.layers.pooling import SequencePooling
+from tfhub_transfer.models.adaptation import streamed_batches
 from tfhub_transfer.models.backbone import (
     apply_transfer_mode,
     encoder_inputs,
@@ -33,7 +34,7 @@ from tfhub_transfer.models.backbone import (
     transfer_mode_of,
     unused_groups,
 )
-from tfhub_transfer.models.base import TaskModel, register, streamed_batches
+from tfhub_transfer.models.base import TaskModel, register
 from tfhub_transfer.models.contrastive import fit_on_texts
 from tfhub_transfer.models.inputs import check_label_names, check_num_classes
 from tfhub_transfer.preprocessing.packing import EXAMPLE_SLOTS, packed_batches, slot_outputs

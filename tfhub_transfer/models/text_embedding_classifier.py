@@ -10,7 +10,8 @@ import tensorflow_hub as hub
 import tf_keras
 
 from tfhub_transfer.cache import check_handle_available
-from tfhub_transfer.models.base import StringInputModel, register
+from tfhub_transfer.models.registry import register
+from tfhub_transfer.models.string_input import StringInputModel
 from tfhub_transfer.transfer.modes import TransferMode
 
 NO_TOKENS = "a text-embedding module takes whole strings, so there is no padding to bucket"
