@@ -214,7 +214,7 @@ def test_counting_pass_holds_chunks_not_the_file(tmp_path, monkeypatch):
     before = _rss_mb()
     splits = load_streamed(str(path))
     assert len(splits.train) + len(splits.valid) == 60_000 and sum(splits.class_counts) == len(splits.train)
-    assert len(samples) == 30
+    assert len(samples) >= 30  # a sample per chunk (a 64 KiB block of TSV lines)
     grown = max(samples) - before
     assert grown < 15, grown  # the file read into lists would be ~40 MB more by the last chunk
 
