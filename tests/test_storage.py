@@ -244,11 +244,11 @@ def test_an_encoder_pair_on_ram_resolves_and_embeds_as_the_local_one(tiny_encode
     there = TextClassifier.from_encoder(f"{ram}/encoders/tiny", labels=["neg", "pos"], seq_length=16, seed=0)
     texts = ["a good film", "dull and far too long"]
     np.testing.assert_allclose(there.predict(texts), classifier.predict(texts), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ConfigError, match="--encoder ram://.*a URL cannot be used here"):
+        encoder_variant(f"{ram}/encoders/tiny", packed=True)
     storage.remove(f"{ram}/encoders/tiny/1/{storage.COMPLETE}")
     with pytest.raises(EncoderError, match="damaged or incomplete .*no _COMPLETE marker"):
         resolve_encoder(f"{ram}/encoders/tiny")
-    with pytest.raises(ConfigError, match="--encoder ram://.*a URL cannot be used here"):
-        encoder_variant(f"{ram}/encoders/tiny", packed=True)
 
 
 # -- a run: backup, history, TensorBoard, best weights, metrics, the saved model ---------------------
