@@ -586,28 +586,44 @@ class RowSource:
 
         return tf.data.TextLineDataset(path).batch(LINES_PER_PARSE).enumerate().map(fields)
 
-    def rows(self, fraction: float, part: str, shuffle: bool = False, seed: int = 0) -> tf.data.Dataset:
-        """Blocks of the rows of `part` ('train': not held out, 'valid': held out, 'all'), shard after shard
-        (shuffled: the shards in a seeded order, four read at a time)."""
+    def _part_of_file(self, path: tf.Tensor, fraction: float, part: str) -> tf.data.Dataset:
+        """Blocks of one file's rows of `part` ('train': not held out, 'valid': held out, 'all')."""
+        blocks = self.one_file(path)
+        if part == "all" or fraction <= 0:
+            return blocks if part != "valid" else blocks.take(0)
+        keep = part == "valid"
 
-        def of_file(path):
-            blocks = self.one_file(path)
-            if part == "all" or fraction <= 0:
-                return blocks if part != "valid" else blocks.take(0)
-            keep = part == "valid"
+        def chosen(at, block):
+            at = tf.cast(at, tf.float64)
+            mask = tf.equal(tf.floor((at + 1.0) * fraction) > tf.floor(at * fraction), keep)
+            return tuple(tf.boolean_mask(column, mask) for column in block)
 
-            def chosen(at, block):
-                at = tf.cast(at, tf.float64)
-                mask = tf.equal(tf.floor((at + 1.0) * fraction) > tf.floor(at * fraction), keep)
-                return tuple(tf.boolean_mask(column, mask) for column in block)
+        return _numbered(blocks).map(chosen)
 
-            return _numbered(blocks).map(chosen)
-
+    def rows(self, fraction: float, part: str) -> tf.data.Dataset:
+        """Blocks of the rows of `part`, one pass, shard after shard, in file order."""
         files = tf.data.Dataset.from_tensor_slices(list(self.files))
-        if shuffle and len(self.files) > 1:
-            files = files.shuffle(len(self.files), seed=seed, reshuffle_each_iteration=True)
-        cycle = min(4, len(self.files)) if shuffle else 1
-        return files.interleave(of_file, cycle_length=cycle, block_length=1)
+        return files.interleave(lambda path: self._part_of_file(path, fraction, part), cycle_length=1)
+
+    def shuffled(self, fraction: float, part: str, seed: int) -> tf.data.Dataset:
+        """Windows of up to WINDOW_ROWS rows of `part` in a random order, pass after pass, never ending.
+
+        Each pass takes the shards in a new seeded order, four at a time, and permutes each window of a
+        shard by a seed drawn from (`seed`, the shard's place in the stream, the window), then shuffles the
+        windows over a buffer of WINDOWS. Everything random hangs off the one file list (no other source
+        dataset), so a multi-worker strategy can still shard the stream by file.
+        """
+        files = tf.data.Dataset.from_tensor_slices(list(self.files))
+        files = files.shuffle(len(self.files), seed=seed, reshuffle_each_iteration=True).repeat()
+        numbered = files.scan(tf.constant(0, tf.int64), lambda k, path: (k + 1, (k, path)))
+
+        def windows(k, path):
+            blocks = self._part_of_file(path, fraction, part).rebatch(WINDOW_ROWS)
+            return blocks.scan(tf.constant(0, tf.int64), lambda w, window: (w + 1, _permuted(
+                window, tf.stack([tf.constant(seed, tf.int64), k * 1_000_003 + w]))))
+
+        streams = numbered.interleave(windows, cycle_length=min(4, len(self.files)), block_length=1)
+        return streams.shuffle(WINDOWS, seed=seed)
 
 
 def _distribute_options(files: int) -> tf.data.Options:
@@ -617,9 +633,9 @@ def _distribute_options(files: int) -> tf.data.Options:
     return options
 
 
-def _permuted(window: tuple[tf.Tensor, ...], draw: tf.Tensor) -> tuple[tf.Tensor, ...]:
-    """The window's rows in a random order drawn from `draw` (the same draw: the same order)."""
-    order = tf.random.experimental.stateless_shuffle(tf.range(tf.shape(window[0])[0]), seed=tf.stack([draw, 0]))
+def _permuted(window: tuple[tf.Tensor, ...], seed: tf.Tensor) -> tuple[tf.Tensor, ...]:
+    """The window's rows in a random order given by `seed` (two int64: the same seed, the same order)."""
+    order = tf.random.experimental.stateless_shuffle(tf.range(tf.shape(window[0])[0]), seed=seed)
     return tuple(tf.gather(column, order) for column in window)
 
 
@@ -668,26 +684,28 @@ class StreamedExamples:
                 drop_remainder: bool = False, shuffle: bool = True) -> tf.data.Dataset:
         """`epochs` epochs of batches (from batch `start_step` of epoch `start_epoch`), one stream.
 
-        Each epoch is one pass over the files. Shuffled, the rows are permuted within windows of
-        WINDOW_ROWS and the windows' order is shuffled over a buffer of WINDOWS (seeded, and differently
-        every epoch: the same seed gives the same batches). A resumed run reads past the batches it
-        skips. Under a multi-worker strategy each worker reads its own shards; the stream repeats rather
-        than end early, so a worker with the shorter shard never leaves the others waiting.
+        Each epoch is one pass over the files. Shuffled (`RowSource.shuffled`), the rows are permuted
+        within windows of WINDOW_ROWS and the windows' order over a buffer of WINDOWS, seeded and
+        differently every pass (the same seed gives the same batches); the passes run on without a short
+        batch between them, and the window buffer blurs their boundary by at most WINDOWS windows. A
+        resumed run reads past the batches it skips. Under a multi-worker strategy each worker reads its
+        own shards; the stream repeats rather than end early, so a worker with the shorter shard never
+        leaves the others waiting.
 
         Example:
             >>> for texts, targets in streamed.batches(32, shuffle=False).take(1):  # doctest: +SKIP
             ...     print(texts.shape, targets.shape)
             (32,) (32,)
         """
-        blocks = self.source.rows(self.fraction, self.part, shuffle, seed)
-        if shuffle:
-            windows = blocks.rebatch(WINDOW_ROWS).shuffle(WINDOWS, seed=seed, reshuffle_each_iteration=True)
-            draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-            blocks = tf.data.Dataset.zip(windows, draws).map(_permuted, num_parallel_calls=AUTOTUNE)
         steps = self.steps_per_epoch(batch_size, drop_remainder)
         skip = start_epoch * steps + start_step
-        stream = self._encoded(blocks.rebatch(batch_size, drop_remainder=drop_remainder)).repeat().skip(skip)
-        stream = stream.take(max(epochs * steps - skip, 0)).prefetch(AUTOTUNE)
+        if shuffle:  # an endless stream of passes: an epoch is `steps` batches of it
+            windows = self.source.shuffled(self.fraction, self.part, seed)
+            stream = self._encoded(windows.rebatch(batch_size, drop_remainder=drop_remainder))
+        else:  # pass after pass in file order, each ending in its own last batch
+            blocks = self.source.rows(self.fraction, self.part)
+            stream = self._encoded(blocks.rebatch(batch_size, drop_remainder=drop_remainder)).repeat()
+        stream = stream.skip(skip).take(max(epochs * steps - skip, 0)).prefetch(AUTOTUNE)
         return stream.with_options(_distribute_options(len(self.source.files)))
 
     def evaluation_batches(self, batch_size: int) -> tf.data.Dataset:
