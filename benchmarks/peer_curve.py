@@ -23,7 +23,10 @@ the whole training split, as learning_curve.py does, and scores on `evaluation_r
 - `hf_trainer`: `AutoModelForSequenceClassification` from the same weights and `transformers.Trainer` with its
   `TrainingArguments` defaults (AdamW, lr 5e-5, 3 epochs, batch 8, linear decay, no warmup, no weight decay,
   no early stopping), trained on every labelled row of the draw (a peer holds nothing out).
-Only the seed (the draw's) and quiet logging are set; nothing that changes the recipe.
+Only the seed (the draw's) and quiet logging are set; nothing that changes the recipe. `--threads` sets
+torch's thread count (default: torch's own, one per core); on a machine whose cores other jobs keep busy,
+torch's default threads spin against them (2 threads took 3.5x the CPU time of 1 per step on a loaded
+2-core machine), so say which was used beside the figures.
 
 Each arm runs in its own process and is timed as learning_curve.py times ours: from model loading through
 training (ours: `train()` reads the draw, builds the model and trains); the interpreter's start, the
@@ -182,11 +185,17 @@ def main() -> None:
     parser.add_argument("--max-eval", type=int, default=1000)
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "out" / "peer_curve"))
     parser.add_argument("--smoke", action="store_true", help="sst2, 4 per class, one seed, 32 evaluation rows")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch's intra-op threads in each arm (0: torch's default, one per core)")
     parser.add_argument("--one", nargs=4, metavar=("DATASET", "N", "SEED", "ARM"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if args.one:  # the child process: one arm on one draw, its row as JSON on the last line
         dataset, size, seed, arm = args.one
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
         print(json.dumps(run_one(dataset, int(size), int(seed), arm, args.max_eval)), flush=True)
         return
     if args.smoke:
@@ -201,7 +210,7 @@ def main() -> None:
         if (dataset, size, seed, arm) in done_before:  # a rerun into the same --out finishes what is missing
             continue
         command = [sys.executable, __file__, "--one", dataset, str(size), str(seed), arm,
-                   "--max-eval", str(args.max_eval)]
+                   "--max-eval", str(args.max_eval), "--threads", str(args.threads)]
         child = subprocess.run(command, capture_output=True, text=True)
         if child.returncode:
             raise SystemExit(f"{dataset} N={size} seed {seed} {arm} failed:\n{child.stderr[-4000:]}")
