@@ -7,6 +7,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from tensorflow.python.data.experimental.ops.distribute import _AutoShardDataset  # the rewrite workers run
 
 import tfhub_transfer.data.streaming as streaming
 from tfhub_transfer.config import TrainConfig
@@ -243,3 +244,16 @@ def test_train_streams_large_files_and_globs_and_refuses_what_cannot_stream(tmp_
         train_job.streams(_WithStreaming(config.replace(max_train_examples=10), "on"))
     splits = train_job.read_splits(config)
     assert splits.streamed and len(splits.train) == 270 and train_job.class_counts(splits, True) == [90, 90, 90]
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_each_worker_reads_only_its_own_shards(tmp_path, shuffle):
+    """tf.distribute's FILE auto-sharding (what MultiWorkerMirroredStrategy applies) finds the file list."""
+    for shard in range(2):
+        _write(tmp_path / f"train-{shard}.tsv", "tsv", [f"shard{shard} {t}" for t in TEXTS[:40]], LABELS[:40])
+    streamed = load_streamed(str(tmp_path / "train-*.tsv"), text_column="sentence")
+    for worker in range(2):
+        stream = _AutoShardDataset(streamed.train.batches(8, shuffle=shuffle, seed=1), 2, worker)
+        texts = _rows(stream)[0]
+        assert {t.split()[0] for t in texts} == {f"shard{worker}"}  # its own file only ...
+        assert set(texts) == {f"shard{worker} {t}" for i, t in enumerate(TEXTS[:40]) if not held_out(i, 0.1)}
