@@ -131,11 +131,15 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -
 
 
 # Streaming (data.streaming) is chosen for training files of at least this many bytes (all shards
-# together). Measured on this machine (2 shared cores; SST-2/AG News sentences, benchmarks/data_scale.py):
-# the in-memory reader takes about 1.6 GB of RAM per million short rows, the counting pass of the streaming
-# reader reads about as fast, and below ~100k rows both reach the first step within seconds -- the
-# in-memory path is then as fast and keeps the exact random hold-out and every option. Above 32 MB
-# (about 350k short rows, ~0.6 GB in memory) streaming keeps the memory flat at no cost in time.
+# together). Measured (benchmarks/data_scale.py, RESULTS.md "Data larger than memory"; 2 cores shared
+# with other agents, load 7-9): on 1e5 short rows (8.7 MB) the in-memory reader takes 9.5 s and the
+# streaming counting pass 3.6-4 s, both reach the first step in 15-20 s at ~0.9 GB peak RSS; on 1e6 rows
+# (86.5 MB) the in-memory reader takes 76 s, 112 s to the first step and 1.36 GB, streaming 30-59 s,
+# 42-86 s and 0.86-0.89 GB (flat up to 1e7). The reading alone never favours the in-memory path; what it
+# keeps is the tokenised training set cached after the first epoch (streaming tokenises every epoch),
+# the exact random hold-out and every option (--weight-column, --max-train-examples, ...). Small files
+# train for many epochs (`--epochs auto`), so they stay in memory; from 32 MB (~370k short rows, about
+# 0.5 GB more in memory) the memory and the first pass favour streaming.
 STREAMING_MIN_BYTES = 32 << 20
 
 
