@@ -161,6 +161,26 @@ def compare_modes(base: TrainConfig, modes: list[str], out_dir: str | Path,
     """Runs each transfer mode with `base`'s data, seed and budget; writes compare.{md,csv,png}.
 
     With `test` (a labelled file), each mode is also scored on it, reported beside validation.
+    Every mode is checked before any trains, so a typo fails at once.
+
+    Args:
+      base: the data, encoder, seed and budget every mode shares (its `mode` is replaced per row).
+      modes: transfer modes as `--mode` spells them, e.g. `["freeze", "partial:3", "finetune"]`.
+      out_dir: where compare.md, compare.csv and compare.png are written (created if missing).
+      test: a labelled file scored by every mode beside validation (None: validation only).
+
+    Returns:
+      One `ModeResult` per mode, in the order given (validation headline score, macro-F1, best
+      epoch, seconds, learning curve; test scores when `test` is given).
+
+    Example:
+      >>> from tfhub_transfer import TrainConfig, compare_modes
+      >>> from tfhub_transfer.jobs.demo import DEMO_DATA
+      >>> base = TrainConfig.of(train=str(DEMO_DATA), max_train_examples=48, epochs=1, seq_length=32,
+      ...                       verbose=0, tensorboard=False)
+      >>> results = compare_modes(base, ["freeze", "finetune"], "compare_out")
+      >>> [r.mode for r in results], all(0 <= r.valid_accuracy <= 1 for r in results)
+      (['freeze', 'finetune'], True)
     """
     for mode in modes:  # fail on a typo, or a recipe option a mode does not take, before any training starts
         check_options(base.replace(mode=mode))

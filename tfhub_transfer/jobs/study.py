@@ -47,6 +47,26 @@ def study_layers(base: TrainConfig, out_dir: str | Path, mixes=LAYER_MIXES, fine
     `base` is a `TrainConfig` for a sentence task or `--task tokens` (e.g. CoNLL-2003 NER).
     Frozen runs use `base.learning_rate` and `base.epochs`; the fine-tuned row uses
     `finetune_learning_rate` and `finetune_epochs` when given.
+
+    Args:
+      base: the data, encoder, seed and budget of every row.
+      out_dir: where study.md, study.csv and study.png are written (created if missing).
+      mixes: frozen layer mixes to compare (see `--layer-mix`).
+      finetune: add the fully fine-tuned reference row first.
+      finetune_learning_rate: the fine-tuned row's rate (None: `base.learning_rate` or the default).
+      finetune_epochs: the fine-tuned row's epochs (None: `base.epochs`).
+
+    Returns:
+      One `MixResult(setting, score, metric)` per row: the task's headline score on validation.
+
+    Example:
+      >>> from tfhub_transfer import TrainConfig, study_layers
+      >>> from tfhub_transfer.jobs.demo import DEMO_DATA
+      >>> base = TrainConfig.of(train=str(DEMO_DATA), max_train_examples=48, epochs=1, seq_length=32,
+      ...                       verbose=0, tensorboard=False)
+      >>> rows = study_layers(base, "study_out", mixes=["last"], finetune=False)
+      >>> rows[0].setting, rows[0].metric
+      ('last', 'accuracy')
     """
     results = []
     for mix in ([None] if finetune else []) + list(mixes):
