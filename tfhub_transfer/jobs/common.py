@@ -51,8 +51,12 @@ def check_output(config: TrainConfig) -> None:
         # The run directory came back through pathlib (gs://b -> gs:/b): training would write a local gs:/.
         refuse_url(config.output_dir, "--out", "this version writes the training run through local paths; train "
                    "into a local --out and copy the export, or export to the URL with model.export(URL, NAME)")
+    remote = is_url(config.output_dir)
+    if remote:
+        check_writable(config.output_dir)  # first: a bucket that cannot be reached is one error naming --out
     check_run_dir(storage.join(config.output_dir, config.name), config.run_dir)
-    check_writable(config.output_dir)
+    if not remote:
+        check_writable(config.output_dir)
 
 
 def check_run_dir(model_dir: storage.Location, run_dir: storage.Location) -> None:
