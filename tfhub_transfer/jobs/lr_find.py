@@ -29,6 +29,7 @@ from tfhub_transfer.models.token_classifier import TokenClassifier
 from tfhub_transfer.training.distribution import global_batch_size, make_distribution
 from tfhub_transfer.training.loop import steps_per_epoch, training_batches
 from tfhub_transfer.training.lr_finder import LRFinderResult
+from tfhub_transfer.training.tasks import task_spec
 
 PLOT_FILE = "lr_find.png"
 CURVE_FILE = "lr_find.csv"
@@ -43,7 +44,7 @@ class LRFindReport:
 
 def _model_and_examples(config: TrainConfig, strategy):
     """The task model `train` would fit and its training examples (the cached head's with --feature-cache)."""
-    if config.task == "tokens":
+    if task_spec(config.task).per_token:
         config, _ = resolved_config(config, None)
         if config.feature_cache:
             raise ConfigError("lr-find --task tokens sweeps the tagger on its encoder; drop --feature-cache")

@@ -9,6 +9,7 @@ import tensorflow as tf
 from tfhub_transfer.errors import ConfigError, TransferError
 from tfhub_transfer.models.inputs import TEXT_FORMS, Given, as_values, check_scores, class_ids, normalise
 from tfhub_transfer.preprocessing.text import AUTOTUNE
+from tfhub_transfer.training.tasks import task_spec
 from tfhub_transfer.training.weighting import (
     BALANCED,
     check_task,
@@ -18,7 +19,6 @@ from tfhub_transfer.training.weighting import (
 )
 
 DEFAULT_BATCH_SIZE = 32
-TOKEN_TASKS = ("tokens", "masked_lm")  # tasks whose examples are not sentence-level (no sample_weight)
 
 
 def is_text(values) -> bool:
@@ -44,9 +44,9 @@ class InputAdaptation:
         if y is None:
             return None
         values = as_values(y, "y")
-        if self.task == "single_label":
+        if task_spec(self.task).target == "class":
             return class_ids(values, self.num_outputs, self.label_names)
-        if self.task == "regression":
+        if task_spec(self.task).target == "number":
             return check_scores(values)
         return np.asarray(values)
 
@@ -91,7 +91,7 @@ class InputAdaptation:
                                   "weights) elements instead of sample_weight")
             return self.encode_dataset(x, batch_size) if self._takes_strings(x) else x
         if self._is_raw(x) and sample_weight is not None:
-            if self.task in TOKEN_TASKS:
+            if task_spec(self.task).per_token:
                 raise ConfigError(f"sample_weight does not apply to {type(self).__name__}: it weights "
                                   "sentence-level examples")
             return self.encode_examples(x, y, batch_size, shuffle, seed, sample_weight=sample_weight)

@@ -38,10 +38,8 @@ from tfhub_transfer.models.persistence import (  # noqa: F401  (re-exported: sav
 from tfhub_transfer.models.registry import register, registered  # noqa: F401  (re-exported for load)
 from tfhub_transfer.training.group_optimizer import LayerGroupOptimizer
 from tfhub_transfer.training.loop import predict_outputs
-from tfhub_transfer.training.objectives import TASK_SPECS
+from tfhub_transfer.training.tasks import task_spec
 from tfhub_transfer.transfer.modes import TransferMode
-
-CLASS_TASKS = ("single_label", "multi_label")  # tasks whose outputs are named classes
 
 
 def _delegated(name: str, doc: str) -> property:
@@ -104,7 +102,7 @@ class TaskModel(Fitting, GroupCompiling, InputAdaptation, Persistence, tf_keras.
         given = self.__dict__.get("_given_label_names")
         if given:
             return [str(name) for name in given]  # Keras tracks attribute lists as ListWrapper: hand out a list
-        if self.task in CLASS_TASKS and getattr(self, "outputs", None):
+        if task_spec(self.task).named_classes and getattr(self, "outputs", None):
             return [str(i) for i in range(self.num_outputs)]
         return None
 
@@ -130,7 +128,7 @@ class TaskModel(Fitting, GroupCompiling, InputAdaptation, Persistence, tf_keras.
     @property
     def objective(self):
         """Loss/metric family, best-epoch monitor and report headline of the task."""
-        return TASK_SPECS[self.task]
+        return task_spec(self.task)
 
     @property
     def seq_length(self) -> int:

@@ -33,6 +33,7 @@ from tfhub_transfer.training.feature_cache import (
     cached_token_dataset,
     read_manifest,
 )
+from tfhub_transfer.training.tasks import task_spec
 from tfhub_transfer.transfer.modes import TransferMode
 
 NO_BACKUPS = "training from the feature cache keeps no backups: a re-run reads the cache, it does not encode again"
@@ -139,7 +140,7 @@ class CachedHead(_CachedHead):
         mixed = mix_layer(model, layers)(centred)
         if scaling is not None:
             mixed = _Scale(scaling.scale, name="feature_scale")(mixed)
-        outputs = config.num_classes if config.task != "regression" else 1
+        outputs = config.num_classes if task_spec(config.task).target != "number" else 1
         head = ClassificationHead(outputs, config.dropout, config.seed, name="head")
         logits = head(mixed)
         super().__init__(inputs=features, outputs=logits, name="cached_head")
@@ -194,7 +195,7 @@ class CachedSequenceHead(_CachedHead):
         by_layer = tf_keras.layers.Permute((2, 1, 3))(features)  # [batch, layers, tokens, hidden]
         states = mix_layer(model, layers, top_only=top_layers_read(config.layer_mix) is not None)(by_layer)
         pooled = RecurrentPooling(dropout=config.dropout, seed=config.seed, name="bilstm_pooling")(states, mask)
-        outputs = config.num_classes if config.task != "regression" else 1
+        outputs = config.num_classes if task_spec(config.task).target != "number" else 1
         head = ClassificationHead(outputs, config.dropout, config.seed, name="head")
         super().__init__(inputs=[features, mask], outputs=head(pooled), name="cached_sequence_head")
         self._take_over(model)

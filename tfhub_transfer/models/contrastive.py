@@ -29,7 +29,7 @@ from tfhub_transfer.layers.heads import ClassificationHead
 from tfhub_transfer.models.base import DEFAULT_BATCH_SIZE, TaskModel
 from tfhub_transfer.preprocessing.text import AUTOTUNE, make_dataset
 from tfhub_transfer.training.loop import FitOutcome, fit_task, predict_outputs
-from tfhub_transfer.training.objectives import TaskSpec
+from tfhub_transfer.training.tasks import TaskSpec, task_spec
 from tfhub_transfer.transfer.contrastive import PairExamples, build_pairs, pair_dataset
 from tfhub_transfer.transfer.modes import TransferMode
 
@@ -72,7 +72,7 @@ class PairEncoderModel(TaskModel):
 
     @property
     def objective(self) -> TaskSpec:
-        return TaskSpec("similarity", "val_loss", "min", "loss")
+        return task_spec(self.task)
 
     def default_learning_rate(self) -> float:
         return CONTRASTIVE_LEARNING_RATE

@@ -15,6 +15,7 @@ from tfhub_transfer.errors import ConfigError
 from tfhub_transfer.export.formats import export_model
 from tfhub_transfer.export.serving import check_format
 from tfhub_transfer.files import atomic_directory
+from tfhub_transfer.training.tasks import task_spec
 
 MODEL_FILE = "tfhub_transfer_model.json"
 WEIGHTS_FILE = "weights.npz"
@@ -29,7 +30,8 @@ class Persistence:
         TFLite model (`format="tflite"`) or an ONNX model on token ids (`format="onnx"`); `quantize="int8"`
         gives the last two dynamic-range int8 weights (see export.formats)."""
         check_export_arguments(out_dir, format, quantize)
-        names = self.label_names or [str(i) for i in range(self.num_outputs if self.task != "regression" else 0)]
+        classes = self.num_outputs if task_spec(self.task).target != "number" else 0
+        names = self.label_names or [str(i) for i in range(classes)]
         return export_model(self, names, out_dir, name or self.name, version, format, quantize, **options)
 
     # -- save / load ------------------------------------------------------------------------------

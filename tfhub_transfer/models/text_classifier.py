@@ -39,9 +39,8 @@ from tfhub_transfer.models.contrastive import fit_on_texts
 from tfhub_transfer.models.inputs import check_label_names, check_num_classes
 from tfhub_transfer.preprocessing.packing import EXAMPLE_SLOTS, packed_batches, slot_outputs
 from tfhub_transfer.preprocessing.text import AUTOTUNE, LongText, make_dataset, make_training_dataset
+from tfhub_transfer.training.tasks import task_names, task_spec
 from tfhub_transfer.transfer.modes import TransferMode
-
-SENTENCE_TASKS = ("single_label", "multi_label", "regression")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,11 +186,13 @@ class TextClassifier(TaskModel):
     def __init__(self, config: ClassifierConfig | dict, label_names: Sequence[str] | None = None, **kwargs):
         config = ClassifierConfig(**config) if isinstance(config, dict) else config
         check_head(config.head)
-        if config.task not in SENTENCE_TASKS:
-            raise ConfigError(f"task must be one of {SENTENCE_TASKS}, not {config.task!r}")
-        check_num_classes(config.num_classes, regression=config.task == "regression")
+        spec = task_spec(config.task)
+        if spec.per_token or not spec.trainable:
+            sentence_tasks = [name for name in task_names() if not task_spec(name).per_token]
+            raise ConfigError(f"task must be a sentence task of {sentence_tasks}, not {config.task!r}")
+        check_num_classes(config.num_classes, regression=spec.target == "number")
         label_names = check_label_names(label_names, "label_names")
-        if label_names and len(label_names) != config.num_classes and config.task != "regression":
+        if label_names and len(label_names) != config.num_classes and spec.target != "number":
             raise ConfigError(f"label_names holds {len(label_names)} names for num_classes={config.num_classes}; "
                               "give one name per class")
         mode = transfer_mode_of(config)
@@ -200,7 +201,7 @@ class TextClassifier(TaskModel):
         if mode.reads_sentence_embeddings and config.pooling is None and config.layer_mix is None:
             config = dataclasses.replace(config, pooling="mean")  # SetFit's mean-pooled sentence embeddings
         check_packing(config, mode, long_text)
-        outputs = config.num_classes if config.task != "regression" else 1
+        outputs = config.num_classes if task_spec(config.task).target != "number" else 1
         config, head = head_layer_of(config, outputs)
         spec, preprocessor, layer = load_encoder(config, mode)
         inputs = encoder_inputs(windowed=long_text.windowed)
@@ -243,7 +244,7 @@ class TextClassifier(TaskModel):
             raise ConfigError(f"from_encoder(encoder={encoder!r}): give an encoder name ('default', a catalogue "
                               "name), a local directory or a TF Hub handle")
         labels = check_label_names(labels)
-        regression = options.get("task") == "regression"
+        regression = task_spec(options.get("task", "single_label")).target == "number"
         if num_classes is None:
             num_classes = len(labels) if labels else (1 if regression else 2)
         num_classes = check_num_classes(num_classes, regression=regression)

@@ -8,13 +8,9 @@ is one entry below.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterator, Mapping
-
 import numpy as np
 import tf_keras
 
-from tfhub_transfer.training import tasks
 from tfhub_transfer.training.metrics import (
     MacroF1,
     MultiLabelF1,
@@ -22,7 +18,7 @@ from tfhub_transfer.training.metrics import (
     multilabel_report,
     regression_report,
 )
-from tfhub_transfer.training.tasks import task_names, task_spec
+from tfhub_transfer.training.tasks import task_spec
 
 # Losses on the model's logits (or its score, for regression), by name.
 LOSSES = {
@@ -78,30 +74,3 @@ def validation_report(task: str, y_true: np.ndarray, outputs: np.ndarray, num_ou
     if outputs is None or not len(y_true):
         return {}
     return REPORTS[task_spec(task).report](y_true, outputs, num_outputs)
-
-
-@dataclasses.dataclass(frozen=True)
-class Objective:
-    """A best-epoch monitor and headline for a model outside the task registry (the contrastive pair fit)."""
-
-    name: str
-    monitor: str
-    monitor_mode: str
-    headline: str  # the report's main score
-
-
-class _RegisteredSpecs(Mapping):
-    """`TASK_SPECS[task]`: the registered spec, read when asked (so tasks registered later are found)."""
-
-    def __getitem__(self, task: str) -> tasks.TaskSpec:
-        return task_spec(task)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(task_names(trainable_only=False))
-
-    def __len__(self) -> int:
-        return len(task_names(trainable_only=False))
-
-
-TASK_SPECS = _RegisteredSpecs()  # kept for models.base until it calls task_spec (#35)
-TaskSpec = Objective  # kept for models.contrastive until it imports Objective (#35)
