@@ -333,6 +333,7 @@ def test_the_feature_cache_round_trips_through_a_ram_cache_dir(tiny_encoder, ram
             assert np.array_equal(np.load(second / name), array)
         with pytest.raises(ConfigError, match="--cache-dir ram://.*a URL cannot be used here"):
             cache_entries(ram)
+    shutil.rmtree(second.parent, ignore_errors=True)  # this ram:// cache's local mirror
 
 
 # -- where a URL cannot work -------------------------------------------------------------------------
