@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from tfhub_transfer import storage
 from tfhub_transfer.errors import ConfigError
 
 HEADS = ("dense", "bilstm")  # the task head: see ModelConfig.head
@@ -457,8 +458,9 @@ class OutputConfig:
         help="tflite / onnx: dynamic-range int8 weights (smaller, usually faster on CPU) (default: float weights)")
 
     @property
-    def run_dir(self) -> Path:
-        return Path(self.output_dir) / self.name / "run"
+    def run_dir(self) -> Path | str:
+        """OUT/NAME/run: a local `Path`, or a URL string (gs://bucket/models/NAME/run) kept as a URL."""
+        return storage.join(self.output_dir, self.name, "run")
 
 
 CONCERNS = {"data": DataConfig, "model": ModelConfig, "transfer": TransferConfig,
@@ -605,7 +607,7 @@ class TrainConfig:
         return getattr(self.__dict__[concern], name)
 
     @property
-    def run_dir(self) -> Path:
+    def run_dir(self) -> Path | str:
         return self.output.run_dir
 
     def resolved_architecture(self) -> str:

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import ast
+import glob
 import json
 from importlib import resources
 from pathlib import Path
 
+from tfhub_transfer import storage
 from tfhub_transfer.cache import is_remote
 from tfhub_transfer.cli.parsing import closest
 from tfhub_transfer.errors import ConfigError
@@ -68,8 +70,10 @@ def input_file(value: str) -> str:
         >>> input_file("tfds:glue/sst2")
         'tfds:glue/sst2'
     """
-    if value.startswith(TFDS_PREFIX) or Path(value).is_file():
-        return value
+    if value.startswith(TFDS_PREFIX) or storage.is_url(value) or Path(value).is_file():
+        return value  # a URL (gs://, s3://, ram://) is checked where it is read, through tf.io.gfile
+    if any(c in value for c in "*?[") and glob.glob(value):
+        return value  # a glob of shards (train-*.csv), read one file after another
     path = Path(value)
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{value} is a directory; give a file (.csv, .tsv, .jsonl)")

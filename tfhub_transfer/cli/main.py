@@ -15,6 +15,7 @@ import tfhub_transfer.cli.cache as cache_command  # noqa: E402
 import tfhub_transfer.cli.checks as checks  # noqa: E402
 import tfhub_transfer.cli.lr_find as lr_find  # noqa: E402
 import tfhub_transfer.cli.serve_check as serve_check  # noqa: E402
+from tfhub_transfer import storage  # noqa: E402  (no TensorFlow until a URL is read)
 from tfhub_transfer.cli.parsing import CliParser, ConcernGroups  # noqa: E402
 from tfhub_transfer.config import (  # noqa: E402  (light: no TensorFlow, so --help stays fast)
     ENCODER_LEARNING_RATE,
@@ -272,9 +273,9 @@ def _read_predict_inputs(args) -> list[str]:
     if args.file:
         from tfhub_transfer.data.tables import read_table, read_text_file
 
-        if Path(args.file).suffix.lower() in (".csv", ".tsv", ".jsonl", ".json"):
+        if os.path.splitext(storage.basename(args.file))[1].lower() in (".csv", ".tsv", ".jsonl", ".json"):
             return read_table(args.file, args.text_column, None).texts
-        return [line for line in read_text_file(Path(args.file)).splitlines() if line.strip()]
+        return [line for line in read_text_file(args.file).splitlines() if line.strip()]
     if not args.texts:
         raise TransferError("give texts to classify as arguments or with --file")
     return args.texts

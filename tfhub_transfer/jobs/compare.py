@@ -15,7 +15,7 @@ from tfhub_transfer.cache import honours_cache_dir
 from tfhub_transfer.config import TrainConfig
 from tfhub_transfer.data.tables import Examples, LabelledSplits, encode_scores, load_labelled, read_table
 from tfhub_transfer.errors import ConfigError
-from tfhub_transfer.files import check_writable
+from tfhub_transfer.files import check_writable, refuse_url
 from tfhub_transfer.jobs.options import check_options
 from tfhub_transfer.jobs.train import build_task_model, num_outputs, resolved_config
 from tfhub_transfer.models.contrastive import fit_contrastive
@@ -184,6 +184,7 @@ def compare_modes(base: TrainConfig, modes: list[str], out_dir: str | Path,
     """
     for mode in modes:  # fail on a typo, or a recipe option a mode does not take, before any training starts
         check_options(base.replace(mode=mode))
+    refuse_url(out_dir, "--out", "its report and plot are written on this machine; give a local --out")
     check_writable(out_dir)
     if task_spec(base.task).per_token:
         raise ConfigError(f"compare does not run --task {base.task} yet; compare sentence-level tasks")

@@ -21,7 +21,7 @@ from tfhub_transfer.config import TrainConfig
 from tfhub_transfer.data.conll import tag_vocabulary
 from tfhub_transfer.data.tables import load_labelled
 from tfhub_transfer.errors import ConfigError
-from tfhub_transfer.files import check_writable, replace_file
+from tfhub_transfer.files import check_writable, refuse_url, replace_file
 from tfhub_transfer.jobs.options import check_options
 from tfhub_transfer.jobs.tagging import read_tagged_splits, tagger_config
 from tfhub_transfer.jobs.train import build_task_model, cached_head, resolved_config
@@ -84,6 +84,7 @@ def find_learning_rate(config: TrainConfig, out_dir: str | Path, start_lr: float
     if str(config.mode).startswith("contrastive"):
         raise ConfigError("lr-find sweeps the classification loss; --mode contrastive first trains on pairs "
                           "(sweep its head with --mode freeze)")
+    refuse_url(out_dir, "--out", "its report and plot are written on this machine; give a local --out")
     out = check_writable(out_dir)
     strategy = make_distribution(config.distribution)
     tf_keras.utils.set_random_seed(config.seed)

@@ -8,6 +8,7 @@ import io
 from pathlib import Path
 
 from tfhub_transfer.config import TrainConfig
+from tfhub_transfer.files import refuse_url
 from tfhub_transfer.jobs.train import train
 from tfhub_transfer.layers.layer_mix import LAYER_MIXES
 from tfhub_transfer.training.plots import bar_chart_png
@@ -68,6 +69,7 @@ def study_layers(base: TrainConfig, out_dir: str | Path, mixes=LAYER_MIXES, fine
       >>> rows[0].setting, rows[0].metric
       ('last', 'accuracy')
     """
+    refuse_url(out_dir, "--out", "its report, table and plot are written on this machine; give a local --out")
     results = []
     for mix in ([None] if finetune else []) + list(mixes):
         score, metric = run_setting(base, mix, finetune_learning_rate, finetune_epochs)

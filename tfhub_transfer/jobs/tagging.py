@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from tfhub_transfer import storage
 from tfhub_transfer.config import TrainConfig
 from tfhub_transfer.data.conll import TaggedSentences, read_conll, tag_vocabulary
 from tfhub_transfer.errors import DataError
@@ -48,7 +49,7 @@ def fit_tagger_from_cache(model: TokenClassifier, train_sents: TaggedSentences, 
     outcome = fit_task(head, CachedExamples(paths[0], tag_ids[0], len(train_sents)),
                        CachedExamples(paths[1], tag_ids[1], len(valid_sents)), config.optimization,
                        config.runtime, None, job="--task tokens --feature-cache", shuffle=config.shuffle,
-                       log_dir=config.run_dir / TENSORBOARD_DIR)
+                       log_dir=storage.join(config.run_dir, TENSORBOARD_DIR))
     head.copy_weights_to(model)
     return outcome
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
+from tfhub_transfer import storage
 from tfhub_transfer.errors import ConfigError
 from tfhub_transfer.files import replace_file
 from tfhub_transfer.models.base import MODEL_FILE, WEIGHTS_FILE, TaskModel, registered
@@ -41,6 +43,10 @@ def load(path: str | Path) -> TaskModel:
     """
     if not isinstance(path, (str, os.PathLike)) or not str(path):
         raise ConfigError(f"load(path={path!r}): path must be the directory model.save() wrote (str or pathlib.Path)")
+    if storage.is_url(path):  # a run on shared storage: checked against its marker, read from a local copy
+        storage.check_complete(path, "the saved model")
+        with tempfile.TemporaryDirectory(prefix="tfhub_transfer-load-") as local:
+            return load(storage.download_tree(path, local))
     path = Path(path)
     model_file, weights_file, shared_file = path / MODEL_FILE, path / WEIGHTS_FILE, path / EXPORT_WEIGHTS_FILE
     if not model_file.is_file() or not (weights_file.is_file() or shared_file.is_file()):
@@ -71,6 +77,8 @@ def share_export_weights(model: TaskModel, run_dir: str | Path, export_dir: str 
     variables; otherwise (say, a newer export layout) the run keeps its own copy. Returns
     whether the run now shares the export's weights.
     """
+    if storage.is_url(run_dir):
+        return False  # a run on shared storage keeps its own weights.npz
     run_dir, export_dir = Path(run_dir), Path(export_dir)
     keys = _export_keys(model)
     try:

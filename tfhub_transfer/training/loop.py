@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from tfhub_transfer import storage
 from tfhub_transfer.config import OptimizationConfig, RuntimeConfig, differs, field_default
 from tfhub_transfer.config import flag as flag_of
 from tfhub_transfer.errors import ConfigError
@@ -131,7 +132,7 @@ def fit_task(model, train, valid, optimization: OptimizationConfig, runtime: Run
     optimization = dataclasses.replace(optimization, epochs=epochs)
     total_steps = steps * epochs if optimization.max_steps is None else min(steps * epochs, optimization.max_steps)
     chief = is_chief(strategy)
-    backup_dir = Path(run_dir) / BACKUP_DIR if run_dir is not None else None
+    backup_dir = storage.join(run_dir, BACKUP_DIR) if run_dir is not None else None
     backups = backup_dir is not None and runtime.backup_every_steps > 0
     for option, flag in (("resume", "--resume"), ("keep_backups", "--keep-backups")):
         if getattr(runtime, option) and not backups:
@@ -154,7 +155,7 @@ def fit_task(model, train, valid, optimization: OptimizationConfig, runtime: Run
         raise ConfigError(f"--early-stopping does not apply to {job}: it has no validation data to watch")
     if valid_ds is not None and (runtime.restore_best or optimization.early_stopping):
         watch = (model.objective.monitor, model.objective.monitor_mode,
-                 backup_dir / "best_weights.npz" if backups else None)
+                 storage.join(backup_dir, "best_weights.npz") if backups else None)
         best = (EarlyStopping(optimization.early_stopping, *watch, write=chief) if optimization.early_stopping
                 else RestoreBestWeights(*watch, write=chief))
         callbacks.append(best)
@@ -190,7 +191,7 @@ def _report_callbacks(runtime: RuntimeConfig, meter: SpeedMeter, epochs: int, ba
     reports = []
     if runtime.verbose and not interactive_output():
         reports.append(LineProgress(epochs, meter, write=chief))
-    board_root = log_dir if log_dir is not None else (Path(run_dir) / TENSORBOARD_DIR if run_dir else None)
+    board_root = log_dir if log_dir is not None else (storage.join(run_dir, TENSORBOARD_DIR) if run_dir else None)
     if runtime.tensorboard and board_root is not None and chief:
         reports.append(TensorBoardLog(TensorBoardLog.fresh_dir(board_root), meter, batch_size=batch))
     return reports
