@@ -12,7 +12,7 @@ from tfhub_transfer.config import CONCERNS, TrainConfig, check_value, field_defa
 from tfhub_transfer.errors import ConfigError
 
 # `tfhub-transfer train --help`'s option strings before the flags were generated from the metadata (#35).
-FROZEN_TRAIN_FLAGS = [
+FROZEN_TRAIN_FLAGS = [  # today's flags (+ --streaming, #37): a change here is a change users see
     "--architecture", "--backup-every", "--batch-size", "--cache-dir", "--class-weight", "--debug", "--distribution",
     "--dropout", "--dtype", "--early-stopping", "--embedding-lr-multiplier", "--embedding-mode", "--encoder",
     "--epochs", "--export-format", "--feature-cache", "--frozen-epochs", "--head", "--head-lr",
@@ -21,7 +21,8 @@ FROZEN_TRAIN_FLAGS = [
     "--max-tokens", "--max-train-examples", "--mode", "--name", "--no-bucket", "--no-export", "--no-restore-best",
     "--no-resume", "--no-standardize-features", "--no-tensorboard", "--optimizer", "--out", "--pack", "--pooling",
     "--preprocessor", "--quantize", "--quiet", "--resume", "--rnn", "--rnn-units", "--schedule", "--seed",
-    "--seq-length", "--slow-factor", "--steps-per-execution", "--task", "--tensorboard", "--text-b-column",
+    "--seq-length", "--slow-factor", "--steps-per-execution", "--streaming", "--task", "--tensorboard",
+    "--text-b-column",
     "--text-column", "--text-embedding", "--tfds-data-dir", "--time-budget", "--train", "--tune-head", "--valid",
     "--validation-fraction", "--warmup-fraction", "--weight-column", "--weight-decay", "--word-vectors", "-h",
 ]

@@ -208,6 +208,11 @@ class DataConfig:
         None, flag="--label-names", type="label_names", metavar="NAME,NAME,...",
         help="names of integer labels 0, 1, ... in order, e.g. neg,pos; predictions and reports use them "
              "(default: labels as written in the file)")
+    streaming: str = option(  # data.streaming: peak memory no longer grows with the number of rows
+        "auto", flag="--streaming", choices=("auto", "on", "off"),
+        help="read --train in chunks through tf.data instead of into memory: auto streams files of 32 MB or "
+             "more and globs (train-*.csv); on: always (an option that needs the whole table is then an "
+             "error); off: never (default: %(default)s)")
 
 
 @_documented

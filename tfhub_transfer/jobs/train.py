@@ -14,12 +14,12 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from tfhub_transfer import storage
 from tfhub_transfer.cache import honours_cache_dir
 from tfhub_transfer.config import TrainConfig, field_default
 from tfhub_transfer.data.streaming import StreamedSplits, expand_files, load_streamed
 from tfhub_transfer.data.tables import LabelledSplits, load_labelled
 from tfhub_transfer.encoders.resolve import resolve_encoder
-from tfhub_transfer.encoders.variants import encoder_variant
 from tfhub_transfer.errors import ConfigError, DataError
 from tfhub_transfer.jobs.cached_training import cached_optimization, tune_cached_head
 from tfhub_transfer.jobs.common import TrainResult, announce, check_output, finish, keep_finished_run
@@ -40,6 +40,7 @@ from tfhub_transfer.training.distribution import is_chief, make_distribution
 from tfhub_transfer.training.fault_tolerance import BACKUP_DIR, interruptible
 from tfhub_transfer.training.loop import FitOutcome, fit_task
 from tfhub_transfer.training.objectives import validation_report
+from tfhub_transfer.training.tasks import task_spec
 from tfhub_transfer.transfer.modes import TransferMode
 from tfhub_transfer.transfer.modes.auto import Choice, DataProfile, resolve_mode
 
@@ -49,18 +50,9 @@ def num_outputs(splits: LabelledSplits) -> int:
 
 
 def classifier_config(config: TrainConfig, num_classes: int) -> ClassifierConfig:
-    """The encoder classifier `config` describes (a feature cache defaults to the last layer, mean-pooled by a
-    dense head)."""
-    cached = config.feature_cache
-    return ClassifierConfig(
-        num_classes=num_classes, encoder=encoder_variant(config.encoder, config.dtype, config.preprocessor),
-        preprocessor=config.preprocessor, mode=config.mode, embedding_lr_multiplier=config.embedding_lr_multiplier,
-        pooling=config.pooling or ("mean" if cached and config.head == "dense" else None), dropout=config.dropout,
-        seq_length=config.seq_length, seed=config.seed, task=config.task,
-        layer_mix=config.layer_mix or ("last" if cached else None), pair=config.text_b_column is not None,
-        frozen_epochs=config.frozen_epochs, lr_mult=config.lr_mult, long_text=config.long_text,
-        packing=config.packing, head=config.head,
-    )
+    """The encoder classifier `config` describes (see ClassifierConfig.from_slices)."""
+    return ClassifierConfig.from_slices(config.model, config.transfer, num_classes, task=config.task,
+                                        pair=config.text_b_column is not None, seed=config.seed)
 
 
 def build_task_model(config: TrainConfig, splits: LabelledSplits) -> TaskModel:
@@ -97,7 +89,7 @@ def fit_from_cache(model: TextClassifier, splits: LabelledSplits, config: TrainC
     """Encodes train and validation once, fits mix + head on the cache (the one loop; to convergence, and
     tuned with `--tune-head`), copies them back. Returns the fit and the tuning sweep ({} without one)."""
     head, train_examples, valid_examples = cached_head(model, splits, config.verbose, config.standardize_features)
-    options = dict(shuffle=config.shuffle, log_dir=config.run_dir / TENSORBOARD_DIR)
+    options = dict(shuffle=config.shuffle, log_dir=storage.join(config.run_dir, TENSORBOARD_DIR))
     tuning = {}
     if config.tune_head:
         head, outcome, tuning = tune_cached_head(model, head, train_examples, valid_examples, config, **options)
@@ -120,8 +112,8 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -
     check_output(config)  # now, not after the training: nothing of the user's is lost or written through a link
     strategy = make_distribution(strategy or config.distribution)
     # SIGTERM and SIGINT end in one message that says whether the same command resumes.
-    with interruptible(config.run_dir / BACKUP_DIR if config.backup_every_steps > 0 else None):
-        if config.task == "tokens":
+    with interruptible(storage.join(config.run_dir, BACKUP_DIR) if config.backup_every_steps > 0 else None):
+        if task_spec(config.task).per_token:
             config, choice = resolved_config(config, None)
             if choice is not None:
                 print(choice.describe(), flush=True)
@@ -164,7 +156,7 @@ def training_bytes(pattern: str | Path) -> int:
 def streams(config: TrainConfig) -> bool:
     """Whether `config`'s data is streamed: `--streaming on|off`, or auto (the default): files of at
     least STREAMING_MIN_BYTES, and globs (the in-memory reader takes one file), when nothing blocks it."""
-    choice = getattr(config, "streaming", "auto")  # the field lives in config.py (TrainConfig.streaming)
+    choice = config.streaming
     if choice not in ("auto", "on", "off"):
         raise ConfigError(f"--streaming must be auto, on or off, not {choice!r}")
     if choice == "off":
@@ -216,13 +208,13 @@ def data_profile(config: TrainConfig, splits: LabelledSplits) -> DataProfile:
 def class_counts(splits: LabelledSplits | StreamedSplits, include_valid: bool) -> list[int]:
     """Examples per class (multi-label: texts carrying each label); [] for regression. Streamed data: the
     training rows the counting pass saw (none counted when the label names are given)."""
-    if splits.task == "regression":
+    if task_spec(splits.task).target == "number":
         return []
     if isinstance(splits, StreamedSplits):
         return splits.class_counts
     ids = [splits.train_ids, splits.valid_ids] if include_valid and len(splits.valid) else [splits.train_ids]
     rows = np.concatenate([np.asarray(i) for i in ids])
-    if splits.task == "multi_label":
+    if task_spec(splits.task).target == "classes":
         return [int(c) for c in rows.sum(0)]
     return [int(c) for c in np.bincount(rows.astype(int), minlength=len(splits.label_names))]
 
