@@ -33,8 +33,8 @@ training (ours: `train()` reads the draw, builds the model and trains); the inte
 framework imports and scoring are not counted (scoring is timed apart, in details.csv). Writes `rows.csv` in
 learning_curve.py's format (`dataset, per_class, seed, arm, score, seconds, chose`, appended row by row so a
 cut-short run keeps what it measured, and a rerun into the same --out runs only what is missing),
-`details.csv` (load / train / score seconds, peak RSS) and `run.json` (versions, CPU flags, load average
-before and after).
+`details.csv` (load / train / score seconds, peak RSS) and `runs.jsonl` (per invocation: arguments, versions,
+CPU flags, load average before and after).
 """
 
 from __future__ import annotations
@@ -219,8 +219,9 @@ def main() -> None:
         append(out / "details.csv", DETAIL_FIELDS, row)
         print(f"{row}  (load average {load_average()})", flush=True)
     run["load_after"] = load_average()
-    (out / "run.json").write_text(json.dumps(run, indent=2))
-    print(f"wrote {out}/rows.csv, details.csv, run.json")
+    with open(out / "runs.jsonl", "a", encoding="utf-8") as handle:  # one line per invocation into this --out
+        handle.write(json.dumps(run) + "\n")
+    print(f"wrote {out}/rows.csv, details.csv, runs.jsonl")
 
 
 if __name__ == "__main__":
