@@ -437,6 +437,26 @@ def read_table(
 
     A TFDS dataset is named `tfds:NAME[:SPLIT]` (e.g. `tfds:glue/sst2:validation`; default
     split `train`), with `text_column` / `label_column` naming its features.
+
+    Args:
+      source: a .csv/.tsv/.jsonl path or URL, a pandas DataFrame, or `tfds:NAME[:SPLIT]`.
+      text_column: the column (or JSON key, or feature) holding the text.
+      label_column: the label column; None reads text only (prediction input).
+      text_b_column: the second text of sentence pairs (None: single texts).
+      weight_column: per-example training weights (numbers >= 0), or None.
+
+    Returns:
+      A `TextTable`: `texts`, `labels` (as written), `texts_b`, `weights`, and each row's file location.
+
+    Raises:
+      DataError: naming the file, line and column of the first bad row.
+
+    Example:
+      >>> from tfhub_transfer import read_table
+      >>> from tfhub_transfer.jobs.demo import DEMO_DATA
+      >>> table = read_table(DEMO_DATA, "text", "label")
+      >>> len(table), sorted(set(table.labels)), table.locations[0]
+      (400, ['negative', 'positive'], 'line 2')
     """
     if isinstance(source, str) and source.startswith("tfds:"):
         name, _, split = source[len("tfds:"):].partition(":")
@@ -523,7 +543,19 @@ def _naming_problem(source: str, where: str, key: str, names: Sequence[str]) -> 
 
 @dataclasses.dataclass(frozen=True)
 class LabelVocabulary:
-    """The classes seen in training, in a stable order (numeric when all look numeric)."""
+    """The classes seen in training, in a stable order (numeric when all look numeric).
+
+    Args:
+      names: the class names; class id i is `names[i]`.
+      ids: with given names (`--label-names`): the integer ids "0".."n-1" that stand for them in the data.
+
+    Example:
+      >>> from tfhub_transfer import LabelVocabulary
+      >>> LabelVocabulary.from_labels(["pos", "neg", "pos"]).names
+      ('neg', 'pos')
+      >>> LabelVocabulary.from_labels(["10", "9", "2"]).names
+      ('2', '9', '10')
+    """
 
     names: tuple[str, ...]
     ids: tuple[str, ...] = ()  # with given names (--label-names): the integer ids "0".."n-1" that stand for them
@@ -724,6 +756,27 @@ def load_labelled(
     gives each training example a weight (validation stays unweighted). `label_names` names the integer
     class ids 0..n-1 in order: the label column holds those ids (or the names), and the classes are the
     names in that order; an id >= len(label_names) is a DataError naming the file and line.
+
+    Args:
+      train: the training file, URL, DataFrame or `tfds:NAME[:SPLIT]`.
+      valid: the validation data in the same forms (None: hold out `validation_fraction` of `train`).
+      text_column, label_column, text_b_column, weight_column: the columns to read (see `read_table`).
+      validation_fraction: the share of `train` held out when `valid` is None (0: no validation).
+      max_train_examples: train on a seeded random subset of this size (None: all).
+      seed: the hold-out and subset draws.
+      task: a registered task name (see `tfhub-transfer train --help`).
+      label_separator: separates a multi-label row's names.
+      label_names: the names of integer class ids 0..n-1, in order (None: labels as written).
+
+    Returns:
+      `LabelledSplits`: the train and valid tables, their encoded targets and the label vocabulary.
+
+    Example:
+      >>> from tfhub_transfer import load_labelled
+      >>> from tfhub_transfer.jobs.demo import DEMO_DATA
+      >>> splits = load_labelled(DEMO_DATA, validation_fraction=0.25)
+      >>> len(splits.train), len(splits.valid), list(splits.labels.names)
+      (300, 100, ['negative', 'positive'])
     """
     if task not in TASKS:
         raise DataError(f"task must be one of {TASKS}, not {task!r}")

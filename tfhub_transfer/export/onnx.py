@@ -133,7 +133,25 @@ def export_onnx(model: tf_keras.Model, label_names: Sequence[str], out_dir: str 
 
 
 class OnnxClassifier:
-    """Loads an ONNX export; `run` takes token ids, `predict` raw strings (tokenised with tensorflow-text)."""
+    """Loads an ONNX export; `run` takes token ids, `predict` raw strings (tokenised with tensorflow-text).
+
+    Args:
+      path: the export directory (its model.onnx and the tokenizer written beside it).
+      num_threads: onnxruntime's intra-op threads (None: its default).
+
+    Example:
+      >>> from tfhub_transfer import TrainConfig, train
+      >>> from tfhub_transfer.jobs.demo import DEMO_DATA
+      >>> result = train(TrainConfig.of(train=str(DEMO_DATA), mode="freeze", epochs=1, max_train_examples=64,
+      ...                               seq_length=32, verbose=0, tensorboard=False, output_dir="models",
+      ...                               name="reviews"))
+      Training all-MiniLM-L6-v2 (encoder, mode freeze) on 64 examples, validating on 40; ...
+      trained in ...
+      >>> from tfhub_transfer import OnnxClassifier
+      >>> path = result.model.export("models", "reviews_onnx", format="onnx")
+      >>> OnnxClassifier(path).predict(["A wonderful, moving film."])["probabilities"].shape
+      (1, 2)
+    """
 
     def __init__(self, path: str | Path, num_threads: int | None = None):
         self.path = Path(path)

@@ -129,7 +129,24 @@ def export_classifier(
 
 
 class ExportedClassifier:
-    """Loads an exported classifier and predicts on raw strings."""
+    """Loads an exported classifier and predicts on raw strings.
+
+    Args:
+      path: the export directory OUT/NAME/VERSION (local or a URL).
+
+    Example:
+      >>> from tfhub_transfer import TrainConfig, train
+      >>> from tfhub_transfer.jobs.demo import DEMO_DATA
+      >>> result = train(TrainConfig.of(train=str(DEMO_DATA), mode="freeze", epochs=1, max_train_examples=64,
+      ...                               seq_length=32, verbose=0, tensorboard=False, output_dir="models",
+      ...                               name="reviews"))
+      Training all-MiniLM-L6-v2 (encoder, mode freeze) on 64 examples, validating on 40; ...
+      trained in ...
+      >>> from tfhub_transfer import ExportedClassifier
+      >>> exported = ExportedClassifier("models/reviews/1")
+      >>> exported.predict(["A wonderful, moving film."])["probabilities"].shape
+      (1, 2)
+    """
 
     def __init__(self, path: str | Path):
         self.path = storage.location(path)  # an export on a URL is loaded from there (gs://, ram://)

@@ -113,7 +113,25 @@ def export_tflite(model: tf_keras.Model, label_names: Sequence[str], out_dir: st
 
 
 class TFLiteClassifier:
-    """Loads a TFLite export and predicts on raw strings."""
+    """Loads a TFLite export and predicts on raw strings.
+
+    Args:
+      path: the export directory (or its .tflite file).
+      num_threads: the interpreter's threads (None: TFLite's default).
+
+    Example:
+      >>> from tfhub_transfer import TrainConfig, train
+      >>> from tfhub_transfer.jobs.demo import DEMO_DATA
+      >>> result = train(TrainConfig.of(train=str(DEMO_DATA), mode="freeze", epochs=1, max_train_examples=64,
+      ...                               seq_length=32, verbose=0, tensorboard=False, output_dir="models",
+      ...                               name="reviews"))
+      Training all-MiniLM-L6-v2 (encoder, mode freeze) on 64 examples, validating on 40; ...
+      trained in ...
+      >>> from tfhub_transfer import TFLiteClassifier
+      >>> path = result.model.export("models", "reviews_lite", format="tflite")
+      >>> TFLiteClassifier(path).predict(["A wonderful, moving film."])["probabilities"].shape
+      (1, 2)
+    """
 
     def __init__(self, path: str | Path, num_threads: int | None = None):
         self.path = Path(path)

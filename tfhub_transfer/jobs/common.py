@@ -207,6 +207,29 @@ def _claim_run_version(run_dir: Path) -> Path:
 
 @dataclasses.dataclass
 class TrainResult:
+    """What `train` returns: the trained model, its history and validation report, and where it went.
+
+    Args:
+      model: the trained task model (a Keras model: `predict`, `evaluate`, `save`, `export`).
+      history: Keras' history (loss and metrics per epoch).
+      metrics: the validation report (accuracy, macro-F1, ...; `auto`'s choice under `--mode auto`).
+      label_names: the class names, in class-id order.
+      export_path: OUT/NAME/VERSION of the raw-string export (None with `export=False`).
+      run_dir: OUT/NAME/run, loadable with `tfhub_transfer.load`.
+      speed: training wall time, steady examples/s and peak memory.
+
+    Example:
+      >>> from tfhub_transfer import TrainConfig, train
+      >>> from tfhub_transfer.jobs.demo import DEMO_DATA
+      >>> result = train(TrainConfig.of(train=str(DEMO_DATA), mode="freeze", epochs=1, max_train_examples=64,
+      ...                               seq_length=32, verbose=0, tensorboard=False, output_dir="models",
+      ...                               name="reviews"))
+      Training all-MiniLM-L6-v2 (encoder, mode freeze) on 64 examples, validating on 40; ...
+      trained in ...
+      >>> result.label_names, 0.0 <= result.metrics["accuracy"] <= 1.0, str(result.run_dir)
+      (['negative', 'positive'], True, 'models/reviews/run')
+    """
+
     model: TaskModel
     history: dict[str, list[float]]
     metrics: dict

@@ -44,6 +44,22 @@ class PretrainConfig:
 
     The optimisation and runtime options are the same dataclasses `train` uses, with
     pretraining's own defaults (one epoch at the encoder's learning rate).
+
+    Args:
+      corpus: text files (one passage per line, or a column of a table with `text_column`).
+      out: where the continued encoder pair is written (a versioned SavedModel pair, usable as `--encoder`).
+      model: the encoder, preprocessor, sequence length and whole-word masking (`MaskedLMConfig`).
+      optimization: epochs, batch, learning rate, schedule (`OptimizationConfig`).
+      runtime: devices, seed, verbosity (`RuntimeConfig`).
+      text_column: read this column of a CSV/TSV/JSONL corpus instead of whole lines.
+      holdout_fraction: the share of sequences held out to measure the MLM loss before and after.
+      max_lines: read at most this many lines of the corpus (None: all).
+
+    Example:
+      >>> from tfhub_transfer import PretrainConfig
+      >>> config = PretrainConfig.of(["corpus.txt"], "encoders/mine", epochs=2, seq_length=64)
+      >>> config.optimization.epochs, config.model.seq_length, config.model.encoder
+      (2, 64, 'default')
     """
 
     corpus: Sequence[str | Path]
@@ -91,6 +107,24 @@ def pretrain(config: PretrainConfig, strategy: tf.distribute.Strategy | None = N
     """Continues MLM pretraining of `config.model.encoder` on `config.corpus`; see the module docstring.
 
     Runs under `strategy`, else the one `config.runtime.distribution` names (created first).
+
+    Args:
+      config: the corpus, the encoder and the budget (`PretrainConfig`).
+      strategy: a `tf.distribute` strategy to train under (None: from `config.runtime.distribution`).
+
+    Returns:
+      `PretrainResult`: the held-out MLM loss and accuracy `before` and `after`, the written encoder's
+      `path` (give it to `train --encoder`), and the training history.
+
+    Example:
+      >>> from pathlib import Path
+      >>> from tfhub_transfer import PretrainConfig, pretrain
+      >>> lines = [f"review {i}: the acting was fine and the plot was thin" for i in range(64)]
+      >>> _ = Path("corpus.txt").write_text("".join(line + chr(10) for line in lines))
+      >>> result = pretrain(PretrainConfig.of(["corpus.txt"], "encoders/reviews", seq_length=32, batch_size=16,
+      ...                                     verbose=0))
+      >>> result.after["loss"] < result.before["loss"]
+      True
     """
     runtime = config.runtime
     for name in ("epochs", "batch_size", "learning_rate", "warmup_fraction", "weight_decay"):

@@ -66,6 +66,8 @@ def study_layers(base: TrainConfig, out_dir: str | Path, mixes=LAYER_MIXES, fine
       >>> base = TrainConfig.of(train=str(DEMO_DATA), max_train_examples=48, epochs=1, seq_length=32,
       ...                       verbose=0, tensorboard=False)
       >>> rows = study_layers(base, "study_out", mixes=["last"], finetune=False)
+      Training all-MiniLM-L6-v2 (encoder, mode freeze) on 48 examples, validating on 40; ...
+      ...
       >>> rows[0].setting, rows[0].metric
       ('last', 'accuracy')
     """

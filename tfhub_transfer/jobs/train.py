@@ -107,6 +107,25 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -
     The distribution strategy is `strategy` if given, else made from `config.distribution`
     before anything else touches TensorFlow. Under a multi-worker strategy every worker
     trains; only the chief writes files.
+
+    Args:
+      config: the data, model, transfer mode, budget and output (`TrainConfig.of(...)`; the CLI's flags
+        are its fields).
+      strategy: a `tf.distribute` strategy to train under (None: from `config.distribution`).
+
+    Returns:
+      A `TrainResult` (the model, history, validation metrics, export path and run directory).
+
+    Example:
+      >>> from tfhub_transfer import TrainConfig, train
+      >>> from tfhub_transfer.jobs.demo import DEMO_DATA
+      >>> result = train(TrainConfig.of(train=str(DEMO_DATA), mode="freeze", epochs=1, max_train_examples=64,
+      ...                               seq_length=32, verbose=0, tensorboard=False, output_dir="models",
+      ...                               name="reviews"))
+      Training all-MiniLM-L6-v2 (encoder, mode freeze) on 64 examples, validating on 40; ...
+      trained in ...
+      >>> str(result.export_path), 0.0 <= result.metrics["accuracy"] <= 1.0
+      ('models/reviews/1', True)
     """
     check_options(config)
     check_output(config)  # now, not after the training: nothing of the user's is lost or written through a link

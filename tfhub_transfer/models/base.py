@@ -56,7 +56,8 @@ class TaskModel(Fitting, GroupCompiling, InputAdaptation, Persistence, tf_keras.
     `config` and `label_names`), `training_stream` and `evaluation_dataset`, and `encode_examples`
     when they read raw examples. `unsupported` ({option: why}) names the loop's options they refuse.
 
-    Args (of `_setup`, which a subclass calls once its graph is built):
+    Args:
+  (of `_setup`, which a subclass calls once its graph is built)
       config: the model's config dataclass (`save` stores it; `from_config` rebuilds the model from it).
       mode: its `TransferMode`. spec: its `EncoderSpec` (None without a TF Hub encoder).
       preprocessor: its `TextPreprocessor` (None when the first layer takes strings).

@@ -40,6 +40,25 @@ def load(path: str | Path) -> TaskModel:
 
     Build it inside a distribution strategy's scope to train it there. The optimizer state
     is not saved: `compile()` again (or just `fit`, which compiles with the defaults).
+
+    Args:
+      path: a directory `model.save()` wrote, or a run directory OUT/NAME/run (local or a URL).
+
+    Returns:
+      The task model (`TextClassifier`, `TokenClassifier`, ...), ready to `predict` or `fit` further.
+
+    Example:
+      >>> from tfhub_transfer import TrainConfig, train
+      >>> from tfhub_transfer.jobs.demo import DEMO_DATA
+      >>> result = train(TrainConfig.of(train=str(DEMO_DATA), mode="freeze", epochs=1, max_train_examples=64,
+      ...                               seq_length=32, verbose=0, tensorboard=False, output_dir="models",
+      ...                               name="reviews"))
+      Training all-MiniLM-L6-v2 (encoder, mode freeze) on 64 examples, validating on 40; ...
+      trained in ...
+      >>> from tfhub_transfer import load
+      >>> model = load("models/reviews/run")
+      >>> model.label_names, model.predict_labels(["A wonderful, moving film."])[0] in model.label_names
+      (['negative', 'positive'], True)
     """
     if not isinstance(path, (str, os.PathLike)) or not str(path):
         raise ConfigError(f"load(path={path!r}): path must be the directory model.save() wrote (str or pathlib.Path)")
