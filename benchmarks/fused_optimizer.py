@@ -11,7 +11,7 @@ Fine-tunes the default encoder (all-MiniLM-L6-v2, 22.6 M parameters) on the same
 with each optimizer, rounds interleaved in one process (A B A B): the same schedule, learning
 rate, weight decay (0.01, none on norms and biases) and epsilon; only the update's kernels differ.
 Reports the first step (tracing the train function, then running it) and the median of the
-steady steps (same batches in the same order, dropout 0; tests/test_optimizers.py checks that
+steady steps (same batches in the same order, dropout 0; tests/training/test_optimizers.py checks that
 the two updates agree).
 """
 

@@ -9,7 +9,7 @@ AdamW 5e-5, batch 32, 128-token cut, 2 epochs), in interleaved rounds (A B C D, 
 - `buckets + pack`: the same batches, each packed into rows of `--pack` word pieces;
 - `no buckets`: random batches, padded to their longest row;
 - `no buckets + pack`: those batches packed.
-Packing changes no batch's loss or gradient (tests/test_packing.py), so the arms with and without it
+Packing changes no batch's loss or gradient (tests/preprocessing/test_packing.py), so the arms with and without it
 learn the same thing; the dropout masks differ, so dev accuracy differs by noise only.
 
 Reported: train examples/s over epoch 2 (epoch 1 holds the tracing), its ratio to `buckets` in the same

@@ -1,10 +1,10 @@
-"""Write the tiny per-family checkpoints and PyTorch reference outputs for tests/test_encoder_families.py.
+"""Write the tiny per-family checkpoints and PyTorch reference outputs for tests/encoders/test_encoder_families.py.
 
 Run in the peers' virtualenv (PyTorch + transformers, never a dependency of tfhub_transfer):
 
     make .venv-peers/.installed   # or: python3 -m venv .venv-peers && .venv-peers/bin/pip install \
                                   #     torch==2.13.0 transformers==5.23.0 sentencepiece safetensors protobuf
-    .venv-peers/bin/python tools/make_family_references.py tests/data/families
+    .venv-peers/bin/python tools/make_family_references.py tests/fixtures/families
     .venv-peers/bin/python tools/make_family_references.py --real CHECKPOINT_DIR reference.json  # a real one
 
 For each family it writes `<out>/<fixture>/`: a tiny random checkpoint as `transformers` saves it

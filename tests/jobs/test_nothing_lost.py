@@ -165,7 +165,7 @@ def test_a_dangling_link_at_the_next_version_is_skipped(tmp_path):
 
 
 # -- URLs ----------------------------------------------------------------------------------------------
-# gs:// is left out here: with no network TensorFlow's GCS client retries for minutes (tests/test_storage.py
+# gs:// is left out here: with no network TensorFlow's GCS client retries for minutes (tests/foundation/test_storage.py
 # writes and reads URLs through TensorFlow's in-memory ram:// instead).
 @pytest.mark.parametrize("url", ["s3://bucket/models", "hdfs://host/models"])
 def test_a_url_as_out_is_refused_and_nothing_is_written(tiny_encoder, demo_data, tmp_path, monkeypatch, capsys,

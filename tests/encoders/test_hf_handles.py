@@ -15,7 +15,7 @@ from tfhub_transfer.encoders.hf_hub import parse_hf_handle  # noqa: E402
 from tfhub_transfer.encoders.resolve import resolve_encoder  # noqa: E402
 from tfhub_transfer.errors import EncoderError  # noqa: E402
 
-FIXTURES = Path(__file__).parent / "data" / "families"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "families"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 

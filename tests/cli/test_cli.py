@@ -98,7 +98,7 @@ def test_study_layers_writes_table(demo_data, tmp_path, capsys, monkeypatch):
     out = tmp_path / "study"
     code = main(["study-layers", "--train", str(demo_data), "--encoder", str(encoder), "--epochs", "1",
                  "--lr", "3e-3", "--max-train-examples", "80", "--out", str(out), "--quiet",
-                 "--mixes", "scalar_mix"])  # every mix: tests/test_heads_and_mixes.py
+                 "--mixes", "scalar_mix"])  # every mix: tests/layers/test_heads_and_mixes.py
     assert code == 0
     table = (out / "study.md").read_text()
     for row in ("fine-tune (all layers)", "frozen: scalar_mix"):

@@ -12,7 +12,7 @@ from tfhub_transfer.errors import ConfigError
 from tfhub_transfer.transfer.modes import TransferMode, mode_classes, mode_names, register_mode
 from tfhub_transfer.transfer.modes import base as modes_base
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "tfhub_transfer"
 EXAMPLE_ARGUMENT = {"K": "2", "STEPS": "50", "DECAY": "0.8", "FACTOR": "0.1", "ITERATIONS": "4"}
 

@@ -20,7 +20,7 @@ def test_word_vectors_notebook(tmp_path, demo_data):
                         tmp_path / "vectors.txt")
     env = notebook_env(tmp_path / "out", epochs=4,
                        TFHUB_TRANSFER_NOTEBOOK_VECTORS=str(tmp_path / "vectors.txt"),
-                       TFHUB_TRANSFER_NOTEBOOK_MODES="init")  # the others: tests/test_word_vectors.py
+                       TFHUB_TRANSFER_NOTEBOOK_MODES="init")  # the others: tests/transfer/test_word_vectors.py
     notebook = execute("word_vectors.ipynb", env, tmp_path)
     accuracies = eval(last_output(notebook, "accuracies = "))  # a dict repr written by the notebook
     assert set(accuracies) == {"init"}

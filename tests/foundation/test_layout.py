@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "tfhub_transfer"
+PACKAGE = Path(__file__).resolve().parents[2] / "tfhub_transfer"
 ORDER = ["errors", "storage", "cache", "config", "files", "data", "preprocessing", "encoders", "layers", "transfer",
          "training", "export", "models", "jobs", "cli"]
 FOUNDATION = {"errors", "storage", "cache", "config", "files"}

@@ -12,7 +12,7 @@ import pytest
 from tfhub_transfer.config import TrainConfig
 from tfhub_transfer.jobs.train import train
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WORDS = {"pos": ["wonderful", "loved", "great", "superb"], "neg": ["awful", "rude", "dull", "broken"]}
 
 

@@ -13,7 +13,7 @@ from tfhub_transfer.encoders.build.convert import convert_hf_checkpoint, sentenc
 from tfhub_transfer.encoders.build.safetensors_reader import read_safetensors
 from tfhub_transfer.errors import EncoderError
 
-REFERENCE = __import__("pathlib").Path(__file__).parent / "data" / "minilm_reference.json"
+REFERENCE = __import__("pathlib").Path(__file__).resolve().parents[1] / "fixtures" / "minilm_reference.json"
 
 
 def write_safetensors(path, tensors: dict[str, np.ndarray], bf16: set[str] = frozenset()) -> None:

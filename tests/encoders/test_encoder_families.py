@@ -24,7 +24,7 @@ from tfhub_transfer.encoders.build.tokenizer_files import SENTENCEPIECE, XLMR_ID
 from tfhub_transfer.encoders.build.torch_reader import read_torch_state_dict
 from tfhub_transfer.errors import EncoderError
 
-FIXTURES = Path(__file__).parent / "data" / "families"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "families"
 # fixture -> (family, tokenizer kind, whether the checkpoint has a [CLS] pooler, pooled_output "auto" gives)
 EXPECTED = {
     "bert": ("bert", "wordpiece", True, "pooler"),
