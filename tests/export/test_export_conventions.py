@@ -121,6 +121,7 @@ def _small_fit(encoder, out_file) -> subprocess.Popen:
 
 
 @pytest.mark.slow
+@pytest.mark.integration  # a long end-to-end run: make integration (CI); make test keeps its 12 minutes
 def test_quiet_by_default_and_line_progress_in_a_log_file(tiny_encoder, tmp_path):
     run = _small_fit(tiny_encoder, tmp_path / "quiet.log")
     stderr = run.communicate(timeout=300)[1]

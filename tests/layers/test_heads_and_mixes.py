@@ -53,6 +53,7 @@ def test_multi_label_head_learns_and_exports_label_lists(reviews, tiny_encoder, 
 
 
 @pytest.mark.slow
+@pytest.mark.integration  # a long end-to-end run: make integration (CI); make test keeps its 12 minutes
 def test_regression_head_correlates(reviews, tiny_encoder, tmp_path):
     scores = [(1.0 if s == "positive" else -1.0) for s in reviews.sentiment]
     result = fit(reviews.assign(label=scores), tiny_encoder, tmp_path, task="regression", name="reg")
@@ -63,6 +64,7 @@ def test_regression_head_correlates(reviews, tiny_encoder, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.integration  # a long end-to-end run: make integration (CI); make test keeps its 12 minutes
 def test_sentence_pairs_use_the_second_segment(reviews, tiny_encoder, tmp_path):
     shuffled = reviews.sample(frac=1.0, random_state=0).reset_index(drop=True)
     frame = pd.DataFrame({"text_a": reviews.text, "text_b": shuffled.text, "label": shuffled.sentiment})

@@ -72,6 +72,7 @@ def test_a_custom_head_refuses_the_contrastive_head_fit(tiny_encoder):
         TextClassifier.from_encoder(str(tiny_encoder), 2, head=TwoLayerHead(2), mode="contrastive")
 
 
+@pytest.mark.integration  # a long end-to-end run: make integration (CI); make test keeps its 12 minutes
 def test_a_custom_tagging_head_maps_each_word(tiny_encoder, tmp_path):
     head = TwoLayerHead(3, name="tagger_head")
     model = TokenClassifier.from_encoder(str(tiny_encoder), ["O", "B-X", "I-X"], head=head, seq_length=16)

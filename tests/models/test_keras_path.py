@@ -148,7 +148,7 @@ VALUES = {  # one non-default value per flag
     "--long-text": "windows:32", "--tune-head": None, "--no-standardize-features": None,
     "--export-format": "tflite", "--quantize": "int8",
     "--no-tensorboard": None, "--keep-backups": None, "--cache-dir": "c", "--label-names": "neg,pos",
-    "--max-steps": "5", "--time-budget": "1.5",
+    "--max-steps": "5", "--time-budget": "1.5", "--streaming": "off",
 }
 DEFINING = {"--train", "--task", "--architecture", "--word-vectors", "--text-embedding", "--help", "--debug",
             "--tensorboard",  # restates its default (the pair of --no-tensorboard)

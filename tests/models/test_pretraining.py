@@ -132,6 +132,7 @@ def pretrained(topic_encoder, topic_corpus, tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.integration  # a long end-to-end run: make integration (CI); make test keeps its 12 minutes
 def test_mlm_loss_falls_on_a_learnable_corpus(pretrained):
     unigram_entropy = np.log(40)  # 40 equally frequent words; using the topic context goes below it
     assert pretrained.before["loss"] > unigram_entropy + 0.5
@@ -143,6 +144,7 @@ def test_mlm_loss_falls_on_a_learnable_corpus(pretrained):
     assert pretrained.history["loss"][-1] < pretrained.before["loss"] - 0.8
 
 
+@pytest.mark.integration  # a long end-to-end run: make integration (CI); make test keeps its 12 minutes
 def test_written_encoder_loads_trainable_and_differs(pretrained, topic_encoder):
     assert pretrained.path.name == "1"
     layer = hub.KerasLayer(str(pretrained.path / "encoder"), trainable=True)
@@ -161,6 +163,7 @@ def test_written_encoder_loads_trainable_and_differs(pretrained, topic_encoder):
     assert out["sequence_output"].shape[-1] == 32
 
 
+@pytest.mark.integration  # a long end-to-end run: make integration (CI); make test keeps its 12 minutes
 def test_builders_fine_tune_from_the_adapted_encoder(pretrained, demo_data, tmp_path):
     from tfhub_transfer.config import TrainConfig
     from tfhub_transfer.jobs.train import train

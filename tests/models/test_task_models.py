@@ -49,7 +49,7 @@ CASES = {
         TextEmbeddingClassifierConfig(2, str(module), mode="finetune"), ["neg", "pos"]),
         TaskExamples(TEXTS, SENTIMENT, PROBE)),
 }
-FAST = {"text_single_label", "text_embedding"}  # the rest are integration: 40-70 s each on two busy cores
+FAST = {"text_embedding"}  # the rest are integration (make integration, CI): 20-70 s each on 2 cores
 
 
 @pytest.fixture(scope="module")

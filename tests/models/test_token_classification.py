@@ -118,6 +118,7 @@ def test_tagger_export_maps_sentences_to_a_tag_per_word(tagger):
     assert (model_tags != "").all()
 
 
+@pytest.mark.integration  # a long end-to-end run: make integration (CI); make test keeps its 12 minutes
 def test_frozen_bilstm_head_with_layer_mix(item_corpus, tiny_encoder, tmp_path):
     train_path, valid_path = item_corpus
     result = train_tagger(train=train_path, valid=valid_path, encoder=str(tiny_encoder),

@@ -40,6 +40,7 @@ def _weights(run_dir):
 
 
 @pytest.mark.slow
+@pytest.mark.integration  # a long end-to-end run: make integration (CI); make test keeps its 12 minutes
 def test_kill_9_mid_epoch_then_resume_matches_an_uninterrupted_run(tiny_encoder_no_dropout, tmp_path,
                                                                     demo_data, capsys):
     frame = pd.read_csv(demo_data, sep="\t").head(80)

@@ -138,20 +138,22 @@ def resolve_encoder(name: str = "default", preprocessor: str | None = None) -> E
         spec = _local_pair(ensure_hf_encoder(name), name)
         return dataclasses.replace(spec, preprocessor=preprocessor) if preprocessor else spec
     # A pair or SavedModel on storage (gs://, ram://, s3://; not an http handle) is read through tf.io.gfile.
-    path = latest_version(storage.location(name) if on_storage(name) else Path(name))
-    if storage.exists(storage.join(path, ENCODER_DIR, "saved_model.pb")):
+    hub_handle = is_remote(name) and not on_storage(name)  # http(s)/Kaggle: tensorflow_hub resolves it, no path
+    path = None if hub_handle else latest_version(storage.location(name) if on_storage(name) else Path(name))
+    if path is not None and storage.exists(storage.join(path, ENCODER_DIR, "saved_model.pb")):
         spec = _local_pair(path, storage.basename(name))
         return dataclasses.replace(spec, preprocessor=preprocessor) if preprocessor else spec
     if name in catalogue():
         entry = catalogue()[name]
         return EncoderSpec(name, entry["encoder"], preprocessor or entry["preprocessor"])
-    if storage.exists(storage.join(path, "saved_model.pb")) or is_remote(name):
+    if hub_handle or storage.exists(storage.join(path, "saved_model.pb")):
         if not preprocessor:
             raise EncoderError(
                 f"{name} is a bare encoder: also pass its matching preprocessor "
                 f"(--preprocessor HANDLE_OR_PATH), e.g. a bert_en_uncased_preprocess handle."
             )
-        return EncoderSpec(storage.basename(path) or name, name, preprocessor)
+        shown = storage.basename(path) if path is not None else name.rstrip("/").rsplit("/", 1)[-1]
+        return EncoderSpec(shown or name, name, preprocessor)
     raise EncoderError(
         f"unknown encoder {name!r}: not 'default', not an hf:ORG/NAME handle, not a catalogue name "
         f"(see `tfhub-transfer encoders list`), not a directory with encoder/ and preprocessor/, "
