@@ -49,14 +49,10 @@ def open_export(path: str | Path):
       An `ExportedClassifier`, `TFLiteClassifier` or `OnnxClassifier`.
 
     Example:
-      >>> from tfhub_transfer import TrainConfig, train
-      >>> from tfhub_transfer.jobs.demo import DEMO_DATA
-      >>> result = train(TrainConfig.of(train=str(DEMO_DATA), mode="freeze", epochs=1, max_train_examples=64,
-      ...                               seq_length=32, verbose=0, tensorboard=False, output_dir="models",
-      ...                               name="reviews"))
-      Training all-MiniLM-L6-v2 (encoder, mode freeze) on 64 examples, validating on 40; ...
-      trained in ...
-      >>> from tfhub_transfer import open_export
+      >>> from tfhub_transfer import open_export, train
+      >>> from tfhub_transfer.jobs.demo import demo_config
+      >>> result = train(demo_config(mode="freeze", output_dir="models", name="reviews"))
+      Training all-MiniLM-L6-v2 (encoder, mode freeze) on 64 examples, ...
       >>> out = open_export("models/reviews/1").predict(["A wonderful, moving film."])
       >>> out["labels"][0] in ("negative", "positive"), out["probabilities"].shape
       (True, (1, 2))

@@ -120,14 +120,10 @@ class TFLiteClassifier:
       num_threads: the interpreter's threads (None: TFLite's default).
 
     Example:
-      >>> from tfhub_transfer import TrainConfig, train
-      >>> from tfhub_transfer.jobs.demo import DEMO_DATA
-      >>> result = train(TrainConfig.of(train=str(DEMO_DATA), mode="freeze", epochs=1, max_train_examples=64,
-      ...                               seq_length=32, verbose=0, tensorboard=False, output_dir="models",
-      ...                               name="reviews"))
-      Training all-MiniLM-L6-v2 (encoder, mode freeze) on 64 examples, validating on 40; ...
-      trained in ...
-      >>> from tfhub_transfer import TFLiteClassifier
+      >>> from tfhub_transfer import TFLiteClassifier, train
+      >>> from tfhub_transfer.jobs.demo import demo_config
+      >>> result = train(demo_config(mode="freeze", output_dir="models", name="reviews"))
+      Training all-MiniLM-L6-v2 (encoder, mode freeze) on 64 examples, ...
       >>> path = result.model.export("models", "reviews_lite", format="tflite")
       >>> TFLiteClassifier(path).predict(["A wonderful, moving film."])["probabilities"].shape
       (1, 2)

@@ -219,13 +219,10 @@ class TrainResult:
       speed: training wall time, steady examples/s and peak memory.
 
     Example:
-      >>> from tfhub_transfer import TrainConfig, train
-      >>> from tfhub_transfer.jobs.demo import DEMO_DATA
-      >>> result = train(TrainConfig.of(train=str(DEMO_DATA), mode="freeze", epochs=1, max_train_examples=64,
-      ...                               seq_length=32, verbose=0, tensorboard=False, output_dir="models",
-      ...                               name="reviews"))
-      Training all-MiniLM-L6-v2 (encoder, mode freeze) on 64 examples, validating on 40; ...
-      trained in ...
+      >>> from tfhub_transfer import train
+      >>> from tfhub_transfer.jobs.demo import demo_config
+      >>> result = train(demo_config(mode="freeze", output_dir="models", name="reviews"))
+      Training all-MiniLM-L6-v2 (encoder, mode freeze) on 64 examples, ...
       >>> result.label_names, 0.0 <= result.metrics["accuracy"] <= 1.0, str(result.run_dir)
       (['negative', 'positive'], True, 'models/reviews/run')
     """

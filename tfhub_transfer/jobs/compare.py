@@ -174,10 +174,9 @@ def compare_modes(base: TrainConfig, modes: list[str], out_dir: str | Path,
       epoch, seconds, learning curve; test scores when `test` is given).
 
     Example:
-      >>> from tfhub_transfer import TrainConfig, compare_modes
-      >>> from tfhub_transfer.jobs.demo import DEMO_DATA
-      >>> base = TrainConfig.of(train=str(DEMO_DATA), max_train_examples=48, epochs=1, seq_length=32,
-      ...                       verbose=0, tensorboard=False)
+      >>> from tfhub_transfer import compare_modes
+      >>> from tfhub_transfer.jobs.demo import demo_config
+      >>> base = demo_config()
       >>> results = compare_modes(base, ["freeze", "finetune"], "compare_out")
       >>> [r.mode for r in results], all(0 <= r.valid_accuracy <= 1 for r in results)
       (['freeze', 'finetune'], True)

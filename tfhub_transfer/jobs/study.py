@@ -61,12 +61,11 @@ def study_layers(base: TrainConfig, out_dir: str | Path, mixes=LAYER_MIXES, fine
       One `MixResult(setting, score, metric)` per row: the task's headline score on validation.
 
     Example:
-      >>> from tfhub_transfer import TrainConfig, study_layers
-      >>> from tfhub_transfer.jobs.demo import DEMO_DATA
-      >>> base = TrainConfig.of(train=str(DEMO_DATA), max_train_examples=48, epochs=1, seq_length=32,
-      ...                       verbose=0, tensorboard=False)
+      >>> from tfhub_transfer import study_layers
+      >>> from tfhub_transfer.jobs.demo import demo_config
+      >>> base = demo_config()
       >>> rows = study_layers(base, "study_out", mixes=["last"], finetune=False)
-      Training all-MiniLM-L6-v2 (encoder, mode freeze) on 48 examples, validating on 40; ...
+      Training all-MiniLM-L6-v2 (encoder, mode freeze) on 64 examples, validating on 40; ...
       ...
       >>> rows[0].setting, rows[0].metric
       ('last', 'accuracy')

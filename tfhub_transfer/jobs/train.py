@@ -117,13 +117,10 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -
       A `TrainResult` (the model, history, validation metrics, export path and run directory).
 
     Example:
-      >>> from tfhub_transfer import TrainConfig, train
-      >>> from tfhub_transfer.jobs.demo import DEMO_DATA
-      >>> result = train(TrainConfig.of(train=str(DEMO_DATA), mode="freeze", epochs=1, max_train_examples=64,
-      ...                               seq_length=32, verbose=0, tensorboard=False, output_dir="models",
-      ...                               name="reviews"))
-      Training all-MiniLM-L6-v2 (encoder, mode freeze) on 64 examples, validating on 40; ...
-      trained in ...
+      >>> from tfhub_transfer import train
+      >>> from tfhub_transfer.jobs.demo import demo_config
+      >>> result = train(demo_config(mode="freeze", output_dir="models", name="reviews"))
+      Training all-MiniLM-L6-v2 (encoder, mode freeze) on 64 examples, ...
       >>> str(result.export_path), 0.0 <= result.metrics["accuracy"] <= 1.0
       ('models/reviews/1', True)
     """

@@ -48,14 +48,10 @@ def load(path: str | Path) -> TaskModel:
       The task model (`TextClassifier`, `TokenClassifier`, ...), ready to `predict` or `fit` further.
 
     Example:
-      >>> from tfhub_transfer import TrainConfig, train
-      >>> from tfhub_transfer.jobs.demo import DEMO_DATA
-      >>> result = train(TrainConfig.of(train=str(DEMO_DATA), mode="freeze", epochs=1, max_train_examples=64,
-      ...                               seq_length=32, verbose=0, tensorboard=False, output_dir="models",
-      ...                               name="reviews"))
-      Training all-MiniLM-L6-v2 (encoder, mode freeze) on 64 examples, validating on 40; ...
-      trained in ...
-      >>> from tfhub_transfer import load
+      >>> from tfhub_transfer import load, train
+      >>> from tfhub_transfer.jobs.demo import demo_config
+      >>> result = train(demo_config(mode="freeze", output_dir="models", name="reviews"))
+      Training all-MiniLM-L6-v2 (encoder, mode freeze) on 64 examples, ...
       >>> model = load("models/reviews/run")
       >>> model.label_names, model.predict_labels(["A wonderful, moving film."])[0] in model.label_names
       (['negative', 'positive'], True)
