@@ -565,16 +565,16 @@ class RowSource:
     checked: bool = True  # the counting pass checked every row (blank lines are then the only misfits)
 
     @property
-    def kind(self) -> str:
+    def file_format(self) -> str:
         return _kind_of_file(self.files[0])
 
     def one_file(self, path: tf.Tensor) -> tf.data.Dataset:
         """Blocks of (text, [text_b,] label) strings of one file, in file order."""
         wanted = self.columns.wanted
-        if self.kind == "jsonl":
+        if self.file_format == "jsonl":
             return tf.data.TextLineDataset(path).batch(LINES_PER_PARSE).map(_jsonl_fields(wanted))
         index = [self.header.index(name) for name in wanted]
-        if self.kind == "csv":
+        if self.file_format == "csv":
             order = sorted(set(index))
             rows = tf.data.experimental.CsvDataset(path, [tf.string] * len(order), header=True, select_cols=order)
             if self.checked:
