@@ -44,11 +44,11 @@ from tfhub_transfer.data.tables import (
     _header_names,
     _labels,
     _line_at,
-    _quote_problem,
     _read_jsonl,
     _require_columns,
     _shown,
     _texts,
+    delimited_rows,
     encode_scores,
     label_key,
 )
@@ -255,31 +255,12 @@ def held_out_mask(start: int, count: int, fraction: float) -> np.ndarray:
 def _delimited_chunks(path: str, sep: str, wanted: list[str], size: int) -> Iterator[_Chunk]:
     """The rows of a CSV/TSV file in chunks, parsed as tables._read_delimited parses the whole file."""
     _allow_fields_of(size)
-    quoting = csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL
-    seen: list[str] = [""]
-    lines = read_lines(path)
-
-    def remembered() -> Iterator[str]:
-        for text in lines:
-            seen[0] = text
-            yield text
-
-    reader = csv.reader(remembered(), delimiter=sep, quotechar='"', quoting=quoting, strict=True)
     header, header_line, index = None, 0, []
     columns: dict[str, list] = {}
     numbers: list[int] = []
     misfits: list[tuple[int, int]] = []
     misfit_count = 0
-    while True:
-        start = reader.line_num + 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as err:
-            raise DataError(_quote_problem(path, _LinesFrom(path, start), start, sep, err)) from None
-        if reader.line_num == start and not seen[0].strip():
-            continue
+    for start, row in delimited_rows(path, read_lines(path), sep, lambda start: _LinesFrom(path, start)):
         if header is None:
             header, header_line = _header_names(path, row, start), start
             _require_columns(header, wanted, path)

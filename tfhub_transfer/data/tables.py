@@ -18,7 +18,7 @@ import os
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -184,26 +184,53 @@ def _quote_problem(path: Path, lines: list[str], first: int, sep: str, err: csv.
     return f"{path}: line {first}: cannot parse as CSV ({err})."
 
 
-def _read_delimited(path: Path, text: str, sep: str) -> _Records:
-    lines = io.StringIO(text, newline="").readlines()
-    _allow_fields_of(len(text))
-    quoting = csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL  # TSV: quotes are text (SST-2, MRPC)
-    reader = csv.reader(iter(lines), delimiter=sep, quotechar='"', quoting=quoting, strict=True)
-    header: list[str] | None = None
-    header_line = 0
-    rows: list[list[str]] = []
-    locations: list[str] = []
-    misfits: list[tuple[int, int]] = []
+def delimited_rows(path, lines: Iterable[str], sep: str, lines_for_error) -> Iterator[tuple[int, list[str]]]:
+    r"""(first line number, cells) of each CSV/TSV row of `lines`, blank lines skipped as pandas skips them.
+
+    The in-memory and the streaming readers both parse through this. A quoting error is one DataError
+    naming the line where the quoted field started (`lines_for_error(start)` gives the lines to point into).
+
+    Args:
+        path: the file, for messages.
+        lines: the file's lines, with their line ends.
+        sep: "\t" (TSV: quotes are text, as in SST-2 and MRPC) or ",".
+        lines_for_error: start line -> a sequence of the file's lines indexable from 0.
+
+    Example:
+        >>> list(delimited_rows("t.tsv", ["a\tb\n", "\n", "1\t2\n"], "\t", lambda start: []))
+        [(1, ['a', 'b']), (3, ['1', '2'])]
+    """
+    quoting = csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL
+    last = [""]
+
+    def remembered() -> Iterator[str]:
+        for text in lines:
+            last[0] = text
+            yield text
+
+    reader = csv.reader(remembered(), delimiter=sep, quotechar='"', quoting=quoting, strict=True)
     while True:
         start = reader.line_num + 1
         try:
             row = next(reader)
         except StopIteration:
-            break
+            return
         except csv.Error as err:
-            raise DataError(_quote_problem(path, lines, start, sep, err)) from None
-        if reader.line_num == start and not lines[start - 1].strip():
-            continue  # a blank line, skipped as pandas does
+            raise DataError(_quote_problem(path, lines_for_error(start), start, sep, err)) from None
+        if reader.line_num == start and not last[0].strip():
+            continue  # a blank line
+        yield start, row
+
+
+def _read_delimited(path: Path, text: str, sep: str) -> _Records:
+    lines = io.StringIO(text, newline="").readlines()
+    _allow_fields_of(len(text))
+    header: list[str] | None = None
+    header_line = 0
+    rows: list[list[str]] = []
+    locations: list[str] = []
+    misfits: list[tuple[int, int]] = []
+    for start, row in delimited_rows(path, lines, sep, lambda start: lines):
         if header is None:
             header, header_line = _header_names(path, row, start), start
         elif len(row) != len(header):
