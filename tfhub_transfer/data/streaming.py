@@ -9,9 +9,9 @@ parsing), and a label outside the names stops training with an error naming `--l
 Training then streams the rows through `tf.data` (the files are never held whole): a glob
 (`train-*.csv`) is read as shards, rows are shuffled over a bounded buffer (seeded), and under a
 multi-worker strategy each worker reads its own files (`AutoShardPolicy.FILE`, one file: `DATA`).
-Validation is held out by a rule on each row's index in its file (row i is held out when
-floor((i + 1) * fraction) > floor(i * fraction): exactly floor(rows * fraction) rows, spread evenly), so
-every worker and every epoch agree without a shuffled index in memory.
+Validation is held out by a rule on each row's index in its file (row i is held out when a 32-bit hash
+of i falls below `fraction`: about rows * fraction rows, scattered, so a file whose rows follow a pattern
+still gives a fair sample), so every worker and every epoch agree without a shuffled index in memory.
 
 The models consume the streaming protocol: `streamed`, `batches(...)` (already batched raw strings and
 encoded targets), `evaluation_batches(...)`, `len()` and `labels`.
@@ -25,7 +25,7 @@ import dataclasses
 import io
 import itertools
 import json
-import math
+import operator
 import re
 from collections.abc import Callable, Iterator, Sequence
 
@@ -48,9 +48,11 @@ from tfhub_transfer.data.tables import (
     _require_columns,
     _shown,
     _texts,
+    collector_paused,
     delimited_rows,
     encode_scores,
     label_key,
+    label_keys,
 )
 from tfhub_transfer.errors import DataError
 
@@ -191,14 +193,53 @@ class _Chunk:
     lines: list[int]
 
 
+_MASK32 = 0xFFFFFFFF
+_MIX = 0x45D9F3B  # below 2**27: a 32-bit value times it stays inside int64, so numpy and TF agree exactly
+_OFFSET = 0x9E3779B9  # so that row 0 does not hash to 0 (always held out)
+
+
+def _row_hash(at, ops=np):
+    """A 32-bit hash of row indices (int64), the same in numpy and TensorFlow (`ops=tf.bitwise`-style ops).
+
+    Two rounds of xor-shift-multiply, everything below 2**59. Checked on a million rows: every window of
+    300 or 10,000 rows holds out a binomial share (std 5.2 and 32 at a tenth), even and odd rows alike.
+    """
+    shift, xor, mask = (np.right_shift, np.bitwise_xor, np.bitwise_and) if ops is np else \
+        (tf.bitwise.right_shift, tf.bitwise.bitwise_xor, tf.bitwise.bitwise_and)
+    x = mask(xor(at, shift(at, 32)) + _OFFSET, _MASK32)
+    for _ in range(2):
+        x = mask(xor(shift(x, 16), x) * _MIX, _MASK32)
+    return xor(shift(x, 16), x)
+
+
+def _held_out_below(fraction: float) -> int:
+    return int(fraction * (1 << 32))
+
+
 def held_out(index: int, fraction: float) -> bool:
-    """Whether row `index` of a file is validation: floor((i+1) f) > floor(i f) holds out floor(n f) of n rows.
+    """Whether row `index` of a file is held out for validation: its hashed index falls below `fraction`.
+
+    A hash, not every k-th row, so a file whose rows repeat a pattern (the classes in turn, a sorted
+    export of several sources) still gives a validation set drawn from all of it.
 
     Example:
-        >>> [i for i in range(20) if held_out(i, 0.1)]
-        [9, 19]
+        >>> sum(held_out(i, 0.1) for i in range(10_000))
+        979
     """
-    return fraction > 0 and math.floor((index + 1) * fraction) > math.floor(index * fraction)
+    return bool(held_out_mask(index, 1, fraction)[0])
+
+
+def held_out_mask(start: int, count: int, fraction: float) -> np.ndarray:
+    """`held_out` of rows start..start+count-1, at once."""
+    if fraction <= 0:
+        return np.zeros(count, bool)
+    return _row_hash(np.arange(start, start + count, dtype=np.int64)) < _held_out_below(fraction)
+
+
+def held_out_count(rows: int, fraction: float) -> int:
+    """How many of a file's first `rows` rows are held out (in slices, so memory stays small)."""
+    step = 1 << 20
+    return sum(int(held_out_mask(at, min(step, rows - at), fraction).sum()) for at in range(0, rows, step))
 
 
 def _misfit_error(path: str, sep: str, header: list[str], header_line: int, misfits: list, count: int):
@@ -228,7 +269,10 @@ def _tsv_chunks(path: str, wanted: list[str], size: int) -> Iterator[_Chunk]:
             header, header_line = _header_names(path, rows[start], first + start), first + start
             _require_columns(header, wanted, path)
             index, width, start = [header.index(name) for name in wanted], len(header), start + 1
-        good = [i for i in range(start, len(rows)) if len(rows[i]) == width]
+        if set(map(len, rows[start:])) <= {width}:  # the common case, at C speed
+            good = range(start, len(rows))
+        else:
+            good = [i for i in range(start, len(rows)) if len(rows[i]) == width]
         if len(good) < len(rows) - start:
             bad = [i for i in range(start, len(rows)) if len(rows[i]) != width and lines[i].strip()]
             misfit_count += len(bad)
@@ -236,20 +280,13 @@ def _tsv_chunks(path: str, wanted: list[str], size: int) -> Iterator[_Chunk]:
             if width == 1:  # a blank line is then a row of one empty field: skipped, as the reader does
                 good = [i for i in good if lines[i].strip()]
         if good and not misfits:
-            yield _Chunk({name: [rows[i][k] for i in good] for name, k in zip(wanted, index)},
+            kept = rows[good.start:] if isinstance(good, range) else [rows[i] for i in good]
+            yield _Chunk({name: list(map(operator.itemgetter(k), kept)) for name, k in zip(wanted, index)},
                          [first + i for i in good])
     if header is None:
         raise DataError(f"{path} is empty.")
     if misfits:
         raise _misfit_error(path, "\t", header, header_line, misfits, misfit_count)
-
-
-def held_out_mask(start: int, count: int, fraction: float) -> np.ndarray:
-    """`held_out` of rows start..start+count-1, at once (the same float64 arithmetic, so the same rows)."""
-    if fraction <= 0:
-        return np.zeros(count, bool)
-    at = np.arange(start, start + count, dtype=np.float64)
-    return np.floor((at + 1.0) * fraction) > np.floor(at * fraction)
 
 
 def _delimited_chunks(path: str, sep: str, wanted: list[str], size: int) -> Iterator[_Chunk]:
@@ -380,7 +417,7 @@ def _check_chunk(path: str, chunk: _Chunk, columns: Columns, task: str, separato
         vocabulary = MultiLabelVocabulary((), separator)
         vocabulary._check_rows_name_labels(table)
         return labels, [vocabulary.split(y) for y in labels]
-    return labels, [label_key(y) for y in labels]
+    return labels, label_keys(labels)
 
 
 def count_rows(files: Sequence[str], columns: Columns, task: str, fraction: float,
@@ -397,6 +434,11 @@ def count_rows(files: Sequence[str], columns: Columns, task: str, fraction: floa
     Returns:
         The rows and held-out rows per file, and the training rows per label key.
     """
+    with collector_paused():
+        return _counted(files, columns, task, fraction, separator)
+
+
+def _counted(files: Sequence[str], columns: Columns, task: str, fraction: float, separator: str) -> Counts:
     counts = Counts([], [], collections.Counter(), {})
     for path in files:
         rows = held = 0
@@ -575,8 +617,7 @@ class RowSource:
         keep = part == "valid"
 
         def chosen(at, block):
-            at = tf.cast(at, tf.float64)
-            mask = tf.equal(tf.floor((at + 1.0) * fraction) > tf.floor(at * fraction), keep)
+            mask = tf.equal(_row_hash(at, tf) < _held_out_below(fraction), keep)
             return tuple(tf.boolean_mask(column, mask) for column in block)
 
         return _numbered(blocks).map(chosen)
@@ -808,7 +849,7 @@ def load_streamed(
         counts = count_rows(source.files, columns, task, fraction, label_separator)
     else:
         rows = [estimate_rows(path) for path in source.files]
-        counts = Counts(rows, [math.floor(n * fraction) for n in rows], collections.Counter(), {})
+        counts = Counts(rows, [held_out_count(n, fraction) for n in rows], collections.Counter(), {})
     vocabulary = _vocabulary(task, counts, label_names, label_separator, name)
     _check_held_out_labels(vocabulary, counts, name)
     targets = Targets(task, vocabulary, label_separator)
