@@ -205,11 +205,6 @@ def _dumped(path) -> list[np.ndarray]:
         return [saved[k] for k in sorted(saved.files, key=lambda k: int(k.split("_")[1]))]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "StreamedExamples.batches skips start_epoch * steps + start_step batches of the global size on every "
-    "worker, but under multi_worker with FILE sharding tf.distribute splits each of a worker's batches into "
-    "one share per worker (batch_sizes_for_worker), so a step reads batch_size / workers of its rows: the "
-    "resumed workers skip twice the rows they read and train on other batches than the uninterrupted run"))
 @pytest.mark.slow
 @pytest.mark.integration  # three two-worker TensorFlow clusters, one after another (about 1.5 min on 2 cores)
 def test_a_killed_worker_resumes_from_the_shared_backup(tiny_encoder_no_dropout, tmp_path):

@@ -674,6 +674,7 @@ class StreamedExamples:
     fraction: float
     count: int
     targets: Targets
+    workers: int = 1  # multi-worker training: how many workers share the files (the loop sets it)
     streamed = True
     weights = None  # no per-example weights: --weight-column reads the table into memory
 
@@ -727,8 +728,23 @@ class StreamedExamples:
         else:  # pass after pass in file order, each ending in its own last batch
             blocks = self.source.rows(self.fraction, self.part)
             stream = self._encoded(blocks.rebatch(batch_size, drop_remainder=drop_remainder)).repeat()
-        stream = stream.skip(skip).take(max(epochs * steps - skip, 0)).prefetch(AUTOTUNE)
+        stream = self._skipped(stream, skip, batch_size).take(max(epochs * steps - skip, 0)).prefetch(AUTOTUNE)
         return stream.with_options(_distribute_options(len(self.source.files)))
+
+    def _skipped(self, stream: tf.data.Dataset, steps: int, batch_size: int) -> tf.data.Dataset:
+        """`stream` past the rows of `steps` training steps (a resumed run).
+
+        Each worker reading its own files (FILE sharding, several files) batches `batch_size` rows, which
+        tf.distribute splits across the workers' steps: a step reads batch_size / workers of this worker's
+        rows, so a resumed worker skips that many per step (half a batch at an odd step of two workers).
+        """
+        if self.workers <= 1 or len(self.source.files) <= 1:
+            return stream.skip(steps)
+        rows = steps * (batch_size // self.workers)
+        stream = stream.skip(rows // batch_size)
+        if rows % batch_size:
+            stream = stream.unbatch().skip(rows % batch_size).batch(batch_size, drop_remainder=True)
+        return stream
 
     def evaluation_batches(self, batch_size: int) -> tf.data.Dataset:
         """The rows once, in file order, batched: for validation and predictions."""

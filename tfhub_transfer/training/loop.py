@@ -105,6 +105,9 @@ def training_batches(model, train, batch: int, epochs: int, runtime: RuntimeConf
     on_tpu = isinstance(strategy, tf.distribute.TPUStrategy)
     whole = strategy.num_replicas_in_sync > 1 or on_tpu
     weighting = sample_weighting(model, train, class_weight)
+    if getattr(train, "streamed", False):  # streamed files are sharded by worker: a resume skips per worker
+        workers = strategy.num_replicas_in_sync // len(strategy.extended.worker_devices)
+        train = dataclasses.replace(train, workers=workers)
     dataset = model.training_stream(weighting.indexed(train) if weighting else train, batch, epochs, runtime.seed,
                                     start or ResumePoint(), runtime.bucket and not on_tpu, whole, on_tpu,
                                     shuffle=shuffle)
