@@ -301,8 +301,9 @@ class TransferConfig:
 
     mode: str = option(  # see tfhub_transfer.transfer.modes; auto chooses from the data (modes/auto.py)
         "auto", flag="--mode", type="transfer_mode",
-        help="transfer mode, one of: {modes}; contrastive is few-shot (SetFit): the encoder tuned on ITERATIONS "
-             "positive and negative pairs per example for --epochs, then the head fitted on its embeddings",
+        help="transfer mode, one of: {modes}; contrastive is few-shot (SetFit): the encoder tuned on every unique "
+             "pair of examples (contrastive:N: N positive and N negative per example) for --epochs, then the head "
+             "fitted on its embeddings",
         refused={"rnn": "the RNN's transfer mode is --embedding-mode (init, freeze, slow, random)"})
     embedding_lr_multiplier: float | None = option(
         None, flag="--embedding-lr-multiplier", type=float, refused=ENCODER_MODELS_ONLY,

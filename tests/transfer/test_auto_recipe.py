@@ -6,9 +6,8 @@ from tfhub_transfer.transfer.modes import TransferMode
 from tfhub_transfer.transfer.modes.auto import (
     FEW_SHOT_PER_CLASS,
     NO_HOLDOUT_PER_CLASS,
-    PAIR_BUDGET,
+    PAIR_BATCH_SIZE,
     DataProfile,
-    contrastive_iterations,
     resolve_mode,
 )
 
@@ -20,11 +19,11 @@ def choose(**profile):
 
 
 @pytest.mark.parametrize("profile, mode", [
-    # few labels per class, one text, a sentence encoder: SetFit's pairs, 20 iterations while they fit the budget
-    (dict(examples=16, classes=2, smallest_class=8, sentence_encoder=True), "contrastive:20"),
-    (dict(examples=32, classes=2, smallest_class=16, sentence_encoder=True), "contrastive:20"),
-    (dict(examples=48, classes=6, smallest_class=8, sentence_encoder=True, task="multi_label"), "contrastive:13"),
-    (dict(examples=256, classes=4, smallest_class=64, sentence_encoder=True), "contrastive:2"),
+    # few labels per class, one text, a sentence encoder: SetFit's pairs (every unique pair, within the budget)
+    (dict(examples=16, classes=2, smallest_class=8, sentence_encoder=True), "contrastive"),
+    (dict(examples=32, classes=2, smallest_class=16, sentence_encoder=True), "contrastive"),
+    (dict(examples=48, classes=6, smallest_class=8, sentence_encoder=True, task="multi_label"), "contrastive"),
+    (dict(examples=256, classes=4, smallest_class=64, sentence_encoder=True), "contrastive"),
     # more labels than the few-shot range: phased fine-tuning
     (dict(examples=300, classes=2, smallest_class=140, sentence_encoder=True), "gradual"),
     (dict(examples=8000, classes=2, smallest_class=3500, sentence_encoder=True), "gradual"),
@@ -51,11 +50,10 @@ def test_the_few_shot_boundary_is_per_class_not_total():
     assert at.mode.startswith("contrastive") and past.mode == "gradual"
 
 
-def test_pairs_stay_within_the_budget():
-    for examples in (16, 64, 128, 512, 5000):
-        iterations = contrastive_iterations(examples)
-        assert iterations >= 1
-        assert 2 * examples * iterations <= max(PAIR_BUDGET, 2 * examples)
+def test_contrastive_trains_its_pairs_in_small_batches_and_other_modes_keep_the_batch():
+    few = choose(examples=16, classes=2, smallest_class=8, sentence_encoder=True)
+    assert few.batch_size == PAIR_BATCH_SIZE and f"batches of {PAIR_BATCH_SIZE}" in few.describe()
+    assert choose(examples=8000, classes=2, smallest_class=3500, sentence_encoder=True).batch_size is None
 
 
 @pytest.mark.parametrize("smallest, given, holdout", [

@@ -37,6 +37,26 @@ def test_pairs_are_balanced_correctly_labelled_and_reproducible():
     assert not np.array_equal(pairs.second, other.second)
 
 
+def test_default_pairs_are_every_unique_pair_once_balanced_and_within_the_budget():
+    targets = np.array([0] * 8 + [1] * 8)  # 56 same-class pairs, 64 across: the 56 repeated up to 64
+    pairs = build_pairs(targets, seed=3)
+    same = targets[pairs.first] == targets[pairs.second]
+    np.testing.assert_array_equal(same, pairs.similarity == 1)
+    assert (pairs.similarity == 1).sum() == (pairs.similarity == 0).sum() == 64
+    assert (pairs.first < pairs.second).all()  # no self-pair, each pair listed one way
+    unique = set(zip(pairs.first.tolist(), pairs.second.tolist()))
+    assert len(unique) == 120  # every unique pair of the 16 examples occurs
+    np.testing.assert_array_equal(build_pairs(targets, seed=3).second, pairs.second)  # reproducible
+    many = np.repeat(np.arange(4), 30)  # 7,140 unique pairs: a balanced sample of the budget, no pair twice
+    sampled = build_pairs(many, seed=0, budget=1280)
+    assert len(sampled) == 1280 and (sampled.similarity == 1).sum() == 640
+    assert len(set(zip(sampled.first.tolist(), sampled.second.tolist()))) == 1280
+    huge = np.repeat(np.arange(2), 2000)  # too many pairs to list: the per-example draw, within the budget
+    assert len(build_pairs(huge, seed=0, budget=8000)) == 8000
+    singletons = build_pairs(np.arange(3), seed=0)  # one example per class: positives pair each with itself
+    assert ((singletons.first == singletons.second) == (singletons.similarity == 1)).all()
+
+
 def test_multi_label_pairs_share_a_label_or_none():
     rows = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1]], np.float32)
     pairs = build_pairs(rows, iterations=3, seed=0)
@@ -48,7 +68,8 @@ def test_multi_label_pairs_share_a_label_or_none():
 def test_pairs_need_two_classes_and_modes_parse_iterations():
     with pytest.raises(ConfigError, match="two classes"):
         build_pairs(np.zeros(5, np.int32))
-    assert TransferMode.parse("contrastive").pair_iterations == 20
+    assert TransferMode.parse("contrastive").pair_iterations is None  # every unique pair
+    assert str(TransferMode.parse("contrastive")) == "contrastive"
     mode = TransferMode.parse("contrastive:5")
     assert (mode.pair_iterations, str(mode), mode.encoder_trainable) == (5, "contrastive:5", True)
     for bad in ("contrastive:0", "contrastive:2.5"):

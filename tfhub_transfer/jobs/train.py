@@ -237,7 +237,8 @@ def class_counts(splits: LabelledSplits | StreamedSplits, include_valid: bool) -
 
 def resolved_config(config: TrainConfig, splits: LabelledSplits | None) -> tuple[TrainConfig, Choice | None]:
     """`config` with `--mode auto` replaced by the mode it chooses for this data (and, when `--epochs auto`
-    and `--validation-fraction` are left at their defaults, its epochs and hold-out); any other mode as given.
+    and `--validation-fraction` / `--batch-size` are left at their defaults, its epochs, hold-out and batch); any
+    other mode as given.
 
     Args:
         config: the training options.
@@ -258,6 +259,8 @@ def resolved_config(config: TrainConfig, splits: LabelledSplits | None) -> tuple
     changes = {"mode": choice.mode}
     if choice.epochs is not None and config.epochs == "auto":
         changes["epochs"] = choice.epochs
+    if choice.batch_size is not None and config.batch_size == field_default("batch_size"):
+        changes["batch_size"] = choice.batch_size
     if choice.validation_fraction is not None and config.valid is None and \
             config.validation_fraction == field_default("validation_fraction"):
         changes["validation_fraction"] = choice.validation_fraction
@@ -278,7 +281,8 @@ def choose_recipe(config: TrainConfig, splits: LabelledSplits) -> tuple[TrainCon
     held = "no labels held out" if not len(splits.valid) else f"{len(splits.valid)} held out for validation"
     print(f"{choice.describe()}; {held}", flush=True)
     return chosen, splits, {"mode": choice.mode, "rule": choice.rule, "reason": choice.reason,
-                            "validation_fraction": chosen.validation_fraction, "epochs": chosen.epochs}
+                            "validation_fraction": chosen.validation_fraction, "epochs": chosen.epochs,
+                            "batch_size": chosen.batch_size}
 
 
 def _train_classifier(config: TrainConfig, strategy: tf.distribute.Strategy) -> TrainResult:

@@ -187,8 +187,7 @@ def fit_contrastive(model: TaskModel, train: Examples, valid: Examples | None, o
     with model.distribute_strategy.scope():
         pair_model = PairEncoderModel(model)
     if runtime.verbose:
-        print(f"contrastive: {len(pairs)} pairs ({model.mode.pair_iterations} positive and negative per "
-              f"example) from {len(train)} examples", flush=True)
+        print(f"contrastive: {model.mode.describe_pairs(len(pairs), len(train))}", flush=True)
     # Pairs are balanced by construction and have no validation set: class weights and early stopping
     # are the head's.
     pair_options = dataclasses.replace(optimization, class_weight=None, early_stopping=0,

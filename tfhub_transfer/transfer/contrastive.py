@@ -1,10 +1,13 @@
 """Contrastive pairs for few-shot transfer (SetFit's recipe): pairs of labelled texts that share a class or not.
 
-Each iteration gives every example one positive partner (another example of its class) and one
-negative partner (an example of another class), so positives and negatives are exactly balanced
-and every class takes part in proportion to its examples. A sentence encoder fine-tuned to give
-positive pairs cosine 1 and negative pairs cosine 0 pulls each class together before a head is
-fitted on its embeddings (Tunstall et al. 2022, "Efficient Few-Shot Learning Without Prompts").
+By default every unique pair of examples is taken once and the rarer kind (same class or not) is
+repeated until the kinds are balanced, as SetFit 1.x's default sampling does; past PAIR_BUDGET a
+balanced sample of them. With `iterations`, each iteration gives every example one positive partner
+(another example of its class) and one negative partner (an example of another class), so positives
+and negatives are exactly balanced and every class takes part in proportion to its examples. A
+sentence encoder fine-tuned to give positive pairs cosine 1 and negative pairs cosine 0 pulls each
+class together before a head is fitted on its embeddings (Tunstall et al. 2022, "Efficient Few-Shot
+Learning Without Prompts").
 
 `pair_dataset` streams the pairs as batches of two encoder inputs (`a_*` and `b_*`), each text
 tokenised once up front; epoch e's order depends only on (seed, e), as in every training stream.
@@ -20,7 +23,7 @@ import tensorflow as tf
 
 from tfhub_transfer.errors import ConfigError
 from tfhub_transfer.preprocessing.text import AUTOTUNE, TextPreprocessor, epoch_stream
-from tfhub_transfer.transfer.modes.contrastive import CONTRASTIVE_ITERATIONS
+from tfhub_transfer.transfer.modes.contrastive import CONTRASTIVE_ITERATIONS, PAIR_BUDGET
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,21 +44,70 @@ def _same_class_groups(targets: np.ndarray) -> list[tuple[np.ndarray, np.ndarray
     return [(np.flatnonzero(targets == c), np.flatnonzero(targets != c)) for c in classes]
 
 
-def build_pairs(targets: Sequence | np.ndarray, iterations: int = CONTRASTIVE_ITERATIONS,
-                seed: int = 0) -> ContrastivePairs:
-    """`iterations` x one positive and one negative pair per example, drawn reproducibly from `seed`.
+def build_pairs(targets: Sequence | np.ndarray, iterations: int | None = None, seed: int = 0,
+                budget: int = PAIR_BUDGET) -> ContrastivePairs:
+    """Balanced positive and negative pairs of the examples, drawn reproducibly from `seed`.
 
-    `targets` are class ids (single-label) or multi-hot rows (multi-label: a pair is positive when
-    the two examples share a label). A class with one example pairs it with itself as its positive.
+    Args:
+        targets: class ids (single-label) or multi-hot rows (multi-label: a pair is positive when the two
+            examples share a label).
+        iterations: None: every unique pair once, the rarer kind repeated to balance, at most `budget`
+            pairs (a balanced sample past it); N: N positive and N negative partners per example.
+        seed: the draw's seed.
+        budget: the most pairs drawn when `iterations` is None.
+
+    Returns:
+        The pairs as index arrays and target cosines. A class with one example pairs it with itself as
+        its positive.
+
+    Example:
+        >>> len(build_pairs([0, 0, 0, 1, 1, 1]))  # 6 same-class pairs, 9 across: 9 + 9
+        18
     """
     targets = np.asarray(targets)
-    if iterations < 1:
+    if iterations is not None and iterations < 1:
         raise ConfigError(f"contrastive pair iterations must be a whole number >= 1, not {iterations}")
     if targets.ndim == 2:
+        iterations = iterations or max(1, min(CONTRASTIVE_ITERATIONS, budget // max(2 * len(targets), 1)))
         return _multi_label_pairs(targets, iterations, seed)
     if targets.ndim != 1 or len(np.unique(targets)) < 2:
         raise ConfigError("contrastive mode needs labelled examples of at least two classes (it pairs "
                           "texts of the same class against texts of other classes)")
+    if iterations is None:
+        if len(targets) * (len(targets) - 1) // 2 <= UNIQUE_PAIRS_LISTED:
+            return _unique_pairs(targets, seed, budget)
+        iterations = max(1, budget // (2 * len(targets)))  # too many to list: the same balanced draw, sampled
+    return _iterated_pairs(targets, iterations, seed)
+
+
+# Listing every unique pair costs memory in examples squared; past this many, build_pairs samples instead.
+UNIQUE_PAIRS_LISTED = 8 * PAIR_BUDGET
+
+
+def _unique_pairs(targets: np.ndarray, seed: int, budget: int) -> ContrastivePairs:
+    """Every unique pair once, the rarer kind repeated to balance (past `budget`: budget / 2 of each kind)."""
+    rng = np.random.default_rng(seed)
+    first, second = np.triu_indices(len(targets), k=1)
+    same = targets[first] == targets[second]
+    positives, negatives = np.flatnonzero(same), np.flatnonzero(~same)
+    count = min(max(len(positives), len(negatives)), max(budget // 2, 1))
+    if not len(positives):  # every class has one example: each pairs with itself
+        itself = np.arange(len(targets))
+        first, second = np.concatenate([first, itself]), np.concatenate([second, itself])
+        positives = np.arange(len(same), len(first))
+        same = np.concatenate([same, np.ones(len(targets), bool)])
+    picked = np.concatenate([_balanced(positives, count, rng), _balanced(negatives, count, rng)])
+    return ContrastivePairs(first[picked], second[picked], same[picked].astype(np.float32))
+
+
+def _balanced(kind: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """`count` of `kind`: a sample without repeats when there are enough, else all of them and repeats."""
+    if count <= len(kind):
+        return rng.choice(kind, count, replace=False)
+    return np.concatenate([kind, rng.choice(kind, count - len(kind), replace=True)])
+
+
+def _iterated_pairs(targets: np.ndarray, iterations: int, seed: int) -> ContrastivePairs:
     rng = np.random.default_rng(seed)
     first, second, similarity = [], [], []
     for _ in range(iterations):
