@@ -21,9 +21,11 @@ from tfhub_transfer.transfer.modes.contrastive import Contrastive
 # above 64 per class was measured, so past it the fine-tuning recipes take over.
 FEW_SHOT_PER_CLASS = 64
 # The pairs: every unique pair once, balanced (`contrastive` with no argument, SetFit 1.x's default), in batches
-# of 8. SST-2 at 8 per class, 5 seeds, the same draws (RESULTS.md, 2026-12-07): 62.7 +- 3.6 in 11 s, against
-# 20 iterations in batches of 32 (the previous default) 60.5 +- 5.7 in 24-38 s, 3 passes of those 61.8... 62.9
-# in 89 s, and SetFit 1.2's defaults 61.0 +- 3.8 (ours led it on all 5 draws). Batches of 16 scored 60.3.
+# of 8. SST-2 at 8 per class, 5 seeds, the same draws (RESULTS.md, "SST-2 at 8 per class, 5 seeds", 2026-12-07):
+# 63.1 +- 3.7 in 12 s; the previous default (20 iterations, batches of 32) 60.5 +- 5.6 in 24-38 s, three passes
+# of those 62.9 in 89 s, batches of 16: 61.7 (iterations) and 59.4 (unique pairs); SetFit 1.2's defaults
+# 61.0 +- 3.9 (ours ahead on all 5 draws). AG News at 8 per class, 3 seeds: 80.2 in 47-90 s against the
+# previous default's 79.1 in 72-150 s and SetFit's 81.1 in 48-81 s.
 PAIR_BATCH_SIZE = 8
 # `gradual` scored 80.43 against finetune's 78.44 at 1k SST-2 sentences and level at 8k (3 seeds each,
 # RESULTS.md: the transfer-mode recipes); it is the fine-tuning recipe past the few-shot range.
