@@ -278,14 +278,16 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     datasets = sorted({r["dataset"] for r in rows})
+    arms = sorted({r["arm"] for r in rows})
+    colours = {arm: f"C{i}" for i, arm in enumerate(arms)}  # one colour per arm in every panel
     figure, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4), squeeze=False)
     for axis, dataset in zip(axes[0], datasets):
         for arm in sorted({r["arm"] for r in rows if r["dataset"] == dataset}):
             sizes = sorted({r["per_class"] for r in rows if r["dataset"] == dataset and r["arm"] == arm})
             means = [100 * statistics.mean(r["score"] for r in rows if (r["dataset"], r["arm"], r["per_class"])
                                            == (dataset, arm, n)) for n in sizes]
-            axis.plot(sizes, means, marker="o", label=arm, linewidth=2.5 if arm == "default" else 1.2,
-                      linestyle="--" if arm in PEER_ARMS else "-")
+            axis.plot(sizes, means, marker="o", label=arm, color=colours[arm],
+                      linewidth=2.5 if arm == "default" else 1.2, linestyle="--" if arm in PEER_ARMS else "-")
         axis.set_xscale("log", base=2)
         axis.set_title(dataset)
         axis.set_xlabel("labelled examples per class")
