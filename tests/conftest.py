@@ -85,6 +85,55 @@ def run_pythons(runs: list[tuple], env: dict | None = None, timeout: int = 600) 
     return done
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` TCP ports free on 127.0.0.1 now (for a test cluster's workers)."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def start_workers(script: str, args_of, count: int = 2) -> list:
+    """Starts a `MultiWorkerMirroredStrategy` cluster on 127.0.0.1: `count` fresh interpreters running
+    `script`, worker i with arguments `args_of(i)` and its own TF_CONFIG. Returns the Popen objects."""
+    import json
+    import subprocess
+    import sys
+
+    workers = [f"127.0.0.1:{p}" for p in free_ports(count)]
+    procs = []
+    for index in range(count):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_CONFIG=json.dumps(tf_config))
+        procs.append(subprocess.Popen([sys.executable, "-c", script, *map(str, args_of(index))],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+    return procs
+
+
+def finish_workers(procs: list, timeout: int = 420) -> list[tuple[int, str, str]]:
+    """(returncode, stdout, stderr) of each process in order; all are killed if any overruns `timeout`."""
+    try:
+        outputs = [proc.communicate(timeout=timeout) for proc in procs]
+        return [(proc.returncode, *output) for proc, output in zip(procs, outputs)]
+    finally:
+        for proc in procs:
+            proc.kill()
+
+
+def last_json(finished: list[tuple[int, str, str]]) -> list[dict]:
+    """Each finished process's last stdout line as JSON, asserting it exited 0 (its stderr tail if not)."""
+    import json
+
+    for returncode, _, stderr in finished:
+        assert returncode == 0, stderr[-3000:]
+    return [json.loads(stdout.strip().splitlines()[-1]) for _, stdout, _ in finished]
+
+
 def pytest_collection_modifyitems(config, items):
     """Files with the most `slow` tests (those over about 25 s) first: the parallel workers (`-n 2
     --dist loadfile --no-loadscope-reorder`, which keeps this order) start the long runs early and end

@@ -1,16 +1,12 @@
 """Two multi-worker processes on 127.0.0.1 stream their own shards of one shared directory and end with the
 weights of one worker fed the same global batches (test_distribution's equality test, on streamed input)."""
 
-import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
+from conftest import finish_workers, last_json, run_python, start_workers
 
 from tfhub_transfer.training.fault_tolerance import ResumePoint, read_resume_point
 
@@ -62,16 +58,6 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def _shards(directory) -> str:
     """Two TSV shards of 32 rows; shard 1's rows differ from shard 0's, so a worker reading the wrong rows
     ends elsewhere."""
@@ -83,34 +69,13 @@ def _shards(directory) -> str:
     return str(directory / "train-*.tsv")
 
 
-def _run(args: list[str], env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", SCRIPT, *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
-
-
 @pytest.mark.integration  # three TensorFlow processes, two of them a cluster (about a minute on 2 cores)
 def test_two_workers_on_their_shards_match_one_worker_on_the_same_global_batches(tmp_path):
     shards = _shards(tmp_path / "shared")
-    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
-    base = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    procs = []
-    for index in range(2):
-        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        procs.append(_run([shards, "workers", str(tmp_path / f"w{index}.npz")],
-                          dict(base, TF_CONFIG=json.dumps(tf_config))))
-    outputs = []
-    try:
-        for proc in procs:
-            stdout, stderr = proc.communicate(timeout=420)
-            assert proc.returncode == 0, stderr[-3000:]
-            outputs.append(json.loads(stdout.strip().splitlines()[-1]))
-    finally:
-        for proc in procs:
-            proc.kill()
-    single = _run([shards, "single", str(tmp_path / "one.npz")], base)
-    stdout, stderr = single.communicate(timeout=420)
-    assert single.returncode == 0, stderr[-3000:]
-    one = json.loads(stdout.strip().splitlines()[-1])
+    procs = start_workers(SCRIPT, lambda index: [shards, "workers", tmp_path / f"w{index}.npz"])
+    outputs = last_json(finish_workers(procs))
+    single = run_python(SCRIPT, shards, "single", tmp_path / "one.npz", timeout=420)
+    one = last_json([(single.returncode, single.stdout, single.stderr)])[0]
     assert [o["replicas"] for o in outputs] == [2, 2] and one["replicas"] == 1
     assert [o["steps"] for o in outputs] == [8, 8] == [one["steps"]] * 2  # 64 counted rows / 8
     assert one["moved"] > 1e-2  # the steps really trained ...
@@ -166,26 +131,9 @@ def _review_shards(directory) -> str:
 
 def _start_cluster(tmp_path, name: str, shards: str, encoder, kill_at=(0, 0), resume=False) -> list:
     """Both workers of a fresh 127.0.0.1 cluster training run `name` in the shared tmp_path/out."""
-    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
-    procs = []
-    for index in range(2):
-        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_CONFIG=json.dumps(tf_config))
-        args = [encoder, tmp_path / "out", name, shards, tmp_path / f"{name}-w{index}.npz", kill_at[index],
-                "resume" if resume else "-"]
-        procs.append(subprocess.Popen([sys.executable, "-c", TRAIN_SCRIPT, *map(str, args)],
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
-    return procs
-
-
-def _finish(procs: list, timeout: int = 300) -> list[tuple[int, str, str]]:
-    """(returncode, stdout, stderr) of each process in order; every one is killed if any overruns."""
-    try:
-        outputs = [proc.communicate(timeout=timeout) for proc in procs]
-        return [(proc.returncode, *output) for proc, output in zip(procs, outputs)]
-    finally:
-        for proc in procs:
-            proc.kill()
+    return start_workers(TRAIN_SCRIPT, lambda index: [
+        encoder, tmp_path / "out", name, shards, tmp_path / f"{name}-w{index}.npz", kill_at[index],
+        "resume" if resume else "-"])
 
 
 def _crash(procs: list) -> tuple[int, str]:
@@ -196,7 +144,7 @@ def _crash(procs: list) -> tuple[int, str]:
     finally:
         for proc in procs:
             proc.kill()
-    _finish(procs, timeout=60)
+    finish_workers(procs, timeout=60)
     return procs[1].returncode, stderr
 
 
@@ -219,18 +167,16 @@ def test_a_killed_worker_resumes_from_the_shared_backup(tiny_encoder_no_dropout,
     backup = tmp_path / "out" / "crash" / "run" / "backup"
     assert read_resume_point(backup, steps_per_epoch=6) == ResumePoint(epoch=1, step=3)  # the step-9 backup
     assert not (tmp_path / "out" / "crash" / "1").exists()
-    resumed = _finish(_start_cluster(tmp_path, "crash", shards, encoder, resume=True))
-    for code, _, stderr in resumed:
-        assert code == 0, stderr[-3000:]
+    resumed = finish_workers(_start_cluster(tmp_path, "crash", shards, encoder, resume=True), timeout=300)
+    outputs = last_json(resumed)
+    for _, _, stderr in resumed:
         assert "Resuming from the backup" in stderr and "epoch 2, step 4" in stderr
-    outputs = [json.loads(stdout.strip().splitlines()[-1]) for _, stdout, _ in resumed]
     assert [o["replicas"] for o in outputs] == [2, 2]
     assert outputs[0]["export"] is not None and outputs[1]["export"] is None  # the chief alone exports
     assert sorted(p.name for p in (tmp_path / "out" / "crash").iterdir()) == ["1", "run"]
     assert not backup.exists()  # removed once the run finished
-    for code, stdout, stderr in _finish(_start_cluster(tmp_path, "reference", shards, encoder)):
-        assert code == 0, stderr[-3000:]
-        assert json.loads(stdout.strip().splitlines()[-1])["moved"] > 1e-3  # training really moved the weights
+    for output in last_json(finish_workers(_start_cluster(tmp_path, "reference", shards, encoder), timeout=300)):
+        assert output["moved"] > 1e-3  # training really moved the weights
     chief, worker = _dumped(tmp_path / "crash-w0.npz"), _dumped(tmp_path / "crash-w1.npz")
     reference = _dumped(tmp_path / "reference-w0.npz")
     assert len(chief) > 10

@@ -1,16 +1,13 @@
 """Distribution strategies end to end: replicas agree with one device; two workers agree."""
 
 import json
-import socket
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (the exported model's tokenizer ops, loaded here)
-from conftest import run_python
+from conftest import finish_workers, last_json, run_python, start_workers
 
 from tfhub_transfer.errors import ConfigError
 from tfhub_transfer.training.distribution import global_batch_size, make_distribution
@@ -87,41 +84,13 @@ WORKER_SCRIPT = textwrap.dedent("""
 """)
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 @pytest.mark.integration  # a multi-process run over a minute: make integration (CI)
 def test_two_multi_worker_processes_end_with_identical_weights_and_one_export(
         tiny_encoder_no_dropout, tmp_path):
-    import os
-
-    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
     data = json.dumps({"text": TEXTS * 2, "label": LABELS * 2})
-    procs = []
-    for index in range(2):
-        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
-                   TF_CONFIG=json.dumps(tf_config))
-        procs.append(subprocess.Popen(
-            [sys.executable, "-c", WORKER_SCRIPT, str(tiny_encoder_no_dropout), str(tmp_path / "out"),
-             data, str(tmp_path / f"w{index}.npz")],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
-    outputs = []
-    try:
-        for proc in procs:
-            stdout, stderr = proc.communicate(timeout=420)
-            assert proc.returncode == 0, stderr[-3000:]
-            outputs.append(json.loads(stdout.strip().splitlines()[-1]))
-    finally:
-        for proc in procs:
-            proc.kill()
+    procs = start_workers(WORKER_SCRIPT, lambda index: [tiny_encoder_no_dropout, tmp_path / "out", data,
+                                                        tmp_path / f"w{index}.npz"])
+    outputs = last_json(finish_workers(procs))
     assert [o["replicas"] for o in outputs] == [2, 2]
     with np.load(tmp_path / "w0.npz") as a, np.load(tmp_path / "w1.npz") as b:
         assert len(a.files) > 10
