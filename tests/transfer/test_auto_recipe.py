@@ -22,7 +22,7 @@ def choose(**profile):
     # few labels per class, one text, a sentence encoder: SetFit's pairs (every unique pair, within the budget)
     (dict(examples=16, classes=2, smallest_class=8, sentence_encoder=True), "contrastive"),
     (dict(examples=32, classes=2, smallest_class=16, sentence_encoder=True), "contrastive"),
-    (dict(examples=48, classes=6, smallest_class=8, sentence_encoder=True, task="multi_label"), "contrastive"),
+    (dict(examples=48, classes=6, smallest_class=8, sentence_encoder=True, task="multi_label"), "freeze"),
     (dict(examples=256, classes=4, smallest_class=64, sentence_encoder=True), "contrastive"),
     # more labels than the few-shot range: phased fine-tuning
     (dict(examples=300, classes=2, smallest_class=140, sentence_encoder=True), "gradual"),
@@ -48,6 +48,22 @@ def test_the_few_shot_boundary_is_per_class_not_total():
     past = choose(examples=(FEW_SHOT_PER_CLASS + 1) * 10, classes=10, smallest_class=FEW_SHOT_PER_CLASS + 1,
                   sentence_encoder=True)
     assert at.mode.startswith("contrastive") and past.mode == "gradual"
+
+
+def test_few_multi_label_examples_get_the_tuned_head_on_cached_features_and_keep_validation():
+    from tfhub_transfer.config import TrainConfig
+    from tfhub_transfer.jobs.train import choice_changes
+
+    few = choose(examples=448, classes=28, smallest_class=16, sentence_encoder=True, task="multi_label")
+    assert (few.mode, few.tuned_cached_head, few.validation_fraction) == ("freeze", True, None)
+    assert "--feature-cache --tune-head" in few.describe()
+    config = TrainConfig.of(train="x.tsv", task="multi_label")
+    assert choice_changes(config, few) == {"mode": "freeze", "feature_cache": True, "tune_head": True}
+    assert choice_changes(config.replace(feature_cache=True), few) == {"mode": "freeze"}  # the user's own choice
+    many = choose(examples=8000, classes=28, smallest_class=100, sentence_encoder=True, task="multi_label")
+    assert (many.mode, many.tuned_cached_head) == ("gradual", False)
+    plain_bert = choose(examples=448, classes=28, smallest_class=16, task="multi_label")
+    assert not plain_bert.tuned_cached_head
 
 
 def test_contrastive_trains_its_pairs_in_small_batches_and_other_modes_keep_the_batch():

@@ -256,17 +256,25 @@ def resolved_config(config: TrainConfig, splits: LabelledSplits | None) -> tuple
     choice = resolve_mode(TransferMode.parse(config.mode), profile)
     if choice is None:
         return config, None
+    chosen = config.replace(**choice_changes(config, choice))
+    check_options(chosen)
+    return chosen, choice
+
+
+def choice_changes(config: TrainConfig, choice: Choice) -> dict:
+    """The options `auto`'s choice sets: its mode, and each setting the user left at its default."""
+    left = {name: getattr(config, name) == field_default(name) for name in ("batch_size", "validation_fraction",
+                                                                            "feature_cache", "tune_head")}
     changes = {"mode": choice.mode}
     if choice.epochs is not None and config.epochs == "auto":
         changes["epochs"] = choice.epochs
-    if choice.batch_size is not None and config.batch_size == field_default("batch_size"):
+    if choice.batch_size is not None and left["batch_size"]:
         changes["batch_size"] = choice.batch_size
-    if choice.validation_fraction is not None and config.valid is None and \
-            config.validation_fraction == field_default("validation_fraction"):
+    if choice.validation_fraction is not None and config.valid is None and left["validation_fraction"]:
         changes["validation_fraction"] = choice.validation_fraction
-    chosen = config.replace(**changes)
-    check_options(chosen)
-    return chosen, choice
+    if choice.tuned_cached_head and left["feature_cache"] and left["tune_head"]:
+        changes.update(feature_cache=True, tune_head=True)
+    return changes
 
 
 def choose_recipe(config: TrainConfig, splits: LabelledSplits) -> tuple[TrainConfig, LabelledSplits, dict]:
@@ -282,7 +290,8 @@ def choose_recipe(config: TrainConfig, splits: LabelledSplits) -> tuple[TrainCon
     print(f"{choice.describe()}; {held}", flush=True)
     return chosen, splits, {"mode": choice.mode, "rule": choice.rule, "reason": choice.reason,
                             "validation_fraction": chosen.validation_fraction, "epochs": chosen.epochs,
-                            "batch_size": chosen.batch_size}
+                            "batch_size": chosen.batch_size, "feature_cache": chosen.feature_cache,
+                            "tune_head": chosen.tune_head}
 
 
 def _train_classifier(config: TrainConfig, strategy: tf.distribute.Strategy) -> TrainResult:
