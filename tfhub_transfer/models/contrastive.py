@@ -49,6 +49,17 @@ def sentence_encoder(model: TaskModel) -> tf_keras.Model:
     return tf_keras.Model(model.input, model.get_layer("head").input, name="sentence_encoder")
 
 
+class InterleavedCosine(tf_keras.layers.Layer):
+    """[2 x pairs, hidden] embeddings of interleaved pairs (a0, b0, a1, b1, ...) -> [2 x pairs, 1]: each
+    pair's cosine similarity, on both of its rows (the rows' targets repeat it too)."""
+
+    def call(self, embeddings: tf.Tensor) -> tf.Tensor:
+        embeddings = tf.cast(embeddings, tf.float32)
+        pairs = tf.math.l2_normalize(tf.reshape(embeddings, [-1, 2, tf.shape(embeddings)[-1]]), axis=-1)
+        cosine = tf.reduce_sum(pairs[:, 0] * pairs[:, 1], axis=-1, keepdims=True)
+        return tf.repeat(cosine, 2, axis=0)
+
+
 class PairEncoderModel(TaskModel):
     """Two texts -> the cosine of their embeddings by one shared sentence encoder (the classifier's)."""
 
@@ -57,11 +68,10 @@ class PairEncoderModel(TaskModel):
 
     def __init__(self, classifier: TaskModel):
         encoder = sentence_encoder(classifier)
-        names = list(classifier.input)
-        inputs = {f"{side}_{name}": tf_keras.Input(shape=(None,), dtype=tf.int32, name=f"{side}_{name}")
-                  for side in "ab" for name in names}
-        embeddings = [encoder({name: inputs[f"{side}_{name}"] for name in names}) for side in "ab"]
-        cosine = tf_keras.layers.Dot(axes=-1, normalize=True, name="cosine", dtype="float32")(embeddings)
+        # Both texts of every pair in one batch (neighbouring rows): one encoder call a step, not two, so the
+        # train step's graph holds the encoder once (half the tracing and graph optimisation of a siamese pair).
+        inputs = {name: tf_keras.Input(shape=(None,), dtype=tf.int32, name=name) for name in classifier.input}
+        cosine = InterleavedCosine(name="cosine", dtype="float32")(encoder(inputs))
         super().__init__(inputs=inputs, outputs=cosine, name="pair_encoder")
         self._setup(classifier.config, classifier.mode, classifier.spec, classifier.preprocessor)
         # The same variables as the classifier's encoder, so its groups and LR multipliers apply as they are.

@@ -9,8 +9,9 @@ sentence encoder fine-tuned to give positive pairs cosine 1 and negative pairs c
 class together before a head is fitted on its embeddings (Tunstall et al. 2022, "Efficient Few-Shot
 Learning Without Prompts").
 
-`pair_dataset` streams the pairs as batches of two encoder inputs (`a_*` and `b_*`), each text
-tokenised once up front; epoch e's order depends only on (seed, e), as in every training stream.
+`pair_dataset` streams the pairs as batches of interleaved texts (a pair's two texts are neighbouring
+rows, so the encoder runs once a batch), each text tokenised once up front; epoch e's order depends only
+on (seed, e), as in every training stream.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfhub_transfer.errors import ConfigError
-from tfhub_transfer.preprocessing.text import AUTOTUNE, TextPreprocessor, epoch_stream
+from tfhub_transfer.preprocessing.text import AUTOTUNE, TextPreprocessor, epoch_stream, without_autotune
 from tfhub_transfer.transfer.modes.contrastive import CONTRASTIVE_ITERATIONS, PAIR_BUDGET
 
 
@@ -155,8 +156,12 @@ def pair_dataset(examples: PairExamples, preprocessor: TextPreprocessor, batch_s
                  epochs: int = 1, seed: int = 0, start_epoch: int = 0, start_step: int = 0,
                  shuffle: bool = True, drop_remainder: bool = False,
                  static_length: bool = False) -> tf.data.Dataset:
-    """Batches of ({a_input_word_ids, ..., b_input_type_ids}, [batch, 1] target cosine) for epochs
-    `start_epoch..epochs-1`, starting `start_step` batches in."""
+    """Batches of (encoder inputs [2 x batch, length], [2 x batch, 1] target cosine) for epochs
+    `start_epoch..epochs-1`, starting `start_step` batches in.
+
+    A pair's two texts are neighbouring rows (a0, b0, a1, b1, ...), each row carrying its pair's target,
+    so the encoder runs once per batch and any even split across replicas keeps the pairs whole.
+    """
     tokens = preprocessor.tokenize(tf.constant(list(examples.texts)))[:, : seq_length - 2]
     pairs = examples.pairs
     rows = tf.data.Dataset.from_tensor_slices(
@@ -166,11 +171,10 @@ def pair_dataset(examples: PairExamples, preprocessor: TextPreprocessor, batch_s
         return dataset.batch(batch_size, drop_remainder=drop_remainder)
 
     def pack(first, second, similarity):
-        inputs = {}
-        for side, index in (("a", first), ("b", second)):
-            packed = preprocessor.pack([tf.gather(tokens, index)], seq_length, static_length)
-            inputs.update({f"{side}_{name}": value for name, value in packed.items()})
-        return inputs, similarity
+        interleaved = tf.reshape(tf.stack([first, second], axis=1), [-1])
+        packed = preprocessor.pack([tf.gather(tokens, interleaved)], seq_length, static_length)
+        return packed, tf.repeat(similarity, 2, axis=0)
 
     stream = epoch_stream(rows, len(pairs), batches, epochs, seed, start_epoch, start_step, shuffle)
-    return stream.map(pack, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+    # A pair fit lasts seconds to minutes: autotuning gains nothing there and its iterator's end could stall it.
+    return without_autotune(stream.map(pack, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE))
