@@ -27,7 +27,7 @@ from tfhub_transfer.data.tables import Examples
 from tfhub_transfer.errors import ConfigError
 from tfhub_transfer.layers.heads import ClassificationHead
 from tfhub_transfer.models.base import DEFAULT_BATCH_SIZE, TaskModel
-from tfhub_transfer.preprocessing.text import AUTOTUNE, make_dataset
+from tfhub_transfer.preprocessing.text import AUTOTUNE, make_dataset, without_autotune
 from tfhub_transfer.training.loop import FitOutcome, fit_task, predict_outputs
 from tfhub_transfer.training.tasks import TaskSpec, task_spec
 from tfhub_transfer.transfer.contrastive import PairExamples, build_pairs, pair_dataset
@@ -138,10 +138,11 @@ class FeatureHead(TaskModel):
         rows = tf.data.Dataset.from_tensor_slices((examples.features, examples.targets))
         if shuffle:
             rows = rows.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
-        return rows.batch(batch_size, drop_remainder=drop_remainder).repeat(epochs).prefetch(AUTOTUNE)
+        return without_autotune(rows.batch(batch_size, drop_remainder=drop_remainder).repeat(epochs).prefetch(AUTOTUNE))
 
     def evaluation_dataset(self, examples: FeatureExamples, batch_size: int) -> tf.data.Dataset:
-        return tf.data.Dataset.from_tensor_slices((examples.features, examples.targets)).batch(batch_size)
+        return without_autotune(tf.data.Dataset.from_tensor_slices((examples.features, examples.targets))
+                                .batch(batch_size))
 
     def copy_weights_to(self, model: TaskModel) -> None:
         model.get_layer("head").set_weights(self.get_layer("head").get_weights())
@@ -152,7 +153,7 @@ def embed(model: TaskModel, texts: Sequence[str], batch_size: int = 64) -> np.nd
     with model.distribute_strategy.scope():
         encoder = sentence_encoder(model)
     dataset = make_dataset(list(texts), None, model.preprocessor, batch_size, model.seq_length, cache=False)
-    return np.asarray(predict_outputs(encoder, dataset), np.float32)
+    return np.asarray(predict_outputs(encoder, without_autotune(dataset)), np.float32)
 
 
 def fit_head(model: TaskModel, train: Examples, valid: Examples | None, optimization: OptimizationConfig,
