@@ -130,6 +130,8 @@ def main() -> None:
     parser.add_argument("--datasets", default="sst2,ag_news")
     parser.add_argument("--per-class", default="8,32,128,512")
     parser.add_argument("--seeds", default="5,5,3,3", help="seeds per N (one number: the same for every N)")
+    parser.add_argument("--first-seed", type=int, default=0, help="draw seeds first-seed, first-seed + 1, ... "
+                        "(to add seeds to an earlier run: merge both rows.csv)")
     parser.add_argument("--arms", default=",".join(ARMS))
     parser.add_argument("--max-eval", type=int, default=1000)
     parser.add_argument("--encoder", default="default")
@@ -156,7 +158,7 @@ def main() -> None:
         eval_texts, eval_labels = [eval_texts[i] for i in keep], [eval_labels[i] for i in keep]
         eval_b = [eval_b[i] for i in keep] if eval_b else None
         for size, count in zip(sizes, seeds):
-            for seed in range(count):
+            for seed in range(args.first_seed, args.first_seed + count):
                 picked = draw(first_label(train_labels), size, seed)
                 with tempfile.TemporaryDirectory() as scratch:
                     data = write_draw(Path(scratch) / "train.tsv", picked, train_texts, train_b, train_labels)

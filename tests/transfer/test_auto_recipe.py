@@ -4,6 +4,7 @@ import pytest
 
 from tfhub_transfer.transfer.modes import TransferMode
 from tfhub_transfer.transfer.modes.auto import (
+    FEW_MULTI_LABEL_PER_CLASS,
     FEW_SHOT_PER_CLASS,
     NO_HOLDOUT_PER_CLASS,
     PAIR_BATCH_SIZE,
@@ -48,6 +49,11 @@ def test_the_few_shot_boundary_is_per_class_not_total():
     past = choose(examples=(FEW_SHOT_PER_CLASS + 1) * 10, classes=10, smallest_class=FEW_SHOT_PER_CLASS + 1,
                   sentence_encoder=True)
     assert at.mode.startswith("contrastive") and past.mode == "gradual"
+    multi_at = choose(examples=FEW_MULTI_LABEL_PER_CLASS * 10, classes=10, smallest_class=FEW_MULTI_LABEL_PER_CLASS,
+                      sentence_encoder=True, task="multi_label")
+    multi_past = choose(examples=FEW_MULTI_LABEL_PER_CLASS * 20, classes=10,
+                        smallest_class=FEW_MULTI_LABEL_PER_CLASS + 1, sentence_encoder=True, task="multi_label")
+    assert (multi_at.mode, multi_past.mode) == ("freeze", "gradual")  # measured at 16 per label only
 
 
 def test_few_multi_label_examples_get_the_tuned_head_on_cached_features_and_keep_validation():
