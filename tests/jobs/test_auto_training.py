@@ -11,6 +11,7 @@ import pytest
 
 from tfhub_transfer.config import TrainConfig
 from tfhub_transfer.jobs.train import train
+from tfhub_transfer.transfer.modes.auto import FEW_SHOT_PER_CLASS
 
 ROOT = Path(__file__).resolve().parents[2]
 WORDS = {"pos": ["wonderful", "loved", "great", "superb"], "neg": ["awful", "rude", "dull", "broken"]}
@@ -40,8 +41,10 @@ def test_auto_trains_on_every_label_below_the_threshold_and_says_why(tiny_encode
 
 
 def test_auto_holds_out_validation_when_there_are_enough_labels(tiny_encoder, tmp_path, capsys):
-    result = train(TrainConfig.of(train=reviews(200), name="many", max_steps=4, **options(tiny_encoder, tmp_path)))
-    assert "20 held out for validation" in capsys.readouterr().out  # 100 per class: past the few-shot range
+    per_class = FEW_SHOT_PER_CLASS + 22  # past the few-shot range
+    result = train(TrainConfig.of(train=reviews(2 * per_class), name="many", max_steps=4,
+                                  **options(tiny_encoder, tmp_path)))
+    assert f"{per_class // 5} held out for validation" in capsys.readouterr().out  # a tenth of 2 x per_class
     assert result.metrics["auto"]["mode"] == "gradual" and "accuracy" in result.metrics
 
 
