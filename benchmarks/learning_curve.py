@@ -11,7 +11,11 @@ split, seeded). Arms, each through `tfhub_transfer.train` exactly as the CLI run
 - `finetune`, `gradual`: those modes with their defaults (`--epochs auto`);
 - `contrastive`: `--mode contrastive` (single-label and multi-label only);
 - `contrastive_b8`: `--mode contrastive --batch-size 8`, the recipe `auto` picks for few labels, to measure where
-  it stops paying (not one of the fixed modes of the goal table).
+  it stops paying (not one of the fixed modes of the goal table);
+- `finetune_b8`: `--mode finetune --batch-size 8 --validation-fraction 0`, the recipe `auto` picks for a few more
+  labels, run outside its range; `finetune_hf_recipe`: `finetune` with the Hugging Face Trainer's defaults
+  (3 epochs, batches of 8, 5e-5, no hold-out), to tell its budget from its batch size.
+`--per-class full` trains on the whole training set (one seed is enough: there is nothing to draw).
 Every arm holds out what the default command would (`--validation-fraction` as the arm decides) and is
 timed inside one process from reading the draw through model building and training (`train()` as a whole;
 the interpreter's start, TensorFlow's import and the scoring after training are not counted; peer_curve.py
@@ -42,6 +46,7 @@ import gc
 import statistics
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +66,13 @@ ARMS = {  # arm -> the options it sets beyond the data (the default command sets
     "contrastive": {"mode": "contrastive"},
     # auto's few-shot recipe (contrastive in its batches of 8), run past the few-shot range to place that range's end
     "contrastive_b8": {"mode": "contrastive", "batch_size": 8},
+    # the Hugging Face Trainer's recipe in our finetune (3 epochs, batches of 8, 5e-5, no hold-out), and the same
+    # batches with `--epochs auto`'s step budget: which of the two sets the Trainer's lead at 128 per class
+    "finetune_hf_recipe": {"mode": "finetune", "epochs": 3, "batch_size": 8, "learning_rate": 5e-5,
+                           "validation_fraction": 0.0},
+    "finetune_b8": {"mode": "finetune", "batch_size": 8, "validation_fraction": 0.0},
 }
+FULL = "full"  # --per-class value: the whole training set
 FIXED_MODES = ("freeze", "finetune", "gradual", "contrastive")
 PEER_ARMS = ("setfit", "hf_trainer")  # peer_curve.py's arms, run in the peers' virtualenv
 SETFIT_GOAL_MAX_N = 64  # the issue's goal against SetFit holds at <= 64 examples per class
@@ -121,6 +132,14 @@ def run_arm(arm: str, data: Path, pair: str | None, multi: bool, seed: int, enco
     return result, time.perf_counter() - started
 
 
+def drawn(labels: list[str], size: int | str, seed: int) -> tuple[list[int], int]:
+    """The rows of one draw and its N per class: `size` per class, or every row for `full` (N: the rarest
+    class's count, so the full set sits where it belongs on the curve's axis)."""
+    if size != FULL:
+        return draw(labels, size, seed), size
+    return list(range(len(labels))), min(Counter(labels).values())
+
+
 def arms_for(arms: list[str], multi: bool, pair: str | None) -> list[str]:
     return [a for a in arms if not (a.startswith("contrastive") and pair)]
 
@@ -128,7 +147,8 @@ def arms_for(arms: list[str], multi: bool, pair: str | None) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default="sst2,ag_news")
-    parser.add_argument("--per-class", default="8,32,128,512")
+    parser.add_argument("--per-class", default="8,32,128,512",
+                        help=f"labelled examples per class, comma-separated; {FULL!r}: the whole training set")
     parser.add_argument("--seeds", default="5,5,3,3", help="seeds per N (one number: the same for every N)")
     parser.add_argument("--first-seed", type=int, default=0, help="draw seeds first-seed, first-seed + 1, ... "
                         "(to add seeds to an earlier run: merge both rows.csv)")
@@ -142,7 +162,7 @@ def main() -> None:
     if args.merge:
         merge([Path(p) for p in args.merge.split(",") if p], Path(args.out))
         return
-    sizes = [int(n) for n in args.per_class.split(",")]
+    sizes = [n if n == FULL else int(n) for n in args.per_class.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
     seeds = seeds * len(sizes) if len(seeds) == 1 else seeds
     out = Path(args.out)
@@ -159,7 +179,7 @@ def main() -> None:
         eval_b = [eval_b[i] for i in keep] if eval_b else None
         for size, count in zip(sizes, seeds):
             for seed in range(args.first_seed, args.first_seed + count):
-                picked = draw(first_label(train_labels), size, seed)
+                picked, size = drawn(first_label(train_labels), size, seed)
                 with tempfile.TemporaryDirectory() as scratch:
                     data = write_draw(Path(scratch) / "train.tsv", picked, train_texts, train_b, train_labels)
                     for arm in arms_for(args.arms.split(","), multi, pair):

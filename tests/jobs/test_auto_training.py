@@ -11,7 +11,7 @@ import pytest
 
 from tfhub_transfer.config import TrainConfig
 from tfhub_transfer.jobs.train import train
-from tfhub_transfer.transfer.modes.auto import FEW_SHOT_PER_CLASS
+from tfhub_transfer.transfer.modes.auto import SMALL_DATA_PER_CLASS
 
 ROOT = Path(__file__).resolve().parents[2]
 WORDS = {"pos": ["wonderful", "loved", "great", "superb"], "neg": ["awful", "rude", "dull", "broken"]}
@@ -41,7 +41,7 @@ def test_auto_trains_on_every_label_below_the_threshold_and_says_why(tiny_encode
 
 
 def test_auto_holds_out_validation_when_there_are_enough_labels(tiny_encoder, tmp_path, capsys):
-    per_class = FEW_SHOT_PER_CLASS + 22  # past the few-shot range
+    per_class = SMALL_DATA_PER_CLASS + 22  # past the small-data range
     result = train(TrainConfig.of(train=reviews(2 * per_class), name="many", max_steps=4,
                                   **options(tiny_encoder, tmp_path)))
     assert f"{per_class // 5} held out for validation" in capsys.readouterr().out  # a tenth of 2 x per_class

@@ -8,6 +8,8 @@ from tfhub_transfer.transfer.modes.auto import (
     FEW_SHOT_PER_CLASS,
     NO_HOLDOUT_PER_CLASS,
     PAIR_BATCH_SIZE,
+    SMALL_DATA_BATCH_SIZE,
+    SMALL_DATA_PER_CLASS,
     DataProfile,
     resolve_mode,
 )
@@ -25,7 +27,10 @@ def choose(**profile):
     (dict(examples=32, classes=2, smallest_class=16, sentence_encoder=True), "contrastive"),
     (dict(examples=48, classes=6, smallest_class=8, sentence_encoder=True, task="multi_label"), "freeze"),
     (dict(examples=256, classes=4, smallest_class=64, sentence_encoder=True), "contrastive"),
-    # more labels than the few-shot range: phased fine-tuning
+    # a few more: fine-tuning in small batches on every label
+    (dict(examples=200, classes=2, smallest_class=100, sentence_encoder=True), "finetune"),
+    (dict(examples=200, classes=2, smallest_class=100, sentence_encoder=True, task="multi_label"), "gradual"),
+    # more labels than that: phased fine-tuning
     (dict(examples=300, classes=2, smallest_class=140, sentence_encoder=True), "gradual"),
     (dict(examples=8000, classes=2, smallest_class=3500, sentence_encoder=True), "gradual"),
     # pairs, regression, windows, a plain BERT: no contrastive, whatever the size
@@ -44,11 +49,15 @@ def test_the_decision_table(profile, mode):
     TransferMode.parse(choice.mode)  # always a mode that exists
 
 
-def test_the_few_shot_boundary_is_per_class_not_total():
-    at = choose(examples=FEW_SHOT_PER_CLASS * 10, classes=10, smallest_class=FEW_SHOT_PER_CLASS, sentence_encoder=True)
-    past = choose(examples=(FEW_SHOT_PER_CLASS + 1) * 10, classes=10, smallest_class=FEW_SHOT_PER_CLASS + 1,
-                  sentence_encoder=True)
-    assert at.mode.startswith("contrastive") and past.mode == "gradual"
+def per_class(n: int, classes: int = 10):
+    return choose(examples=n * classes, classes=classes, smallest_class=n, sentence_encoder=True)
+
+
+def test_the_boundaries_are_per_class_not_total():
+    assert per_class(FEW_SHOT_PER_CLASS).mode == "contrastive"
+    assert (per_class(FEW_SHOT_PER_CLASS + 1).mode, per_class(SMALL_DATA_PER_CLASS).mode) == ("finetune", "finetune")
+    assert per_class(SMALL_DATA_PER_CLASS + 1).mode == "gradual"
+    assert per_class(SMALL_DATA_PER_CLASS + 1, classes=2).mode == "gradual"  # few classes, same per-class rule
     multi_at = choose(examples=FEW_MULTI_LABEL_PER_CLASS * 10, classes=10, smallest_class=FEW_MULTI_LABEL_PER_CLASS,
                       sentence_encoder=True, task="multi_label")
     multi_past = choose(examples=FEW_MULTI_LABEL_PER_CLASS * 20, classes=10,
@@ -78,11 +87,26 @@ def test_contrastive_trains_its_pairs_in_small_batches_and_other_modes_keep_the_
     assert choose(examples=8000, classes=2, smallest_class=3500, sentence_encoder=True).batch_size is None
 
 
+def test_a_few_more_labels_fine_tune_in_small_batches_on_every_label_unless_the_user_says_otherwise():
+    from tfhub_transfer.config import TrainConfig
+    from tfhub_transfer.jobs.train import choice_changes
+
+    small = per_class(FEW_SHOT_PER_CLASS + 1, classes=2)
+    assert (small.mode, small.batch_size, small.validation_fraction) == ("finetune", SMALL_DATA_BATCH_SIZE, 0.0)
+    assert f"finetune, batches of {SMALL_DATA_BATCH_SIZE}" in small.describe()
+    config = TrainConfig.of(train="x.tsv")
+    assert choice_changes(config, small) == {"mode": "finetune", "batch_size": SMALL_DATA_BATCH_SIZE,
+                                             "validation_fraction": 0.0}
+    assert choice_changes(config.replace(batch_size=16, validation_fraction=0.2), small) == {"mode": "finetune"}
+    assert choice_changes(config.replace(valid="dev.tsv"), small) == {"mode": "finetune", "batch_size": 8}
+    given = choose(examples=200, classes=2, smallest_class=100, sentence_encoder=True, validation_given=True)
+    assert given.validation_fraction is None
+
+
 @pytest.mark.parametrize("smallest, given, holdout", [
     (8, False, 0.0), (NO_HOLDOUT_PER_CLASS - 1, False, 0.0), (NO_HOLDOUT_PER_CLASS, False, None), (8, True, None)])
 def test_no_label_held_out_below_the_threshold(smallest, given, holdout):
-    choice = choose(examples=smallest * 2, classes=2, smallest_class=smallest, validation_given=given,
-                    sentence_encoder=True)
+    choice = choose(examples=smallest * 2, classes=2, smallest_class=smallest, validation_given=given)
     assert choice.validation_fraction == holdout
 
 
