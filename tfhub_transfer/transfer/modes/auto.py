@@ -133,15 +133,21 @@ def _few_shot(profile: DataProfile) -> bool:
     return profile.sentence_encoder and profile.per_class <= FEW_SHOT_PER_CLASS and profile.task == "single_label"
 
 
+def _one_text_sentence_encoder(profile: DataProfile) -> bool:
+    """The setting the few-label rules were measured in: one text per example, read whole, by a mean-pooled
+    sentence encoder."""
+    return (profile.sentence_encoder and profile.architecture == "encoder" and not profile.pair
+            and not profile.windowed)
+
+
 def _small_data(profile: DataProfile) -> bool:
-    # Measured where the pairs were: single-label, one text, a mean-pooled sentence encoder.
-    return (profile.task == "single_label" and profile.sentence_encoder and profile.architecture == "encoder"
-            and not profile.pair and not profile.windowed and profile.per_class <= SMALL_DATA_PER_CLASS)
+    return (profile.task == "single_label" and _one_text_sentence_encoder(profile)
+            and profile.per_class <= SMALL_DATA_PER_CLASS)
 
 
 def _few_multi_label(profile: DataProfile) -> bool:
-    return (profile.task == "multi_label" and profile.sentence_encoder and profile.architecture == "encoder"
-            and not profile.pair and not profile.windowed and profile.per_class <= FEW_MULTI_LABEL_PER_CLASS)
+    return (profile.task == "multi_label" and _one_text_sentence_encoder(profile)
+            and profile.per_class <= FEW_MULTI_LABEL_PER_CLASS)
 
 
 @dataclasses.dataclass(frozen=True)
