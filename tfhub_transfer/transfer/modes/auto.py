@@ -36,8 +36,8 @@ SMALL_DATA_BATCH_SIZE = 8
 # MRPC (RESULTS.md, "Sentence pairs and multi-label on the curve", 2026-12-07): at 256 per class, 2 draws, 69.4 /
 # 67.4 against `gradual` in batches of 32 (the default before) 63.7 / 63.0 and `finetune` in batches of 32 58.8 /
 # 54.9, in 79-89 s against 231-272 s (the HF Trainer's defaults 70.6 / 68.9); at 512, one draw, 75.0 in 120 s
-# against `gradual`'s 64.2 in 214 s. At 16 per class every recipe was near chance (46-56 on a dev set with 68 %
-# positives), where the small batches cost a quarter of the time.
+# against `gradual`'s 64.2 in 214 s. At 16 per class every recipe was near chance (46-61 on a dev set with 68 %
+# positives; on the two draws both ran, one each way), where the small batches cost a quarter of the time.
 SMALL_PAIRS_PER_CLASS = 512
 # Multi-label: the cached features with a tuned head led at every size measured on GoEmotions (28 labels, macro-F1,
 # RESULTS.md "Sentence pairs and multi-label on the curve", 2026-12-07): at 16 per label (3 draws) 0.121-0.156
