@@ -37,3 +37,14 @@ def evaluation_rows(size: int, max_eval: int) -> np.ndarray:
     if max_eval and max_eval < size:
         return np.sort(np.random.default_rng(0).choice(size, max_eval, replace=False))
     return np.arange(size)
+
+
+def first_labels(labels: list[str]) -> list[str]:
+    """Multi-label rows (`a,b`) are drawn by their first label (a row counts once); single labels are unchanged."""
+    return [label.split(",")[0] for label in labels]
+
+
+def macro_f1(truth: np.ndarray, guess: np.ndarray) -> float:
+    """Macro-F1 over the columns of two [rows, labels] boolean arrays (a label never predicted right scores 0)."""
+    tp, fp, fn = (truth & guess).sum(0), (~truth & guess).sum(0), (truth & ~guess).sum(0)
+    return float(np.where(tp > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0).mean())

@@ -59,7 +59,7 @@ from pathlib import Path
 import numpy as np
 import tf_keras
 from common import OUT, cpu_flags, machine, peak_rss_mb, require_shared
-from few_shot_draws import draw, evaluation_rows
+from few_shot_draws import draw, evaluation_rows, first_labels, macro_f1
 
 from tfhub_transfer.config import TrainConfig
 from tfhub_transfer.data.tables import read_table
@@ -113,11 +113,6 @@ def write_draw(path: Path, rows: list[int], texts, texts_b, labels) -> Path:
     return path
 
 
-def first_label(labels: list[str]) -> list[str]:
-    """Multi-label rows are drawn by their first label (a row counts once)."""
-    return [label.split(",")[0] for label in labels]
-
-
 def score(model, texts, texts_b, labels, multi_label: bool) -> float:
     """Accuracy (single-label) or macro-F1 over the classes seen in training (multi-label)."""
     inputs = (texts, texts_b) if texts_b else texts
@@ -127,9 +122,7 @@ def score(model, texts, texts_b, labels, multi_label: bool) -> float:
     names = list(model.label_names)
     truth = np.array([[n in y.split(",") for n in names] for y in labels])
     guess = np.asarray(model.predict(inputs, verbose=0)) > 0.0  # logits: sigmoid above one half
-    tp, fp, fn = (truth & guess).sum(0), (~truth & guess).sum(0), (truth & ~guess).sum(0)
-    f1 = np.where(tp > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
-    return float(f1.mean())
+    return macro_f1(truth, guess)
 
 
 def run_arm(arm: str, data: Path, pair: str | None, multi: bool, seed: int, encoder: str, out: Path) -> tuple:
@@ -192,7 +185,7 @@ def main() -> None:
         eval_b = [eval_b[i] for i in keep] if eval_b else None
         for size, count in zip(sizes, seeds):
             for seed in range(args.first_seed, args.first_seed + count):
-                picked, size = drawn(first_label(train_labels), size, seed, multi)
+                picked, size = drawn(first_labels(train_labels), size, seed, multi)
                 with tempfile.TemporaryDirectory() as scratch:
                     data = write_draw(Path(scratch) / "train.tsv", picked, train_texts, train_b, train_labels)
                     for arm in arms_for(args.arms.split(","), multi, pair):

@@ -52,7 +52,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from few_shot_draws import draw, evaluation_rows
+from few_shot_draws import draw, evaluation_rows, first_labels, macro_f1
 from peer_common import SHARED, cpu_flags, model_dir, peak_rss_mb, read_rows
 
 DATASETS = {  # name -> (folder, evaluation split, task): learning_curve.py's data sets
@@ -75,7 +75,7 @@ class Draw:
         folder, split, self.task = DATASETS[dataset]
         train_texts, train_labels = read_rows(SHARED / folder / "train.tsv")
         eval_texts, eval_labels = read_rows(SHARED / folder / split)
-        picked = draw([label.split(",")[0] for label in train_labels], per_class, seed, at_most=self.task == "multi")
+        picked = draw(first_labels(train_labels), per_class, seed, at_most=self.task == "multi")
         keep = evaluation_rows(len(eval_texts), max_eval)
         labels = [train_labels[i] for i in picked]
         # multi-label: the labels the draw holds, as ours learns and scores them (learning_curve.score)
@@ -97,9 +97,7 @@ class Draw:
         """Accuracy, or for multi-label the macro-F1 over `names` (learning_curve.score's)."""
         if self.task != "multi":
             return float(np.mean(predicted == self.eval_targets))
-        truth, guess = self.eval_targets > 0.5, predicted > 0.0  # logits: sigmoid above one half
-        tp, fp, fn = (truth & guess).sum(0), (~truth & guess).sum(0), (truth & ~guess).sum(0)
-        return float(np.where(tp > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0).mean())
+        return macro_f1(self.eval_targets > 0.5, predicted > 0.0)  # logits: sigmoid above one half
 
 
 def run_setfit(texts: list[str], labels: list[int], seed: int, scratch: str) -> tuple:
