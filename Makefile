@@ -67,7 +67,7 @@ family-references: $(PEERS_VENV)/.installed
 bench-curve: install
 	$(BIN)/tfhub-transfer encoders build-default
 	cd benchmarks && ../$(BIN)/python learning_curve.py --datasets sst2,ag_news --per-class 8,32,128,512 --seeds 5,5,3,3
-	cd benchmarks && ../$(BIN)/python learning_curve.py --datasets mrpc,goemotions --per-class 16,256 --seeds 3,3 \
+	cd benchmarks && ../$(BIN)/python learning_curve.py --datasets mrpc,rte,goemotions --per-class 16,256 --seeds 3,3 \
 		--arms default,freeze,finetune,gradual --out out/learning_curve_tasks
 
 # Data larger than memory (#37): the streaming reader on 1e5, 1e6 and 1e7 generated rows (files under /tmp;
@@ -78,7 +78,7 @@ bench-curve: install
 bench-curve-peers: install $(PEERS_VENV)/.installed
 	cd benchmarks && ../$(PEERS_VENV)/bin/python peer_curve.py --datasets sst2,ag_news --per-class 8,32 --seeds 5,5 --arms setfit,hf_trainer --out out/peer_curve
 	cd benchmarks && ../$(PEERS_VENV)/bin/python peer_curve.py --datasets sst2,ag_news --per-class 128,512 --seeds 3,3 --arms hf_trainer --out out/peer_curve
-	cd benchmarks && ../$(PEERS_VENV)/bin/python peer_curve.py --datasets mrpc,goemotions --per-class 16,256 --seeds 3,3 --arms hf_trainer --out out/peer_curve
+	cd benchmarks && ../$(PEERS_VENV)/bin/python peer_curve.py --datasets mrpc,rte,goemotions --per-class 16,256 --seeds 3,3 --arms hf_trainer --out out/peer_curve
 	cd benchmarks && ../$(BIN)/python learning_curve.py --merge out/learning_curve/rows.csv,out/learning_curve_tasks/rows.csv,out/peer_curve/rows.csv --out out/learning_curve_merged
 
 bench-data-scale: install

@@ -83,6 +83,10 @@ ARMS = {  # arm -> the options it sets beyond the data (the default command sets
     "finetune_b8_cls": {"mode": "finetune", "batch_size": 8, "validation_fraction": 0.0, "pooling": "cls"},
     # the default's recipe for sentence pairs below 50 per class before fine-tuning in batches of 8 took them over
     "gradual_every_label": {"mode": "gradual", "validation_fraction": 0.0},
+    # sentence pairs read apart (each text encoded alone, the head on |u-v|, u*v and the cosine): the frozen
+    # encoder's fixed pair features with the head fitted on every label, or fine-tuned in batches of 8
+    "freeze_siamese": {"mode": "freeze", "pairs": "siamese", "feature_cache": True, "validation_fraction": 0.0},
+    "finetune_b8_siamese": {"mode": "finetune", "batch_size": 8, "validation_fraction": 0.0, "pairs": "siamese"},
 }
 FULL = "full"  # --per-class value: the whole training set
 FIXED_MODES = ("freeze", "finetune", "gradual", "contrastive")
@@ -147,7 +151,7 @@ def drawn(labels: list[str], size: int | str, seed: int, multi_label: bool) -> t
 
 
 def arms_for(arms: list[str], multi: bool, pair: str | None) -> list[str]:
-    return [a for a in arms if not (a.startswith("contrastive") and pair)]
+    return [a for a in arms if not (a.startswith("contrastive") and pair) and not (a.endswith("_siamese") and not pair)]
 
 
 def main() -> None:

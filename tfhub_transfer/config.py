@@ -280,6 +280,11 @@ class ModelConfig:
         "truncate", flag="--long-text", refused=ENCODER_MODELS_ONLY,
         help="texts longer than --seq-length: truncate, or windows:STRIDE[:logits] (overlapping windows every "
              "STRIDE word pieces, encoded one by one; the mean of their features, or of their logits)")
+    pairs: str = option(  # joint | siamese: how a sentence pair is read (preprocessing.text.LongText.apart)
+        "joint", flag="--pairs", choices=("joint", "siamese"), refused=ENCODER_MODELS_ONLY,
+        help="sentence pairs (--text-b-column): joint reads both texts in one sequence, as BERT reads pairs; "
+             "siamese encodes each text on its own and the head reads |u-v|, u*v and the cosine of their pooled "
+             "embeddings (as sentence encoders were trained; SBERT) (default: %(default)s)")
     packing: int = option(  # rows of this many word pieces, several examples a row (preprocessing.packing)
         0, flag="--pack", type=int, metavar="ROW_LENGTH", refused=ENCODER_MODELS_ONLY,
         help="train on each batch packed into rows of ROW_LENGTH word pieces, several examples a row "
@@ -311,7 +316,8 @@ class TransferConfig:
              "gives them)", range=Range(0, None, "a number > 0", low_open=True))
     feature_cache: bool = option(  # freeze mode: encode once, train the mix + head from the cache
         False, flag="--feature-cache", switch="on", refused=ENCODER_MODELS_ONLY,
-        help="freeze mode: encode the data once and train the mix + head from the cache")
+        help="freeze mode: encode the data once and train the mix + head from the cache (with --pairs siamese: "
+             "each pair's features once, in memory, and the head fitted on them until its loss stops falling)")
     standardize_features: bool = option(  # with the feature cache: the head trains on standardised features
         True, flag="--no-standardize-features", switch="off", refused=ENCODER_MODELS_ONLY,
         help="with --feature-cache: train the head on the raw features (default: standardised, each centred and "

@@ -12,14 +12,15 @@ from tfhub_transfer.config import CONCERNS, TrainConfig, check_value, field_defa
 from tfhub_transfer.errors import ConfigError
 
 # `tfhub-transfer train --help`'s option strings before the flags were generated from the metadata (#35).
-FROZEN_TRAIN_FLAGS = [  # today's flags (+ --streaming, #37): a change here is a change users see
+FROZEN_TRAIN_FLAGS = [  # today's flags (+ --streaming, #37; --pairs, #32): a change here is a change users see
     "--architecture", "--backup-every", "--batch-size", "--cache-dir", "--class-weight", "--debug", "--distribution",
     "--dropout", "--dtype", "--early-stopping", "--embedding-lr-multiplier", "--embedding-mode", "--encoder",
     "--epochs", "--export-format", "--feature-cache", "--frozen-epochs", "--head", "--head-lr",
     "--head-lr-multiplier", "--help", "--jit-compile", "--keep-backups", "--label-column", "--label-names",
     "--label-separator", "--layer-mix", "--long-text", "--lr", "--lr-mult", "--max-sentences", "--max-steps",
     "--max-tokens", "--max-train-examples", "--mode", "--name", "--no-bucket", "--no-export", "--no-restore-best",
-    "--no-resume", "--no-standardize-features", "--no-tensorboard", "--optimizer", "--out", "--pack", "--pooling",
+    "--no-resume", "--no-standardize-features", "--no-tensorboard", "--optimizer", "--out", "--pack", "--pairs",
+    "--pooling",
     "--preprocessor", "--quantize", "--quiet", "--resume", "--rnn", "--rnn-units", "--schedule", "--seed",
     "--seq-length", "--slow-factor", "--steps-per-execution", "--streaming", "--task", "--tensorboard",
     "--text-b-column",

@@ -145,7 +145,7 @@ VALUES = {  # one non-default value per flag
     "--backup-every": "10", "--no-restore-best": None, "--name": "n", "--out": "o", "--no-export": None,
     "--early-stopping": "2", "--class-weight": "balanced", "--weight-column": "w",
     "--head-lr": "0.01", "--head-lr-multiplier": "10", "--frozen-epochs": "1", "--lr-mult": "100",
-    "--long-text": "windows:32", "--tune-head": None, "--no-standardize-features": None,
+    "--long-text": "windows:32", "--tune-head": None, "--no-standardize-features": None, "--pairs": "siamese",
     "--export-format": "tflite", "--quantize": "int8",
     "--no-tensorboard": None, "--keep-backups": None, "--cache-dir": "c", "--label-names": "neg,pos",
     "--max-steps": "5", "--time-budget": "1.5", "--streaming": "off",

@@ -5,6 +5,7 @@ import pytest
 from tfhub_transfer.transfer.modes import TransferMode
 from tfhub_transfer.transfer.modes.auto import (
     FEW_MULTI_LABEL_PER_CLASS,
+    FEW_PAIRS_PER_CLASS,
     FEW_SHOT_PER_CLASS,
     NO_HOLDOUT_PER_CLASS,
     PAIR_BATCH_SIZE,
@@ -35,8 +36,9 @@ def choose(**profile):
     # more labels than that: phased fine-tuning
     (dict(examples=300, classes=2, smallest_class=140, sentence_encoder=True), "gradual"),
     (dict(examples=8000, classes=2, smallest_class=3500, sentence_encoder=True), "gradual"),
-    # sentence pairs: no contrastive; small batches on every label up to 512 per class, phased past that
-    (dict(examples=16, classes=2, smallest_class=8, sentence_encoder=True, pair=True), "finetune"),
+    # sentence pairs: no contrastive; the frozen encoder reads them apart up to 256 per class, small batches on
+    # every label up to 512, phased past that
+    (dict(examples=16, classes=2, smallest_class=8, sentence_encoder=True, pair=True), "freeze"),
     (dict(examples=1024, classes=2, smallest_class=512, sentence_encoder=True, pair=True), "finetune"),
     (dict(examples=1200, classes=2, smallest_class=600, sentence_encoder=True, pair=True), "gradual"),
     (dict(examples=16, classes=2, smallest_class=8, sentence_encoder=False, pair=True), "gradual"),
@@ -71,18 +73,39 @@ def test_the_boundaries_are_per_class_not_total():
     assert (multi_at.mode, multi_past.mode) == ("freeze", "gradual")  # measured at 16 and up to 256 per label
 
 
-def test_sentence_pairs_fine_tune_in_small_batches_on_every_label_up_to_their_own_boundary():
-    def pairs(n: int, **extra):
-        return choose(examples=2 * n, classes=2, smallest_class=n, sentence_encoder=True, pair=True, **extra)
+def pairs(n: int, **extra):
+    return choose(examples=2 * n, classes=2, smallest_class=n, sentence_encoder=True, pair=True, **extra)
 
+
+def test_few_sentence_pairs_are_read_apart_by_the_frozen_encoder_on_every_label_unless_the_user_says_otherwise():
+    from tfhub_transfer.config import TrainConfig
+    from tfhub_transfer.jobs.train import choice_changes
+
+    few = pairs(FEW_PAIRS_PER_CLASS)
+    assert (few.mode, few.pairs, few.feature_cache, few.tuned_cached_head, few.validation_fraction) == \
+        ("freeze", "siamese", True, False, 0.0)
+    assert "--pairs siamese --feature-cache" in few.describe() and "sentence pairs" in few.describe()
+    assert pairs(FEW_PAIRS_PER_CLASS + 1).mode == "finetune"
+    assert pairs(16, validation_given=True).validation_fraction is None  # --valid: none held out of training
+    assert (pairs(16, windowed=True).pairs, pairs(16, task="multi_label").pairs) == (None, None)
+    assert choose(examples=32, classes=2, smallest_class=16, pair=True).mode == "gradual"  # a plain BERT
+    config = TrainConfig.of(train="x.tsv", text_b_column="b")
+    assert choice_changes(config, few) == {"mode": "freeze", "validation_fraction": 0.0, "pairs": "siamese",
+                                           "feature_cache": True}
+    # the user's --tune-head keeps pairs as they are (a siamese head sweeps no L2); their --batch-size stays
+    assert choice_changes(config.replace(feature_cache=True, tune_head=True), few) == \
+        {"mode": "freeze", "validation_fraction": 0.0}
+
+
+def test_sentence_pairs_fine_tune_in_small_batches_on_every_label_up_to_their_own_boundary():
     at = pairs(SMALL_PAIRS_PER_CLASS)
     assert (at.mode, at.batch_size, at.validation_fraction) == ("finetune", SMALL_DATA_BATCH_SIZE, 0.0)
     assert "sentence pairs" in at.describe() and "batches of 8" in at.describe()
     assert pairs(SMALL_PAIRS_PER_CLASS, validation_given=True).validation_fraction is None  # --valid: none held out
     past = pairs(SMALL_PAIRS_PER_CLASS + 1)
     assert (past.mode, past.batch_size, past.validation_fraction) == ("gradual", None, None)
-    assert pairs(16, windowed=True).mode == "gradual"  # measured on pairs read whole only
-    assert pairs(16, task="multi_label").mode == "gradual"
+    assert pairs(SMALL_PAIRS_PER_CLASS, windowed=True).mode == "gradual"  # measured on pairs read whole only
+    assert pairs(SMALL_PAIRS_PER_CLASS, task="multi_label").mode == "gradual"
 
 
 def test_few_multi_label_examples_get_the_tuned_head_on_cached_features_and_keep_validation():

@@ -64,6 +64,9 @@ def check_exportable(model: tf_keras.Model, format: str) -> None:
     if long_text is not None and getattr(long_text, "windowed", False):
         raise ConfigError(f"--format {format} reads one window per text; a model trained with --long-text "
                           f"{long_text} exports as --format saved_model")
+    if long_text is not None and getattr(long_text, "apart", False):
+        raise ConfigError(f"--format {format} reads a pair in one sequence; a model trained with --pairs siamese "
+                          "exports as --format saved_model")
     if getattr(getattr(model, "config", None), "head", "dense") == "bilstm":
         raise ConfigError(f"--format {format} takes dense heads: {BILSTM_EXPORT}")
 

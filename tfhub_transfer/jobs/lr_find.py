@@ -62,7 +62,7 @@ def _model_and_examples(config: TrainConfig, strategy):
                           "give the mode to sweep (--mode finetune, or --mode freeze for its head)")
     with strategy.scope():
         model = build_task_model(config, splits)
-    if config.feature_cache:
+    if config.feature_cache and config.pairs != "siamese":  # pairs read apart have no per-layer cache: the model
         head, train_examples, _ = cached_head(model, splits, config.verbose)
         return head, train_examples
     return model, splits.train_examples

@@ -106,6 +106,9 @@ def check_export_options(config: TrainConfig) -> None:
     if config.export_format != "saved_model" and str(config.long_text).startswith("windows"):
         raise ConfigError(f"--export-format {config.export_format} reads one window per text; a model trained "
                           f"with --long-text {config.long_text} exports as saved_model")
+    if config.export_format != "saved_model" and config.pairs == "siamese":
+        raise ConfigError(f"--export-format {config.export_format} reads a pair in one sequence; a model trained "
+                          "with --pairs siamese exports as saved_model")
     if config.export_format != "saved_model" and config.head == "bilstm":
         raise ConfigError(f"--export-format {config.export_format} takes dense heads: {BILSTM_EXPORT}")
 
@@ -127,10 +130,17 @@ def check_recipe(config: TrainConfig) -> None:
     if not config.standardize_features and config.head == "bilstm":
         raise ConfigError("--no-standardize-features is about the linear head: --head bilstm reads the cached "
                           "features as they are")
-    long_text = LongText.parse(config.long_text, config.seq_length, config.text_b_column is not None)
+    long_text = LongText.parse(config.long_text, config.seq_length, config.text_b_column is not None, config.pairs)
     if config.packing and config.feature_cache:
         raise ConfigError("--pack does not apply to --feature-cache: the encoder runs once per text to fill the "
                           "cache, and the head trains on the features; drop --pack")
+    if config.pairs == "siamese" and config.feature_cache and not config.standardize_features:
+        raise ConfigError("--no-standardize-features is about the head on per-layer cached features; with --pairs "
+                          "siamese --feature-cache the head reads each pair's features as they are: drop it")
+    if config.pairs == "siamese" and config.tune_head:
+        raise ConfigError("--tune-head sweeps the L2 of a head on per-layer cached features; with --pairs siamese "
+                          "--feature-cache the head on each pair's fixed features is fitted with scikit-learn's "
+                          "default L2 until its loss stops falling: drop --tune-head")
     if long_text.windowed and config.feature_cache:
         raise ConfigError(f"--long-text {config.long_text} does not apply to --feature-cache: the cache holds one "
                           "feature vector per text, from its first seq_length pieces; drop one of them")

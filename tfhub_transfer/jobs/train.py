@@ -27,7 +27,7 @@ from tfhub_transfer.jobs.options import check_options
 from tfhub_transfer.jobs.tagging import train_tagger
 from tfhub_transfer.models.base import TaskModel
 from tfhub_transfer.models.cached_heads import CachedExamples, CachedHead, CachedSequenceHead
-from tfhub_transfer.models.contrastive import fit_contrastive
+from tfhub_transfer.models.contrastive import fit_contrastive, fit_head
 from tfhub_transfer.models.rnn_classifier import RnnClassifier, RnnClassifierConfig
 from tfhub_transfer.models.saving import load
 from tfhub_transfer.models.text_classifier import ClassifierConfig, TextClassifier
@@ -264,7 +264,7 @@ def resolved_config(config: TrainConfig, splits: LabelledSplits | None) -> tuple
 def choice_changes(config: TrainConfig, choice: Choice) -> dict:
     """The options `auto`'s choice sets: its mode, and each setting the user left at its default."""
     left = {name: getattr(config, name) == field_default(name) for name in ("batch_size", "validation_fraction",
-                                                                            "feature_cache", "tune_head")}
+                                                                            "feature_cache", "tune_head", "pairs")}
     changes = {"mode": choice.mode}
     if choice.epochs is not None and config.epochs == "auto":
         changes["epochs"] = choice.epochs
@@ -274,6 +274,10 @@ def choice_changes(config: TrainConfig, choice: Choice) -> dict:
         changes["validation_fraction"] = choice.validation_fraction
     if choice.tuned_cached_head and left["feature_cache"] and left["tune_head"]:
         changes.update(feature_cache=True, tune_head=True)
+    if choice.pairs is not None and left["pairs"] and left["tune_head"]:  # the siamese head sweeps no L2
+        changes["pairs"] = choice.pairs
+        if choice.feature_cache and left["feature_cache"]:
+            changes["feature_cache"] = True
     return changes
 
 
@@ -291,7 +295,7 @@ def choose_recipe(config: TrainConfig, splits: LabelledSplits) -> tuple[TrainCon
     return chosen, splits, {"mode": choice.mode, "rule": choice.rule, "reason": choice.reason,
                             "validation_fraction": chosen.validation_fraction, "epochs": chosen.epochs,
                             "batch_size": chosen.batch_size, "feature_cache": chosen.feature_cache,
-                            "tune_head": chosen.tune_head}
+                            "tune_head": chosen.tune_head, "pairs": chosen.pairs if chosen.text_b_column else None}
 
 
 def _train_classifier(config: TrainConfig, strategy: tf.distribute.Strategy) -> TrainResult:
@@ -299,13 +303,19 @@ def _train_classifier(config: TrainConfig, strategy: tf.distribute.Strategy) -> 
     config, splits, auto = choose_recipe(config, read_splits(config))
     with strategy.scope():
         model = build_task_model(config, splits)
-    if isinstance(splits, StreamedSplits) and model.mode.brings_own_fit:
-        raise ConfigError(f"--mode {config.mode} fits on sentence pairs in memory; it cannot stream the data. "
+    pair_features = config.feature_cache and config.pairs == "siamese"
+    if isinstance(splits, StreamedSplits) and (model.mode.brings_own_fit or pair_features):
+        what = "--pairs siamese --feature-cache fits its head on features" if pair_features else \
+            f"--mode {config.mode} fits on sentence pairs"
+        raise ConfigError(f"{what} in memory; it cannot stream the data. "
                           f"Pass --streaming off (the data must then fit in memory).")
     keep_finished_run(config, is_chief(strategy))  # after the data and model are known good
     announce(config, model, len(splits.train), len(splits.valid), splits.label_names, strategy)
     tuning = {}
-    if config.feature_cache:
+    if pair_features:  # pairs read apart: each pair's features computed once, in memory, the head fitted on them
+        outcome = fit_head(model, splits.train_examples, splits.valid_examples, config.optimization, config.runtime,
+                           job="--pairs siamese --feature-cache")
+    elif config.feature_cache:
         outcome, tuning = fit_from_cache(model, splits, config)
     elif model.mode.brings_own_fit:  # contrastive: pairs through the loop, then the head on the tuned embeddings
         outcome = fit_contrastive(model, splits.train_examples, splits.valid_examples, config.optimization,

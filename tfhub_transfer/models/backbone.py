@@ -13,7 +13,7 @@ from tfhub_transfer.encoders.resolve import resolve_encoder
 from tfhub_transfer.encoders.variants import encoder_variant
 from tfhub_transfer.errors import EncoderError
 from tfhub_transfer.layers.layer_mix import LayerMix, StackLayers
-from tfhub_transfer.preprocessing.text import LongText, TextPreprocessor
+from tfhub_transfer.preprocessing.text import LongText, TextPreprocessor, segment_budget
 from tfhub_transfer.transfer.layer_groups import layer_groups
 from tfhub_transfer.transfer.modes import TransferMode
 from tfhub_transfer.transfer.reinit import reinitialize
@@ -22,7 +22,8 @@ INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
 
 
 def encoder_inputs(windowed: bool = False) -> dict[str, tf_keras.Input]:
-    """The encoder's inputs, [batch, seq] (or [batch, windows, seq] for long texts split into windows)."""
+    """The encoder's inputs, [batch, seq] (or [batch, rows, seq]: long texts split into windows, or a pair's two
+    texts read apart)."""
     shape = (None, None) if windowed else (None,)
     return {name: tf_keras.Input(shape=shape, dtype=tf.int32, name=name) for name in INPUT_NAMES}
 
@@ -102,15 +103,12 @@ def string_batch_encoder(preprocessor: TextPreprocessor, seq_length: int, long_t
     Example:
       >>> dataset.map(string_batch_encoder(model.preprocessor, 128))  # ((texts, labels) -> (inputs, labels))
     """
-    windowed = long_text is not None and long_text.windowed
 
     def encode(texts, targets):
         segments = texts if isinstance(texts, tuple) else (texts,)
-        budget = None if windowed else seq_length - len(segments) - 1
+        budget = segment_budget(seq_length, len(segments), long_text)
         tokens = [preprocessor.tokenize(segment)[:, :budget] for segment in segments]
-        if windowed:
-            return preprocessor.pack_windows(tokens[0], seq_length, long_text.stride, static_length), targets
-        return preprocessor.pack(tokens, seq_length, static_length), targets
+        return preprocessor.pack_for(tokens, seq_length, long_text, static_length), targets
 
     return encode
 

@@ -123,8 +123,9 @@ class FeatureHead(TaskModel):
 
     unsupported = {"resume": NO_BACKUPS, "backup_every_steps": NO_BACKUPS}
 
-    def __init__(self, model: TaskModel, hidden: int, l2: float = 0.0):
+    def __init__(self, model: TaskModel, hidden: int, l2: float = 0.0, centre: np.ndarray | None = None):
         features = tf_keras.Input(shape=(hidden,), name="features")
+        self.centre = centre  # the training features' mean, taken off them before the head (folded back on copy)
         head = ClassificationHead(model.num_outputs, 0.0, model.config.seed, name="head")
         logits = head(features)
         super().__init__(inputs=features, outputs=logits, name="feature_head")
@@ -145,31 +146,55 @@ class FeatureHead(TaskModel):
                                 .batch(batch_size))
 
     def copy_weights_to(self, model: TaskModel) -> None:
-        model.get_layer("head").set_weights(self.get_layer("head").get_weights())
+        """The head's weights onto `model`'s head; a centring folds into its bias: W (x - m) + b = W x + b - m W."""
+        kernel, bias = self.get_layer("head").get_weights()
+        if self.centre is not None:
+            bias = bias - self.centre @ kernel
+        model.get_layer("head").set_weights([kernel, bias])
 
 
-def embed(model: TaskModel, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-    """[examples, hidden]: the model's pooled features of `texts` (encoder in inference mode)."""
+def embed(model: TaskModel, texts: Sequence[str], batch_size: int = 64,
+          texts_b: Sequence[str] | None = None) -> np.ndarray:
+    """[examples, features]: what the model's head reads for `texts` (and `texts_b`, for a pair model: with
+    `--pairs siamese`, |u-v|, u*v and the cosine of the two texts' pooled embeddings), encoder in inference mode."""
     with model.distribute_strategy.scope():
         encoder = sentence_encoder(model)
-    dataset = make_dataset(list(texts), None, model.preprocessor, batch_size, model.seq_length, cache=False)
+    dataset = make_dataset(list(texts), None, model.preprocessor, batch_size, model.seq_length, cache=False,
+                           texts_b=None if texts_b is None else list(texts_b),
+                           long_text=getattr(model, "long_text", None))
     return np.asarray(predict_outputs(encoder, without_autotune(dataset)), np.float32)
+
+
+def features_of(model: TaskModel, examples: Examples, batch_size: int) -> FeatureExamples:
+    """`examples` as the fixed features the head reads (see `embed`), with their targets and weights."""
+    return FeatureExamples(embed(model, examples.texts, batch_size, getattr(examples, "texts_b", None)),
+                           examples.targets, getattr(examples, "weights", None))
 
 
 def fit_head(model: TaskModel, train: Examples, valid: Examples | None, optimization: OptimizationConfig,
              runtime: RuntimeConfig, job: str = "--mode contrastive") -> FitOutcome:
     """Fits `model`'s head on its encoder's fixed embeddings of `train` (a logistic regression with
     scikit-learn's default L2) until the training loss stops falling, through the one loop, and copies
-    it onto `model`."""
+    it onto `model`. Also the frozen encoder's fit for sentence pairs read apart (`--pairs siamese
+    --feature-cache`): the head then reads the pairs' fixed features."""
     replicas = model.distribute_strategy.num_replicas_in_sync
     batch = max(1, min(optimization.batch_size, len(train) // replicas))
     steps = -(-len(train) // (batch * replicas))
     repeats = -(-HEAD_EPOCH_STEPS // steps)
-    weights = getattr(train, "weights", None)
-    train_features = FeatureExamples(embed(model, train.texts, batch), train.targets, weights).repeated(repeats)
-    valid_features = FeatureExamples(embed(model, valid.texts, batch), valid.targets) if valid else None
+    train_features = features_of(model, train, batch)
+    valid_features = dataclasses.replace(features_of(model, valid, batch), weights=None) if valid else None
+    centre = None
+    if getattr(getattr(model, "long_text", None), "apart", False):
+        # Pair features (|u-v|, u*v, the cosine) are all of one sign: uncentred, Adam's per-coordinate steps on
+        # small batches move their common offset like a bias, and where the fit stops decides the predictions
+        # (RTE at 16 per class: 54.9 on one draw against 61.7-62.5 centred; RESULTS.md, "Sentence pairs read apart").
+        centre = train_features.features.mean(axis=0)
+        train_features.features = train_features.features - centre
+        if valid_features is not None:
+            valid_features.features = valid_features.features - centre
+    train_features = train_features.repeated(repeats)
     with model.distribute_strategy.scope():
-        head = FeatureHead(model, train_features.features.shape[-1], l2=1 / (2 * len(train)))
+        head = FeatureHead(model, train_features.features.shape[-1], l2=1 / (2 * len(train)), centre=centre)
     recipe = dataclasses.replace(optimization, epochs=HEAD_MAX_EPOCHS, learning_rate=HEAD_LEARNING_RATE,
                                  optimizer="adamw", schedule="constant", warmup_fraction=0.0, weight_decay=0.0,
                                  batch_size=batch)
@@ -180,7 +205,7 @@ def fit_head(model: TaskModel, train: Examples, valid: Examples | None, optimiza
     head.copy_weights_to(model)
     if runtime.verbose:
         scores = ", ".join(f"{k} {v[-1]:.4f}" for k, v in outcome.history.items())
-        print(f"head fitted on the tuned embeddings for {len(outcome.history['loss'])} epochs: {scores}", flush=True)
+        print(f"head fitted on the fixed embeddings for {len(outcome.history['loss'])} epochs: {scores}", flush=True)
     return outcome
 
 

@@ -22,7 +22,7 @@ from tfhub_transfer.encoders.resolve import resolve_encoder
 from tfhub_transfer.encoders.variants import encoder_variant
 from tfhub_transfer.errors import ConfigError, DataError
 from tfhub_transfer.layers.heads import check_head, deserialize_head, head_class, serialize_head
-from tfhub_transfer.layers.pooling import SequencePooling
+from tfhub_transfer.layers.pooling import PairFeatures, SequencePooling
 from tfhub_transfer.models.adaptation import streamed_batches
 from tfhub_transfer.models.backbone import (
     apply_transfer_mode,
@@ -59,6 +59,7 @@ class ClassifierConfig:
     task: str = "single_label"  # single_label | multi_label | regression
     layer_mix: str | None = None  # None: the encoder's last layer / pooled output; see layers.layer_mix
     pair: bool = False  # two text inputs (text_a, text_b)
+    pairs: str = "joint"  # joint: one sequence per pair; siamese: each text encoded apart (layers.pooling.PairFeatures)
     frozen_epochs: float | None = None  # head-only epochs before the encoder trains; None: the mode's default
     lr_mult: float | None = None  # discriminative / gradual: top group's rate over the bottom one's
     long_text: str = "truncate"  # or windows:STRIDE[:logits], see preprocessing.text.LongText
@@ -91,7 +92,7 @@ class ClassifierConfig:
             seq_length=model.seq_length, seed=seed, task=task,
             layer_mix=model.layer_mix or ("last" if cached else None), pair=pair,
             frozen_epochs=transfer.frozen_epochs, lr_mult=transfer.lr_mult, long_text=model.long_text,
-            packing=model.packing, head=model.head)
+            packing=model.packing, head=model.head, pairs=model.pairs)
 
 
 class FlattenWindows(tf_keras.layers.Layer):
@@ -145,6 +146,7 @@ def check_head_options(config: ClassifierConfig, mode: TransferMode) -> None:
     if not getattr(head_class(config.head), "reads_tokens", False):
         return
     clash = (("--pooling", "it pools its BiLSTM's outputs by their mean and max") if config.pooling else
+             ("--pairs siamese", "the head reads the two texts' pooled embeddings") if config.pairs == "siamese" else
              ("--pack", "its BiLSTM would read across the examples of a packed row") if config.packing else
              (f"--mode {mode.name}", "the pair fit tunes mean-pooled sentence embeddings")
              if mode.reads_sentence_embeddings else None)
@@ -156,8 +158,9 @@ def check_packing(config: ClassifierConfig, mode: TransferMode, long_text: LongT
     """Packing's needs: whole examples in a row, one mean per example, and training through `fit`."""
     if not config.packing:
         return
-    if long_text.windowed or mode.reads_sentence_embeddings:
+    if long_text.rows_per_example or mode.reads_sentence_embeddings:
         what, reason = ((f"--long-text {long_text}", "it encodes each window apart") if long_text.windowed else
+                        ("--pairs siamese", "it encodes each text of a pair apart") if long_text.apart else
                         (f"--mode {mode.name}", "its pair fit reads single sentences"))
         raise ConfigError(f"--pack does not apply to {what}: {reason}; drop one of them")
     pooling = pooling_of(config, resolve_encoder(config.encoder, config.preprocessor))
@@ -196,7 +199,7 @@ class TextClassifier(TaskModel):
             raise ConfigError(f"label_names holds {len(label_names)} names for num_classes={config.num_classes}; "
                               "give one name per class")
         mode = transfer_mode_of(config)
-        long_text = LongText.parse(config.long_text, config.seq_length, config.pair)
+        long_text = LongText.parse(config.long_text, config.seq_length, config.pair, config.pairs)
         check_head_options(config, mode)
         if mode.reads_sentence_embeddings and config.pooling is None and config.layer_mix is None:
             config = dataclasses.replace(config, pooling="mean")  # SetFit's mean-pooled sentence embeddings
@@ -204,9 +207,11 @@ class TextClassifier(TaskModel):
         outputs = config.num_classes if task_spec(config.task).target != "number" else 1
         config, head = head_layer_of(config, outputs)
         spec, preprocessor, layer = load_encoder(config, mode)
-        inputs = encoder_inputs(windowed=long_text.windowed)
-        encoded = FlattenWindows(name="flatten_windows")(inputs) if long_text.windowed else inputs
+        inputs = encoder_inputs(windowed=long_text.rows_per_example)
+        encoded = FlattenWindows(name="flatten_windows")(inputs) if long_text.rows_per_example else inputs
         features = encoder_features(layer(encoded), encoded["input_mask"], config, spec, head)
+        if long_text.apart:
+            features = PairFeatures(name="pair_features")(features)
         if mode.reads_sentence_embeddings:  # the head reads the direction the pair fit tuned, not the length
             features = tf_keras.layers.UnitNormalization(name="unit_norm")(features)
         if long_text.windowed and long_text.pool == "features":
@@ -234,7 +239,9 @@ class TextClassifier(TaskModel):
         multi_label, regression), `pair`, `pooling`, `layer_mix`, `dropout`, `seq_length`,
         `preprocessor`, `seed`, `embedding_lr_multiplier`, the recipe's `frozen_epochs` (head-only
         epochs first) and `lr_mult` (discriminative spread), `long_text` (`truncate` or `windows:STRIDE`), and
-        `packing` (train on rows of that many word pieces holding several examples; 0: off), and `head` (`dense`, or
+        `packing` (train on rows of that many word pieces holding several examples; 0: off), `pairs` (with
+        `pair=True`: `joint`, both texts in one sequence, or `siamese`, each text encoded apart and the head
+        reading |u-v|, u*v and their cosine; see layers.pooling.PairFeatures), and `head` (`dense`, or
         `bilstm`: a BiLSTM over the token states, its outputs mean- and max-pooled; the BERT paper's reader of
         frozen features; or a tf_keras layer instance mapping the pooled features [batch, hidden] to logits
         [batch, outputs], as Model Garden's `BertClassifier(network, cls_head=...)`: register its class with

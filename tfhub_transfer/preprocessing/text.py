@@ -35,25 +35,40 @@ BUCKET_CHUNK_BATCHES = 16
 
 @dataclasses.dataclass(frozen=True)
 class LongText:
-    """How texts longer than `seq_length` are read: cut (`truncate`), or split into windows that start
-    every `stride` word pieces, encoded one by one and pooled (`pool`: the mean of the window
-    `features` before the head, or of the window `logits` after it)."""
+    """How texts are laid into encoder rows. Texts longer than `seq_length` are cut (`truncate`), or split
+    into windows that start every `stride` word pieces, encoded one by one and pooled (`pool`: the mean of the
+    window `features` before the head, or of the window `logits` after it). Sentence pairs share one row
+    (BERT's [CLS] a [SEP] b [SEP]), or with `apart` each text has its own (a siamese reading)."""
 
     stride: int | None = None  # None: truncate
     pool: str = "features"
+    # Sentence pairs read apart (`--pairs siamese`): each text packed on its own row, [pairs, 2, seq].
+    apart: bool = False
 
     @property
     def windowed(self) -> bool:
         return self.stride is not None
 
+    @property
+    def rows_per_example(self) -> bool:
+        """Whether an example's inputs are [rows, seq] (windows, or a pair's texts apart), not [seq]."""
+        return self.windowed or self.apart
+
     @classmethod
-    def parse(cls, spec: str | LongText | None, seq_length: int, pair: bool = False) -> LongText:
-        """`truncate`, `windows:STRIDE` or `windows:STRIDE:logits` (`:features` is the default)."""
+    def parse(cls, spec: str | LongText | None, seq_length: int, pair: bool = False,
+              pairs: str = "joint") -> LongText:
+        """`truncate`, `windows:STRIDE` or `windows:STRIDE:logits` (`:features` is the default); `pairs`
+        (`joint` or `siamese`) says how a sentence pair is read."""
         if isinstance(spec, LongText):
             return spec
+        if pairs not in ("joint", "siamese"):
+            raise ConfigError(f"--pairs {pairs}: give joint (both texts in one sequence) or siamese (each apart)")
+        if pairs == "siamese" and not pair:
+            raise ConfigError("--pairs siamese reads sentence pairs: name the second text's column with "
+                              "--text-b-column (Python: pair=True), or drop --pairs")
         parts = str(spec or "truncate").split(":")
         if parts == ["truncate"]:
-            return cls()
+            return cls(apart=pairs == "siamese")
         content = seq_length - 2  # [CLS] and [SEP]
         usage = (f"--long-text {spec}: give truncate, windows:STRIDE or windows:STRIDE:logits, with STRIDE "
                  f"a whole number from 1 to {content} (seq_length - 2; a larger stride would skip word pieces)")
@@ -69,7 +84,7 @@ class LongText:
 
     def __str__(self) -> str:
         if not self.windowed:
-            return "truncate"
+            return "truncate" + (" (pairs apart)" if self.apart else "")
         return f"windows:{self.stride}" + (":logits" if self.pool == "logits" else "")
 
 
@@ -158,24 +173,51 @@ class TextPreprocessor:
         return {name: tf.RaggedTensor.from_value_rowids(value, owner, nrows=tokens.nrows()).to_tensor()
                 for name, value in packed.items()}
 
+    def pack_apart(self, segments: Sequence[tf.RaggedTensor], seq_length: int,
+                   static_length: bool = False) -> dict[str, tf.Tensor]:
+        """A pair's two tokenised segments to [pairs, 2, seq] encoder inputs: each text packed on its own row
+        ([CLS] text [SEP]), both rows padded to the batch's longest text."""
+        rows = tf.stack(list(segments), axis=1).merge_dims(0, 1)  # a0, b0, a1, b1, ...
+        packed = self.pack([rows], seq_length, static_length)
+        return {name: tf.reshape(value, [-1, 2, tf.shape(value)[-1]]) for name, value in packed.items()}
+
+    def pack_for(self, segments: Sequence[tf.RaggedTensor], seq_length: int, long_text: LongText | None = None,
+                 static_length: bool = False) -> dict[str, tf.Tensor]:
+        """Tokenised segments to encoder inputs as `long_text` lays them out (windows, pairs apart, or one row)."""
+        if long_text is not None and long_text.windowed:
+            return self.pack_windows(segments[0], seq_length, long_text.stride, static_length)
+        if long_text is not None and long_text.apart:
+            return self.pack_apart(segments, seq_length, static_length)
+        return self.pack(segments, seq_length, static_length)
+
     def encode(self, strings, seq_length: int = 128, strings_b=None,
                long_text: LongText | None = None) -> dict[str, tf.Tensor]:
         """Raw strings (and a second segment for pairs) to encoder inputs ([texts, windows, seq] when
-        `long_text` splits them into windows)."""
-        if long_text is not None and long_text.windowed:
-            return self.pack_windows(self.tokenize(tf.convert_to_tensor(strings)), seq_length, long_text.stride)
-        segments = [self.tokenize(tf.convert_to_tensor(strings))]
+        `long_text` splits them into windows; [pairs, 2, seq] when it reads pairs apart)."""
+        budget = segment_budget(seq_length, 1 if strings_b is None else 2, long_text)
+        segments = [self.tokenize(tf.convert_to_tensor(strings))[:, :budget]]
         if strings_b is not None:
-            segments.append(self.tokenize(tf.convert_to_tensor(strings_b)))
-        return self.pack(segments, seq_length)
+            segments.append(self.tokenize(tf.convert_to_tensor(strings_b))[:, :budget])
+        return self.pack_for(segments, seq_length, long_text)
 
 
-def _tokenized(dataset: tf.data.Dataset, preprocessor: TextPreprocessor, seq_length: int, whole: bool = False):
-    """((texts...), label) elements to ((token ids...), label), each segment cut to fit seq_length
-    (or kept `whole`, for windows)."""
+def segment_budget(seq_length: int, segments: int, long_text: LongText | None = None) -> int | None:
+    """The word pieces each segment keeps: whole for windows, `seq_length - 2` for a text on its own row,
+    `seq_length - segments - 1` for segments sharing one row (None: keep all)."""
+    if long_text is not None and long_text.windowed:
+        return None
+    if long_text is not None and long_text.apart:
+        return seq_length - 2
+    return seq_length - segments - 1
+
+
+def _tokenized(dataset: tf.data.Dataset, preprocessor: TextPreprocessor, seq_length: int,
+               long_text: LongText | None = None):
+    """((texts...), label) elements to ((token ids...), label), each segment cut to fit seq_length as
+    `long_text` lays them out (kept whole for windows)."""
 
     def tokenize(segments, labels):
-        budget = None if whole else seq_length - len(segments) - 1
+        budget = segment_budget(seq_length, len(segments), long_text)
         return tuple(preprocessor.tokenize(s)[:, :budget] for s in segments), labels
 
     return dataset.batch(TOKENIZE_BATCH).map(tokenize, num_parallel_calls=AUTOTUNE).unbatch()
@@ -189,19 +231,13 @@ def _tokenized_segments(texts, labels, preprocessor, seq_length, texts_b=None, l
         dummy = np.zeros(len(texts), np.int32) if labels is None else labels
         segments = (list(texts),) if texts_b is None else (list(texts), list(texts_b))
         dataset = tf.data.Dataset.from_tensor_slices((segments, dummy))
-    return _tokenized(dataset, preprocessor, seq_length, whole=long_text is not None and long_text.windowed)
+    return _tokenized(dataset, preprocessor, seq_length, long_text)
 
 
 def _packer(preprocessor: TextPreprocessor, seq_length: int, static_length: bool = False,
             long_text: LongText | None = None):
-    if long_text is not None and long_text.windowed:
-        def pack_windows(tokens, batch_labels):
-            return preprocessor.pack_windows(tokens[0], seq_length, long_text.stride, static_length), batch_labels
-
-        return pack_windows
-
     def pack(tokens, batch_labels):
-        return preprocessor.pack(list(tokens), seq_length, static_length), batch_labels
+        return preprocessor.pack_for(list(tokens), seq_length, long_text, static_length), batch_labels
 
     return pack
 

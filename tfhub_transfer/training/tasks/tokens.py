@@ -31,6 +31,7 @@ class Tokens(TaskSpec):
         "pooling": "a tagger labels each word's first piece; there is nothing to pool",
         **dict.fromkeys(("frozen_epochs", "lr_mult", "tune_head", "standardize_features"), _RECIPE),
         "long_text": "a tagger labels the words of each sentence (it splits none into windows)",
+        "pairs": "a tagger reads one sentence at a time (there is no second text to read apart)",
         "packing": "packing is built for sentence-level tasks (one output per example)",
         **dict.fromkeys(("export_format", "quantize"),
                         "a tagger exports as a SavedModel (TFLite and ONNX exports are for sentence classifiers)"),

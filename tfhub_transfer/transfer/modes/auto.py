@@ -39,6 +39,15 @@ SMALL_DATA_BATCH_SIZE = 8
 # against `gradual`'s 64.2 in 214 s. At 16 per class every recipe was near chance (46-61 on a dev set with 68 %
 # positives; on the two draws both ran, one each way), where the small batches cost a quarter of the time.
 SMALL_PAIRS_PER_CLASS = 512
+# Up to this many, sentence pairs are read apart by the frozen sentence encoder (`--pairs siamese --feature-cache`:
+# each text embedded once, a logistic head on |u-v|, u*v and the cosine; layers.pooling.PairFeatures). Same draws,
+# accuracy (RESULTS.md, "Sentence pairs read apart", 2026-12-07, sixth session): MRPC at 16 per class 73.0 / 66.7 /
+# 73.3 in 3-5 s against fine-tuning in batches of 8 (the rule before) 46.3 / 54.2 / 61.0 in 72-92 s (every recipe that
+# reads a pair as one sequence was near chance there); at 64 and 128 per class 69.0 and 69.5 against 62.3 and 62.5;
+# at 256, 66.4 / 68.4 / 69.9 against 69.4 / 67.4 / 69.1 (0.4 behind, in a tenth of the time); at 512, 69.6 against
+# 75.0, so past 256 the pair read as one sequence fine-tunes better. RTE at 16 per class 61.7 / 61.4 / 63.9 against
+# 54.2 / 54.2 / 49.5, at 256, 61.4 / 59.9 against 53.4 / 45.9.
+FEW_PAIRS_PER_CLASS = 256
 # Multi-label: the cached features with a tuned head led at every size measured on GoEmotions (28 labels, macro-F1,
 # RESULTS.md "Sentence pairs and multi-label on the curve", 2026-12-07): at 16 per label (3 draws) 0.121-0.156
 # against `gradual` 0.031-0.044 and `finetune` 0.043-0.051; at up to 256 per label (6,459 texts, the rarest label
@@ -110,11 +119,15 @@ class Choice:
     reason: str
     batch_size: int | None = None  # None: keep the configured batch size
     tuned_cached_head: bool = False  # turn on --feature-cache and --tune-head (when left at their defaults)
+    pairs: str | None = None  # how sentence pairs are read (--pairs, when left at its default); None: as configured
+    feature_cache: bool = False  # turn on --feature-cache alone (the pairs' fixed features; when left at its default)
 
     def describe(self) -> str:
         batches = f", batches of {self.batch_size}" if self.batch_size else ""
-        cached = " --feature-cache --tune-head" if self.tuned_cached_head else ""
-        return f"auto: {self.reason} -> {self.mode}{batches}{cached} ({self.rule})"
+        cached = (" --feature-cache --tune-head" if self.tuned_cached_head else
+                  " --feature-cache" if self.feature_cache else "")
+        pairs = f" --pairs {self.pairs}" if self.pairs else ""
+        return f"auto: {self.reason} -> {self.mode}{batches}{pairs}{cached} ({self.rule})"
 
 
 def holdout_for(profile: DataProfile) -> float | None:
@@ -158,6 +171,11 @@ def _small_data(profile: DataProfile) -> bool:
             and profile.per_class <= SMALL_DATA_PER_CLASS)
 
 
+def _few_pairs(profile: DataProfile) -> bool:
+    return (profile.task == "single_label" and profile.pair and _whole_texts_sentence_encoder(profile)
+            and profile.per_class <= FEW_PAIRS_PER_CLASS)
+
+
 def _small_pairs(profile: DataProfile) -> bool:
     return (profile.task == "single_label" and profile.pair and _whole_texts_sentence_encoder(profile)
             and profile.per_class <= SMALL_PAIRS_PER_CLASS)
@@ -179,6 +197,8 @@ class Rule:
         batch_size: the batch size it sets when the user left `--batch-size` alone (None: keep it).
         holdout: the validation fraction it sets for a profile (None: keep the configured one).
         tuned_cached_head: it turns on `--feature-cache --tune-head` when the user left both alone.
+        pairs: how it reads sentence pairs (`--pairs`) when the user left that alone (None: keep it).
+        feature_cache: it turns on `--feature-cache` alone (with `pairs="siamese"`: the pairs' fixed features).
     """
 
     text: str
@@ -187,6 +207,8 @@ class Rule:
     batch_size: int | None = None
     holdout: Callable[[DataProfile], float | None] = holdout_for
     tuned_cached_head: bool = False
+    pairs: str | None = None
+    feature_cache: bool = False
 
 
 # The decision table, first match wins.
@@ -196,6 +218,9 @@ RULES = (
          _few_shot, "contrastive", batch_size=PAIR_BATCH_SIZE),
     Rule(f"<= {SMALL_DATA_PER_CLASS} per class, one text, class labels, a sentence encoder: small batches, "
          "every label", _small_data, "finetune", batch_size=SMALL_DATA_BATCH_SIZE, holdout=every_label),
+    Rule(f"<= {FEW_PAIRS_PER_CLASS} per class, sentence pairs, class labels, a sentence encoder: each text "
+         "embedded apart, a head on the pairs' fixed features, every label", _few_pairs, "freeze",
+         holdout=every_label, pairs="siamese", feature_cache=True),
     Rule(f"<= {SMALL_PAIRS_PER_CLASS} per class, sentence pairs, class labels, a sentence encoder: small batches, "
          "every label", _small_pairs, "finetune", batch_size=SMALL_DATA_BATCH_SIZE, holdout=every_label),
     Rule(f"<= {FEW_MULTI_LABEL_PER_CLASS} per class, multi-label, a sentence encoder: its cached features, head tuned",
@@ -221,14 +246,15 @@ class Auto(TransferMode):
 
     name = "auto"
     summary = ("the package chooses from the data (examples per class, task, encoder): contrastive for few "
-               "labels per class, finetune in small batches for a few more (sentence pairs: up to "
-               f"{SMALL_PAIRS_PER_CLASS} per class), gradual past that, finetune where groups or pairs do not apply")
+               "labels per class, finetune in small batches for a few more, gradual past that, finetune where "
+               f"groups or pairs do not apply; sentence pairs: a frozen siamese reading up to {FEW_PAIRS_PER_CLASS} "
+               f"per class, small batches up to {SMALL_PAIRS_PER_CLASS}")
 
     def resolve(self, profile: DataProfile) -> Choice:
         rule = next(r for r in RULES if r.applies(profile))  # the last rule applies to every profile
         # epochs None: --epochs auto gives each mode its own budget (contrastive: one pass over its pairs)
         return Choice(rule.mode, rule.holdout(profile), None, rule.text, _reason(profile), rule.batch_size,
-                      tuned_cached_head=rule.tuned_cached_head)
+                      tuned_cached_head=rule.tuned_cached_head, pairs=rule.pairs, feature_cache=rule.feature_cache)
 
     def check_applies(self, *args, **kwargs) -> None:  # what it resolves to checks for itself
         return None
