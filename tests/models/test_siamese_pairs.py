@@ -141,3 +141,18 @@ def test_a_siamese_reading_the_job_cannot_train_is_one_error_before_training(tin
     err = capsys.readouterr().err
     assert code == 2 and named in err and "Traceback" not in err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.pb"))  # nothing half-written
+
+
+def test_compare_fits_the_siamese_head_on_fixed_pair_features_as_train_does(tiny_encoder, tmp_path):
+    import csv
+
+    from tfhub_transfer.cli.main import main
+
+    train = write_pairs(tmp_path / "train.tsv", *paraphrase_or_not(80, seed=0))
+    code = main(["compare", "--train", train, "--text-column", "text_a", "--text-b-column", "text_b",
+                 "--encoder", str(tiny_encoder), "--seq-length", str(SEQ_LENGTH), "--modes", "freeze",
+                 "--pairs", "siamese", "--feature-cache", "--out", str(tmp_path / "cmp")])
+    assert code == 0
+    with open(tmp_path / "cmp" / "compare.csv", encoding="utf-8") as handle:
+        row = next(csv.DictReader(handle))
+    assert float(row["valid_accuracy"]) >= 0.75  # 8 held-out pairs; chance 0.5

@@ -18,7 +18,7 @@ from tfhub_transfer.errors import ConfigError
 from tfhub_transfer.files import check_writable, refuse_url
 from tfhub_transfer.jobs.options import check_options
 from tfhub_transfer.jobs.train import build_task_model, num_outputs, resolved_config
-from tfhub_transfer.models.contrastive import fit_contrastive
+from tfhub_transfer.models.contrastive import fit_contrastive, fit_head
 from tfhub_transfer.training.distribution import global_batch_size, make_distribution
 from tfhub_transfer.training.loop import fit_task
 from tfhub_transfer.training.objectives import validation_report
@@ -75,7 +75,9 @@ def run_mode(base: TrainConfig, mode: str, splits: LabelledSplits, strategy,
     with strategy.scope():
         model = build_task_model(config, splits)
     timer = _StepTimer()
-    fit = fit_contrastive if model.mode.brings_own_fit else functools.partial(fit_task, run_dir=None)
+    fit = (fit_contrastive if model.mode.brings_own_fit else
+           fit_head if config.feature_cache and config.pairs == "siamese" else  # as train fits it (pair features)
+           functools.partial(fit_task, run_dir=None))
     outcome = fit(model, splits.train_examples, splits.valid_examples, config.optimization, config.runtime,
                   job="compare", extra_callbacks=(timer,))
     report = validation_report(splits.task, splits.valid_ids, outcome.valid_outputs, num_outputs(splits))

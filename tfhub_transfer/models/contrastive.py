@@ -172,7 +172,7 @@ def features_of(model: TaskModel, examples: Examples, batch_size: int) -> Featur
 
 
 def fit_head(model: TaskModel, train: Examples, valid: Examples | None, optimization: OptimizationConfig,
-             runtime: RuntimeConfig, job: str = "--mode contrastive") -> FitOutcome:
+             runtime: RuntimeConfig, job: str = "--mode contrastive", extra_callbacks: tuple = ()) -> FitOutcome:
     """Fits `model`'s head on its encoder's fixed embeddings of `train` (a logistic regression with
     scikit-learn's default L2) until the training loss stops falling, through the one loop, and copies
     it onto `model`. Also the frozen encoder's fit for sentence pairs read apart (`--pairs siamese
@@ -201,7 +201,8 @@ def fit_head(model: TaskModel, train: Examples, valid: Examples | None, optimiza
     epoch_steps = max(1, len(train_features) // (batch * replicas))
     quiet = dataclasses.replace(runtime, verbose=0, callbacks=[], steps_per_execution=epoch_steps)
     stop = tf_keras.callbacks.EarlyStopping("loss", min_delta=HEAD_MIN_DELTA, patience=HEAD_PATIENCE)
-    outcome = fit_task(head, train_features, valid_features, recipe, quiet, None, job=job, extra_callbacks=(stop,))
+    outcome = fit_task(head, train_features, valid_features, recipe, quiet, None, job=job,
+                       extra_callbacks=(stop, *extra_callbacks))
     head.copy_weights_to(model)
     if runtime.verbose:
         scores = ", ".join(f"{k} {v[-1]:.4f}" for k, v in outcome.history.items())

@@ -44,9 +44,9 @@ SMALL_PAIRS_PER_CLASS = 512
 # accuracy (RESULTS.md, "Sentence pairs read apart", 2026-12-07, sixth session): MRPC at 16 per class 73.0 / 66.7 /
 # 73.3 in 3-5 s against fine-tuning in batches of 8 (the rule before) 46.3 / 54.2 / 61.0 in 72-92 s (every recipe that
 # reads a pair as one sequence was near chance there); at 64 and 128 per class 69.0 and 69.5 against 62.3 and 62.5;
-# at 256, 66.4 / 68.4 / 69.9 against 69.4 / 67.4 / 69.1 (0.4 behind, in a tenth of the time); at 512, 69.6 against
-# 75.0, so past 256 the pair read as one sequence fine-tunes better. RTE at 16 per class 61.7 / 61.4 / 63.9 against
-# 54.2 / 54.2 / 49.5, at 256, 61.4 / 59.9 against 53.4 / 45.9.
+# at 256, 66.4 / 68.4 / 69.9 against 69.4 / 67.4 / 69.1 (0.4 behind, in a tenth of the time); at 512, 69.6 / 66.4 /
+# 69.4 against 75.0 / 72.3 / 73.8, so past 256 the pair read as one sequence fine-tunes better. RTE at 16 per class
+# 61.7 / 61.4 / 63.9 against 54.2 / 54.2 / 49.5, at 256, 61.4 / 59.9 against 53.4 / 45.9.
 FEW_PAIRS_PER_CLASS = 256
 # Multi-label: the cached features with a tuned head led at every size measured on GoEmotions (28 labels, macro-F1,
 # RESULTS.md "Sentence pairs and multi-label on the curve", 2026-12-07): at 16 per label (3 draws) 0.121-0.156
