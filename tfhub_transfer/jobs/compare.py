@@ -16,7 +16,7 @@ from tfhub_transfer.config import TrainConfig
 from tfhub_transfer.data.tables import Examples, LabelledSplits, encode_scores, load_labelled, read_table
 from tfhub_transfer.errors import ConfigError
 from tfhub_transfer.files import check_writable, refuse_url
-from tfhub_transfer.jobs.options import check_options
+from tfhub_transfer.jobs.options import check_options, fits_pair_features
 from tfhub_transfer.jobs.train import build_task_model, num_outputs, resolved_config
 from tfhub_transfer.models.contrastive import fit_contrastive, fit_head
 from tfhub_transfer.training.distribution import global_batch_size, make_distribution
@@ -76,7 +76,7 @@ def run_mode(base: TrainConfig, mode: str, splits: LabelledSplits, strategy,
         model = build_task_model(config, splits)
     timer = _StepTimer()
     fit = (fit_contrastive if model.mode.brings_own_fit else
-           fit_head if config.feature_cache and config.pairs == "siamese" else  # as train fits it (pair features)
+           fit_head if fits_pair_features(config) else  # as train fits it
            functools.partial(fit_task, run_dir=None))
     outcome = fit(model, splits.train_examples, splits.valid_examples, config.optimization, config.runtime,
                   job="compare", extra_callbacks=(timer,))

@@ -22,7 +22,7 @@ from tfhub_transfer.data.conll import tag_vocabulary
 from tfhub_transfer.data.tables import load_labelled
 from tfhub_transfer.errors import ConfigError
 from tfhub_transfer.files import check_writable, refuse_url, replace_file
-from tfhub_transfer.jobs.options import check_options
+from tfhub_transfer.jobs.options import check_options, fits_pair_features
 from tfhub_transfer.jobs.tagging import read_tagged_splits, tagger_config
 from tfhub_transfer.jobs.train import build_task_model, cached_head, resolved_config
 from tfhub_transfer.models.token_classifier import TokenClassifier
@@ -62,7 +62,7 @@ def _model_and_examples(config: TrainConfig, strategy):
                           "give the mode to sweep (--mode finetune, or --mode freeze for its head)")
     with strategy.scope():
         model = build_task_model(config, splits)
-    if config.feature_cache and config.pairs != "siamese":  # pairs read apart have no per-layer cache: the model
+    if config.feature_cache and not fits_pair_features(config):  # pairs read apart have no per-layer cache: the model
         head, train_examples, _ = cached_head(model, splits, config.verbose)
         return head, train_examples
     return model, splits.train_examples

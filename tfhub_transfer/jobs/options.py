@@ -100,6 +100,12 @@ def check_label_names(names, separator: str | None = None) -> None:
         raise ConfigError(f"--label-names: a name holds the --label-separator {separator!r}; rename it")
 
 
+def fits_pair_features(config: TrainConfig) -> bool:
+    """Whether the job fits the head on fixed pair features (`--pairs siamese --feature-cache`: each pair's
+    features computed once, in memory; `models.contrastive.fit_head`) instead of a per-layer cache or the model."""
+    return config.feature_cache and config.pairs == "siamese"
+
+
 def check_export_options(config: TrainConfig) -> None:
     """The export format and quantisation fit each other and the model (TFLite / ONNX read one window)."""
     check_format(config.export_format, config.quantize, "--export-format")
@@ -134,7 +140,7 @@ def check_recipe(config: TrainConfig) -> None:
     if config.packing and config.feature_cache:
         raise ConfigError("--pack does not apply to --feature-cache: the encoder runs once per text to fill the "
                           "cache, and the head trains on the features; drop --pack")
-    if config.pairs == "siamese" and config.feature_cache and not config.standardize_features:
+    if fits_pair_features(config) and not config.standardize_features:
         raise ConfigError("--no-standardize-features is about the head on per-layer cached features; with --pairs "
                           "siamese --feature-cache the head reads each pair's features as they are: drop it")
     if config.pairs == "siamese" and config.tune_head:

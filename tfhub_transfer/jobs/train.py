@@ -23,7 +23,7 @@ from tfhub_transfer.encoders.resolve import resolve_encoder
 from tfhub_transfer.errors import ConfigError, DataError
 from tfhub_transfer.jobs.cached_training import cached_optimization, tune_cached_head
 from tfhub_transfer.jobs.common import TrainResult, announce, check_output, finish, keep_finished_run
-from tfhub_transfer.jobs.options import check_options
+from tfhub_transfer.jobs.options import check_options, fits_pair_features
 from tfhub_transfer.jobs.tagging import train_tagger
 from tfhub_transfer.models.base import TaskModel
 from tfhub_transfer.models.cached_heads import CachedExamples, CachedHead, CachedSequenceHead
@@ -303,7 +303,7 @@ def _train_classifier(config: TrainConfig, strategy: tf.distribute.Strategy) -> 
     config, splits, auto = choose_recipe(config, read_splits(config))
     with strategy.scope():
         model = build_task_model(config, splits)
-    pair_features = config.feature_cache and config.pairs == "siamese"
+    pair_features = fits_pair_features(config)
     if isinstance(splits, StreamedSplits) and (model.mode.brings_own_fit or pair_features):
         what = "--pairs siamese --feature-cache fits its head on features" if pair_features else \
             f"--mode {config.mode} fits on sentence pairs"
