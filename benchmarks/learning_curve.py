@@ -12,6 +12,8 @@ Each (dataset, N, seed) draws N training rows per class (few_shot_draws.draw: th
 and for the peers' scripts) and scores every arm on the same evaluation rows (`--max-eval` of the dev/test
 split, seeded). Arms, each through `tfhub_transfer.train` exactly as the CLI runs it:
 - `default`: no option at all (`--mode auto`, `--epochs auto`): what a new user gets;
+- `keras_default`: the Python API with no option, `TextClassifier.from_encoder(encoder, labels=...)` then
+  `.fit(texts, labels)` (`auto` chooses at the fit); not run unless named in `--arms`;
 - `freeze`: `--mode freeze --feature-cache --tune-head`;
 - `finetune`, `gradual`: those modes with their defaults (`--epochs auto`);
 - `contrastive`: `--mode contrastive` (single-label and multi-label only);
@@ -49,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import gc
 import statistics
 import tempfile
@@ -64,6 +67,7 @@ from few_shot_draws import draw, evaluation_rows, first_labels, macro_f1
 from tfhub_transfer.config import TrainConfig
 from tfhub_transfer.data.tables import read_table
 from tfhub_transfer.jobs.train import train
+from tfhub_transfer.models.text_classifier import TextClassifier
 
 ARMS = {  # arm -> the options it sets beyond the data (the default command sets none)
     "default": {},
@@ -88,6 +92,9 @@ ARMS = {  # arm -> the options it sets beyond the data (the default command sets
     "freeze_siamese": {"mode": "freeze", "pairs": "siamese", "feature_cache": True, "validation_fraction": 0.0},
     "finetune_b8_siamese": {"mode": "finetune", "batch_size": 8, "validation_fraction": 0.0, "pairs": "siamese"},
 }
+# The Python API's default (`TextClassifier.from_encoder(...).fit(texts, labels)`, `auto` chosen at the fit), timed
+# over the same span as the CLI's arms: reading the draw, building the model, training.
+KERAS_DEFAULT = "keras_default"
 FULL = "full"  # --per-class value: the whole training set
 FIXED_MODES = ("freeze", "finetune", "gradual", "contrastive")
 PEER_ARMS = ("setfit", "hf_trainer")  # peer_curve.py's arms, run in the peers' virtualenv
@@ -129,7 +136,30 @@ def score(model, texts, texts_b, labels, multi_label: bool) -> float:
     return macro_f1(truth, guess)
 
 
+@dataclasses.dataclass
+class KerasRun:
+    """What the `keras_default` arm leaves: the model, and `auto`'s choice in `train()`'s metrics shape."""
+
+    model: object
+    metrics: dict
+
+
+def run_keras_default(data: Path, pair: str | None, multi: bool, seed: int, encoder: str) -> KerasRun:
+    """The Python API with no option: `TextClassifier.from_encoder(encoder, labels=...)` then `fit(texts, labels)`."""
+    texts, texts_b, labels = read_split(data, pair)
+    names = sorted({n for y in labels for n in y.split(",")} if multi else set(labels))
+    tf_keras.utils.set_random_seed(seed)
+    model = TextClassifier.from_encoder(encoder, labels=names, pair=bool(pair), seed=seed,
+                                        task="multi_label" if multi else "single_label")
+    model.fit((texts, texts_b) if pair else texts, labels, seed=seed, verbose=0)
+    return KerasRun(model, {"auto": {"mode": model.auto_choice.mode if model.auto_choice else ""}})
+
+
 def run_arm(arm: str, data: Path, pair: str | None, multi: bool, seed: int, encoder: str, out: Path) -> tuple:
+    if arm == KERAS_DEFAULT:
+        started = time.perf_counter()
+        result = run_keras_default(data, pair, multi, seed, encoder)
+        return result, time.perf_counter() - started
     options = {"train": str(data), "encoder": encoder, "seed": seed, "output_dir": str(out), "name": arm,
                "export": False, "tensorboard": False, "verbose": 0, **ARMS[arm]}
     if pair:
@@ -162,7 +192,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="5,5,3,3", help="seeds per N (one number: the same for every N)")
     parser.add_argument("--first-seed", type=int, default=0, help="draw seeds first-seed, first-seed + 1, ... "
                         "(to add seeds to an earlier run: merge both rows.csv)")
-    parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of {', '.join(ARMS)} and "
+                        f"{KERAS_DEFAULT} (the Python API's default)")
     parser.add_argument("--max-eval", type=int, default=1000)
     parser.add_argument("--encoder", default="default")
     parser.add_argument("--out", default=str(OUT / "learning_curve"))
@@ -195,7 +226,7 @@ def main() -> None:
                     for arm in arms_for(args.arms.split(","), multi, pair):
                         result, seconds = run_arm(arm, data, pair, multi, seed, args.encoder, Path(scratch))
                         value = score(result.model, eval_texts, eval_b, eval_labels, multi)
-                        chosen = result.metrics.get("auto", {}).get("mode", ARMS[arm].get("mode", ""))
+                        chosen = result.metrics.get("auto", {}).get("mode", ARMS.get(arm, {}).get("mode", ""))
                         rows.append({"dataset": name, "per_class": size, "seed": seed, "arm": arm,
                                      "score": round(value, 4), "seconds": round(seconds, 1), "chose": chosen})
                         print(rows[-1], flush=True)

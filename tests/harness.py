@@ -106,3 +106,16 @@ def run_task_model_test(factory: Callable[[], object], examples: TaskExamples, t
         path = model.export(tmp_path / "exports", "harness", 1)
         _assert_same(_exported_outputs(model, path, examples.probe), _in_memory_outputs(model, examples.probe),
                      "the export's outputs differ from the model's")
+
+
+def paraphrase_or_not(count: int, seed: int) -> tuple[list[str], list[str], np.ndarray]:
+    """Five random words, then the same words shuffled ("same", 1) or five other words ("different", 0)."""
+    rng = np.random.default_rng(seed)
+    words = ["the", "movie", "was", "and", "it", "plot", "food", "staff", "soundtrack", "i", "would", "this",
+             "awful", "terrible", "useless", "wonderful", "excellent", "great", "story", "service"]
+    first, second, labels = [], [], rng.integers(0, 2, count)
+    for label in labels:
+        chosen = list(rng.choice(words, 5, replace=False))
+        first.append(" ".join(chosen))
+        second.append(" ".join(rng.permutation(chosen) if label else rng.choice(words, 5, replace=False)))
+    return first, second, labels

@@ -21,7 +21,7 @@ IDS = [1, 0, 1, 0, 1, 0] * 2
 @pytest.fixture(scope="module")
 def model(tiny_encoder):
     tf_keras.utils.set_random_seed(0)
-    built = TextClassifier.from_encoder(str(tiny_encoder), num_classes=2, seed=0)
+    built = TextClassifier.from_encoder(str(tiny_encoder), num_classes=2, seed=0, mode="finetune")  # one Keras fit
     built.compile(learning_rate=1e-3)
     return built
 
@@ -29,7 +29,8 @@ def model(tiny_encoder):
 @pytest.fixture(scope="module")
 def pair_model(tiny_encoder):
     tf_keras.utils.set_random_seed(0)
-    built = TextClassifier.from_encoder(str(tiny_encoder), labels=["different", "same"], pair=True, seed=0)
+    built = TextClassifier.from_encoder(str(tiny_encoder), labels=["different", "same"], pair=True, seed=0,
+                                        mode="finetune")
     built.compile(learning_rate=1e-3)
     return built
 

@@ -31,7 +31,8 @@ def keras_model(tiny_encoder, reviews):
     """Built, compiled with the defaults and fitted on raw strings and label names."""
     texts, labels = reviews
     tf_keras.utils.set_random_seed(0)
-    model = TextClassifier.from_encoder(str(tiny_encoder), labels=sorted(set(labels)), pooling="mean", seed=0)
+    model = TextClassifier.from_encoder(str(tiny_encoder), labels=sorted(set(labels)), pooling="mean", seed=0,
+                                        mode="finetune")  # auto's own path: tests/models/test_keras_auto.py
     before = [w.numpy().copy() for w in model.trainable_weights]
     model.compile(learning_rate=3e-3)
     history = model.fit(texts[:320], labels[:320], batch_size=16, epochs=3, verbose=0,

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras
+from harness import paraphrase_or_not
 
 from tfhub_transfer.errors import ConfigError
 from tfhub_transfer.export.saved_model import ExportedClassifier
@@ -62,19 +63,6 @@ def test_a_siamese_pair_scores_the_same_either_way_round_and_whatever_its_batch(
     assert model.get_layer("head").input_shape[-1] == 2 * model.get_layer("pooling").output_shape[-1] + 1
     served = ExportedClassifier(model.export(tmp_path, "pairs")).predict(FIRST, texts_b=SECOND)  # raw strings
     np.testing.assert_allclose(served["probabilities"], tf.nn.softmax(logits).numpy(), atol=1e-5)
-
-
-def paraphrase_or_not(count: int, seed: int) -> tuple[list[str], list[str], np.ndarray]:
-    """Five random words, then the same words shuffled ("same", 1) or five other words ("different", 0)."""
-    rng = np.random.default_rng(seed)
-    words = ["the", "movie", "was", "and", "it", "plot", "food", "staff", "soundtrack", "i", "would", "this",
-             "awful", "terrible", "useless", "wonderful", "excellent", "great", "story", "service"]
-    first, second, labels = [], [], rng.integers(0, 2, count)
-    for label in labels:
-        chosen = list(rng.choice(words, 5, replace=False))
-        first.append(" ".join(chosen))
-        second.append(" ".join(rng.permutation(chosen) if label else rng.choice(words, 5, replace=False)))
-    return first, second, labels
 
 
 def test_a_frozen_encoder_read_apart_trains_only_its_head_and_learns_a_pair_task(tiny_encoder):

@@ -161,3 +161,28 @@ def test_epochs_auto_is_one_pass_over_the_pairs_for_contrastive_and_given_epochs
 
 def test_explicit_modes_are_not_resolved():
     assert resolve_mode(TransferMode.parse("finetune"), DataProfile(16, 2, smallest_class=8)) is None
+
+
+def test_texts_not_in_memory_skip_the_recipes_that_draw_pairs_or_fit_fixed_features():
+    # streamed files, a dataset of token ids, or fit options the pair fits cannot honour: the next rule that can train
+    assert choose(examples=16, classes=2, smallest_class=8, sentence_encoder=True, texts_in_memory=False).mode == \
+        "finetune"
+    assert pairs(16, texts_in_memory=False).mode == "finetune" and pairs(16, texts_in_memory=False).pairs is None
+
+
+def test_a_profile_from_label_counts():
+    from tfhub_transfer.transfer.modes.auto import label_counts
+
+    assert label_counts([0, 2, 2, 2], "class", 3) == [1, 0, 3]
+    assert label_counts([[1, 0], [1, 1], [0, 0]], "classes", 2) == [2, 1]
+    assert label_counts([0.5, 1.5], "number", 1) == []
+    profile = DataProfile.from_counts([5, 9, 7], 21, sentence_encoder=True)
+    assert (profile.classes, profile.smallest_class, profile.per_class) == (3, 5, 5.0)
+    assert DataProfile.from_counts([], 40, task="regression").per_class == 40.0
+
+
+def test_a_head_that_reads_more_than_one_vector_a_text_skips_the_pair_recipes():
+    # a BiLSTM over the tokens, a head layer of one's own, packed rows: contrastive and the siamese pairs cannot apply
+    assert choose(examples=16, classes=2, smallest_class=8, sentence_encoder=True, single_vector_head=False).mode == \
+        "finetune"
+    assert pairs(16, single_vector_head=False).pairs is None

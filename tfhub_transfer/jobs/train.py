@@ -42,7 +42,7 @@ from tfhub_transfer.training.loop import FitOutcome, fit_task
 from tfhub_transfer.training.objectives import validation_report
 from tfhub_transfer.training.tasks import task_spec
 from tfhub_transfer.transfer.modes import TransferMode
-from tfhub_transfer.transfer.modes.auto import Choice, DataProfile, resolve_mode
+from tfhub_transfer.transfer.modes.auto import Choice, DataProfile, label_counts, resolve_mode
 
 
 def num_outputs(splits: LabelledSplits) -> int:
@@ -214,11 +214,12 @@ def data_profile(config: TrainConfig, splits: LabelledSplits) -> DataProfile:
     architecture = config.resolved_architecture()
     sentence_encoder = architecture == "encoder" and resolve_encoder(config.encoder, config.preprocessor).pooling \
         == "mean"
-    return DataProfile(
-        examples=len(splits.train) + (len(splits.valid) if held_out else 0), classes=max(len(counts), 1),
-        task=config.task, smallest_class=min(counts) if counts else None, pair=config.text_b_column is not None,
-        windowed=str(config.long_text).startswith("windows"), sentence_encoder=sentence_encoder,
-        validation_given=not held_out, architecture=architecture)
+    return DataProfile.from_counts(
+        counts, len(splits.train) + (len(splits.valid) if held_out else 0), task=config.task,
+        pair=config.text_b_column is not None, windowed=str(config.long_text).startswith("windows"),
+        sentence_encoder=sentence_encoder, validation_given=not held_out, architecture=architecture,
+        single_vector_head=config.head == "dense" and not config.packing,
+        texts_in_memory=not isinstance(splits, StreamedSplits))
 
 
 def class_counts(splits: LabelledSplits | StreamedSplits, include_valid: bool) -> list[int]:
@@ -230,9 +231,7 @@ def class_counts(splits: LabelledSplits | StreamedSplits, include_valid: bool) -
         return splits.class_counts
     ids = [splits.train_ids, splits.valid_ids] if include_valid and len(splits.valid) else [splits.train_ids]
     rows = np.concatenate([np.asarray(i) for i in ids])
-    if task_spec(splits.task).target == "classes":
-        return [int(c) for c in rows.sum(0)]
-    return [int(c) for c in np.bincount(rows.astype(int), minlength=len(splits.label_names))]
+    return label_counts(rows, task_spec(splits.task).target, len(splits.label_names))
 
 
 def resolved_config(config: TrainConfig, splits: LabelledSplits | None) -> tuple[TrainConfig, Choice | None]:
@@ -250,7 +249,7 @@ def resolved_config(config: TrainConfig, splits: LabelledSplits | None) -> tuple
     if config.resolved_architecture() == "rnn":
         return config, None  # a word-vector RNN's transfer is --embedding-mode; it reads no --mode
     if splits is None:
-        profile = DataProfile(0, 0, task=config.task, architecture="encoder")
+        profile = DataProfile.token_labels()
     else:
         profile = data_profile(config, splits)
     choice = resolve_mode(TransferMode.parse(config.mode), profile)

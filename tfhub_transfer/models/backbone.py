@@ -29,15 +29,19 @@ def encoder_inputs(windowed: bool = False) -> dict[str, tf_keras.Input]:
 
 
 
-def load_encoder(config, mode: TransferMode):
+def load_encoder(config, mode: TransferMode, layer: tf_keras.layers.Layer | None = None):
     """(spec, preprocessor, hub.KerasLayer) for a config with encoder/preprocessor/seq_length (and `packing`:
-    the encoder's variant that reads packed rows)."""
+    the encoder's variant that reads packed rows); `layer`: that encoder already loaded (a model rebuilt for
+    another mode keeps its encoder), made trainable as `mode` says."""
     encoder = config.encoder
     if getattr(config, "packing", 0):
         encoder = encoder_variant(encoder, preprocessor=config.preprocessor, packed=True)
     spec = resolve_encoder(encoder, config.preprocessor)
     preprocessor = TextPreprocessor(spec.preprocessor)
-    layer = load_encoder_layer(spec, trainable=mode.encoder_trainable)
+    if layer is None:
+        layer = load_encoder_layer(spec, trainable=mode.encoder_trainable)
+    else:
+        layer.trainable = mode.encoder_trainable
     check_compatible(layer, spec, preprocessor.vocab_size, config.seq_length)
     return spec, preprocessor, layer
 

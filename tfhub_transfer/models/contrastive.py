@@ -123,9 +123,11 @@ class FeatureHead(TaskModel):
 
     unsupported = {"resume": NO_BACKUPS, "backup_every_steps": NO_BACKUPS}
 
-    def __init__(self, model: TaskModel, hidden: int, l2: float = 0.0, centre: np.ndarray | None = None):
+    def __init__(self, model: TaskModel, hidden: int, l2: float = 0.0, centre: np.ndarray | None = None,
+                 scale: np.ndarray | None = None):
         features = tf_keras.Input(shape=(hidden,), name="features")
         self.centre = centre  # the training features' mean, taken off them before the head (folded back on copy)
+        self.scale = scale  # their spread, divided out after the centring (folded back on copy)
         head = ClassificationHead(model.num_outputs, 0.0, model.config.seed, name="head")
         logits = head(features)
         super().__init__(inputs=features, outputs=logits, name="feature_head")
@@ -146,8 +148,11 @@ class FeatureHead(TaskModel):
                                 .batch(batch_size))
 
     def copy_weights_to(self, model: TaskModel) -> None:
-        """The head's weights onto `model`'s head; a centring folds into its bias: W (x - m) + b = W x + b - m W."""
+        """The head's weights onto `model`'s head, a standardisation folded in: W (x - m) / s + b = (W / s) x + b -
+        m (W / s)."""
         kernel, bias = self.get_layer("head").get_weights()
+        if self.scale is not None:
+            kernel = kernel / self.scale[:, np.newaxis]
         if self.centre is not None:
             bias = bias - self.centre @ kernel
         model.get_layer("head").set_weights([kernel, bias])
@@ -171,8 +176,27 @@ def features_of(model: TaskModel, examples: Examples, batch_size: int) -> Featur
                            examples.targets, getattr(examples, "weights", None))
 
 
+def feature_standardisation(model: TaskModel, features: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None,
+                                                                           float]:
+    """What the head's fit takes off the fixed features (their mean, their spread; None: nothing) and its L2 factor
+    (scikit-learn's C=1, 1 / (2 n), unless said otherwise)."""
+    if task_spec(model.task).target == "classes":
+        # Multi-label, a label in a few dozen texts: with the L2 of C=1 on raw embeddings the head predicted no label
+        # at all (GoEmotions at 8 per label, one draw, macro-F1 0.000; centred: 0.000); standardised with no L2 it
+        # scored 0.106 (the CLI's cached, tuned head: 0.124), as a probe reads features (models.cached_heads;
+        # benchmarks/multi_label_feature_head.py).
+        return features.mean(axis=0), features.std(axis=0) + 1e-6, 0.0
+    if getattr(getattr(model, "long_text", None), "apart", False):
+        # Pair features (|u-v|, u*v, the cosine) are all of one sign: uncentred, Adam's per-coordinate steps on
+        # small batches move their common offset like a bias, and where the fit stops decides the predictions
+        # (RTE at 16 per class: 54.9 on one draw against 61.7-62.5 centred; RESULTS.md, "Sentence pairs read apart").
+        return features.mean(axis=0), None, 1 / (2 * len(features))
+    return None, None, 1 / (2 * len(features))
+
+
 def fit_head(model: TaskModel, train: Examples, valid: Examples | None, optimization: OptimizationConfig,
-             runtime: RuntimeConfig, job: str = "--mode contrastive", extra_callbacks: tuple = ()) -> FitOutcome:
+             runtime: RuntimeConfig, job: str = "--mode contrastive", extra_callbacks: tuple = (),
+             shuffle: bool = True) -> FitOutcome:
     """Fits `model`'s head on its encoder's fixed embeddings of `train` (a logistic regression with
     scikit-learn's default L2) until the training loss stops falling, through the one loop, and copies
     it onto `model`. Also the frozen encoder's fit for sentence pairs read apart (`--pairs siamese
@@ -183,25 +207,20 @@ def fit_head(model: TaskModel, train: Examples, valid: Examples | None, optimiza
     repeats = -(-HEAD_EPOCH_STEPS // steps)
     train_features = features_of(model, train, batch)
     valid_features = dataclasses.replace(features_of(model, valid, batch), weights=None) if valid else None
-    centre = None
-    if getattr(getattr(model, "long_text", None), "apart", False):
-        # Pair features (|u-v|, u*v, the cosine) are all of one sign: uncentred, Adam's per-coordinate steps on
-        # small batches move their common offset like a bias, and where the fit stops decides the predictions
-        # (RTE at 16 per class: 54.9 on one draw against 61.7-62.5 centred; RESULTS.md, "Sentence pairs read apart").
-        centre = train_features.features.mean(axis=0)
-        train_features.features = train_features.features - centre
-        if valid_features is not None:
-            valid_features.features = valid_features.features - centre
+    centre, scale, l2 = feature_standardisation(model, train_features.features)
+    for features in (train_features, valid_features):
+        if features is not None and centre is not None:
+            features.features = (features.features - centre) / (1.0 if scale is None else scale)
     train_features = train_features.repeated(repeats)
     with model.distribute_strategy.scope():
-        head = FeatureHead(model, train_features.features.shape[-1], l2=1 / (2 * len(train)), centre=centre)
+        head = FeatureHead(model, train_features.features.shape[-1], l2=l2, centre=centre, scale=scale)
     recipe = dataclasses.replace(optimization, epochs=HEAD_MAX_EPOCHS, learning_rate=HEAD_LEARNING_RATE,
                                  optimizer="adamw", schedule="constant", warmup_fraction=0.0, weight_decay=0.0,
                                  batch_size=batch)
     epoch_steps = max(1, len(train_features) // (batch * replicas))
     quiet = dataclasses.replace(runtime, verbose=0, callbacks=[], steps_per_execution=epoch_steps)
     stop = tf_keras.callbacks.EarlyStopping("loss", min_delta=HEAD_MIN_DELTA, patience=HEAD_PATIENCE)
-    outcome = fit_task(head, train_features, valid_features, recipe, quiet, None, job=job,
+    outcome = fit_task(head, train_features, valid_features, recipe, quiet, None, job=job, shuffle=shuffle,
                        extra_callbacks=(stop, *extra_callbacks))
     head.copy_weights_to(model)
     if runtime.verbose:
@@ -247,27 +266,35 @@ def _optimization_from(model: TaskModel, epochs: int, batch_size: int) -> Optimi
     return OptimizationConfig(epochs=epochs, batch_size=batch_size, optimizer=optimizer, **chosen)
 
 
-def fit_on_texts(model: TaskModel, x, y, batch_size: int | None = None, epochs: int = 1, verbose="auto",
-                 callbacks=None, validation_data=None, shuffle: bool = True, seed: int = 0,
-                 **others) -> tf_keras.callbacks.History:
-    """`model.fit(texts, labels, ...)` for a contrastive-mode classifier: both fits, a Keras History back."""
+# What `model.fit` passes on to a fit on texts and labels (the pair fit's, or the head's on fixed features).
+TEXT_FIT_OPTIONS = ("batch_size", "epochs", "verbose", "callbacks", "validation_data", "shuffle", "seed")
+
+
+def fit_on_texts(model: TaskModel, x, y, batch_size: int | None = None, epochs: int | str = 1, verbose="auto",
+                 callbacks=None, validation_data=None, shuffle: bool = True, seed: int = 0, *,
+                 fit=fit_contrastive, **others) -> tf_keras.callbacks.History:
+    """`model.fit(texts, labels, ...)` by a fit on the texts themselves, a Keras History back: `fit_contrastive`
+    (`--mode contrastive`: the pair fit, then the head) or `fit_head` (the head on the encoder's fixed features,
+    as `auto` fits sentence pairs read apart)."""
+    what = "--mode contrastive: it draws its own pairs" if fit is fit_contrastive else \
+        "a head fitted on the encoder's fixed features: it embeds"
     given = {k: v for k, v in others.items() if v is not None}
     if given:
-        raise ConfigError(f"fit options {sorted(given)} do not apply to --mode contrastive: it draws its own pairs "
-                          "from texts and labels")
+        raise ConfigError(f"fit options {sorted(given)} do not apply to {what} from texts and labels")
     if isinstance(x, tf.data.Dataset) or not model._is_raw(x) or y is None:
-        raise ConfigError("--mode contrastive fits on texts and their labels, model.fit(texts, labels): it draws "
-                          "its own pairs from them (not from a dataset of encoder inputs)")
-    train = Examples(list(x), model.encode_labels(y))
+        raise ConfigError(f"{what} from texts and their labels, model.fit(texts, labels) (not from a dataset of "
+                          "encoder inputs)")
+    train = Examples(*model._texts(x)[:1], model.encode_labels(y), model._texts(x)[1])
     valid = None
     if validation_data is not None:
         if not (isinstance(validation_data, tuple) and len(validation_data) == 2):
-            raise ConfigError("validation_data for --mode contrastive is (texts, labels)")
-        valid = Examples(list(validation_data[0]), model.encode_labels(validation_data[1]))
+            raise ConfigError("validation_data here is (texts, labels)")
+        valid = Examples(*model._texts(validation_data[0])[:1], model.encode_labels(validation_data[1]),
+                         model._texts(validation_data[0])[1])
     optimization = _optimization_from(model, epochs, batch_size or DEFAULT_BATCH_SIZE)
     level = 1 if verbose == "auto" else int(verbose)
     runtime = RuntimeConfig(seed=seed, verbose=level, callbacks=list(callbacks or []))
-    outcome = fit_contrastive(model, train, valid, optimization, runtime, shuffle=shuffle)
+    outcome = fit(model, train, valid, optimization, runtime, job="model.fit(texts, labels)", shuffle=shuffle)
     if model.optimizer is None:
         model.compile()  # evaluate() works on the fitted classifier as on any other
     history = tf_keras.callbacks.History()

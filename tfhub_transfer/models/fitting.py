@@ -17,6 +17,7 @@ import tensorflow as tf
 from tfhub_transfer.errors import ConfigError
 from tfhub_transfer.files import replace_file
 from tfhub_transfer.models.adaptation import DEFAULT_BATCH_SIZE
+from tfhub_transfer.training.budget import auto_epochs
 from tfhub_transfer.training.callbacks import EarlyStopping, fit_progress, summary_verbosity
 from tfhub_transfer.training.loop import inputs_only
 from tfhub_transfer.training.lr_finder import LRFinderResult, range_test
@@ -41,8 +42,9 @@ class Fitting:
         `class_weight`: {label name or class id: weight} (unnamed classes weigh 1), `label=weight,...`,
         or `balanced` (n / (classes x count), from `y`); single-label tasks only. `sample_weight`: one
         weight per example, also with raw strings (it rides through the input pipeline).
-        `early_stopping=PATIENCE`: stop after that many epochs without a better validation score
-        (`objective.monitor`) and end with the best epoch's weights.
+        `epochs="auto"`: enough optimizer steps for small data, one to three passes for large (`--epochs auto`,
+        training.budget.auto_epochs). `early_stopping=PATIENCE`: stop after that many epochs without a better
+        validation score (`objective.monitor`) and end with the best epoch's weights.
 
         `x` takes every form Keras users pass (see models.inputs): texts as a list, array, Series or string
         tensor with `y` their label names or class ids; a DataFrame with `text` (`text_b` for pairs) and
@@ -67,6 +69,7 @@ class Fitting:
         x = self.packed_for_training(x)
         validation_data = self._validation_dataset(validation_data, batch)
         steps = self._epoch_steps(x, batch, steps_per_epoch)
+        epochs = self._fit_epochs(epochs, steps, batch)
         phases = self.transfer_callbacks(callbacks or [], steps, epochs)
         head_steps = phases[0].frozen_steps if phases and phases[0].frozen_steps else 0
         self._size_schedule(steps, epochs, head_steps)
@@ -80,6 +83,17 @@ class Fitting:
                            callbacks=callbacks + progress,
                            validation_data=validation_data, shuffle=shuffle, steps_per_epoch=steps_per_epoch,
                            sample_weight=sample_weight, **kwargs)
+
+    @staticmethod
+    def _fit_epochs(epochs, steps: int | None, batch: int) -> int:
+        """`epochs` as given, or for `"auto"` the step budget of `--epochs auto` (training.budget.auto_epochs)."""
+        if epochs != "auto":
+            return epochs
+        if steps is None:
+            raise ConfigError("fit(epochs='auto') sizes the budget from the batches in an epoch, and this input does "
+                              "not say how many: pass texts, a dataset of known length, or steps_per_epoch (or a "
+                              "number of epochs)")
+        return auto_epochs(steps * batch, batch)
 
     @staticmethod
     def _epoch_steps(x, batch, steps_per_epoch) -> int | None:

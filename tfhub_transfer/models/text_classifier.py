@@ -1,5 +1,7 @@
 """`TextClassifier`: strings -> TF Hub encoder -> (layer mix) -> pooling -> head, as one Keras model.
 
+    model = TextClassifier.from_encoder("default", labels=["neg", "pos"])  # mode="auto"
+    model.fit(texts, labels)             # auto chooses the recipe from the labels, rebuilds the model for it
     model = TextClassifier.from_encoder("default", labels=["neg", "pos"], mode="gradual")
     model.compile()                      # AdamW, warmup + linear decay, per-group LRs of the mode
     model.fit(texts, labels, epochs=2)   # strings and label names; tokenised in tf.data
@@ -17,13 +19,13 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from tfhub_transfer.config import ModelConfig, TransferConfig
+from tfhub_transfer.config import ModelConfig, TransferConfig, field_default
 from tfhub_transfer.encoders.resolve import resolve_encoder
 from tfhub_transfer.encoders.variants import encoder_variant
 from tfhub_transfer.errors import ConfigError, DataError
 from tfhub_transfer.layers.heads import check_head, deserialize_head, head_class, serialize_head
 from tfhub_transfer.layers.pooling import PairFeatures, SequencePooling
-from tfhub_transfer.models.adaptation import streamed_batches
+from tfhub_transfer.models.adaptation import DEFAULT_BATCH_SIZE, streamed_batches
 from tfhub_transfer.models.backbone import (
     apply_transfer_mode,
     encoder_inputs,
@@ -35,12 +37,13 @@ from tfhub_transfer.models.backbone import (
     unused_groups,
 )
 from tfhub_transfer.models.base import TaskModel, register
-from tfhub_transfer.models.contrastive import fit_on_texts
+from tfhub_transfer.models.contrastive import TEXT_FIT_OPTIONS, fit_contrastive, fit_head, fit_on_texts
 from tfhub_transfer.models.inputs import check_label_names, check_num_classes
 from tfhub_transfer.preprocessing.packing import EXAMPLE_SLOTS, packed_batches, slot_outputs
 from tfhub_transfer.preprocessing.text import AUTOTUNE, LongText, make_dataset, make_training_dataset
 from tfhub_transfer.training.tasks import task_names, task_spec
 from tfhub_transfer.transfer.modes import TransferMode
+from tfhub_transfer.transfer.modes.auto import Auto, Choice, DataProfile, label_counts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +53,7 @@ class ClassifierConfig:
     num_classes: int
     encoder: str = "default"
     preprocessor: str | None = None
-    mode: str = "finetune"  # a TransferMode spec: freeze, finetune, partial:3, gradual, ...
+    mode: str = "auto"  # a TransferMode spec: auto (chosen at the first fit), freeze, finetune, partial:3, gradual, ...
     embedding_lr_multiplier: float | None = None
     pooling: str | None = None  # None: the encoder's own recommendation (mean with a layer mix)
     dropout: float = 0.1
@@ -169,6 +172,55 @@ def check_packing(config: ClassifierConfig, mode: TransferMode, long_text: LongT
                           "--pooling mean (or drop --pack)")
 
 
+def is_auto(config: ClassifierConfig) -> bool:
+    """Whether the config leaves the mode to `auto` (chosen at the first `fit`, from its data)."""
+    return isinstance(transfer_mode_of(config), Auto)
+
+
+@dataclasses.dataclass
+class ClassifierGraph:
+    """A classifier's Keras graph (inputs -> logits) with what it was built from."""
+
+    config: ClassifierConfig  # as built: the mode's pooling, the head layer stored as its config
+    mode: TransferMode
+    spec: object  # encoders.resolve.EncoderSpec
+    preprocessor: object  # preprocessing.text.TextPreprocessor
+    layer: tf_keras.layers.Layer  # the TF Hub encoder
+    long_text: LongText
+    inputs: dict
+    logits: tf.Tensor
+
+
+def classifier_graph(config: ClassifierConfig, encoder: tf_keras.layers.Layer | None = None) -> ClassifierGraph:
+    """strings' encoder inputs -> encoder -> (layer mix) -> pooling -> (pair features) -> head, for `config`
+    (mode `auto`: the mode it builds in before it sees data, `Auto.before_data`); `encoder`: reuse that
+    loaded encoder layer."""
+    if is_auto(config):
+        config = dataclasses.replace(config, mode=Auto.before_data())
+    mode = transfer_mode_of(config)
+    long_text = LongText.parse(config.long_text, config.seq_length, config.pair, config.pairs)
+    check_head_options(config, mode)
+    if mode.reads_sentence_embeddings and config.pooling is None and config.layer_mix is None:
+        config = dataclasses.replace(config, pooling="mean")  # SetFit's mean-pooled sentence embeddings
+    check_packing(config, mode, long_text)
+    outputs = config.num_classes if task_spec(config.task).target != "number" else 1
+    config, head = head_layer_of(config, outputs)
+    spec, preprocessor, layer = load_encoder(config, mode, encoder)
+    inputs = encoder_inputs(windowed=long_text.rows_per_example)
+    encoded = FlattenWindows(name="flatten_windows")(inputs) if long_text.rows_per_example else inputs
+    features = encoder_features(layer(encoded), encoded["input_mask"], config, spec, head)
+    if long_text.apart:
+        features = PairFeatures(name="pair_features")(features)
+    if mode.reads_sentence_embeddings:  # the head reads the direction the pair fit tuned, not the length
+        features = tf_keras.layers.UnitNormalization(name="unit_norm")(features)
+    if long_text.windowed and long_text.pool == "features":
+        features = WindowMean(name="window_mean")(features, inputs["input_mask"])
+    logits = head(features)
+    if long_text.windowed and long_text.pool == "logits":
+        logits = WindowMean(name="window_mean")(logits, inputs["input_mask"])
+    return ClassifierGraph(config, mode, spec, preprocessor, layer, long_text, inputs, logits)
+
+
 @register
 class TextClassifier(TaskModel):
     """A sentence(-pair) classifier or regressor on a TF Hub encoder; outputs logits (or a score).
@@ -198,33 +250,19 @@ class TextClassifier(TaskModel):
         if label_names and len(label_names) != config.num_classes and spec.target != "number":
             raise ConfigError(f"label_names holds {len(label_names)} names for num_classes={config.num_classes}; "
                               "give one name per class")
-        mode = transfer_mode_of(config)
-        long_text = LongText.parse(config.long_text, config.seq_length, config.pair, config.pairs)
-        check_head_options(config, mode)
-        if mode.reads_sentence_embeddings and config.pooling is None and config.layer_mix is None:
-            config = dataclasses.replace(config, pooling="mean")  # SetFit's mean-pooled sentence embeddings
-        check_packing(config, mode, long_text)
-        outputs = config.num_classes if task_spec(config.task).target != "number" else 1
-        config, head = head_layer_of(config, outputs)
-        spec, preprocessor, layer = load_encoder(config, mode)
-        inputs = encoder_inputs(windowed=long_text.rows_per_example)
-        encoded = FlattenWindows(name="flatten_windows")(inputs) if long_text.rows_per_example else inputs
-        features = encoder_features(layer(encoded), encoded["input_mask"], config, spec, head)
-        if long_text.apart:
-            features = PairFeatures(name="pair_features")(features)
-        if mode.reads_sentence_embeddings:  # the head reads the direction the pair fit tuned, not the length
-            features = tf_keras.layers.UnitNormalization(name="unit_norm")(features)
-        if long_text.windowed and long_text.pool == "features":
-            features = WindowMean(name="window_mean")(features, inputs["input_mask"])
-        logits = head(features)
-        if long_text.windowed and long_text.pool == "logits":
-            logits = WindowMean(name="window_mean")(logits, inputs["input_mask"])
-        super().__init__(inputs=inputs, outputs=logits, name=kwargs.pop("name", "classifier"), **kwargs)
-        self._setup(config, mode, spec, preprocessor, label_names)
+        graph = classifier_graph(config)
+        super().__init__(inputs=graph.inputs, outputs=graph.logits, name=kwargs.pop("name", "classifier"), **kwargs)
+        self._adopt(graph, config, label_names)
+
+    def _adopt(self, graph: ClassifierGraph, config: ClassifierConfig, label_names) -> None:
+        """Takes `graph`'s mode, encoder and preprocessor as this model's and applies the transfer mode; the
+        config kept is the graph's, with mode `auto` kept until a fit has chosen (see `choose_recipe`)."""
+        kept = dataclasses.replace(graph.config, mode=config.mode) if is_auto(config) else graph.config
+        self._setup(kept, graph.mode, graph.spec, graph.preprocessor, label_names)
         self.task = config.task
-        self.long_text = long_text
-        self.unused_groups = unused_groups(config, spec)
-        apply_transfer_mode(self, layer, mode, config.seed or 0)
+        self.long_text = graph.long_text
+        self.unused_groups = unused_groups(graph.config, graph.spec)
+        apply_transfer_mode(self, graph.layer, graph.mode, config.seed or 0)
 
     @classmethod
     def from_encoder(cls, encoder: str = "default", num_classes: int | None = None,
@@ -234,7 +272,8 @@ class TextClassifier(TaskModel):
         Give `num_classes` (a whole number >= 2; the classes are then named "0".."n-1") or the label names
         (`labels`: distinct strings, whose order defines the class ids; `y` may then hold names or ids).
         Bad values are one ConfigError naming the argument.
-        Options are `ClassifierConfig` fields: `mode` (freeze, finetune, partial:K, gradual[:STEPS],
+        Options are `ClassifierConfig` fields: `mode` (`auto`, the default: the first `fit` chooses the recipe
+        from its data and rebuilds the model for it, see `fit`; or freeze, finetune, partial:K, gradual[:STEPS],
         discriminative[:DECAY], slow_embeddings:FACTOR, reinit, contrastive[:ITERATIONS]), `task` (single_label,
         multi_label, regression), `pair`, `pooling`, `layer_mix`, `dropout`, `seq_length`,
         `preprocessor`, `seed`, `embedding_lr_multiplier`, the recipe's `frozen_epochs` (head-only
@@ -265,13 +304,85 @@ class TextClassifier(TaskModel):
         encoder = str(encoder)
         return cls(ClassifierConfig(num_classes=num_classes, encoder=encoder, **options), labels)
 
+    auto_choice: Choice | None = None  # what `auto` chose at the first fit (None: the mode was given)
+    fixed_features = False  # fit the head on the encoder's fixed features (auto's recipe for few pairs)
+
     def fit(self, x=None, y=None, **kwargs):
         """`TaskModel.fit`; in `contrastive` mode, the pair fit then the head fit on texts and labels
-        (models.contrastive: `epochs`, `batch_size` and the compiled learning rate are the pair fit's)."""
-        if self.mode.brings_own_fit:
+        (models.contrastive: `epochs`, `batch_size` and the compiled learning rate are the pair fit's).
+
+        In mode `auto` (the default) the first fit chooses the recipe from its data (transfer.modes.auto's table:
+        labelled examples per class, task, pairs, the encoder), prints the choice, and rebuilds the model for it;
+        `batch_size` left unset takes the recipe's and `epochs` left unset is `"auto"`: enough optimizer steps for
+        small data (training.budget.auto_epochs). Nothing is held out unless `validation_data` is given.
+        """
+        if kwargs.get("validation_data") is not None:  # checked before a recipe is chosen or anything trains
+            self._validation_dataset(kwargs["validation_data"], kwargs.get("batch_size") or DEFAULT_BATCH_SIZE)
+        if is_auto(self.config):
+            kwargs = self.choose_recipe(x, y, kwargs)
+        if self.auto_choice is not None:
+            kwargs.setdefault("epochs", "auto")
+        if self.mode.brings_own_fit or self.fixed_features:
             given = self._given(x, y, None, "fit")
-            return fit_on_texts(self, given.x, given.y, **kwargs)
+            return fit_on_texts(self, given.x, given.y, fit=fit_contrastive if self.mode.brings_own_fit else fit_head,
+                                **kwargs)
         return super().fit(x, y, **kwargs)
+
+    def choose_recipe(self, x, y, fit_options: dict) -> dict:
+        """`auto`'s choice for the data of this fit: the model rebuilt in the mode chosen (still the pretrained
+        encoder and a new head), the choice printed and kept as `auto_choice`; returns `fit_options` with the
+        recipe's batch size where none was given.
+
+        Args:
+          x, y: the fit's data, in any form `fit` takes.
+          fit_options: the other arguments of `fit`.
+        Returns:
+          The fit's options to train with.
+        """
+        given = self._given(x, y, fit_options.get("sample_weight"), "fit")
+        profile = self.data_profile(given, fit_options)
+        choice = transfer_mode_of(self.config).resolve(profile)
+        pairs = choice.pairs if choice.pairs and self.config.pairs == field_default("pairs") else self.config.pairs
+        self._rebuild(dataclasses.replace(self.config, mode=choice.mode, pairs=pairs))
+        self.auto_choice = choice
+        self.fixed_features = profile.texts_in_memory and profile.single_vector_head and (
+            choice.tuned_cached_head or (choice.feature_cache and pairs == "siamese"))
+        if choice.batch_size and fit_options.get("batch_size") is None and given.batch_size is None:
+            fit_options = {**fit_options, "batch_size": choice.batch_size}
+        if fit_options.get("verbose", "auto") != 0:
+            held = "validation_data given" if profile.validation_given else "no labels held out"
+            once = "; fit() fits that head once, standardised, without the sweep" if choice.tuned_cached_head and \
+                self.fixed_features else ""
+            print(f"{choice.describe()}; {held}{once}", flush=True)
+        return fit_options
+
+    def data_profile(self, given, fit_options: dict) -> DataProfile:
+        """What `auto` sees of a fit's data (`given`, as models.inputs reads it) and of the model."""
+        if given.y is None:
+            raise ConfigError("mode='auto' chooses the recipe from the labels, and this fit's are inside a dataset of "
+                              "encoder inputs: pass texts and labels (or a dataset of strings), or give the model a "
+                              "mode, e.g. TextClassifier.from_encoder(..., mode='gradual')")
+        targets = self.encode_labels(given.y)
+        # the pair recipes and the fixed-feature fits take texts and labels, and no other fit option
+        plain = not {k for k, v in fit_options.items() if v is not None} - set(TEXT_FIT_OPTIONS)
+        return DataProfile.from_counts(
+            label_counts(targets, task_spec(self.task).target, self.num_outputs), len(targets), task=self.task,
+            pair=self.config.pair, windowed=self.long_text.windowed, sentence_encoder=self.spec.pooling == "mean",
+            validation_given=fit_options.get("validation_data") is not None, texts_in_memory=given.raw and plain,
+            single_vector_head=self.config.head == "dense" and not self.config.packing)
+
+    def _rebuild(self, config: ClassifierConfig) -> None:
+        """This model's graph built again for `config` on the same encoder layer (Keras' Sequential re-runs
+        `_init_graph_network` the same way), compiled again with the same arguments if it was compiled."""
+        compiled = self._compile_options
+        if isinstance(config.head, dict):  # a head layer of the user's own: the very instance they gave stays
+            config = dataclasses.replace(config, head=self.get_layer(config.head["config"]["name"]))
+        graph = classifier_graph(config, self._encoder_layer())
+        self._init_graph_network(graph.inputs, graph.logits)
+        self.train_function = self.test_function = self.predict_function = None
+        self._adopt(graph, config, self.__dict__.get("_given_label_names"))
+        if compiled is not None:
+            self.compile(**compiled)
 
     def packed_for_training(self, x):
         """With `packing`, the training batches packed into rows (preprocessing.packing): the same loss and

@@ -34,6 +34,7 @@ from tfhub_transfer.models.base import TaskModel, register
 from tfhub_transfer.models.inputs import Given, check_label_names, check_num_classes
 from tfhub_transfer.preprocessing.tokens import make_tagging_dataset, make_tagging_stream
 from tfhub_transfer.transfer.modes import TransferMode
+from tfhub_transfer.transfer.modes.auto import DataProfile, resolve_mode
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +44,7 @@ class TaggerConfig:
     num_tags: int
     encoder: str = "default"
     preprocessor: str | None = None
-    mode: str = "finetune"
+    mode: str = "auto"  # auto: the decision table's rule for token labels (transfer.modes.auto), fixed at build
     layer_mix: str | None = None
     head: str | dict = "dense"  # dense | bilstm (layers.heads), or a head layer of your own as its Keras config
     dropout: float = 0.1
@@ -93,6 +94,9 @@ class TokenClassifier(TaskModel):
             custom, config = config.head, dataclasses.replace(config, head=serialize_head(config.head))
         elif isinstance(config.head, dict):
             custom = deserialize_head(config.head)
+        choice = resolve_mode(TransferMode.parse(config.mode), DataProfile.token_labels())
+        if choice is not None:  # auto: token labels get one recipe whatever the data, so it is chosen now
+            config = dataclasses.replace(config, mode=choice.mode)
         mode = TransferMode.parse(config.mode, config.embedding_lr_multiplier)
         spec, preprocessor, layer = load_encoder(config, mode)
         inputs = encoder_inputs()
@@ -116,7 +120,9 @@ class TokenClassifier(TaskModel):
 
         `head` is a registered head name (`dense`, `bilstm`) or a tf_keras layer instance that maps each word's
         features [batch, words, hidden] to tag logits [batch, words, num_tags] (registered with
-        `tf_keras.utils.register_keras_serializable`, so that `save` / `load` rebuild it).
+        `tf_keras.utils.register_keras_serializable`, so that `save` / `load` rebuild it). `mode` is `auto` by
+        default: the decision table's rule for token labels (every layer trains, `finetune`), chosen when the model
+        is built, since it does not depend on the data; any other mode is taken as given.
         """
         tags = check_label_names(tags, "tags")
         num_tags = num_tags if num_tags is not None else (len(tags) if tags else None)

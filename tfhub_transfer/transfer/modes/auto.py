@@ -11,7 +11,9 @@ the small table `RULES` below; each threshold names the measurement that set it
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+
+import numpy as np
 
 from tfhub_transfer.errors import ConfigError
 from tfhub_transfer.transfer.modes.base import TransferMode, register_mode
@@ -64,8 +66,9 @@ FEW_MULTI_LABEL_PER_CLASS = 256
 PAIR_BATCH_SIZE = 8
 # Multi-label with few labels per class: the frozen encoder's cached features with a tuned head. GoEmotions
 # (28 labels) at 16 per class, dev macro-F1 on 500 rows, 2 seeds (RESULTS.md, 2026-12-07): contrastive 0.000 and
-# 0.000 (its head predicts no label), gradual 0.040 (1 seed), freeze 0.067 / 0.055, freeze + cache + tuned head
-# 0.140 / 0.157.
+# 0.000 (its head predicted no label; with the head's features standardised since, 0.114 / 0.131 at 8 / 16 per label
+# on one draw of 1,000 rows against this rule's 0.124 / 0.121, 2026-12-08), gradual 0.040 (1 seed), freeze 0.067 /
+# 0.055, freeze + cache + tuned head 0.140 / 0.157.
 # `gradual` scored 80.43 against finetune's 78.44 at 1k SST-2 sentences and level at 8k (3 seeds each,
 # RESULTS.md: the transfer-mode recipes); it is the fine-tuning recipe past the few-shot range.
 FINE_TUNING_MODE = "gradual"
@@ -88,6 +91,10 @@ class DataProfile:
         sentence_encoder: the encoder was trained to be read by mean pooling (sentence-transformers).
         validation_given: a validation set was given (`--valid`), so none is held out of training.
         architecture: `encoder`, `rnn` or `text_embedding`.
+        single_vector_head: the head is the dense one on one pooled vector per text, on unpacked rows (not a
+            BiLSTM over the tokens, not a head layer of one's own, no `--pack`): what the pair recipes read.
+        texts_in_memory: the texts are at hand as lists (not streamed, not a tf.data dataset or token ids): the
+            recipes that draw pairs from them or fit a head on their fixed features need that.
     """
 
     examples: int
@@ -99,6 +106,25 @@ class DataProfile:
     sentence_encoder: bool = False
     validation_given: bool = False
     architecture: str = "encoder"
+    single_vector_head: bool = True
+    texts_in_memory: bool = True
+
+    @classmethod
+    def from_counts(cls, counts: Sequence[int], examples: int, **fields) -> DataProfile:
+        """The profile of `examples` labelled examples whose classes hold `counts` examples each ([] for
+        regression or tagging); `fields` are the other attributes.
+
+        Example:
+            >>> DataProfile.from_counts([8, 12], 20, sentence_encoder=True).per_class
+            8.0
+        """
+        return cls(examples=examples, classes=max(len(counts), 1), smallest_class=min(counts) if len(counts) else None,
+                   **fields)
+
+    @classmethod
+    def token_labels(cls) -> DataProfile:
+        """The profile of any token-labelling data: its rule does not depend on how much there is."""
+        return cls(0, 0, task="tokens")
 
     @property
     def per_class(self) -> float:
@@ -153,8 +179,9 @@ def _few_shot(profile: DataProfile) -> bool:
     except ConfigError:
         return False
     # Measured with a mean-pooled sentence encoder only (SetFit's setting); a plain BERT fine-tunes instead.
-    # Single-label only: on multi-label data its head predicted no label at all (see above).
-    return profile.sentence_encoder and profile.per_class <= FEW_SHOT_PER_CLASS and profile.task == "single_label"
+    # Single-label only: on multi-label data the cached, tuned head led (see above).
+    return (profile.sentence_encoder and profile.per_class <= FEW_SHOT_PER_CLASS and profile.task == "single_label"
+            and profile.texts_in_memory and profile.single_vector_head)
 
 
 def _whole_texts_sentence_encoder(profile: DataProfile) -> bool:
@@ -173,7 +200,7 @@ def _small_data(profile: DataProfile) -> bool:
 
 def _few_pairs(profile: DataProfile) -> bool:
     return (profile.task == "single_label" and profile.pair and _whole_texts_sentence_encoder(profile)
-            and profile.per_class <= FEW_PAIRS_PER_CLASS)
+            and profile.per_class <= FEW_PAIRS_PER_CLASS and profile.texts_in_memory and profile.single_vector_head)
 
 
 def _small_pairs(profile: DataProfile) -> bool:
@@ -259,6 +286,28 @@ class Auto(TransferMode):
     def check_applies(self, *args, **kwargs) -> None:  # what it resolves to checks for itself
         return None
 
+    @staticmethod
+    def before_data() -> str:
+        """The mode a Keras model in `auto` mode is built in until its first `fit` shows it the data: plain
+        fine-tuning, which applies to every encoder; that fit rebuilds the model for the mode chosen."""
+        return "finetune"
+
+
+
+def label_counts(targets: np.ndarray, target: str, num_classes: int) -> list[int]:
+    """Examples per class of encoded targets: class ids (`target` "class"), multi-hot rows ("classes": texts
+    carrying each label); [] for scores.
+
+    Example:
+        >>> label_counts(np.array([0, 1, 1]), "class", 3)
+        [1, 2, 0]
+    """
+    if target == "number":
+        return []
+    rows = np.asarray(targets)
+    if target == "classes":
+        return [int(c) for c in rows.reshape(len(rows), -1).sum(0)]
+    return [int(c) for c in np.bincount(rows.astype(int).ravel(), minlength=num_classes)]
 
 
 def resolve_mode(mode: TransferMode, profile: DataProfile) -> Choice | None:
