@@ -282,7 +282,7 @@ def fit_on_texts(model: TaskModel, x, y, batch_size: int | None = None, epochs: 
     if given:
         raise ConfigError(f"fit options {sorted(given)} do not apply to {what} from texts and labels")
     if isinstance(x, tf.data.Dataset) or not model._is_raw(x) or y is None:
-        raise ConfigError(f"{what} from texts and their labels, model.fit(texts, labels) (not from a dataset of "
+        raise ConfigError(f"{what} from texts and their labels, fit(texts, labels) (not from a dataset of "
                           "encoder inputs)")
     train = Examples(*model._texts(x)[:1], model.encode_labels(y), model._texts(x)[1])
     valid = None
@@ -294,7 +294,7 @@ def fit_on_texts(model: TaskModel, x, y, batch_size: int | None = None, epochs: 
     optimization = _optimization_from(model, epochs, batch_size or DEFAULT_BATCH_SIZE)
     level = 1 if verbose == "auto" else int(verbose)
     runtime = RuntimeConfig(seed=seed, verbose=level, callbacks=list(callbacks or []))
-    outcome = fit(model, train, valid, optimization, runtime, job="model.fit(texts, labels)", shuffle=shuffle)
+    outcome = fit(model, train, valid, optimization, runtime, job="fit() on texts", shuffle=shuffle)
     if model.optimizer is None:
         model.compile()  # evaluate() works on the fitted classifier as on any other
     history = tf_keras.callbacks.History()
