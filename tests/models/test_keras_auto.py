@@ -138,7 +138,7 @@ def test_epochs_auto_without_a_known_length_is_one_error_naming_the_argument(tin
         model.fit(endless, epochs="auto", verbose=0)
 
 
-def test_few_multi_label_examples_get_a_standardised_head_on_fixed_features_that_predicts_labels(tiny_encoder):
+def test_multi_label_past_the_pairs_gets_a_standardised_head_on_fixed_features_that_predicts_labels(tiny_encoder):
     rng = np.random.default_rng(0)
     vocab = {"sport": ["goal", "match", "team"], "money": ["bank", "price", "market"],
              "food": ["bread", "soup", "cake"]}
@@ -156,7 +156,7 @@ def test_few_multi_label_examples_get_a_standardised_head_on_fixed_features_that
     model = TextClassifier.from_encoder(str(tiny_encoder), labels=list(vocab), task="multi_label",
                                         seq_length=SEQ_LENGTH, seed=0)
     encoder_before = [w.numpy().copy() for w in model.get_layer("encoder").weights]
-    model.fit(*texts_of(60), verbose=0)
+    model.fit(*texts_of(200), verbose=0)  # each label on ~100 texts: past the pairs' 64 per class
     assert (model.config.mode, model.fixed_features) == ("freeze", True)
     for before, after in zip(encoder_before, model.get_layer("encoder").weights):
         np.testing.assert_array_equal(before, after.numpy())
@@ -211,3 +211,38 @@ def test_a_tagger_in_auto_mode_gets_the_token_rule_when_built(tiny_encoder):
     assert (tagger.config.mode, tagger.mode.name, tagger.mode.encoder_trainable) == ("finetune", "finetune", True)
     frozen = TokenClassifier.from_encoder(str(tiny_encoder), tags=["O", "B-X"], seq_length=SEQ_LENGTH, mode="freeze")
     assert frozen.config.mode == "freeze"
+
+
+MIRRORED_SCRIPT = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from tfhub_transfer.models.text_classifier import TextClassifier
+
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    model = TextClassifier.from_encoder(sys.argv[1], labels=["neg", "pos"], seq_length=16, seed=0)
+texts = ["the film was wonderful and great fun", "the plot was awful and a dull mess"] * 70
+labels = ["pos", "neg"] * 70
+model.fit(texts, labels, epochs=1, verbose=0)  # 70 per class: fine-tuning in batches of 8, rebuilt in the scope
+head = model.get_layer("head").weights[0]
+json.dump({"mode": model.config.mode, "replicas": model.distribute_strategy.num_replicas_in_sync,
+           "mirrored": type(head).__name__, "steps": int(model.optimizer.iterations.numpy())}, sys.stdout)
+"""
+
+
+@pytest.mark.integration  # a subprocess with two logical devices, ~30 s: make integration (CI)
+def test_auto_rebuilds_a_model_made_under_a_strategy_inside_that_strategy(tiny_encoder):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, str(tiny_encoder)], capture_output=True, text=True,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (result["mode"], result["replicas"], result["steps"]) == ("finetune", 2, 140 // 8 + 1)
+    assert "Mirrored" in result["mirrored"]  # the new head's variables are the strategy's

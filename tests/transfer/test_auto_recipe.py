@@ -4,6 +4,7 @@ import pytest
 
 from tfhub_transfer.transfer.modes import TransferMode
 from tfhub_transfer.transfer.modes.auto import (
+    FEW_MULTI_LABEL_PAIRS_PER_CLASS,
     FEW_MULTI_LABEL_PER_CLASS,
     FEW_PAIRS_PER_CLASS,
     FEW_SHOT_PER_CLASS,
@@ -27,7 +28,7 @@ def choose(**profile):
     # few labels per class, one text, a sentence encoder: SetFit's pairs (every unique pair, within the budget)
     (dict(examples=16, classes=2, smallest_class=8, sentence_encoder=True), "contrastive"),
     (dict(examples=32, classes=2, smallest_class=16, sentence_encoder=True), "contrastive"),
-    (dict(examples=48, classes=6, smallest_class=8, sentence_encoder=True, task="multi_label"), "freeze"),
+    (dict(examples=48, classes=6, smallest_class=8, sentence_encoder=True, task="multi_label"), "contrastive"),
     (dict(examples=256, classes=4, smallest_class=64, sentence_encoder=True), "contrastive"),
     # a few more: fine-tuning in small batches on every label
     (dict(examples=200, classes=2, smallest_class=100, sentence_encoder=True), "finetune"),
@@ -108,11 +109,24 @@ def test_sentence_pairs_fine_tune_in_small_batches_on_every_label_up_to_their_ow
     assert pairs(SMALL_PAIRS_PER_CLASS, task="multi_label").mode == "gradual"
 
 
-def test_few_multi_label_examples_get_the_tuned_head_on_cached_features_and_keep_validation():
+def test_few_multi_label_examples_get_the_pairs_as_measured_batches_and_hold_out_kept():
+    few = choose(examples=448, classes=28, smallest_class=16, sentence_encoder=True, task="multi_label")
+    assert (few.mode, few.batch_size, few.validation_fraction, few.tuned_cached_head) == \
+        ("contrastive", None, None, False)
+    at = choose(examples=1792, classes=28, smallest_class=FEW_MULTI_LABEL_PAIRS_PER_CLASS, sentence_encoder=True,
+                task="multi_label")
+    assert at.mode == "contrastive" and "multi-label" in at.describe()
+    streamed = choose(examples=448, classes=28, smallest_class=16, sentence_encoder=True, task="multi_label",
+                      texts_in_memory=False)
+    assert streamed.tuned_cached_head  # the cached head reads a streamed file; the pairs need the texts at hand
+
+
+def test_multi_label_examples_past_the_pairs_get_the_tuned_head_on_cached_features_and_keep_validation():
     from tfhub_transfer.config import TrainConfig
     from tfhub_transfer.jobs.train import choice_changes
 
-    few = choose(examples=448, classes=28, smallest_class=16, sentence_encoder=True, task="multi_label")
+    few = choose(examples=1820, classes=28, smallest_class=FEW_MULTI_LABEL_PAIRS_PER_CLASS + 1, sentence_encoder=True,
+                 task="multi_label")
     assert (few.mode, few.tuned_cached_head, few.validation_fraction) == ("freeze", True, None)
     assert "--feature-cache --tune-head" in few.describe()
     config = TrainConfig.of(train="x.tsv", task="multi_label")

@@ -377,7 +377,8 @@ class TextClassifier(TaskModel):
         compiled = self._compile_options
         if isinstance(config.head, dict):  # a head layer of the user's own: the very instance they gave stays
             config = dataclasses.replace(config, head=self.get_layer(config.head["config"]["name"]))
-        graph = classifier_graph(config, self._encoder_layer())
+        with self.distribute_strategy.scope():  # a new head's variables live where the model's others do
+            graph = classifier_graph(config, self._encoder_layer())
         self._init_graph_network(graph.inputs, graph.logits)
         self.train_function = self.test_function = self.predict_function = None
         self._adopt(graph, config, self.__dict__.get("_given_label_names"))

@@ -50,6 +50,13 @@ SMALL_PAIRS_PER_CLASS = 512
 # 69.4 against 75.0 / 72.3 / 73.8, so past 256 the pair read as one sequence fine-tunes better. RTE at 16 per class
 # 61.7 / 61.4 / 63.9 against 54.2 / 54.2 / 49.5, at 256, 61.4 / 59.9 against 53.4 / 45.9.
 FEW_PAIRS_PER_CLASS = 256
+# Multi-label up to this many per class: SetFit's pairs (`contrastive` as given: batches of 32, a tenth held out),
+# since its head on the tuned embeddings is standardised (models.contrastive.feature_standardisation). GoEmotions,
+# dev macro-F1 on 1,000 rows, the same draws (RESULTS.md, "The Python API's default", 2026-12-08): at 64 per label
+# 24.0 / 21.8 against the cached, tuned head's 20.6 / 20.3 (the rule before) in 135 s against 61-69 s; at 16 per
+# label 13.1 / 15.0 / 14.7 against 12.1 / 15.3 / 15.6 (level, 14.3 each); at 8 per label, one draw, 11.4 against
+# 12.4. The bound is the single-label pairs' (FEW_SHOT_PER_CLASS); past it the tuned head stays (unmeasured there).
+FEW_MULTI_LABEL_PAIRS_PER_CLASS = FEW_SHOT_PER_CLASS
 # Multi-label: the cached features with a tuned head led at every size measured on GoEmotions (28 labels, macro-F1,
 # RESULTS.md "Sentence pairs and multi-label on the curve", 2026-12-07): at 16 per label (3 draws) 0.121-0.156
 # against `gradual` 0.031-0.044 and `finetune` 0.043-0.051; at up to 256 per label (6,459 texts, the rarest label
@@ -208,6 +215,11 @@ def _small_pairs(profile: DataProfile) -> bool:
             and profile.per_class <= SMALL_PAIRS_PER_CLASS)
 
 
+def _few_multi_label_pairs(profile: DataProfile) -> bool:
+    return (profile.task == "multi_label" and _one_text_sentence_encoder(profile) and profile.texts_in_memory
+            and profile.single_vector_head and profile.per_class <= FEW_MULTI_LABEL_PAIRS_PER_CLASS)
+
+
 def _few_multi_label(profile: DataProfile) -> bool:
     return (profile.task == "multi_label" and _one_text_sentence_encoder(profile)
             and profile.per_class <= FEW_MULTI_LABEL_PER_CLASS)
@@ -250,6 +262,8 @@ RULES = (
          holdout=every_label, pairs="siamese", feature_cache=True),
     Rule(f"<= {SMALL_PAIRS_PER_CLASS} per class, sentence pairs, class labels, a sentence encoder: small batches, "
          "every label", _small_pairs, "finetune", batch_size=SMALL_DATA_BATCH_SIZE, holdout=every_label),
+    Rule(f"<= {FEW_MULTI_LABEL_PAIRS_PER_CLASS} per class, multi-label, one text, a sentence encoder: SetFit's pairs",
+         _few_multi_label_pairs, "contrastive", holdout=keep_holdout),
     Rule(f"<= {FEW_MULTI_LABEL_PER_CLASS} per class, multi-label, a sentence encoder: its cached features, head tuned",
          _few_multi_label, "freeze", holdout=keep_holdout, tuned_cached_head=True),
     Rule("more labels, or a task pairs do not fit: phased fine-tuning",
@@ -273,7 +287,8 @@ class Auto(TransferMode):
 
     name = "auto"
     summary = ("the package chooses from the data (examples per class, task, encoder): contrastive for few "
-               "labels per class, finetune in small batches for a few more, gradual past that, finetune where "
+               "labels per class (single- or multi-label), finetune in small batches for a few more, gradual past "
+               f"that (multi-label: a tuned head on cached features up to {FEW_MULTI_LABEL_PER_CLASS}), finetune where "
                f"groups or pairs do not apply; sentence pairs: a frozen siamese reading up to {FEW_PAIRS_PER_CLASS} "
                f"per class, small batches up to {SMALL_PAIRS_PER_CLASS}")
 
