@@ -104,7 +104,7 @@ import sys
 import tfhub_transfer
 from tfhub_transfer import TextClassifier
 texts, labels = ["good film", "bad film", "great", "awful"] * 8, ["pos", "neg", "pos", "neg"] * 8
-model = TextClassifier.from_encoder(sys.argv[1], labels=["neg", "pos"], seq_length=16, seed=0)
+model = TextClassifier.from_encoder(sys.argv[1], labels=["neg", "pos"], seq_length=16, seed=0, mode="finetune")
 model.fit(texts, labels, batch_size=8, epochs=2, validation_data=(texts[:8], labels[:8]))
 model.evaluate(texts, labels)
 print("predicted", model.predict(texts[:2]).shape)

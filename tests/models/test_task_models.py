@@ -29,16 +29,18 @@ TAGS = [["B-PER", "O", "O", "B-LOC"], ["B-PER", "O", "B-LOC"], ["O", "O"], ["B-L
 PROBE = TEXTS[:3]
 
 # Each case: (the registered class it covers, a factory of (tiny encoder, text-embedding module), examples).
+# mode="finetune": the harness takes one optimizer step through Keras' fit; auto's own path (the choice at the
+# first fit, the rebuild) is tests/models/test_keras_auto.py
 CASES = {
     "text_single_label": ("TextClassifier", lambda enc, _: TextClassifier.from_encoder(
-        str(enc), labels=["neg", "pos"], seq_length=16), TaskExamples(TEXTS, SENTIMENT, PROBE)),
+        str(enc), labels=["neg", "pos"], seq_length=16, mode="finetune"), TaskExamples(TEXTS, SENTIMENT, PROBE)),
     "text_multi_label": ("TextClassifier", lambda enc, _: TextClassifier.from_encoder(
-        str(enc), labels=["film", "fun", "slow"], task="multi_label", seq_length=16),
+        str(enc), labels=["film", "fun", "slow"], task="multi_label", seq_length=16, mode="finetune"),
         TaskExamples(TEXTS, TOPICS, PROBE)),
     "text_regression": ("TextClassifier", lambda enc, _: TextClassifier.from_encoder(
-        str(enc), task="regression", seq_length=16), TaskExamples(TEXTS, SCORES, PROBE)),
+        str(enc), task="regression", seq_length=16, mode="finetune"), TaskExamples(TEXTS, SCORES, PROBE)),
     "text_pairs": ("TextClassifier", lambda enc, _: TextClassifier.from_encoder(
-        str(enc), labels=["neg", "pos"], pair=True, seq_length=24),
+        str(enc), labels=["neg", "pos"], pair=True, seq_length=24, mode="finetune"),
         TaskExamples((TEXTS, TEXTS[::-1]), SENTIMENT, (PROBE, PROBE[::-1]))),
     "tokens": ("TokenClassifier", lambda enc, _: TokenClassifier.from_encoder(
         str(enc), ["O", "B-PER", "B-LOC"], seq_length=16), TaskExamples(SENTENCES, TAGS, SENTENCES[:2])),
