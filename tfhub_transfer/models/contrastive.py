@@ -266,6 +266,12 @@ def _optimization_from(model: TaskModel, epochs: int, batch_size: int) -> Optimi
     return OptimizationConfig(epochs=epochs, batch_size=batch_size, optimizer=optimizer, **chosen)
 
 
+def _examples(model: TaskModel, x, y) -> Examples:
+    """Texts (texts_a, texts_b for pairs) and labels as the model's Examples."""
+    texts, texts_b = model._texts(x)
+    return Examples(texts, model.encode_labels(y), texts_b)
+
+
 # What `model.fit` passes on to a fit on texts and labels (the pair fit's, or the head's on fixed features).
 TEXT_FIT_OPTIONS = ("batch_size", "epochs", "verbose", "callbacks", "validation_data", "shuffle", "seed")
 
@@ -284,13 +290,12 @@ def fit_on_texts(model: TaskModel, x, y, batch_size: int | None = None, epochs: 
     if isinstance(x, tf.data.Dataset) or not model._is_raw(x) or y is None:
         raise ConfigError(f"{what} from texts and their labels, fit(texts, labels) (not from a dataset of "
                           "encoder inputs)")
-    train = Examples(*model._texts(x)[:1], model.encode_labels(y), model._texts(x)[1])
+    train = _examples(model, x, y)
     valid = None
     if validation_data is not None:
         if not (isinstance(validation_data, tuple) and len(validation_data) == 2):
             raise ConfigError("validation_data here is (texts, labels)")
-        valid = Examples(*model._texts(validation_data[0])[:1], model.encode_labels(validation_data[1]),
-                         model._texts(validation_data[0])[1])
+        valid = _examples(model, *validation_data)
     optimization = _optimization_from(model, epochs, batch_size or DEFAULT_BATCH_SIZE)
     level = 1 if verbose == "auto" else int(verbose)
     runtime = RuntimeConfig(seed=seed, verbose=level, callbacks=list(callbacks or []))

@@ -180,6 +180,11 @@ def keep_holdout(profile: DataProfile) -> None:
     return None
 
 
+def _pairs_can_read(profile: DataProfile) -> bool:
+    """The pair recipes (SetFit's pairs, pairs read apart) need the texts at hand and one vector a text."""
+    return profile.texts_in_memory and profile.single_vector_head
+
+
 def _few_shot(profile: DataProfile) -> bool:
     try:
         Contrastive.check_applies(profile.task, profile.pair, profile.windowed, profile.architecture)
@@ -188,7 +193,7 @@ def _few_shot(profile: DataProfile) -> bool:
     # Measured with a mean-pooled sentence encoder only (SetFit's setting); a plain BERT fine-tunes instead.
     # Single-label only: on multi-label data the cached, tuned head led (see above).
     return (profile.sentence_encoder and profile.per_class <= FEW_SHOT_PER_CLASS and profile.task == "single_label"
-            and profile.texts_in_memory and profile.single_vector_head)
+            and _pairs_can_read(profile))
 
 
 def _whole_texts_sentence_encoder(profile: DataProfile) -> bool:
@@ -207,7 +212,7 @@ def _small_data(profile: DataProfile) -> bool:
 
 def _few_pairs(profile: DataProfile) -> bool:
     return (profile.task == "single_label" and profile.pair and _whole_texts_sentence_encoder(profile)
-            and profile.per_class <= FEW_PAIRS_PER_CLASS and profile.texts_in_memory and profile.single_vector_head)
+            and profile.per_class <= FEW_PAIRS_PER_CLASS and _pairs_can_read(profile))
 
 
 def _small_pairs(profile: DataProfile) -> bool:
@@ -216,8 +221,8 @@ def _small_pairs(profile: DataProfile) -> bool:
 
 
 def _few_multi_label_pairs(profile: DataProfile) -> bool:
-    return (profile.task == "multi_label" and _one_text_sentence_encoder(profile) and profile.texts_in_memory
-            and profile.single_vector_head and profile.per_class <= FEW_MULTI_LABEL_PAIRS_PER_CLASS)
+    return (profile.task == "multi_label" and _one_text_sentence_encoder(profile) and _pairs_can_read(profile)
+            and profile.per_class <= FEW_MULTI_LABEL_PAIRS_PER_CLASS)
 
 
 def _few_multi_label(profile: DataProfile) -> bool:
